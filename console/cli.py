@@ -1,0 +1,320 @@
+"""The `tradeconsole` command line (SPEC section 3).
+
+Headless and export commands never import Textual; the UI is imported only by `demo`, `run`
+without `--headless`, and `inspect`. Exit codes: 0 done, 1 runtime failure, 2 bad usage or
+bad config (the message names the file, key and line).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import csv
+import json
+import logging
+import signal
+import sys
+from collections.abc import Sequence
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from executor.config import ConfigError, Settings, load_config, write_template
+
+EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
+
+ORDER_FIELDS = (
+    "signal_id",
+    "client_order_id",
+    "exchange_order_id",
+    "symbol",
+    "side",
+    "type",
+    "amount",
+    "price",
+    "status",
+    "filled",
+    "average",
+    "fee",
+    "fee_currency",
+    "attempts",
+    "origin",
+    "created_at",
+    "updated_at",
+    "last_error",
+)
+SIGNAL_FIELDS = (
+    "id",
+    "status",
+    "reason",
+    "received_at",
+    "source",
+    "symbol",
+    "side",
+    "amount",
+    "reference_price",
+    "expires_at",
+    "decided_at",
+    "decided_by",
+)
+
+
+class UsageError(Exception):
+    pass
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="tradeconsole", description="A terminal trading console for crypto spot.")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def common(p: argparse.ArgumentParser, *, config: bool = True) -> None:
+        p.add_argument("--db", metavar="PATH", help="SQLite store (default: [store] path or the platform data dir)")
+        if config:
+            p.add_argument("--config", metavar="FILE", help="TOML config (default: the platform config dir)")
+
+    p = sub.add_parser("demo", help="paper exchange + synthetic market + demo strategy, in the console")
+    p.add_argument("--seed", type=int, default=None, help="seed of the synthetic market (default: [paper] seed)")
+    p.add_argument("--via-emulator", action="store_true", help="trade through real ccxt against a local emulator")
+    common(p)
+
+    p = sub.add_parser("run", help="trade per the config")
+    p.add_argument("--headless", action="store_true", help="no UI: the core alone, logging to stderr")
+    p.add_argument(
+        "--until-idle",
+        action="store_true",
+        help="exit 0 once every source is exhausted and no order is in a non-terminal state",
+    )
+    p.add_argument("--signals", metavar="PATH", help="JSONL signals file, or - for stdin")
+    common(p)
+
+    p = sub.add_parser("inspect", help="the console, read-only, on a store another process is writing")
+    common(p)
+
+    p = sub.add_parser("emulator", help="a Binance-spot-compatible REST exchange on 127.0.0.1")
+    p.add_argument("--port", type=int, default=8765)
+    p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--faults", metavar="FILE", help="JSON fault-injection plan")
+    p.add_argument("--latency-ms", type=float, default=0.0)
+    common(p)
+
+    p = sub.add_parser("orders", help="export orders (open ones, or all)")
+    fmt = p.add_mutually_exclusive_group()
+    fmt.add_argument("--json", action="store_true")
+    fmt.add_argument("--csv", action="store_true")
+    p.add_argument("--all", action="store_true", help="include finished orders")
+    common(p)
+
+    p = sub.add_parser("signals", help="export signals with their status and reason")
+    p.add_argument("--json", action="store_true")
+    common(p)
+
+    p = sub.add_parser("audit", help="export the operator audit trail")
+    p.add_argument("--json", action="store_true")
+    common(p)
+
+    p = sub.add_parser("config", help="configuration helpers")
+    csub = p.add_subparsers(dest="config_command", required=True, metavar="SUBCOMMAND")
+    pi = csub.add_parser("init", help="write a commented config template")
+    pi.add_argument("path", nargs="?", help="where to write it (default: the platform config dir)")
+    pi.add_argument("--force", action="store_true", help="overwrite an existing file")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return _dispatch(args)
+    except ConfigError as exc:
+        print(f"tradeconsole: config error:\n{exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except UsageError as exc:
+        print(f"tradeconsole: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        return EXIT_OK
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    path = Path(args.config) if getattr(args, "config", None) else None
+    return load_config(path)
+
+
+def _db(args: argparse.Namespace, settings: Settings) -> Path:
+    return settings.db_path(args.db)
+
+
+def _dispatch(args: argparse.Namespace) -> int:
+    command = args.command
+    if command == "config":
+        from executor.config import default_config_path
+
+        target = Path(args.path) if args.path else default_config_path()
+        try:
+            write_template(target, force=args.force)
+        except FileExistsError as exc:
+            raise UsageError(str(exc)) from None
+        print(f"wrote {target}")
+        return EXIT_OK
+    settings = _settings(args)
+    if command in ("orders", "signals", "audit"):
+        db = _db(args, settings)
+        if not db.exists():
+            raise UsageError(f"no store at {db} (give --db PATH)")
+        return asyncio.run(_export(command, args, db))
+    if command == "run" and args.headless:
+        path = args.signals or settings.signals.jsonl
+        if path and path != "-" and not Path(path).exists():
+            raise UsageError(f"--signals {path}: no such file")
+        _setup_logging()
+        return asyncio.run(_run_headless(settings, _db(args, settings), args.signals, args.until_idle))
+    if command == "emulator":
+        from executor.exchanges.emulator import serve_cli  # issue 4
+
+        return serve_cli(args, settings)
+    from console.app import run_console
+
+    if command == "demo":
+        return run_console(settings, mode="demo", db=args.db, seed=args.seed, via_emulator=args.via_emulator)
+    if command == "inspect":
+        return run_console(settings, mode="inspect", db=str(_db(args, settings)))
+    return run_console(settings, mode="run", db=str(_db(args, settings)), signals=args.signals)
+
+
+def _setup_logging() -> None:
+    logging.basicConfig(
+        level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(levelname)-7s %(name)s: %(message)s"
+    )
+
+
+# -- headless ---------------------------------------------------------------------------------
+
+
+async def _run_headless(settings: Settings, db: Path, signals_path: str | None, until_idle: bool) -> int:
+    from executor.events import ErrorOccurred, OrderUpdated, SignalDecided
+    from executor.service import TradingService
+    from executor.sources.jsonl import read_lines
+
+    log = logging.getLogger("tradeconsole")
+    service = await TradingService.open(settings, db)
+
+    def narrate(event: Any) -> None:
+        if isinstance(event, OrderUpdated):
+            o = event.order
+            log.info(
+                "order %s %s %s %s %s/%s %s", o.client_order_id, o.symbol, o.side, o.type, o.filled, o.amount, o.status
+            )
+        elif isinstance(event, SignalDecided):
+            log.info("signal %s %s: %s", event.record.id, event.record.status, event.record.reason)
+        elif isinstance(event, ErrorOccurred):
+            log.log(logging.ERROR if event.level == "error" else logging.WARNING, "%s", event.message)
+
+    service.bus.subscribe(narrate)
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, service.request_stop)
+    try:
+        result = await service.start()
+        if result is not None:
+            log.info(
+                "reconciled: %d checked, %d open, %d unknown, %d adopted",
+                result.checked,
+                result.open,
+                result.unknown,
+                result.adopted,
+            )
+        path = signals_path or settings.signals.jsonl
+        if path:
+            service.add_source(read_lines(path, follow=settings.signals.follow), name=f"jsonl:{path}")
+        if until_idle:
+            idle = asyncio.create_task(service.run_until_idle())
+            stop = asyncio.create_task(service.wait_stopped())
+            await asyncio.wait({idle, stop}, return_when=asyncio.FIRST_COMPLETED)
+            for task in (idle, stop):
+                task.cancel()
+        else:
+            await service.wait_stopped()
+        log.info("stopping: requests in flight finish, open orders stay on the exchange")
+        return EXIT_OK
+    except UsageError:
+        raise
+    except Exception as exc:
+        log.error("run failed: %s", exc, exc_info=log.isEnabledFor(logging.DEBUG))
+        return EXIT_FAILURE
+    finally:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(sig)
+        await service.close()
+
+
+# -- exports ----------------------------------------------------------------------------------
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, Decimal):
+        return float(value)
+    if hasattr(value, "isoformat"):
+        return value.isoformat()
+    if hasattr(value, "value"):
+        return value.value
+    return value
+
+
+async def _export(command: str, args: argparse.Namespace, db: Path) -> int:
+    from executor.store import Store, StoreError
+
+    try:
+        store = await Store.open(db, read_only=True)
+    except StoreError as exc:
+        raise UsageError(str(exc)) from None
+    try:
+        if command == "orders":
+            orders = await store.orders(include_terminal=args.all)
+            rows = [{f: _plain(getattr(o, f)) for f in ORDER_FIELDS} for o in orders]
+            _emit(rows, ORDER_FIELDS, as_json=args.json, as_csv=args.csv)
+        elif command == "signals":
+            records = await store.signals()
+            rows = []
+            for r in records:
+                row = {f: _plain(getattr(r, f, None)) for f in SIGNAL_FIELDS if f not in ("symbol", "side")}
+                row["symbol"] = r.signal.symbol if r.signal else None
+                row["side"] = r.signal.side.value if r.signal else None
+                rows.append({f: row.get(f) for f in SIGNAL_FIELDS})
+            _emit(rows, SIGNAL_FIELDS, as_json=args.json, as_csv=False)
+        else:
+            rows = await store.audit()
+            _emit(rows, ("seq", "ts", "actor", "action", "target", "detail"), as_json=args.json, as_csv=False)
+    finally:
+        await store.close()
+    return EXIT_OK
+
+
+def _emit(rows: list[dict[str, Any]], fields: Sequence[str], *, as_json: bool, as_csv: bool) -> None:
+    out = sys.stdout
+    if as_json:
+        json.dump(rows, out, indent=2, default=str)
+        out.write("\n")
+        return
+    if as_csv:
+        writer = csv.DictWriter(out, fieldnames=list(fields), extrasaction="ignore")
+        writer.writeheader()
+        writer.writerows(rows)
+        return
+    shown = [f for f in fields if f not in ("last_error", "reason", "detail")][:9]
+    widths = {f: max([len(f)] + [len(_cell(r.get(f))) for r in rows]) for f in shown}
+    out.write("  ".join(f.ljust(widths[f]) for f in shown) + "\n")
+    for r in rows:
+        out.write("  ".join(_cell(r.get(f)).ljust(widths[f]) for f in shown) + "\n")
+    if not rows:
+        out.write("(none)\n")
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return format(Decimal(repr(value)).normalize(), "f")
+    return str(value)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

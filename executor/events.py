@@ -1,0 +1,126 @@
+"""The executor's event stream: what happened, published to whoever subscribes (console, logs, tests).
+
+Events are small frozen dataclasses carrying model snapshots keyed by stable ids (signal id, client
+order id), so a view can be rebuilt from them alone. Subscribers are plain callables invoked
+synchronously in publish order; a view that is slow buffers on its side (the console flushes on an
+interval), and a subscriber that raises is isolated and never breaks the core.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal
+
+from executor.models import Balance, Order, SignalRecord, utcnow
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class SignalReceived(Event):
+    record: SignalRecord
+
+
+@dataclass(frozen=True, slots=True)
+class SignalDecided(Event):
+    """approved, rejected, expired, or back to pending (price moved); `record.reason` says why."""
+
+    record: SignalRecord
+
+
+@dataclass(frozen=True, slots=True)
+class OrderUpdated(Event):
+    order: Order
+
+
+@dataclass(frozen=True, slots=True)
+class RetryScheduled(Event):
+    operation: str
+    attempt: int
+    max_attempts: int
+    delay: float
+    reason: str
+    client_order_id: str | None = None
+    signal_id: str | None = None
+    ts: datetime = field(default_factory=utcnow)
+
+
+@dataclass(frozen=True, slots=True)
+class ErrorOccurred(Event):
+    message: str
+    level: str = "error"  # warning | error
+    client_order_id: str | None = None
+    signal_id: str | None = None
+    ts: datetime = field(default_factory=utcnow)
+
+
+@dataclass(frozen=True, slots=True)
+class BalancesUpdated(Event):
+    balances: dict[str, Balance]
+    prices: dict[str, Decimal]  # currency -> price in the quote currency (quote itself: 1)
+    quote: str
+
+
+@dataclass(frozen=True, slots=True)
+class ReconcileResult:
+    at: datetime
+    checked: int = 0
+    updated: int = 0
+    resolved_unknown: int = 0
+    adopted: int = 0
+    external: int = 0
+    open: int = 0
+    unknown: int = 0
+    drift: dict[str, Decimal] = field(default_factory=dict)
+    errors: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.errors and not self.drift
+
+
+@dataclass(frozen=True, slots=True)
+class Reconciled(Event):
+    result: ReconcileResult
+
+
+@dataclass(frozen=True, slots=True)
+class StateChanged(Event):
+    """Executor-wide state: paused (intake and auto-approval), intake exhausted, mode."""
+
+    paused: bool
+    intake_done: bool
+    mode: str
+
+
+Subscriber = Callable[[Event], None]
+
+
+class EventBus:
+    def __init__(self) -> None:
+        self._subscribers: list[Subscriber] = []
+
+    def subscribe(self, callback: Subscriber) -> Callable[[], None]:
+        self._subscribers.append(callback)
+        return lambda: self._subscribers.remove(callback) if callback in self._subscribers else None
+
+    def publish(self, event: Event) -> None:
+        for callback in list(self._subscribers):
+            try:
+                callback(event)
+            except Exception:  # a broken view must never break trading
+                log.exception("event subscriber failed on %s", type(event).__name__)
+
+    def queue(self, maxsize: int = 0) -> tuple[asyncio.Queue[Event], Callable[[], None]]:
+        """An asyncio queue fed with every event, for tests and async consumers."""
+        q: asyncio.Queue[Event] = asyncio.Queue(maxsize)
+        return q, self.subscribe(q.put_nowait)

@@ -1,0 +1,184 @@
+"""The exchange port: the one async interface the executor trades through, and its error taxonomy.
+
+Adapters (paper, ccxt) classify every failure once, here, into three classes, and the executor
+decides on the class only, never on message text:
+
+- `NotPlaced`   the request certainly did not take effect: retry after backoff (or the cooldown).
+- `Rejected`    the venue said no and will say no again: final.
+- `MaybePlaced` nobody knows whether it took effect: resolve by looking the order up.
+
+`OrderNotFound` and `DuplicateOrder` are definitive answers about one client order id.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal
+
+from executor.models import Balance, MarketInfo, OrderStatus, OrderType, Side
+
+
+class ExchangeError(Exception):
+    """Base of the taxonomy. Messages never carry credentials."""
+
+
+class NotPlaced(ExchangeError):
+    def __init__(self, message: str, *, retry_after: float | None = None, rate_limited: bool = False) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+        self.rate_limited = rate_limited
+
+
+class Rejected(ExchangeError):
+    pass
+
+
+class MaybePlaced(ExchangeError):
+    pass
+
+
+class OrderNotFound(Rejected):
+    """The venue does not know this order (now). Across a visibility delay this is not yet 'absent'."""
+
+
+class DuplicateOrder(Rejected):
+    """The client order id is already in use on the venue: the order exists."""
+
+
+@dataclass(frozen=True, slots=True)
+class Ticker:
+    symbol: str
+    bid: Decimal
+    ask: Decimal
+    last: Decimal
+    ts: float
+
+    @property
+    def mid(self) -> Decimal:
+        return (self.bid + self.ask) / 2
+
+    def touch(self, side: Side) -> Decimal:
+        """The price a taker of `side` pays first."""
+        return self.ask if side is Side.BUY else self.bid
+
+
+@dataclass(frozen=True, slots=True)
+class ExchangeOrder:
+    """An order as the venue reports it. `status` uses our names (open, filled, canceled, ...)."""
+
+    client_order_id: str
+    exchange_order_id: str | None
+    symbol: str
+    side: Side
+    type: OrderType
+    amount: Decimal
+    price: Decimal | None
+    status: OrderStatus
+    filled: Decimal
+    average: Decimal | None = None
+    fee: Decimal = Decimal(0)
+    fee_currency: str | None = None
+    ts: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Trade:
+    trade_id: str
+    exchange_order_id: str | None
+    client_order_id: str | None
+    symbol: str
+    side: Side
+    amount: Decimal
+    price: Decimal
+    fee: Decimal
+    fee_currency: str | None
+    ts: datetime | None = None
+
+
+@dataclass
+class Cooldown:
+    """One cooldown shared by every request of an adapter after a 429/418 (Retry-After honoured)."""
+
+    until: float = 0.0
+    trips: int = 0
+    clock: object = field(default=time.monotonic, repr=False)
+
+    def trip(self, seconds: float) -> None:
+        self.trips += 1
+        self.until = max(self.until, self.clock() + max(seconds, 0.0))  # type: ignore[operator]
+
+    @property
+    def remaining(self) -> float:
+        return max(0.0, self.until - self.clock())  # type: ignore[operator]
+
+    async def wait(self) -> None:
+        while (left := self.remaining) > 0:
+            await asyncio.sleep(left)
+
+
+@dataclass(frozen=True, slots=True)
+class RateLimitState:
+    cooldown_remaining: float = 0.0
+    trips: int = 0
+    throttled: bool = False
+
+    def describe(self) -> str:
+        if self.cooldown_remaining > 0:
+            return f"cooldown {self.cooldown_remaining:.0f}s"
+        return "ok"
+
+
+class ExchangePort(ABC):
+    """What the executor needs from a venue. Amounts and prices are Decimals on the venue's grid."""
+
+    name: str = "exchange"
+    mode: str = "LIVE"  # PAPER | SANDBOX | LIVE
+    cooldown: Cooldown
+
+    @abstractmethod
+    async def load_markets(self) -> dict[str, MarketInfo]: ...
+
+    @abstractmethod
+    async def fetch_ticker(self, symbol: str) -> Ticker: ...
+
+    @abstractmethod
+    async def fetch_balances(self) -> dict[str, Balance]: ...
+
+    @abstractmethod
+    async def create_order(
+        self,
+        *,
+        client_order_id: str,
+        symbol: str,
+        side: Side,
+        type: OrderType,
+        amount: Decimal,
+        price: Decimal | None,
+    ) -> ExchangeOrder: ...
+
+    @abstractmethod
+    async def fetch_order(self, client_order_id: str, symbol: str) -> ExchangeOrder:
+        """Raises `OrderNotFound` when the venue does not know the client order id."""
+
+    @abstractmethod
+    async def cancel_order(self, client_order_id: str, symbol: str) -> ExchangeOrder | None:
+        """Raises `OrderNotFound` when there is nothing to cancel (unknown, or already final)."""
+
+    @abstractmethod
+    async def fetch_open_orders(self, symbol: str | None = None) -> list[ExchangeOrder]: ...
+
+    @abstractmethod
+    async def fetch_my_trades(self, symbol: str, since: datetime | None = None) -> list[Trade]: ...
+
+    async def close(self) -> None:  # noqa: B027 - optional hook
+        """Release connections. Always called, also on failure."""
+
+    def rate_limit_state(self) -> RateLimitState:
+        cd = getattr(self, "cooldown", None)
+        if cd is None:
+            return RateLimitState()
+        return RateLimitState(cooldown_remaining=cd.remaining, trips=cd.trips)

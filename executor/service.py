@@ -1,0 +1,703 @@
+"""The core's public API: commands in, events out. The console and the headless runner use only this.
+
+`TradingService` wires the store, the exchange port and the `TradeExecutor` together, takes
+signals from sources through intake (schema, duplicates, semantic checks), applies the approval
+policy, expires signals past their TTL, and carries out operator commands (approve, reject,
+amend, cancel, kill switch, pause), each written to the audit log with its actor.
+
+Opened read-only (`inspect`) it holds no exchange and no keys: it follows a store another
+process writes, republishes what changed, and refuses every command.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import getpass
+import json
+import logging
+import os
+import socket
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from executor.config import Settings
+from executor.events import (
+    BalancesUpdated,
+    ErrorOccurred,
+    EventBus,
+    OrderUpdated,
+    Reconciled,
+    ReconcileResult,
+    SignalDecided,
+    SignalReceived,
+    StateChanged,
+)
+from executor.exchanges.base import ExchangeError, ExchangePort
+from executor.executor import AmendCheck, ExecutionError, PriceMoved, TradeExecutor
+from executor.models import (
+    Balance,
+    Order,
+    OrderType,
+    SignalRecord,
+    SignalStatus,
+    to_decimal,
+    utcnow,
+)
+from executor.signals import SignalError, fmt, parse_signal, size_signal
+from executor.states import check_signal_transition
+from executor.store import Store
+
+log = logging.getLogger("tradeconsole.service")
+
+S = SignalStatus
+
+
+class ReadOnlyError(ExecutionError):
+    """A command sent to a read-only (inspect) service."""
+
+
+def operator_actor(env: dict[str, str] | None = None) -> str:
+    """user@host, plus the SSH client's address when the operator came in over SSH."""
+    env = dict(os.environ if env is None else env)
+    try:
+        user = getpass.getuser()
+    except (KeyError, OSError):
+        user = env.get("USER", "unknown")
+    actor = f"{user}@{socket.gethostname()}"
+    ssh = env.get("SSH_CONNECTION", "").split()
+    if ssh:
+        actor += f" from {ssh[0]}"
+    return actor
+
+
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    """Everything a view needs to draw itself from scratch."""
+
+    signals: list[SignalRecord]
+    orders: list[Order]
+    balances: dict[str, Balance]
+    prices: dict[str, Decimal]
+    quote: str
+    reconcile: ReconcileResult | None
+    paused: bool
+    mode: str
+    exchange: str
+
+
+def build_exchange(settings: Settings) -> ExchangePort:
+    """The exchange port for `[exchange] id`: the paper exchange, or a ccxt venue."""
+    if settings.exchange.id == "paper":
+        from executor.exchanges.paper import PaperExchange
+        from executor.exchanges.paper_engine import PaperEngine
+
+        engine = PaperEngine(
+            seed=settings.paper.seed,
+            markets=list(settings.exchange.markets),
+            balances=dict(settings.paper.balances),
+            fee_pct=settings.paper.fee_pct,
+        )
+        return PaperExchange(engine, latency_ms=settings.paper.latency_ms)
+    try:
+        from executor.exchanges.ccxt_adapter import CcxtExchange
+    except ImportError as exc:  # pragma: no cover - until the ccxt adapter lands
+        raise ExecutionError(
+            f"exchange.id {settings.exchange.id!r}: the ccxt adapter is not available ({exc})"
+        ) from None
+    return CcxtExchange.from_settings(settings)
+
+
+class TradingService:
+    def __init__(
+        self,
+        settings: Settings,
+        store: Store,
+        exchange: ExchangePort | None,
+        *,
+        read_only: bool = False,
+        actor: str | None = None,
+        bus: EventBus | None = None,
+        clock: Callable[[], datetime] = utcnow,
+        poll_interval: float | None = None,
+    ) -> None:
+        self.settings = settings
+        self.store = store
+        self.exchange = exchange
+        self.read_only = read_only or exchange is None
+        self.actor = actor or operator_actor()
+        self.bus = bus or EventBus()
+        self.clock = clock
+        self.executor: TradeExecutor | None = None
+        if exchange is not None and not self.read_only:
+            self.executor = TradeExecutor(
+                exchange,
+                store,
+                settings.execution,
+                bus=self.bus,
+                client_id_prefix=settings.exchange.client_id_prefix,
+                poll_interval=poll_interval if poll_interval is not None else 0.5,
+                clock=clock,
+            )
+        self.paused = False
+        self.intake_done = False
+        self._sources: list[asyncio.Task] = []
+        self._loops: list[asyncio.Task] = []
+        self._resume = asyncio.Event()
+        self._resume.set()
+        self._stopping = asyncio.Event()
+        self._reconcile_lock = asyncio.Lock()
+        self._intake_lock = asyncio.Lock()
+        self._approving: set[asyncio.Task] = set()
+        self._balances: tuple[dict[str, Balance], dict[str, Decimal], str] = ({}, {}, "USDT")
+        self._last_reconcile: ReconcileResult | None = None
+        self.bus.subscribe(self._remember)
+
+    # -- opening ------------------------------------------------------------------------------
+
+    @classmethod
+    async def open(
+        cls,
+        settings: Settings,
+        db_path: str | Path,
+        *,
+        exchange: ExchangePort | None = None,
+        read_only: bool = False,
+        **kwargs: Any,
+    ) -> TradingService:
+        store = await Store.open(db_path, read_only=read_only)
+        try:
+            if not read_only and exchange is None:
+                exchange = build_exchange(settings)
+        except BaseException:
+            await store.close()
+            raise
+        return cls(settings, store, None if read_only else exchange, read_only=read_only, **kwargs)
+
+    @property
+    def mode(self) -> str:
+        if self.read_only:
+            return "READ-ONLY"
+        return self.exchange.mode if self.exchange else "READ-ONLY"
+
+    @property
+    def exchange_name(self) -> str:
+        if self.exchange is not None:
+            return self.exchange.name
+        return self.settings.exchange.id
+
+    def _remember(self, event: Any) -> None:
+        if isinstance(event, BalancesUpdated):
+            self._balances = (event.balances, event.prices, event.quote)
+        elif isinstance(event, Reconciled):
+            self._last_reconcile = event.result
+
+    async def start(self) -> ReconcileResult | None:
+        """Reconcile with the venue (before any intake), then start the periodic loops."""
+        if self.read_only:
+            await self._load_published_state()
+            self._loops.append(asyncio.create_task(self._follow_store(), name="follow-store"))
+            return self._last_reconcile
+        assert self.executor is not None
+        self.paused = (await self.store.get_flag("paused")) == "1"
+        if self.paused:
+            self._resume.clear()
+        result = await self.executor.start()
+        await self._persist_reconcile(result)
+        self._loops.append(asyncio.create_task(self._reconcile_loop(), name="reconcile"))
+        self._loops.append(asyncio.create_task(self._expire_loop(), name="expire"))
+        self._publish_state()
+        return result
+
+    async def stop(self) -> None:
+        """Stop intake, finish requests in flight, persist. Open orders stay on the exchange."""
+        self._stopping.set()
+        for task in self._sources + self._loops:
+            task.cancel()
+        await asyncio.gather(*self._sources, *self._loops, return_exceptions=True)
+        if self._approving:
+            await asyncio.gather(*list(self._approving), return_exceptions=True)
+        if self.executor is not None:
+            await self.executor.stop()
+
+    async def close(self) -> None:
+        try:
+            await self.stop()
+        finally:
+            try:
+                if self.exchange is not None:
+                    await self.exchange.close()
+            finally:
+                await self.store.close()
+
+    # -- snapshots ----------------------------------------------------------------------------
+
+    async def snapshot(self, *, history: int = 200) -> Snapshot:
+        signals = await self.store.signals(limit=history)
+        orders = await self.store.orders(include_terminal=False)
+        orders += [o for o in await self.store.orders(limit=history) if o.status.is_terminal]
+        balances, prices, quote = self._balances
+        return Snapshot(
+            signals=signals,
+            orders=orders,
+            balances=balances,
+            prices=prices,
+            quote=quote,
+            reconcile=self._last_reconcile,
+            paused=self.paused,
+            mode=self.mode,
+            exchange=self.exchange_name,
+        )
+
+    @property
+    def markets(self) -> dict:
+        return self.executor.markets if self.executor else {}
+
+    def idle(self) -> bool:
+        """No signal being decided and no order in a non-terminal state."""
+        if self.executor is None:
+            return True
+        return not self._approving and self.executor.idle
+
+    # -- intake -------------------------------------------------------------------------------
+
+    def add_source(self, lines: AsyncIterator[str], name: str) -> asyncio.Task:
+        task = asyncio.create_task(self._consume(lines, name), name=f"source:{name}")
+        self._sources.append(task)
+        self.intake_done = False
+        return task
+
+    async def _consume(self, lines: AsyncIterator[str], name: str) -> None:
+        try:
+            async for line in lines:
+                await self._resume.wait()
+                if not line.strip():
+                    continue
+                try:
+                    await self.receive(line, source=name)
+                except ExchangeError as exc:
+                    # The venue could not be asked for a reference price: record the signal as
+                    # invalid with that reason rather than dropping it.
+                    await self._record(line, name, S.INVALID, f"could not check against the exchange: {exc}")
+                except Exception as exc:  # bad input never stops intake; the line is kept with the reason
+                    log.exception("intake of a line from %s failed", name)
+                    await self._record(line, name, S.INVALID, f"internal error while checking: {exc}")
+        except Exception as exc:
+            log.exception("signal source %s failed", name)
+            self.bus.publish(ErrorOccurred(f"signal source {name} failed: {exc}"))
+        finally:
+            if all(t.done() or t is asyncio.current_task() for t in self._sources):
+                self.intake_done = True
+                self._publish_state()
+
+    async def sources_done(self) -> None:
+        if self._sources:
+            await asyncio.gather(*self._sources, return_exceptions=True)
+        self.intake_done = True
+
+    async def receive(self, raw: str, *, source: str) -> SignalRecord:
+        """Record one incoming signal: invalid, duplicate, or pending (then the approval policy)."""
+        if self.read_only:
+            raise ReadOnlyError("inspect mode is read-only")
+        raw = raw.strip()
+        try:
+            signal = parse_signal(raw)
+        except SignalError as exc:
+            return await self._record(raw, source, S.INVALID, exc.reason, signal_id=exc.signal_id)
+        async with self._intake_lock:  # a duplicate check and its insert must not interleave
+            if await self.store.signal_seen(signal.id):
+                return await self._record(raw, source, S.DUPLICATE, f"id {signal.id} seen before", signal_id=signal.id)
+            assert self.executor is not None
+            reference: Decimal | None = to_decimal(signal.price) if signal.price else None
+            if reference is None and signal.symbol in self.executor.markets:
+                reference = (await self.executor.ticker(signal.symbol)).touch(signal.side)
+            try:
+                amount = size_signal(signal, self.executor.markets, reference)
+            except SignalError as exc:
+                return await self._record(raw, source, S.INVALID, exc.reason, signal_id=signal.id, signal=signal)
+            received = self.clock()
+            ttl = signal.ttl_seconds or self.settings.approval.signal_ttl_seconds
+            record = SignalRecord(
+                id=signal.id,
+                status=S.PENDING,
+                source=source,
+                received_at=received,
+                raw=raw,
+                signal=signal,
+                reference_price=reference,
+                amount=amount,
+                expires_at=(signal.created_at or received) + timedelta(seconds=ttl),
+            )
+            record = await self.store.insert_signal(record)
+        self.bus.publish(SignalReceived(record))
+        if record.status is S.PENDING:
+            await self._apply_policy(record)
+        return record
+
+    async def _record(
+        self, raw: str, source: str, status: SignalStatus, reason: str, *, signal_id=None, signal=None
+    ) -> SignalRecord:
+        record = SignalRecord(
+            id=signal_id,
+            status=status,
+            reason=reason,
+            source=source,
+            received_at=self.clock(),
+            raw=raw[:4096],
+            signal=signal,
+        )
+        record = await self.store.insert_signal(record)
+        log.warning("signal %s from %s %s: %s", signal_id or "(no id)", source, status, reason)
+        self.bus.publish(SignalReceived(record))
+        return record
+
+    async def _apply_policy(self, record: SignalRecord) -> None:
+        approval = self.settings.approval
+        if approval.mode != "auto" or self.paused:
+            return
+        cap = to_decimal(approval.auto_max_notional)
+        notional = record.notional
+        if cap > 0 and (notional is None or notional > cap):
+            await self._decide(
+                record,
+                S.PENDING,
+                actor="auto",
+                reason=f"notional {fmt(notional or 0)} above auto_max_notional {fmt(cap)}: waits for an operator",
+            )
+            return
+        await self._approve(record, actor="auto")
+
+    # -- commands -----------------------------------------------------------------------------
+
+    def _writable(self) -> None:
+        if self.read_only:
+            raise ReadOnlyError("inspect mode is read-only: no action is possible here")
+
+    async def _audit(self, action: str, target: str | None, detail: dict | None = None, actor: str | None = None):
+        await self.store.record_audit(actor or self.actor, action, target, detail, self.clock())
+
+    async def _pending(self, signal_id: str) -> SignalRecord:
+        record = await self.store.get_signal(signal_id)
+        if record is None:
+            raise ExecutionError(f"no signal {signal_id}")
+        if record.status is not S.PENDING:
+            raise ExecutionError(f"signal {signal_id} is {record.status}, not pending")
+        if record.expires_at and record.expires_at <= self.clock():
+            await self._decide(record, S.EXPIRED, actor="ttl", reason="TTL passed before approval")
+            raise ExecutionError(f"signal {signal_id} expired")
+        return record
+
+    async def approve(self, signal_id: str, *, actor: str | None = None) -> None:
+        self._writable()
+        record = await self._pending(signal_id)
+        await self._audit("approve", signal_id, {"notional": str(record.notional)}, actor)
+        await self._approve(record, actor=actor or self.actor)
+
+    async def _approve(self, record: SignalRecord, *, actor: str) -> None:
+        record = await self._decide(record, S.APPROVED, actor=actor, reason=f"approved by {actor}")
+        assert self.executor is not None
+        task = asyncio.create_task(self._execute(record), name=f"execute:{record.id}")
+        self._approving.add(task)
+        task.add_done_callback(self._approving.discard)
+
+    async def _execute(self, record: SignalRecord) -> None:
+        assert self.executor is not None
+        try:
+            await self.executor.execute_signal(record)
+        except PriceMoved as exc:
+            # Nothing was sent. Back to the operator, with the live price as the new reference
+            # when the strategy gave none, so that approving again means "at today's price".
+            changes: dict[str, Any] = {}
+            if record.signal is not None and record.signal.price is None:
+                changes["reference_price"] = exc.live_price
+            await self._decide(record.model_copy(update=changes), S.PENDING, actor="executor", reason=str(exc))
+        except ExchangeError as exc:
+            self.bus.publish(ErrorOccurred(f"{record.id}: {exc}", signal_id=record.id))
+        except Exception as exc:
+            log.exception("executing %s failed", record.id)
+            self.bus.publish(ErrorOccurred(f"{record.id}: internal error: {exc}", signal_id=record.id))
+
+    async def _decide(self, record: SignalRecord, status: SignalStatus, *, actor: str, reason: str) -> SignalRecord:
+        old = record.status
+        if status != old:
+            check_signal_transition(old, status, record.id)
+        record = record.model_copy(
+            update={"status": status, "reason": reason, "decided_at": self.clock(), "decided_by": actor}
+        )
+        await self.store.update_signal(
+            record, old, source="operator" if actor not in ("auto", "ttl", "executor") else actor
+        )
+        self.bus.publish(SignalDecided(record))
+        return record
+
+    async def reject(self, signal_id: str, *, reason: str = "", actor: str | None = None) -> None:
+        self._writable()
+        record = await self._pending(signal_id)
+        who = actor or self.actor
+        await self._audit("reject", signal_id, {"reason": reason}, actor)
+        await self._decide(record, S.REJECTED, actor=who, reason=reason or f"rejected by {who}")
+
+    def check_signal_amend(
+        self,
+        record: SignalRecord,
+        *,
+        amount: Decimal | None = None,
+        price: Decimal | None = None,
+        order_type: OrderType | None = None,
+    ) -> AmendCheck:
+        """Validate an amended pending signal (precision, minimums, balance) without changing it."""
+        assert record.signal is not None
+        if self.executor is None:
+            return AmendCheck({"signal": "read-only"}, amount, price, None, None)
+        signal = record.signal
+        type_ = order_type or OrderType(signal.order_type or self.settings.execution.order_type)
+        amount = amount if amount is not None else record.amount
+        ref = price if price is not None else record.reference_price
+        check_price = ref
+        if type_ is OrderType.LIMIT and ref is not None:
+            from executor.executor import limit_price
+
+            market = self.executor.markets.get(signal.symbol)
+            if market is not None:
+                check_price = limit_price(
+                    ref, self.settings.execution.slippage_tolerance_pct, market.price_tick, signal.side
+                )
+        check = self.executor.check_order(signal.symbol, signal.side, type_, amount, check_price)
+        errors = dict(check.errors)
+        errors.pop("price", None) if type_ is OrderType.MARKET else None
+        if price is not None and price <= 0:
+            errors["price"] = "must be greater than 0"
+        return AmendCheck(errors, amount, check_price, check.notional, check.fee)
+
+    async def amend_signal(
+        self,
+        signal_id: str,
+        *,
+        amount: Decimal | None = None,
+        price: Decimal | None = None,
+        order_type: OrderType | None = None,
+        actor: str | None = None,
+    ) -> SignalRecord:
+        self._writable()
+        record = await self._pending(signal_id)
+        check = self.check_signal_amend(record, amount=amount, price=price, order_type=order_type)
+        if not check.ok:
+            raise ExecutionError("; ".join(f"{k}: {v}" for k, v in check.errors.items()))
+        assert record.signal is not None
+        changes: dict[str, Any] = {}
+        if amount is not None:
+            changes["amount"] = float(amount)
+            changes["quote_amount"] = None
+        if price is not None:
+            changes["price"] = float(price)
+        if order_type is not None:
+            changes["order_type"] = order_type
+        signal = record.signal.model_copy(update=changes)
+        who = actor or self.actor
+        await self._audit(
+            "amend_signal",
+            signal_id,
+            {
+                k: (str(v) if v is not None else None)
+                for k, v in {"amount": amount, "price": price, "order_type": order_type}.items()
+                if v is not None
+            },
+            actor,
+        )
+        updated = record.model_copy(
+            update={
+                "signal": signal,
+                "amount": amount if amount is not None else record.amount,
+                "reference_price": price if price is not None else record.reference_price,
+                "reason": f"amended by {who}",
+            }
+        )
+        await self.store.update_signal(updated, record.status, source="operator")
+        self.bus.publish(SignalDecided(updated))
+        return updated
+
+    async def check_order_amend(self, coid: str, *, price=None, amount=None) -> AmendCheck:
+        if self.executor is None:
+            return AmendCheck({"order": "read-only"}, amount, price, None, None)
+        return await self.executor.check_amend(coid, price=price, amount=amount)
+
+    async def amend_order(self, coid: str, *, price=None, amount=None, actor: str | None = None) -> Order | None:
+        self._writable()
+        assert self.executor is not None
+        await self._audit("amend_order", coid, {"price": str(price), "amount": str(amount)}, actor)
+        return await self.executor.amend_order(coid, price=price, amount=amount, source="operator")
+
+    async def cancel_order(self, coid: str, *, actor: str | None = None) -> Order:
+        self._writable()
+        assert self.executor is not None
+        await self._audit("cancel_order", coid, None, actor)
+        return await self.executor.cancel_order(coid, source="operator", reason=f"canceled by {actor or self.actor}")
+
+    async def pause(self, *, actor: str | None = None) -> None:
+        self._writable()
+        await self._audit("pause", None, None, actor)
+        await self._set_paused(True)
+
+    async def resume(self, *, actor: str | None = None) -> None:
+        self._writable()
+        await self._audit("resume", None, None, actor)
+        await self._set_paused(False)
+
+    async def _set_paused(self, paused: bool) -> None:
+        self.paused = paused
+        await self.store.set_flag("paused", "1" if paused else "0")
+        (self._resume.clear if paused else self._resume.set)()
+        self._publish_state()
+
+    async def kill_switch(self, *, actor: str | None = None) -> list[Order]:
+        """Pause intake and auto-approval, then cancel every open order."""
+        self._writable()
+        assert self.executor is not None
+        await self._audit("kill_switch", None, {"open": len(self.executor.pending_orders)}, actor)
+        await self._set_paused(True)
+        return await self.executor.cancel_all(source="operator", reason=f"kill switch by {actor or self.actor}")
+
+    def _publish_state(self) -> None:
+        self.bus.publish(StateChanged(paused=self.paused, intake_done=self.intake_done, mode=self.mode))
+
+    # -- loops --------------------------------------------------------------------------------
+
+    async def reconcile(self) -> ReconcileResult:
+        assert self.executor is not None
+        async with self._reconcile_lock:
+            result = await self.executor.reconcile()
+        await self._persist_reconcile(result)
+        return result
+
+    async def _persist_reconcile(self, result: ReconcileResult) -> None:
+        # `inspect` runs in another process: it reads the last result and balances from here.
+        balances, prices, quote = self._balances
+        await self.store.set_flag(
+            "last_reconcile",
+            json.dumps(
+                {
+                    "at": result.at.isoformat(),
+                    "checked": result.checked,
+                    "updated": result.updated,
+                    "resolved_unknown": result.resolved_unknown,
+                    "adopted": result.adopted,
+                    "external": result.external,
+                    "open": result.open,
+                    "unknown": result.unknown,
+                    "drift": {k: str(v) for k, v in result.drift.items()},
+                    "errors": result.errors,
+                    "exchange": self.exchange_name,
+                    "mode": self.mode,
+                }
+            ),
+        )
+        await self.store.set_flag(
+            "balances",
+            json.dumps(
+                {
+                    "quote": quote,
+                    "balances": {c: [str(b.free), str(b.used)] for c, b in balances.items()},
+                    "prices": {c: str(p) for c, p in prices.items()},
+                }
+            ),
+        )
+
+    async def _reconcile_loop(self) -> None:
+        interval = self.settings.reconcile.interval_seconds
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                await self.reconcile()
+            except Exception as exc:
+                log.exception("reconciliation failed")
+                self.bus.publish(ErrorOccurred(f"reconciliation failed: {exc}"))
+
+    async def expire_due(self) -> int:
+        now = self.clock()
+        expired = 0
+        for record in await self.store.signals([S.PENDING]):
+            if record.expires_at and record.expires_at <= now:
+                await self._decide(record, S.EXPIRED, actor="ttl", reason="TTL passed before approval")
+                expired += 1
+        return expired
+
+    async def _expire_loop(self) -> None:
+        while True:
+            await asyncio.sleep(1.0)
+            try:
+                await self.expire_due()
+            except Exception as exc:
+                log.exception("expiring signals failed")
+                self.bus.publish(ErrorOccurred(f"expiring signals failed: {exc}"))
+
+    async def run_until_idle(self, *, settle: float = 0.05) -> None:
+        """Return once every source is exhausted and no order is in a non-terminal state."""
+        await self.sources_done()
+        while not self._stopping.is_set():
+            if self.idle():
+                return
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stopping.wait(), timeout=settle)
+
+    def request_stop(self) -> None:
+        self._stopping.set()
+
+    async def wait_stopped(self) -> None:
+        await self._stopping.wait()
+
+    # -- read-only follower -------------------------------------------------------------------
+
+    async def _load_published_state(self) -> None:
+        raw = await self.store.get_flag("balances")
+        if raw:
+            data = json.loads(raw)
+            balances = {c: Balance(c, Decimal(f), Decimal(u)) for c, (f, u) in data["balances"].items()}
+            prices = {c: Decimal(p) for c, p in data["prices"].items()}
+            self._balances = (balances, prices, data["quote"])
+            self.bus.publish(BalancesUpdated(balances, prices, data["quote"]))
+        raw = await self.store.get_flag("last_reconcile")
+        if raw:
+            data = json.loads(raw)
+            self._last_reconcile = ReconcileResult(
+                at=datetime.fromisoformat(data["at"]),
+                checked=data["checked"],
+                updated=data["updated"],
+                resolved_unknown=data["resolved_unknown"],
+                adopted=data["adopted"],
+                external=data["external"],
+                open=data["open"],
+                unknown=data["unknown"],
+                drift={k: Decimal(v) for k, v in data["drift"].items()},
+                errors=list(data["errors"]),
+            )
+            self.bus.publish(Reconciled(self._last_reconcile))
+        self.paused = (await self.store.get_flag("paused")) == "1"
+
+    async def _follow_store(self, interval: float = 0.5) -> None:
+        """Republish what another process wrote: SQLite's data_version changes on every commit."""
+        seen_version = await self.store.data_version()
+        signals = {r.seq: r for r in await self.store.signals(limit=500)}
+        orders = {o.client_order_id: o for o in await self.store.orders(limit=500)}
+        while True:
+            await asyncio.sleep(interval)
+            version = await self.store.data_version()
+            if version == seen_version:
+                continue
+            seen_version = version
+            for record in await self.store.signals(limit=500):
+                before = signals.get(record.seq)
+                if before is None:
+                    self.bus.publish(SignalReceived(record))
+                elif before != record:
+                    self.bus.publish(SignalDecided(record))
+                signals[record.seq] = record
+            for order in await self.store.orders(limit=500):
+                if orders.get(order.client_order_id) != order:
+                    self.bus.publish(OrderUpdated(order))
+                orders[order.client_order_id] = order
+            await self._load_published_state()
+            self._publish_state()

@@ -1,0 +1,561 @@
+"""The durable record: SQLite through aiosqlite, WAL, versioned schema with migrations.
+
+Owns five tables: `signals` (every arrival its own row, duplicates included), `orders` (one row
+per exchange order, keyed by client order id), `fills` (de-duplicated by fill id), `events` (the
+append-only journal of every state change with its source) and `audit` (operator actions with
+their actor). `events` and `audit` refuse UPDATE and DELETE by trigger.
+
+Every logical write (a row plus its journal entry) is one transaction: an order's intent is
+committed, with its client order id, before the create request leaves the process.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import aiosqlite
+
+from executor.models import (
+    TERMINAL_ORDER_STATES,
+    Fill,
+    Order,
+    OrderStatus,
+    OrderType,
+    Side,
+    Signal,
+    SignalRecord,
+    SignalStatus,
+)
+
+SCHEMA_VERSION = 1
+
+MIGRATIONS: dict[int, str] = {
+    1: """
+    CREATE TABLE signals (
+        seq             INTEGER PRIMARY KEY AUTOINCREMENT,
+        id              TEXT,
+        status          TEXT NOT NULL,
+        reason          TEXT NOT NULL DEFAULT '',
+        source          TEXT NOT NULL,
+        received_at     TEXT NOT NULL,
+        raw             TEXT NOT NULL,
+        payload         TEXT,
+        symbol          TEXT,
+        side            TEXT,
+        amount          TEXT,
+        reference_price TEXT,
+        expires_at      TEXT,
+        decided_at      TEXT,
+        decided_by      TEXT
+    );
+    -- one accepted row per id: a repeat is stored too, but as 'duplicate' (or 'invalid')
+    CREATE UNIQUE INDEX signals_accepted_id ON signals(id) WHERE status NOT IN ('invalid', 'duplicate');
+    CREATE INDEX signals_status ON signals(status);
+
+    CREATE TABLE orders (
+        client_order_id   TEXT PRIMARY KEY,
+        signal_id         TEXT,
+        replacement       INTEGER NOT NULL DEFAULT 0,
+        exchange_order_id TEXT,
+        symbol            TEXT NOT NULL,
+        side              TEXT NOT NULL,
+        type              TEXT NOT NULL,
+        amount            TEXT NOT NULL,
+        price             TEXT,
+        status            TEXT NOT NULL,
+        filled            TEXT NOT NULL,
+        average           TEXT,
+        fee               TEXT NOT NULL,
+        fee_currency      TEXT,
+        attempts          INTEGER NOT NULL DEFAULT 0,
+        created_at        TEXT NOT NULL,
+        updated_at        TEXT NOT NULL,
+        timeout_at        TEXT,
+        last_error        TEXT NOT NULL DEFAULT '',
+        origin            TEXT NOT NULL DEFAULT 'executor'
+    );
+    CREATE INDEX orders_status ON orders(status);
+    CREATE INDEX orders_signal ON orders(signal_id);
+
+    CREATE TABLE fills (
+        fill_id         TEXT PRIMARY KEY,
+        client_order_id TEXT NOT NULL,
+        signal_id       TEXT,
+        symbol          TEXT NOT NULL,
+        side            TEXT NOT NULL,
+        amount          TEXT NOT NULL,
+        price           TEXT NOT NULL,
+        fee             TEXT NOT NULL,
+        fee_currency    TEXT,
+        ts              TEXT NOT NULL
+    );
+    CREATE INDEX fills_order ON fills(client_order_id);
+
+    CREATE TABLE events (
+        seq        INTEGER PRIMARY KEY AUTOINCREMENT,
+        ts         TEXT NOT NULL,
+        entity     TEXT NOT NULL,
+        entity_id  TEXT,
+        from_state TEXT,
+        to_state   TEXT,
+        source     TEXT NOT NULL,
+        detail     TEXT NOT NULL DEFAULT '{}'
+    );
+    CREATE INDEX events_entity ON events(entity, entity_id);
+
+    CREATE TABLE audit (
+        seq    INTEGER PRIMARY KEY AUTOINCREMENT,
+        ts     TEXT NOT NULL,
+        actor  TEXT NOT NULL,
+        action TEXT NOT NULL,
+        target TEXT,
+        detail TEXT NOT NULL DEFAULT '{}'
+    );
+
+    CREATE TABLE kv (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+
+    CREATE TRIGGER events_append_only_u BEFORE UPDATE ON events
+        BEGIN SELECT RAISE(ABORT, 'events is append-only'); END;
+    CREATE TRIGGER events_append_only_d BEFORE DELETE ON events
+        BEGIN SELECT RAISE(ABORT, 'events is append-only'); END;
+    CREATE TRIGGER audit_append_only_u BEFORE UPDATE ON audit
+        BEGIN SELECT RAISE(ABORT, 'audit is append-only'); END;
+    CREATE TRIGGER audit_append_only_d BEFORE DELETE ON audit
+        BEGIN SELECT RAISE(ABORT, 'audit is append-only'); END;
+    """,
+}
+
+_ORDER_COLUMNS = (
+    "client_order_id, signal_id, replacement, exchange_order_id, symbol, side, type, amount, price, status, "
+    "filled, average, fee, fee_currency, attempts, created_at, updated_at, timeout_at, last_error, origin"
+)
+
+
+class StoreError(RuntimeError):
+    pass
+
+
+class ReadOnlyStore(StoreError):
+    pass
+
+
+def _d(value: Decimal | None) -> str | None:
+    return None if value is None else str(value)
+
+
+def _dec(value: str | None) -> Decimal | None:
+    return None if value is None else Decimal(value)
+
+
+def _ts(value: datetime | None) -> str | None:
+    return None if value is None else value.isoformat()
+
+
+def _dt(value: str | None) -> datetime | None:
+    return None if value is None else datetime.fromisoformat(value)
+
+
+def _json(detail: dict[str, Any] | None) -> str:
+    return json.dumps(detail or {}, default=str, separators=(",", ":"))
+
+
+class Store:
+    """One SQLite database. Open with `await Store.open(path)`; always `await store.close()`."""
+
+    def __init__(self, conn: aiosqlite.Connection, path: Path, read_only: bool) -> None:
+        self._conn = conn
+        self.path = path
+        self.read_only = read_only
+        self._lock = asyncio.Lock()
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    @classmethod
+    async def open(cls, path: str | Path, *, read_only: bool = False) -> Store:
+        path = Path(path)
+        if read_only:
+            if not path.exists():
+                raise StoreError(f"store {path} does not exist")
+            conn = await aiosqlite.connect(f"file:{path}?mode=ro", uri=True)
+        else:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            conn = await aiosqlite.connect(path)
+        conn.row_factory = aiosqlite.Row
+        store = cls(conn, path, read_only)
+        try:
+            await store._prepare()
+        except BaseException:
+            await conn.close()
+            raise
+        return store
+
+    async def _prepare(self) -> None:
+        await self._conn.execute("PRAGMA busy_timeout = 5000")
+        if self.read_only:
+            version = await self.schema_version()
+            if version > SCHEMA_VERSION:
+                raise StoreError(f"store schema {version} is newer than this program ({SCHEMA_VERSION})")
+            return
+        await self._conn.execute("PRAGMA journal_mode = WAL")
+        # NORMAL in WAL: a committed transaction survives a process crash (kill -9); only a power
+        # loss can take the last few, and reconciliation against the exchange covers that.
+        await self._conn.execute("PRAGMA synchronous = NORMAL")
+        await self._conn.execute("PRAGMA foreign_keys = ON")
+        await self.migrate()
+
+    async def close(self) -> None:
+        await self._conn.close()
+
+    async def schema_version(self) -> int:
+        async with self._conn.execute("PRAGMA user_version") as cur:
+            row = await cur.fetchone()
+        return int(row[0]) if row else 0
+
+    async def migrate(self) -> int:
+        current = await self.schema_version()
+        if current > SCHEMA_VERSION:
+            raise StoreError(f"store schema {current} is newer than this program ({SCHEMA_VERSION})")
+        for version in range(current + 1, SCHEMA_VERSION + 1):
+            # executescript commits first; the version bump is part of the same script.
+            await self._conn.executescript(f"BEGIN;\n{MIGRATIONS[version]}\nPRAGMA user_version = {version};\nCOMMIT;")
+        return SCHEMA_VERSION
+
+    async def data_version(self) -> int:
+        """Changes whenever another connection commits: cheap change detection for `inspect`."""
+        async with self._conn.execute("PRAGMA data_version") as cur:
+            row = await cur.fetchone()
+        return int(row[0]) if row else 0
+
+    # -- writing ------------------------------------------------------------------------------
+
+    async def _write(self, statements: Iterable[tuple[str, Sequence[Any]]]) -> list[int | None]:
+        """Run statements as one transaction. Returns each statement's lastrowid."""
+        if self.read_only:
+            raise ReadOnlyStore("the store is open read-only")
+        ids: list[int | None] = []
+        async with self._lock:
+            try:
+                for sql, params in statements:
+                    cur = await self._conn.execute(sql, params)
+                    ids.append(cur.lastrowid)
+                await self._conn.commit()
+            except BaseException:
+                await self._conn.rollback()
+                raise
+        return ids
+
+    @staticmethod
+    def _event(
+        entity: str, entity_id: str | None, old: str | None, new: str | None, source: str, detail: dict | None, ts: str
+    ) -> tuple[str, Sequence[Any]]:
+        return (
+            "INSERT INTO events (ts, entity, entity_id, from_state, to_state, source, detail) VALUES (?,?,?,?,?,?,?)",
+            (ts, entity, entity_id, old, new, source, _json(detail)),
+        )
+
+    async def insert_signal(self, record: SignalRecord) -> SignalRecord:
+        ts = _ts(record.received_at)
+        sig = record.signal
+        statements = [
+            (
+                "INSERT INTO signals (id, status, reason, source, received_at, raw, payload, symbol, side, amount, "
+                "reference_price, expires_at, decided_at, decided_by) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                (
+                    record.id,
+                    record.status.value,
+                    record.reason,
+                    record.source,
+                    ts,
+                    record.raw,
+                    sig.model_dump_json(exclude_none=True) if sig else None,
+                    sig.symbol if sig else None,
+                    sig.side.value if sig else None,
+                    _d(record.amount),
+                    _d(record.reference_price),
+                    _ts(record.expires_at),
+                    _ts(record.decided_at),
+                    record.decided_by,
+                ),
+            ),
+            self._event("signal", record.id, None, record.status.value, "intake", {"reason": record.reason}, ts),
+        ]
+        try:
+            ids = await self._write(statements)
+        except aiosqlite.IntegrityError:
+            # A second accepted row with the same id: the caller raced itself; store it as a duplicate.
+            dup = record.model_copy(update={"status": SignalStatus.DUPLICATE, "reason": f"id {record.id} seen before"})
+            return await self.insert_signal(dup)
+        return record.model_copy(update={"seq": ids[0]})
+
+    async def update_signal(self, record: SignalRecord, old: SignalStatus, source: str) -> None:
+        assert record.seq is not None, "update_signal needs a stored record"
+        now = _ts(record.decided_at) or _ts(record.received_at)
+        await self._write(
+            [
+                (
+                    "UPDATE signals SET status=?, reason=?, amount=?, reference_price=?, payload=?, decided_at=?, "
+                    "decided_by=? WHERE seq=?",
+                    (
+                        record.status.value,
+                        record.reason,
+                        _d(record.amount),
+                        _d(record.reference_price),
+                        record.signal.model_dump_json(exclude_none=True) if record.signal else None,
+                        _ts(record.decided_at),
+                        record.decided_by,
+                        record.seq,
+                    ),
+                ),
+                self._event(
+                    "signal",
+                    record.id,
+                    old.value,
+                    record.status.value,
+                    source,
+                    {"reason": record.reason, "by": record.decided_by},
+                    now or "",
+                ),
+            ]
+        )
+
+    async def save_order(
+        self,
+        order: Order,
+        *,
+        old: OrderStatus | None,
+        source: str,
+        detail: dict[str, Any] | None = None,
+        fills: Sequence[Fill] = (),
+    ) -> None:
+        """Upsert the order, append its journal entry and any new fills, in one transaction."""
+        row = (
+            order.client_order_id,
+            order.signal_id,
+            order.replacement,
+            order.exchange_order_id,
+            order.symbol,
+            order.side.value,
+            order.type.value,
+            str(order.amount),
+            _d(order.price),
+            order.status.value,
+            str(order.filled),
+            _d(order.average),
+            str(order.fee),
+            order.fee_currency,
+            order.attempts,
+            _ts(order.created_at),
+            _ts(order.updated_at),
+            _ts(order.timeout_at),
+            order.last_error,
+            order.origin,
+        )
+        statements: list[tuple[str, Sequence[Any]]] = [
+            (f"INSERT OR REPLACE INTO orders ({_ORDER_COLUMNS}) VALUES ({','.join('?' * 20)})", row)
+        ]
+        for fill in fills:
+            statements.append(
+                (
+                    "INSERT OR IGNORE INTO fills (fill_id, client_order_id, signal_id, symbol, side, amount, price, "
+                    "fee, fee_currency, ts) VALUES (?,?,?,?,?,?,?,?,?,?)",
+                    (
+                        fill.fill_id,
+                        fill.client_order_id,
+                        fill.signal_id,
+                        fill.symbol,
+                        fill.side.value,
+                        str(fill.amount),
+                        str(fill.price),
+                        str(fill.fee),
+                        fill.fee_currency,
+                        _ts(fill.ts),
+                    ),
+                )
+            )
+        if old != order.status or detail or fills:
+            info = dict(detail or {})
+            info.setdefault("filled", str(order.filled))
+            if order.last_error and order.status in (OrderStatus.REJECTED, OrderStatus.FAILED, OrderStatus.UNKNOWN):
+                info.setdefault("error", order.last_error)
+            statements.append(
+                self._event(
+                    "order",
+                    order.client_order_id,
+                    old.value if old else None,
+                    order.status.value,
+                    source,
+                    info,
+                    _ts(order.updated_at) or "",
+                )
+            )
+        await self._write(statements)
+
+    async def record_audit(
+        self, actor: str, action: str, target: str | None, detail: dict[str, Any] | None, ts: datetime
+    ) -> None:
+        await self._write(
+            [
+                (
+                    "INSERT INTO audit (ts, actor, action, target, detail) VALUES (?,?,?,?,?)",
+                    (_ts(ts), actor, action, target, _json(detail)),
+                )
+            ]
+        )
+
+    async def set_flag(self, key: str, value: str) -> None:
+        await self._write([("INSERT OR REPLACE INTO kv (key, value) VALUES (?, ?)", (key, value))])
+
+    async def get_flag(self, key: str) -> str | None:
+        async with self._conn.execute("SELECT value FROM kv WHERE key=?", (key,)) as cur:
+            row = await cur.fetchone()
+        return row[0] if row else None
+
+    # -- reading ------------------------------------------------------------------------------
+
+    async def signal_seen(self, signal_id: str) -> bool:
+        async with self._conn.execute(
+            "SELECT 1 FROM signals WHERE id=? AND status NOT IN ('invalid', 'duplicate') LIMIT 1", (signal_id,)
+        ) as cur:
+            return await cur.fetchone() is not None
+
+    async def get_signal(self, signal_id: str) -> SignalRecord | None:
+        async with self._conn.execute(
+            "SELECT * FROM signals WHERE id=? AND status NOT IN ('invalid', 'duplicate') LIMIT 1", (signal_id,)
+        ) as cur:
+            row = await cur.fetchone()
+        return _signal_from_row(row) if row else None
+
+    async def signals(
+        self, statuses: Iterable[SignalStatus] | None = None, limit: int | None = None
+    ) -> list[SignalRecord]:
+        sql = "SELECT * FROM signals"
+        params: list[Any] = []
+        if statuses is not None:
+            values = [s.value for s in statuses]
+            sql += f" WHERE status IN ({','.join('?' * len(values))})"
+            params += values
+        if limit is not None:
+            sql = f"SELECT * FROM ({sql} ORDER BY seq DESC LIMIT ?)"
+            params.append(limit)
+        sql += " ORDER BY seq"
+        async with self._conn.execute(sql, params) as cur:
+            rows = await cur.fetchall()
+        return [_signal_from_row(r) for r in rows]
+
+    async def orders(self, *, include_terminal: bool = True, limit: int | None = None) -> list[Order]:
+        sql = f"SELECT {_ORDER_COLUMNS} FROM orders"
+        params: list[Any] = []
+        if not include_terminal:
+            terminal = [s.value for s in TERMINAL_ORDER_STATES]
+            sql += f" WHERE status NOT IN ({','.join('?' * len(terminal))})"
+            params += terminal
+        if limit is not None:
+            sql = f"SELECT * FROM ({sql} ORDER BY created_at DESC, client_order_id DESC LIMIT ?)"
+            params.append(limit)
+        sql += " ORDER BY created_at, client_order_id"
+        async with self._conn.execute(sql, params) as cur:
+            rows = await cur.fetchall()
+        return [_order_from_row(r) for r in rows]
+
+    async def get_order(self, client_order_id: str) -> Order | None:
+        async with self._conn.execute(
+            f"SELECT {_ORDER_COLUMNS} FROM orders WHERE client_order_id=?", (client_order_id,)
+        ) as cur:
+            row = await cur.fetchone()
+        return _order_from_row(row) if row else None
+
+    async def orders_for_signal(self, signal_id: str) -> list[Order]:
+        async with self._conn.execute(
+            f"SELECT {_ORDER_COLUMNS} FROM orders WHERE signal_id=? ORDER BY replacement", (signal_id,)
+        ) as cur:
+            rows = await cur.fetchall()
+        return [_order_from_row(r) for r in rows]
+
+    async def fills(self, client_order_id: str | None = None) -> list[Fill]:
+        sql, params = "SELECT * FROM fills", ()
+        if client_order_id is not None:
+            sql, params = sql + " WHERE client_order_id=?", (client_order_id,)
+        async with self._conn.execute(sql + " ORDER BY ts, fill_id", params) as cur:
+            rows = await cur.fetchall()
+        return [
+            Fill(
+                fill_id=r["fill_id"],
+                client_order_id=r["client_order_id"],
+                signal_id=r["signal_id"],
+                symbol=r["symbol"],
+                side=Side(r["side"]),
+                amount=Decimal(r["amount"]),
+                price=Decimal(r["price"]),
+                fee=Decimal(r["fee"]),
+                fee_currency=r["fee_currency"],
+                ts=datetime.fromisoformat(r["ts"]),
+            )
+            for r in rows
+        ]
+
+    async def events(self, entity_id: str | None = None, limit: int | None = None) -> list[dict[str, Any]]:
+        sql, params = "SELECT * FROM events", []
+        if entity_id is not None:
+            sql += " WHERE entity_id=?"
+            params.append(entity_id)
+        if limit is not None:
+            sql = f"SELECT * FROM ({sql} ORDER BY seq DESC LIMIT ?)"
+            params.append(limit)
+        sql += " ORDER BY seq"
+        async with self._conn.execute(sql, params) as cur:
+            rows = await cur.fetchall()
+        return [dict(r) | {"detail": json.loads(r["detail"])} for r in rows]
+
+    async def audit(self) -> list[dict[str, Any]]:
+        async with self._conn.execute("SELECT * FROM audit ORDER BY seq") as cur:
+            rows = await cur.fetchall()
+        return [dict(r) | {"detail": json.loads(r["detail"])} for r in rows]
+
+
+def _signal_from_row(r: aiosqlite.Row) -> SignalRecord:
+    return SignalRecord(
+        seq=r["seq"],
+        id=r["id"],
+        status=SignalStatus(r["status"]),
+        reason=r["reason"],
+        source=r["source"],
+        received_at=datetime.fromisoformat(r["received_at"]),
+        raw=r["raw"],
+        signal=Signal.model_validate_json(r["payload"]) if r["payload"] else None,
+        reference_price=_dec(r["reference_price"]),
+        amount=_dec(r["amount"]),
+        expires_at=_dt(r["expires_at"]),
+        decided_at=_dt(r["decided_at"]),
+        decided_by=r["decided_by"],
+    )
+
+
+def _order_from_row(r: aiosqlite.Row) -> Order:
+    return Order(
+        client_order_id=r["client_order_id"],
+        signal_id=r["signal_id"],
+        replacement=r["replacement"],
+        exchange_order_id=r["exchange_order_id"],
+        symbol=r["symbol"],
+        side=Side(r["side"]),
+        type=OrderType(r["type"]),
+        amount=Decimal(r["amount"]),
+        price=_dec(r["price"]),
+        status=OrderStatus(r["status"]),
+        filled=Decimal(r["filled"]),
+        average=_dec(r["average"]),
+        fee=Decimal(r["fee"]),
+        fee_currency=r["fee_currency"],
+        attempts=r["attempts"],
+        created_at=datetime.fromisoformat(r["created_at"]),
+        updated_at=datetime.fromisoformat(r["updated_at"]),
+        timeout_at=_dt(r["timeout_at"]),
+        last_error=r["last_error"],
+        origin=r["origin"],
+    )

@@ -1,0 +1,62 @@
+"""Shared fixtures: a paper exchange, a store in a temp dir, an executor and a service on them."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from executor.config import Settings, load_config
+
+DATA = Path(__file__).parent / "data"
+
+
+@pytest.fixture(autouse=True)
+def _seeded() -> None:
+    # tenacity's jitter draws from the global generator: seed it so every run backs off alike.
+    random.seed(1234)
+
+
+def make_settings(**sections: dict) -> Settings:
+    """Defaults (no file, no environment) with some keys changed, e.g. execution={"max_retries": 2}."""
+    settings = load_config(None, env={})
+    updates = {}
+    for name, changes in sections.items():
+        updates[name] = getattr(settings, name).model_copy(update=changes)
+    return settings.model_copy(update=updates)
+
+
+class FakeClock:
+    """A monotonic clock that moves only when told (paper market frozen unless advanced)."""
+
+    def __init__(self, start: float = 1000.0) -> None:
+        self.now = start
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+async def eventually(predicate: Callable[[], object], timeout: float = 10.0, interval: float = 0.01) -> None:
+    """Wait for a condition with a generous deadline; fail loudly if it never holds."""
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"condition not met within {timeout}s: {getattr(predicate, '__name__', predicate)}")
+        await asyncio.sleep(interval)
+
+
+@pytest.fixture
+def settings() -> Settings:
+    return make_settings(execution={"retry_delay_seconds": 0.01, "max_retries": 3})
+
+
+@pytest.fixture
+def db_path(tmp_path: Path) -> Path:
+    return tmp_path / "store.db"

@@ -1,0 +1,91 @@
+"""A TradeExecutor on the paper exchange with a fault plan, a real store and a recorded event stream."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from decimal import Decimal
+from pathlib import Path
+
+from executor.config import Settings
+from executor.events import Event, EventBus
+from executor.exchanges.paper import FaultPlan, PaperExchange
+from executor.exchanges.paper_engine import PaperEngine
+from executor.executor import TradeExecutor
+from executor.models import Signal, SignalRecord, SignalStatus, to_decimal, utcnow
+from executor.store import Store
+
+
+@dataclass
+class Harness:
+    engine: PaperEngine
+    exchange: PaperExchange
+    faults: FaultPlan
+    store: Store
+    executor: TradeExecutor
+    events: list[Event] = field(default_factory=list)
+
+    async def approved(self, **fields) -> SignalRecord:
+        """Store an approved signal (as intake + approval would) and return its record."""
+        fields.setdefault("side", "buy")
+        signal = Signal.model_validate(fields)
+        market = self.executor.markets[signal.symbol]
+        ticker = self.engine.ticker(signal.symbol)
+        reference = to_decimal(signal.price) if signal.price else (ticker.ask if signal.side == "buy" else ticker.bid)
+        amount = to_decimal(signal.amount) if signal.amount else (to_decimal(signal.quote_amount) / reference)
+        amount = (amount / market.amount_step).to_integral_value() * market.amount_step
+        record = SignalRecord(
+            id=signal.id,
+            status=SignalStatus.APPROVED,
+            source="test",
+            received_at=utcnow(),
+            raw=signal.model_dump_json(),
+            signal=signal,
+            reference_price=reference,
+            amount=amount,
+        )
+        return await self.store.insert_signal(record)
+
+    def engine_orders(self, coid_prefix: str = "") -> list:
+        return [o for o in self.engine.all_orders() if o.client_order_id.startswith(coid_prefix)]
+
+    def of(self, kind: type) -> list:
+        return [e for e in self.events if isinstance(e, kind)]
+
+
+async def make_harness(
+    settings: Settings,
+    db: Path,
+    *,
+    clock=time.monotonic,
+    faults: FaultPlan | None = None,
+    balances: dict | None = None,
+    poll_interval: float = 0.02,
+    seed: int = 7,
+    store: Store | None = None,
+    engine: PaperEngine | None = None,
+) -> Harness:
+    engine = engine or PaperEngine(
+        seed=seed,
+        markets=list(settings.exchange.markets),
+        balances=balances or {"USDT": Decimal(100000), "BTC": Decimal(1), "ETH": Decimal(10), "SOL": Decimal(100)},
+        fee_pct=settings.paper.fee_pct,
+        clock=clock,
+    )
+    faults = faults or FaultPlan(seed=seed, invisible_ms=200, retry_after=0.05)
+    exchange = PaperExchange(engine, faults=faults)
+    store = store or await Store.open(db)
+    bus = EventBus()
+    executor = TradeExecutor(
+        exchange,
+        store,
+        settings.execution,
+        bus=bus,
+        client_id_prefix=settings.exchange.client_id_prefix,
+        poll_interval=poll_interval,
+        balance_interval=0.2,
+        lookup_window=0.5,
+    )
+    harness = Harness(engine, exchange, faults, store, executor)
+    bus.subscribe(harness.events.append)
+    return harness
