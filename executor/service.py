@@ -200,7 +200,14 @@ class TradingService:
         """Reconcile with the venue (before any intake), then start the periodic loops."""
         if self.read_only:
             await self._load_published_state()
-            self._loops.append(asyncio.create_task(self._follow_store(), name="follow-store"))
+            # Take the baseline now, not in the task: a commit landing between start() and the
+            # task's first run must still count as a change.
+            baseline = (
+                await self.store.data_version(),
+                {r.seq: r for r in await self.store.signals(limit=500)},
+                {o.client_order_id: o for o in await self.store.orders(limit=500)},
+            )
+            self._loops.append(asyncio.create_task(self._follow_store(*baseline), name="follow-store"))
             return self._last_reconcile
         assert self.executor is not None
         self.paused = (await self.store.get_flag("paused")) == "1"
@@ -677,11 +684,10 @@ class TradingService:
             self.bus.publish(Reconciled(self._last_reconcile))
         self.paused = (await self.store.get_flag("paused")) == "1"
 
-    async def _follow_store(self, interval: float = 0.5) -> None:
+    async def _follow_store(
+        self, seen_version: int, signals: dict, orders: dict, interval: float = 0.5
+    ) -> None:
         """Republish what another process wrote: SQLite's data_version changes on every commit."""
-        seen_version = await self.store.data_version()
-        signals = {r.seq: r for r in await self.store.signals(limit=500)}
-        orders = {o.client_order_id: o for o in await self.store.orders(limit=500)}
         while True:
             await asyncio.sleep(interval)
             version = await self.store.data_version()

@@ -9,8 +9,13 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from hypothesis import settings as hypothesis_settings
 
 from executor.config import Settings, load_config
+
+# Property tests explore a fixed, reproducible set of examples: a red run is red every time.
+hypothesis_settings.register_profile("tradeconsole", derandomize=True, database=None, deadline=None)
+hypothesis_settings.load_profile("tradeconsole")
 
 DATA = Path(__file__).parent / "data"
 

@@ -51,11 +51,6 @@ class Fault(Enum):
     REJECT = "reject"
 
     @property
-    def acts(self) -> bool:
-        """Whether the operation takes effect on the venue."""
-        return self not in (Fault.REFUSED, Fault.RATE_LIMIT, Fault.ERROR_BEFORE, Fault.REJECT)
-
-    @property
     def invisible(self) -> bool:
         return self in (Fault.INVISIBLE, Fault.TIMEOUT_AFTER_ACCEPT_INVISIBLE)
 

@@ -1,0 +1,149 @@
+"""How numbers, sides, countdowns and fill progress read on screen.
+
+Cells are described as plain data (`Cell`: text plus the name of a theme style per segment) so a
+table can tell whether a cell really changed by comparing two tuples, and turn it into a styled
+`rich.text.Text` only when it did, with the colours of the current theme (`CellStyles`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from decimal import Decimal
+
+from rich.style import Style
+from rich.text import Text
+from textual.color import Color
+
+from executor.models import MarketInfo, Side
+
+# A cell: plain text, or segments of (text, style name). Style names are `CellStyles` fields.
+Segment = tuple[str, str]
+Cell = str | tuple[Segment, ...]
+
+BAR_BLOCKS = " ▏▎▍▌▋▊▉█"
+
+
+@dataclass(frozen=True, slots=True)
+class CellStyles:
+    """Rich styles for table cells, resolved from the theme's variables (never hard-coded colours)."""
+
+    buy: Style
+    sell: Style
+    muted: Style
+    warning: Style
+    error: Style
+    success: Style
+    accent: Style
+    bar: Style
+    bar_empty: Style
+    plain: Style = Style()
+
+    @classmethod
+    def from_variables(cls, variables: dict[str, str]) -> CellStyles:
+        background = Color.parse(variables.get("surface") or variables.get("background") or "black")
+
+        def color(name: str, fallback: str = "foreground") -> Style:
+            value = variables.get(name) or variables.get(fallback) or "white"
+            try:
+                parsed = Color.parse(value)
+            except Exception:
+                parsed = Color.parse(variables.get(fallback, "white"))
+            if parsed.a < 1:
+                parsed = background + parsed
+            return Style(color=parsed.rich_color)
+
+        return cls(
+            buy=color("buy", "success") + Style(bold=True),
+            sell=color("sell", "error") + Style(bold=True),
+            muted=color("foreground-muted"),
+            warning=color("warning"),
+            error=color("error") + Style(bold=True),
+            success=color("success"),
+            accent=color("accent"),
+            bar=color("fill-bar", "primary"),
+            bar_empty=color("fill-bar-empty", "panel"),
+        )
+
+
+def to_text(cell: Cell, styles: CellStyles, *, width: int, justify: str = "left") -> Text:
+    if isinstance(cell, str):
+        text = Text(cell, end="")
+    else:
+        text = Text(end="")
+        for part, style in cell:
+            text.append(part, getattr(styles, style, styles.plain))
+    text.truncate(width, overflow="ellipsis")
+    text.justify = justify  # type: ignore[assignment]
+    text.no_wrap = True
+    return text
+
+
+def decimals(step: Decimal | None) -> int | None:
+    if step is None or step <= 0:
+        return None
+    return max(0, -step.normalize().as_tuple().exponent)  # type: ignore[operator]
+
+
+def number(value: Decimal | None, places: int | None = None) -> str:
+    """Thousands separators; `places` fixed decimals, or as many as the value needs."""
+    if value is None:
+        return "—"
+    if places is None:
+        text = format(value.normalize(), ",f")
+        return text
+    return f"{value:,.{places}f}"
+
+
+def price(value: Decimal | None, market: MarketInfo | None) -> str:
+    return number(value, decimals(market.price_tick) if market else None)
+
+
+def amount(value: Decimal | None, market: MarketInfo | None) -> str:
+    return number(value, decimals(market.amount_step) if market else None)
+
+
+def money(value: Decimal | None) -> str:
+    return number(value, 2)
+
+
+def side(value: Side) -> Cell:
+    """Buy and sell differ in words and arrows, not only in colour."""
+    if value is Side.BUY:
+        return (("▲ BUY", "buy"),)
+    return (("▼ SELL", "sell"),)
+
+
+def duration(seconds: float) -> str:
+    s = max(0, int(seconds))
+    if s < 60:
+        return f"{s}s"
+    if s < 3600:
+        return f"{s // 60}m{s % 60:02d}s"
+    if s < 100 * 3600:
+        return f"{s // 3600}h{s % 3600 // 60:02d}m"
+    return f"{s // 86400}d"
+
+
+def countdown(until: datetime | None, now: datetime, *, warn_below: float = 10) -> Cell:
+    if until is None:
+        return (("—", "muted"),)
+    left = (until - now).total_seconds()
+    if left <= 0:
+        return (("due", "warning"),)
+    return ((duration(left), "warning" if left < warn_below else "plain"),)
+
+
+def progress(filled: Decimal, total: Decimal, width: int) -> Cell:
+    """A fill bar with eighth-block precision, then the percentage."""
+    ratio = float(filled / total) if total > 0 else 0.0
+    ratio = min(max(ratio, 0.0), 1.0)
+    eighths = round(ratio * width * 8)
+    full, part = divmod(eighths, 8)
+    bar = "█" * full + (BAR_BLOCKS[part] if part else "")
+    return ((bar, "bar"), ("░" * (width - len(bar)), "bar_empty"), (f"{ratio:>5.0%}", "plain"))
+
+
+def hms(ts: datetime) -> str:
+    """Wall time of an event, in UTC like the rest of the store."""
+    return (ts.astimezone(UTC) if ts.tzinfo else ts).strftime("%H:%M:%S")

@@ -1,0 +1,1 @@
+"""Modal and full screens: amend, confirm, help, order history."""

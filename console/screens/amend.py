@@ -1,0 +1,166 @@
+"""Amend a pending signal or an open order: a modal that validates as you type.
+
+The modal knows nothing about the service: it is given the current values and a `check`
+coroutine (the service's `check_signal_amend` / `check_order_amend`), shows the errors per field
+with the resulting notional and fee, and dismisses with the changed values only.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
+
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical
+from textual.content import Content
+from textual.screen import ModalScreen
+from textual.widgets import Button, Input, Label, Static
+
+from executor.executor import AmendCheck
+
+from console import formatting as f
+
+Check = Callable[[Decimal | None, Decimal | None], Awaitable[AmendCheck]]
+
+
+@dataclass(frozen=True, slots=True)
+class AmendTarget:
+    title: str
+    summary: Content
+    price: Decimal | None
+    amount: Decimal
+    quote: str
+    base: str
+    price_label: str = "price"
+    amount_label: str = "amount"
+    amount_hint: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class AmendRequest:
+    """Only what the operator changed; None leaves a field as it was."""
+
+    price: Decimal | None
+    amount: Decimal | None
+
+
+def parse(text: str) -> Decimal | None:
+    text = text.strip().replace(",", "")
+    if not text:
+        return None
+    value = Decimal(text)
+    if not value.is_finite():
+        raise InvalidOperation
+    return value
+
+
+class AmendScreen(ModalScreen[AmendRequest | None]):
+    BINDINGS = [
+        Binding("escape", "cancel", "cancel", id="amend.cancel"),
+        Binding("ctrl+s", "submit", "amend", id="amend.submit"),
+    ]
+
+    def __init__(self, target: AmendTarget, check: Check) -> None:
+        super().__init__()
+        self.target = target
+        self.check = check
+        self.errors: dict[str, str] = {}
+        self.checks = 0  # validations finished, so tests can wait for one
+        self._request: AmendRequest | None = None
+
+    def compose(self) -> ComposeResult:
+        t = self.target
+        with Vertical(id="dialog") as dialog:
+            dialog.border_title = t.title
+            yield Static(t.summary, id="summary")
+            with Horizontal(classes="field"):
+                yield Label(f"{t.price_label} ({t.quote})", classes="field-label")
+                yield Input(f.number(t.price) .replace(",", "") if t.price is not None else "", id="price",
+                            restrict=r"[0-9.,]*", placeholder="market")
+            yield Static("", id="price-error", classes="field-error")
+            with Horizontal(classes="field"):
+                yield Label(f"{t.amount_label} ({t.base})", classes="field-label")
+                yield Input(f.number(t.amount).replace(",", ""), id="amount", restrict=r"[0-9.,]*")
+            yield Static(t.amount_hint, id="amount-error", classes="field-error -hint")
+            yield Static("", id="result")
+            with Horizontal(id="buttons"):
+                yield Button("Amend (enter)", id="submit", variant="primary", disabled=True)
+                yield Button("Cancel (esc)", id="cancel")
+
+    def on_mount(self) -> None:
+        self.query_one("#amount", Input).focus()
+        self.validate()
+
+    @on(Input.Changed)
+    def _changed(self) -> None:
+        self._request = None  # nothing can be submitted until these values are checked
+        self.validate()
+
+    @work(group="amend-check", exclusive=True, exit_on_error=False)
+    async def validate(self) -> None:
+        t = self.target
+        errors: dict[str, str] = {}
+        values: dict[str, Decimal | None] = {}
+        for name in ("price", "amount"):
+            try:
+                values[name] = parse(self.query_one(f"#{name}", Input).value)
+            except InvalidOperation:
+                errors[name] = "not a number"
+        price = values.get("price")
+        amount = values.get("amount")
+        new_price = price if price != t.price else None
+        new_amount = amount if amount != t.amount else None
+        if "amount" not in errors and amount is None:
+            errors["amount"] = "required"
+        check: AmendCheck | None = None
+        if not errors:
+            check = await self.check(new_price, new_amount)
+            errors = dict(check.errors)
+        if not errors and new_price is None and new_amount is None:
+            errors["change"] = "change the price or the amount"
+        self._show(errors, check)
+        self._request = AmendRequest(new_price, new_amount) if not errors else None
+        self.query_one("#submit", Button).disabled = self._request is None
+        self.checks += 1
+
+    def _show(self, errors: dict[str, str], check: AmendCheck | None) -> None:
+        t = self.target
+        self.errors = errors
+        for name in ("price", "amount"):
+            box = self.query_one(f"#{name}-error", Static)
+            message = errors.get(name)
+            box.set_class(message is None, "-hint")
+            box.update(message or (t.amount_hint if name == "amount" else ""))
+            self.query_one(f"#{name}", Input).set_class(message is not None, "-invalid")
+        others = [f"{k}: {v}" for k, v in errors.items() if k not in ("price", "amount", "change")]
+        parts: list[Content] = []
+        if check is not None and check.notional is not None:
+            parts.append(Content.from_markup(
+                "notional [b]$n[/b] $q · fee $fee $q", n=f.money(check.notional), q=t.quote,
+                fee=f.number(check.fee.quantize(Decimal("0.0001")) if check.fee is not None else None),
+            ))
+            if check.price is not None and check.price != (self._price_input() or t.price):
+                parts.append(Content.from_markup("order price $p", p=f.number(check.price)))
+        if "change" in errors:
+            parts.append(Content(errors["change"]).stylize("$text-muted"))
+        parts.extend(Content(o).stylize("$text-error") for o in others)
+        self.query_one("#result", Static).update(Content(" · ").join(parts))
+
+    def _price_input(self) -> Decimal | None:
+        try:
+            return parse(self.query_one("#price", Input).value)
+        except InvalidOperation:
+            return None
+
+    @on(Input.Submitted)
+    @on(Button.Pressed, "#submit")
+    def action_submit(self) -> None:
+        if self._request is not None:
+            self.dismiss(self._request)
+
+    @on(Button.Pressed, "#cancel")
+    def action_cancel(self) -> None:
+        self.dismiss(None)

@@ -1,0 +1,229 @@
+"""The console's view of the executor: one snapshot at start, then the event stream.
+
+`EventBuffer` is the console's one subscription to the core's bus. It only appends, so a burst of
+events costs the core next to nothing; the app drains it on a short interval. `ConsoleState`
+folds a drained batch into plain dicts keyed by stable ids (signal id, client order id) and says
+which keys changed, so a burst of 100 updates of one order repaints its row once. Neither class
+knows about Textual; the widgets are views of this state, never the other way round.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict, deque
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal
+
+from executor.events import (
+    BalancesUpdated,
+    ErrorOccurred,
+    Event,
+    EventBus,
+    OrderUpdated,
+    Reconciled,
+    ReconcileResult,
+    RetryScheduled,
+    SignalDecided,
+    SignalReceived,
+    StateChanged,
+)
+from executor.models import ZERO, Balance, Order, SignalRecord, SignalStatus
+
+S = SignalStatus
+
+
+@dataclass(frozen=True, slots=True)
+class LogEntry:
+    ts: datetime
+    level: str  # info | warning | error | retry
+    reason: str
+    attempt: str = ""  # "n/max" for a retry
+    delay: str = ""  # the back-off before the next attempt
+
+
+@dataclass(slots=True)
+class Changes:
+    """What a batch changed, by key. Empty sets mean nothing to repaint there."""
+
+    signals: set[str] = field(default_factory=set)
+    signals_gone: set[str] = field(default_factory=set)
+    orders: set[str] = field(default_factory=set)
+    orders_done: set[str] = field(default_factory=set)
+    balances: bool = False
+    status: bool = False
+    log: list[LogEntry] = field(default_factory=list)
+
+    def __bool__(self) -> bool:
+        return bool(
+            self.signals or self.signals_gone or self.orders or self.orders_done or self.balances or self.status
+            or self.log
+        )
+
+
+class EventBuffer:
+    """The one subscription: events are appended as they come and taken in batches."""
+
+    def __init__(self, bus: EventBus) -> None:
+        self._events: list[Event] = []
+        self._unsubscribe: Callable[[], None] = bus.subscribe(self._push)
+
+    def _push(self, event: Event) -> None:
+        self._events.append(event)
+
+    def __len__(self) -> int:
+        return len(self._events)
+
+    def drain(self) -> list[Event]:
+        events, self._events = self._events, []
+        return events
+
+    def close(self) -> None:
+        self._unsubscribe()
+
+
+class ConsoleState:
+    """Pending signals, active orders, recent history, balances, status and the log."""
+
+    def __init__(self, *, history_limit: int = 500, log_limit: int = 500, equity_points: int = 120,
+                 equity_bucket: float = 5.0) -> None:
+        self.signals: dict[str, SignalRecord] = {}  # pending only, in arrival order
+        self.orders: dict[str, Order] = {}  # non-terminal only
+        self.history: OrderedDict[str, Order] = OrderedDict()  # finished, newest last
+        self.history_limit = history_limit
+        self.balances: dict[str, Balance] = {}
+        self.prices: dict[str, Decimal] = {}
+        self.quote = "USDT"
+        self.reconcile: ReconcileResult | None = None
+        self.paused = False
+        self.intake_done = False
+        self.mode = ""
+        self.exchange = ""
+        self.log: deque[LogEntry] = deque(maxlen=log_limit)
+        self.equity: deque[tuple[int, Decimal]] = deque(maxlen=equity_points)
+        self.equity_bucket = equity_bucket
+
+    # -- folding ------------------------------------------------------------------------------
+
+    def load(self, snapshot, now: datetime) -> Changes:
+        """Start from `TradingService.snapshot()`: the only time the console reads stored rows."""
+        changes = Changes(balances=True, status=True)
+        for record in snapshot.signals:
+            self._signal(record, changes, log=False)
+        for order in sorted(snapshot.orders, key=lambda o: (o.created_at, o.client_order_id)):
+            self._order(order, changes)
+        self.balances, self.prices, self.quote = dict(snapshot.balances), dict(snapshot.prices), snapshot.quote
+        self.reconcile = snapshot.reconcile
+        self.paused, self.mode, self.exchange = snapshot.paused, snapshot.mode, snapshot.exchange
+        self._sample_equity(now)
+        return changes
+
+    def apply(self, events: Iterable[Event], now: datetime) -> Changes:
+        changes = Changes()
+        for event in events:
+            if isinstance(event, OrderUpdated):
+                self._order(event.order, changes)
+            elif isinstance(event, SignalReceived | SignalDecided):
+                self._signal(event.record, changes)
+            elif isinstance(event, BalancesUpdated):
+                self.balances, self.prices, self.quote = dict(event.balances), dict(event.prices), event.quote
+                changes.balances = True
+            elif isinstance(event, Reconciled):
+                self.reconcile = event.result
+                changes.status = True
+            elif isinstance(event, StateChanged):
+                self.paused, self.intake_done, self.mode = event.paused, event.intake_done, event.mode
+                changes.status = True
+            elif isinstance(event, RetryScheduled):
+                target = event.client_order_id or event.signal_id or ""
+                self.add_log(
+                    LogEntry(event.ts, "retry", f"{event.operation} {target}: {event.reason}".replace("  ", " "),
+                             attempt=f"{event.attempt}/{event.max_attempts}", delay=f"{event.delay:.2f}s"),
+                    changes,
+                )
+            elif isinstance(event, ErrorOccurred):
+                self.add_log(LogEntry(event.ts, event.level, event.message), changes)
+        if changes.balances:
+            self._sample_equity(now)
+        return changes
+
+    def add_log(self, entry: LogEntry, changes: Changes | None = None) -> None:
+        self.log.append(entry)
+        if changes is not None:
+            changes.log.append(entry)
+
+    def _signal(self, record: SignalRecord, changes: Changes, *, log: bool = True) -> None:
+        key = record.id
+        if record.status in (S.INVALID, S.DUPLICATE):
+            # Never a pending row (a duplicate shares the id of a real signal); the log says why.
+            if log:
+                self.add_log(LogEntry(record.received_at, "warning",
+                                      f"signal {key or '(no id)'} {record.status}: {record.reason}"), changes)
+            return
+        if key is None:
+            return
+        if record.status is S.PENDING:
+            before = self.signals.get(key)
+            self.signals[key] = record
+            changes.signals.add(key)
+            changes.signals_gone.discard(key)
+            if log and before is not None and record.decided_by == "executor":
+                self.add_log(LogEntry(record.decided_at or record.received_at, "warning",
+                                      f"signal {key} back to pending: {record.reason}"), changes)
+        elif self.signals.pop(key, None) is not None:
+            changes.signals_gone.add(key)
+            changes.signals.discard(key)
+            if log and record.status is S.EXPIRED:
+                self.add_log(LogEntry(record.decided_at or record.received_at, "info",
+                                      f"signal {key} expired: {record.reason}"), changes)
+
+    def _order(self, order: Order, changes: Changes) -> None:
+        coid = order.client_order_id
+        if order.status.is_terminal:
+            if self.orders.pop(coid, None) is not None:
+                changes.orders_done.add(coid)
+                changes.orders.discard(coid)
+            self.history.pop(coid, None)
+            self.history[coid] = order
+            while len(self.history) > self.history_limit:
+                self.history.popitem(last=False)
+        else:
+            self.orders[coid] = order
+            changes.orders.add(coid)
+
+    # -- derived ------------------------------------------------------------------------------
+
+    def value(self, currency: str, quantity: Decimal) -> Decimal | None:
+        price = self.prices.get(currency)
+        return None if price is None else quantity * price
+
+    @property
+    def equity_value(self) -> Decimal | None:
+        values = [self.value(c, b.total) for c, b in self.balances.items()]
+        known = [v for v in values if v is not None]
+        return sum(known, ZERO) if known else None
+
+    def _sample_equity(self, now: datetime) -> None:
+        value = self.equity_value
+        if value is None:
+            return
+        bucket = int(now.timestamp() // self.equity_bucket)
+        if self.equity and self.equity[-1][0] == bucket:
+            self.equity[-1] = (bucket, value)
+        else:
+            self.equity.append((bucket, value))
+
+    @property
+    def live_orders(self) -> int:
+        return sum(1 for o in self.orders.values() if o.status.is_live)
+
+    def signal_total(self, order: Order) -> Decimal:
+        """What the signal behind `order` asked for: filled parts of earlier replacements plus this order."""
+        if order.signal_id is None:
+            return order.amount
+        earlier = sum(
+            (o.filled for o in self.history.values()
+             if o.signal_id == order.signal_id and o.replacement < order.replacement),
+            ZERO,
+        )
+        return earlier + order.amount

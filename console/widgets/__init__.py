@@ -1,0 +1,1 @@
+"""The console's panes: signals, orders, balances, log and the status bar."""

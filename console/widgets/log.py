@@ -1,0 +1,52 @@
+"""The Log pane: retries and errors, newest at the bottom (time, level, attempt n/max, delay, reason)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from itertools import count
+
+from console import formatting as f
+from console.formatting import Cell
+from console.state import LogEntry
+from console.widgets.table import Column, KeyedTable
+
+LEVEL_STYLE = {"info": "muted", "warning": "warning", "retry": "warning", "error": "error"}
+
+
+class LogTable(KeyedTable[LogEntry]):
+    COLUMNS = (
+        Column("time", "time", 8),
+        Column("level", "level", 7),
+        Column("attempt", "try", 5, justify="right", wide_only=True),
+        Column("delay", "next in", 7, justify="right", wide_only=True),
+        Column("reason", "reason", 20, flex=True),
+    )
+
+    def __init__(self, *, id: str | None = None, limit: int = 500) -> None:
+        super().__init__(id=id)
+        self.limit = limit
+        self._keys = count()
+        self.border_title = "Log"
+
+    def cells(self, item: LogEntry) -> dict[str, Cell]:
+        reason = item.reason
+        if self.compact and item.attempt:
+            reason = f"{item.attempt}, next in {item.delay}: {reason}"
+        return {
+            "time": ((f.hms(item.ts), "muted"),),
+            "level": ((item.level, LEVEL_STYLE.get(item.level, "plain")),),
+            "attempt": item.attempt,
+            "delay": item.delay,
+            "reason": reason,
+        }
+
+    def append(self, entries: Iterable[LogEntry]) -> None:
+        following = not self.has_focus or self.cursor_row >= self.row_count - 1
+        for entry in entries:
+            self.upsert(str(next(self._keys)), entry)
+        while len(self.items) > self.limit:
+            self.discard(next(iter(self.items)))
+        if following and self.row_count:
+            self.move_cursor(row=self.row_count - 1, animate=False)
+        errors = sum(1 for e in self.items.values() if e.level == "error")
+        self.border_subtitle = f"{errors} error{'s' if errors != 1 else ''}" if errors else ""

@@ -1,0 +1,55 @@
+"""The Signals pane: signals waiting for an operator, with their TTL counting down."""
+
+from __future__ import annotations
+
+from executor.models import MarketInfo, OrderType, SignalRecord
+
+from console import formatting as f
+from console.formatting import Cell
+from console.widgets.table import Column, KeyedTable
+
+
+class SignalsTable(KeyedTable[SignalRecord]):
+    """Pending signals keyed by signal id, in arrival order."""
+
+    COLUMNS = (
+        Column("id", "signal", 14),
+        Column("symbol", "symbol", 9),
+        Column("side", "side", 6),
+        Column("type", "type", 6, wide_only=True),
+        Column("amount", "amount", 10, justify="right"),
+        Column("price", "ref. price", 11, justify="right", wide_only=True),
+        Column("notional", "notional", 10, justify="right"),
+        Column("ttl", "TTL", 6, justify="right"),
+        Column("strategy", "strategy", 11, flex=True),
+    )
+
+    def __init__(self, *, id: str | None = None) -> None:
+        super().__init__(id=id)
+        self.markets: dict[str, MarketInfo] = {}
+        self.default_type = "limit"  # `[execution] order_type`, for signals that name none
+        self.border_title = "Signals"
+
+    def cells(self, item: SignalRecord) -> dict[str, Cell]:
+        signal = item.signal
+        assert signal is not None
+        market = self.markets.get(signal.symbol)
+        order_type = signal.order_type or self.default_type
+        note = signal.strategy or ""
+        if item.reason and item.decided_by == "executor":
+            note = f"{note} · {item.reason}" if note else item.reason
+        return {
+            "id": item.id or "",
+            "symbol": signal.symbol,
+            "side": f.side(signal.side),
+            "type": order_type.value if isinstance(order_type, OrderType) else order_type,
+            "amount": f.amount(item.amount, market),
+            "price": f.price(item.reference_price, market),
+            "notional": f.money(item.notional),
+            "ttl": f.countdown(item.expires_at, self.now, warn_below=15),
+            "strategy": ((note, "muted"),) if note else "",
+        }
+
+    def show_count(self) -> None:
+        n = len(self.items)
+        self.border_subtitle = f"{n} pending" if n else "none pending"

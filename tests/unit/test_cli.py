@@ -1,0 +1,148 @@
+"""The command line as a user runs it: real processes, real files, exit codes and output."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from conftest import DATA
+
+TERMINAL = {"filled", "canceled", "expired", "rejected", "failed"}
+
+
+def tc(*args: str, env: dict | None = None, input: str | None = None, timeout: float = 120):
+    """Run `tradeconsole ARGS` with a clean environment (no user config, no stray overrides)."""
+    base = {k: v for k, v in os.environ.items() if not k.startswith("TRADECONSOLE_")}
+    base |= {"XDG_CONFIG_HOME": "/nonexistent-config", "PYTHONUNBUFFERED": "1"}
+    return subprocess.run(
+        [sys.executable, "-m", "console", *args], env=base | (env or {}), input=input, capture_output=True,
+        text=True, timeout=timeout,
+    )
+
+
+def test_headless_auto_run_places_one_terminal_order_per_valid_signal(tmp_path):
+    db = tmp_path / "x.db"
+    run = tc("run", "--headless", "--until-idle", "--signals", str(DATA / "signals.valid.jsonl"), "--db", str(db),
+             env={"TRADECONSOLE_APPROVAL__MODE": "auto"})
+    assert run.returncode == 0, run.stderr
+    out = tc("orders", "--db", str(db), "--json", "--all")
+    assert out.returncode == 0, out.stderr
+    orders = json.loads(out.stdout)
+    signals = {json.loads(line)["id"]: json.loads(line) for line in (DATA / "signals.valid.jsonl").open()}
+    assert sorted(o["signal_id"] for o in orders) == sorted(signals)
+    for o in orders:
+        assert o["status"] in TERMINAL, o
+        assert o["filled"] <= o["amount"]
+        for field in ("client_order_id", "exchange_order_id", "symbol", "side", "type", "price", "average", "fee",
+                      "created_at", "updated_at", "last_error"):
+            assert field in o
+
+
+def test_signals_export_lists_every_line_with_its_reason(tmp_path):
+    db = tmp_path / "x.db"
+    assert tc("run", "--headless", "--until-idle", "--signals", str(DATA / "signals.invalid.jsonl"),
+              "--db", str(db)).returncode == 0
+    rows = json.loads(tc("signals", "--db", str(db), "--json").stdout)
+    assert len(rows) == 13
+    assert all(r["status"] == "invalid" and r["reason"] for r in rows)
+    assert {"id", "status", "reason", "received_at", "source"} <= set(rows[0])
+
+
+def test_signals_from_stdin(tmp_path):
+    db = tmp_path / "x.db"
+    line = '{"id": "in-1", "symbol": "ETH/USDT", "side": "buy", "amount": 0.1, "order_type": "market"}\n'
+    run = tc("run", "--headless", "--until-idle", "--signals", "-", "--db", str(db), input=line,
+             env={"TRADECONSOLE_APPROVAL__MODE": "auto"})
+    assert run.returncode == 0, run.stderr
+    orders = json.loads(tc("orders", "--db", str(db), "--json", "--all").stdout)
+    assert [(o["signal_id"], o["status"]) for o in orders] == [("in-1", "filled")]
+
+
+def test_csv_export_has_a_header_and_a_row_per_order(tmp_path):
+    db = tmp_path / "x.db"
+    tc("run", "--headless", "--until-idle", "--signals", str(DATA / "signals.valid.jsonl"), "--db", str(db),
+       env={"TRADECONSOLE_APPROVAL__MODE": "auto"})
+    lines = tc("orders", "--db", str(db), "--csv", "--all").stdout.strip().splitlines()
+    assert lines[0].startswith("signal_id,client_order_id,exchange_order_id")
+    assert len(lines) == 5
+
+
+def test_a_bad_config_value_exits_2_naming_file_key_and_line(tmp_path):
+    config = tmp_path / "config.toml"
+    config.write_text('[execution]\norder_type = "limit"\nmax_retries = "three"\n')
+    run = tc("run", "--headless", "--config", str(config), "--db", str(tmp_path / "x.db"))
+    assert run.returncode == 2
+    assert "config.toml:3" in run.stderr and "execution.max_retries" in run.stderr
+    assert "Traceback" not in run.stderr
+
+
+def test_an_unknown_key_exits_2(tmp_path):
+    config = tmp_path / "config.toml"
+    config.write_text("[execution]\nslipage_tolerance_pct = 0.2\n")
+    run = tc("orders", "--config", str(config), "--db", str(tmp_path / "x.db"))
+    assert run.returncode == 2 and "execution.slipage_tolerance_pct" in run.stderr
+
+
+def test_a_bad_environment_override_exits_2_naming_the_variable(tmp_path):
+    run = tc("run", "--headless", "--db", str(tmp_path / "x.db"), env={"TRADECONSOLE_APPROVAL__MODE": "yolo"})
+    assert run.returncode == 2 and "TRADECONSOLE_APPROVAL__MODE" in run.stderr
+
+
+def test_a_missing_signals_file_exits_2(tmp_path):
+    run = tc("run", "--headless", "--until-idle", "--signals", str(tmp_path / "nope.jsonl"),
+             "--db", str(tmp_path / "x.db"))
+    assert run.returncode == 2 and "no such file" in run.stderr
+
+
+def test_exports_of_a_missing_store_exit_2(tmp_path):
+    run = tc("orders", "--db", str(tmp_path / "missing.db"))
+    assert run.returncode == 2 and "no store" in run.stderr
+
+
+def test_config_init_writes_a_template_that_loads_and_refuses_to_overwrite(tmp_path):
+    target = tmp_path / "tc.toml"
+    assert tc("config", "init", str(target)).returncode == 0
+    assert "[execution]" in target.read_text()
+    assert tc("orders", "--config", str(target), "--db", str(tmp_path / "none.db")).returncode == 2  # no store, but
+    again = tc("config", "init", str(target))
+    assert again.returncode == 2 and "exists" in again.stderr
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_a_stop_signal_ends_a_run_gracefully_with_exit_0(tmp_path, sig):
+    db = tmp_path / "x.db"
+    base = {k: v for k, v in os.environ.items() if not k.startswith("TRADECONSOLE_")}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "console", "run", "--headless", "--signals", "-", "--db", str(db)],
+        stdin=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env=base | {"XDG_CONFIG_HOME": "/nonexistent-config", "TRADECONSOLE_APPROVAL__MODE": "auto"},
+    )
+    assert proc.stdin and proc.stderr
+    proc.stdin.write('{"id": "live-1", "symbol": "BTC/USDT", "side": "buy", "amount": 0.01, "price": 30000}\n')
+    proc.stdin.flush()
+    deadline = time.monotonic() + 30
+    for line in proc.stderr:  # wait until the order rests on the exchange
+        if "tc-" in line and " open" in line:
+            break
+        assert time.monotonic() < deadline, "the order never opened"
+    proc.send_signal(sig)
+    assert proc.wait(timeout=30) == 0
+    orders = json.loads(tc("orders", "--db", str(db), "--json").stdout)
+    assert [(o["signal_id"], o["status"]) for o in orders] == [("live-1", "open")]  # left open, not canceled
+
+
+def test_python_dash_m_console_is_the_same_command():
+    out = subprocess.run([sys.executable, "-m", "console", "--help"], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0 and "inspect" in out.stdout and "emulator" in out.stdout
+
+
+def test_the_schema_ships_with_the_package():
+    import executor
+
+    assert (Path(executor.__file__).parent / "schema" / "signal.schema.json").exists()
