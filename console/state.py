@@ -46,10 +46,11 @@ class LogEntry:
 class Changes:
     """What a batch changed, by key. Empty sets mean nothing to repaint there."""
 
-    signals: set[str] = field(default_factory=set)
-    signals_gone: set[str] = field(default_factory=set)
-    orders: set[str] = field(default_factory=set)
-    orders_done: set[str] = field(default_factory=set)
+    # dicts used as ordered sets: new rows are added in the order their events arrived
+    signals: dict[str, None] = field(default_factory=dict)
+    signals_gone: dict[str, None] = field(default_factory=dict)
+    orders: dict[str, None] = field(default_factory=dict)
+    orders_done: dict[str, None] = field(default_factory=dict)
     balances: bool = False
     status: bool = False
     log: list[LogEntry] = field(default_factory=list)
@@ -165,14 +166,14 @@ class ConsoleState:
         if record.status is S.PENDING:
             before = self.signals.get(key)
             self.signals[key] = record
-            changes.signals.add(key)
-            changes.signals_gone.discard(key)
+            changes.signals[key] = None
+            changes.signals_gone.pop(key, None)
             if log and before is not None and record.decided_by == "executor":
                 self.add_log(LogEntry(record.decided_at or record.received_at, "warning",
                                       f"signal {key} back to pending: {record.reason}"), changes)
         elif self.signals.pop(key, None) is not None:
-            changes.signals_gone.add(key)
-            changes.signals.discard(key)
+            changes.signals_gone[key] = None
+            changes.signals.pop(key, None)
             if log and record.status is S.EXPIRED:
                 self.add_log(LogEntry(record.decided_at or record.received_at, "info",
                                       f"signal {key} expired: {record.reason}"), changes)
@@ -181,15 +182,15 @@ class ConsoleState:
         coid = order.client_order_id
         if order.status.is_terminal:
             if self.orders.pop(coid, None) is not None:
-                changes.orders_done.add(coid)
-                changes.orders.discard(coid)
+                changes.orders_done[coid] = None
+                changes.orders.pop(coid, None)
             self.history.pop(coid, None)
             self.history[coid] = order
             while len(self.history) > self.history_limit:
                 self.history.popitem(last=False)
         else:
             self.orders[coid] = order
-            changes.orders.add(coid)
+            changes.orders[coid] = None
 
     # -- derived ------------------------------------------------------------------------------
 

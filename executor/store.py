@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import sqlite3
 from collections.abc import Iterable, Sequence
 from datetime import datetime
 from decimal import Decimal
@@ -172,7 +173,8 @@ class Store:
         self._conn = conn
         self.path = path
         self.read_only = read_only
-        self._lock = asyncio.Lock()
+        self._queue: list[tuple[list[tuple[str, Sequence[Any]]], asyncio.Future]] = []
+        self._flusher: asyncio.Task | None = None
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -182,10 +184,10 @@ class Store:
         if read_only:
             if not path.exists():
                 raise StoreError(f"store {path} does not exist")
-            conn = await aiosqlite.connect(f"file:{path}?mode=ro", uri=True)
+            conn = await aiosqlite.connect(f"file:{path}?mode=ro", uri=True, isolation_level=None)
         else:
             path.parent.mkdir(parents=True, exist_ok=True)
-            conn = await aiosqlite.connect(path)
+            conn = await aiosqlite.connect(path, isolation_level=None)
         conn.row_factory = aiosqlite.Row
         store = cls(conn, path, read_only)
         try:
@@ -210,6 +212,8 @@ class Store:
         await self.migrate()
 
     async def close(self) -> None:
+        if self._flusher is not None and not self._flusher.done():
+            await asyncio.shield(self._flusher)
         await self._conn.close()
 
     async def schema_version(self) -> int:
@@ -235,20 +239,40 @@ class Store:
     # -- writing ------------------------------------------------------------------------------
 
     async def _write(self, statements: Iterable[tuple[str, Sequence[Any]]]) -> list[int | None]:
-        """Run statements as one transaction. Returns each statement's lastrowid."""
+        """Run statements as one transaction; returns each statement's lastrowid.
+
+        Group commit: writers that arrive while a commit is in flight are batched into the next
+        one, a single trip to SQLite's thread and a single COMMIT for all of them, each group in
+        its own savepoint so that one failing group never takes another down. A writer returns
+        only after its group is committed.
+        """
         if self.read_only:
             raise ReadOnlyStore("the store is open read-only")
-        ids: list[int | None] = []
-        async with self._lock:
+        future: asyncio.Future[list[int | None]] = asyncio.get_running_loop().create_future()
+        self._queue.append((list(statements), future))
+        if self._flusher is None or self._flusher.done():
+            self._flusher = asyncio.create_task(self._flush(), name="store-flush")
+        return await future
+
+    async def _flush(self) -> None:
+        while self._queue:
+            batch, self._queue = self._queue, []
             try:
-                for sql, params in statements:
-                    cur = await self._conn.execute(sql, params)
-                    ids.append(cur.lastrowid)
-                await self._conn.commit()
-            except BaseException:
-                await self._conn.rollback()
-                raise
-        return ids
+                outcomes = await self._conn._execute(_run_batch, self._conn._conn, [g for g, _ in batch])
+            except BaseException as exc:  # the whole batch failed (disk full, closed): tell everyone
+                for _, future in batch:
+                    if not future.done():
+                        future.set_exception(StoreError(f"write failed: {exc}"))
+                if isinstance(exc, asyncio.CancelledError):
+                    raise
+                continue
+            for (_, future), outcome in zip(batch, outcomes, strict=True):
+                if future.done():
+                    continue
+                if isinstance(outcome, BaseException):
+                    future.set_exception(outcome)
+                else:
+                    future.set_result(outcome)
 
     @staticmethod
     def _event(
@@ -516,6 +540,30 @@ class Store:
         async with self._conn.execute("SELECT * FROM audit ORDER BY seq") as cur:
             rows = await cur.fetchall()
         return [dict(r) | {"detail": json.loads(r["detail"])} for r in rows]
+
+
+def _run_batch(conn: sqlite3.Connection, groups: list[list[tuple[str, Sequence[Any]]]]) -> list[Any]:
+    """In SQLite's thread: every group in its own savepoint, one COMMIT for all of them."""
+    outcomes: list[Any] = []
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        for statements in groups:
+            conn.execute("SAVEPOINT grp")
+            try:
+                ids = [conn.execute(sql, params).lastrowid for sql, params in statements]
+            except sqlite3.Error as exc:
+                conn.execute("ROLLBACK TO grp")
+                conn.execute("RELEASE grp")
+                outcomes.append(exc)
+                continue
+            conn.execute("RELEASE grp")
+            outcomes.append(ids)
+        conn.execute("COMMIT")
+    except BaseException:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        raise
+    return outcomes
 
 
 def _signal_from_row(r: aiosqlite.Row) -> SignalRecord:

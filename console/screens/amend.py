@@ -19,9 +19,8 @@ from textual.content import Content
 from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Label, Static
 
-from executor.executor import AmendCheck
-
 from console import formatting as f
+from executor.executor import AmendCheck
 
 Check = Callable[[Decimal | None, Decimal | None], Awaitable[AmendCheck]]
 

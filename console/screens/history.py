@@ -10,11 +10,10 @@ from textual.containers import Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Label
 
-from executor.models import MarketInfo, Order
-
 from console.formatting import Cell
 from console.widgets.orders import order_cells
 from console.widgets.table import Column, KeyedTable
+from executor.models import MarketInfo, Order
 
 
 class HistoryTable(KeyedTable[Order]):

@@ -9,11 +9,10 @@ from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical
 from textual.widgets import Label, Sparkline
 
-from executor.models import Balance
-
 from console import formatting as f
 from console.formatting import Cell
 from console.widgets.table import Column, KeyedTable
+from executor.models import Balance
 
 Holding = tuple[Balance, Decimal | None]  # a balance and its value in the quote currency
 

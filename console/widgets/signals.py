@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from executor.models import MarketInfo, OrderType, SignalRecord
-
 from console import formatting as f
 from console.formatting import Cell
 from console.widgets.table import Column, KeyedTable
+from executor.models import MarketInfo, OrderType, SignalRecord
 
 
 class SignalsTable(KeyedTable[SignalRecord]):

@@ -9,9 +9,8 @@ from textual.containers import Horizontal
 from textual.content import Content
 from textual.widgets import Label
 
-from executor.events import ReconcileResult
-
 from console import formatting as f
+from executor.events import ReconcileResult
 
 MODES = ("PAPER", "SANDBOX", "LIVE", "READ-ONLY")
 

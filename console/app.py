@@ -1,0 +1,570 @@
+"""The trading console: a thin Textual `App` over the executor's public API (`TradingService`).
+
+The app opens its service inside its own event loop (from a factory, or one handed to it), takes
+one `snapshot()` at start and from then on follows the service's event stream through a single
+`EventBuffer`. The buffer is flushed every `flush_interval` seconds inside `batch_update()`, and
+`ConsoleState` says which keys changed, so a burst of events costs one repaint of the cells that
+really changed. Operator keys become service commands run in workers; worker errors are reported
+in one place (`on_worker_state_changed`: a notification and a line in the Log pane).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import sys
+import tempfile
+from collections.abc import Awaitable, Callable, Sequence
+from datetime import datetime
+from functools import partial
+from pathlib import Path
+
+from textual import on, work
+from textual.app import App, ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal
+from textual.content import Content
+from textual.reactive import reactive
+from textual.widgets import DataTable, Footer
+from textual.worker import Worker, WorkerState
+
+from console import formatting as f
+from console.commands import ConsoleCommands
+from console.screens.amend import AmendRequest, AmendScreen, AmendTarget
+from console.screens.confirm import ConfirmScreen
+from console.screens.help import HelpScreen
+from console.screens.history import HistoryScreen
+from console.state import Changes, ConsoleState, EventBuffer, LogEntry
+from console.themes import DEFAULT_THEME, THEMES_DIR, choose, load_themes, variable_defaults
+from console.widgets.balances import BalancesPane
+from console.widgets.log import LogTable
+from console.widgets.orders import OrdersTable
+from console.widgets.signals import SignalsTable
+from console.widgets.statusbar import StatusBar
+from executor.config import Settings, default_config_path, load_config
+from executor.exchanges.base import ExchangeError
+from executor.executor import ExecutionError
+from executor.models import Order, OrderType, Side, SignalRecord, utcnow
+from executor.service import TradingService
+
+log = logging.getLogger("tradeconsole.console")
+
+ServiceFactory = Callable[[], Awaitable[TradingService]]
+Clock = Callable[[], datetime]
+SourceStarter = Callable[[TradingService], None]
+
+FLUSH_INTERVAL = 0.08  # seconds between two repaints under a burst of events
+WRITE_ACTIONS = frozenset({"approve", "reject", "amend", "cancel_order", "kill_switch", "pause", "resume"})
+
+
+def default_theme_dirs() -> list[Path]:
+    """The shipped themes, then the user's (`<config dir>/themes`), which may override them."""
+    return [THEMES_DIR, default_config_path().parent / "themes"]
+
+
+class TradeConsole(App[None]):
+    CSS_PATH = "app.tcss"
+    TITLE = "tradeconsole"
+    COMMANDS = App.COMMANDS | {ConsoleCommands}
+    HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (110, "-wide")]
+    VERTICAL_BREAKPOINTS = [(0, "-short"), (30, "-tall")]
+    BINDINGS = [
+        Binding("a", "approve", "approve", id="approve", tooltip="approve the selected signal"),
+        Binding("x", "reject", "reject", id="reject", tooltip="reject the selected signal"),
+        Binding("e", "amend", "amend", id="amend",
+                tooltip="amend the selected signal (before approval) or the selected open order: price, amount"),
+        Binding("c", "cancel_order", "cancel", id="cancel", tooltip="cancel the selected order"),
+        Binding("ctrl+k", "kill_switch", "kill switch", id="kill_switch",
+                tooltip="pause intake and auto-approval, cancel every open order (asks first)"),
+        Binding("p", "pause", "pause", id="pause", tooltip="pause intake and auto-approval"),
+        Binding("p", "resume", "resume", id="resume", tooltip="resume intake and auto-approval"),
+        Binding("h", "history", "history", id="history", tooltip="finished orders, newest first"),
+        Binding("tab", "focus_next", "next pane", id="focus_next", show=False, tooltip="move to the next pane"),
+        Binding("shift+tab", "focus_previous", "previous pane", id="focus_previous", show=False,
+                tooltip="move to the previous pane"),
+        Binding("question_mark", "help", "help", id="help", key_display="?", tooltip="every key binding"),
+        Binding("ctrl+p", "command_palette", "palette", id="command_palette", show=False,
+                tooltip="every action, and the themes"),
+        Binding("q", "quit", "quit", id="quit",
+                tooltip="quit (asks when orders are open; quitting never cancels them)"),
+    ]
+
+    read_only: reactive[bool] = reactive(False, init=False)
+
+    def __init__(
+        self,
+        service: TradingService | ServiceFactory,
+        *,
+        settings: Settings | None = None,
+        clock: Clock = utcnow,
+        start_sources: SourceStarter | None = None,
+        flush_interval: float | None = FLUSH_INTERVAL,
+        theme_dirs: Sequence[Path] | None = None,
+        read_only: bool = False,
+    ) -> None:
+        super().__init__()
+        self.settings = settings or load_config(None, env={})
+        self.clock = clock
+        self.flush_interval = flush_interval
+        self._service_source = service
+        self._start_sources = start_sources
+        self.service: TradingService | None = None
+        self.buffer: EventBuffer | None = None
+        self.state = ConsoleState()
+        self.ready = False
+        self.set_reactive(TradeConsole.read_only, read_only)
+        self._bindings_state: tuple | None = None
+        loaded = load_themes(*(default_theme_dirs() if theme_dirs is None else theme_dirs))
+        for theme in loaded.themes.values():
+            self.register_theme(theme)
+        self._themes = sorted(loaded.themes)
+        self._startup_problems = loaded.problems
+        self.theme = choose(self.settings.ui.theme, set(self.available_themes), self._startup_problems)
+
+    # -- layout -------------------------------------------------------------------------------
+
+    def compose(self) -> ComposeResult:
+        yield SignalsTable(id="signals")
+        yield OrdersTable(id="orders")
+        with Horizontal(id="bottom"):
+            yield BalancesPane(id="balances")
+            yield LogTable(id="log", limit=self.state.log.maxlen or 500)
+        yield StatusBar(id="status")
+        yield Footer()
+
+    def get_theme_variable_defaults(self) -> dict[str, str]:
+        return variable_defaults(self.current_theme)
+
+    def console_themes(self) -> list[str]:
+        return self._themes
+
+    def console_bindings(self) -> list[Binding]:
+        return [b for b in Binding.make_bindings(self.BINDINGS) if b.action not in ("command_palette",)]
+
+    @property
+    def signals(self) -> SignalsTable:
+        return self.query_one(SignalsTable)
+
+    @property
+    def orders(self) -> OrdersTable:
+        return self.query_one(OrdersTable)
+
+    # -- start and stop -----------------------------------------------------------------------
+
+    def on_mount(self) -> None:
+        for problem in self._startup_problems:
+            self.report(problem, level="warning")
+        self.signals.default_type = self.settings.execution.order_type
+        self.signals.focus()
+        self._show_status()
+        self.set_interval(1.0, self.tick)
+        if self.flush_interval:
+            self.set_interval(self.flush_interval, self.flush)
+        if not self.is_headless:
+            with contextlib.suppress(NotImplementedError, RuntimeError):
+                asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, self.exit)
+        self.open_service()
+
+    @work(group="service", exclusive=True, exit_on_error=False)
+    async def open_service(self) -> None:
+        source = self._service_source
+        service = source if isinstance(source, TradingService) else await source()
+        self.service = service
+        self.read_only = service.read_only
+        # Subscribe before start(): whatever happens between the start and the snapshot is kept.
+        self.buffer = EventBuffer(service.bus)
+        await service.start()
+        snapshot = await service.snapshot(history=self.state.history_limit)
+        markets = service.markets
+        self.signals.markets = self.orders.markets = markets
+        places = {m.base: f.decimals(m.amount_step) for m in markets.values()}
+        self.query_one(BalancesPane).table.places = {k: v for k, v in places.items() if v is not None} | {
+            m.quote: 2 for m in markets.values()
+        }
+        self._show(self.state.load(snapshot, self.clock()))
+        self.ready = True
+        self.flush()
+        if self._start_sources is not None and not service.read_only:
+            self._start_sources(service)
+
+    async def on_unmount(self) -> None:
+        if self.buffer is not None:
+            self.buffer.close()
+        if self.service is not None:
+            # Stops intake and waits for requests in flight; open orders stay on the exchange.
+            await self.service.close()
+
+    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
+        """The one place worker errors are reported."""
+        if event.state is not WorkerState.ERROR:
+            return
+        worker, error = event.worker, event.worker.error
+        if worker.group == "service":
+            log.error("could not start: %s", error, exc_info=error)
+            self.exit(return_code=1, message=f"tradeconsole: could not start: {error}")
+            return
+        known = isinstance(error, ExecutionError | ExchangeError)
+        self.report(f"{worker.name}: {error if known else f'{type(error).__name__}: {error}'}", level="error")
+
+    def report(self, message: str, *, level: str = "error") -> None:
+        """Tell the operator: a notification, a line in the Log pane, and the Python log."""
+        log.log(logging.ERROR if level == "error" else logging.WARNING, "%s", message)
+        self.notify(message, severity="error" if level == "error" else "warning", timeout=8)
+        entry = LogEntry(self.clock(), level, message)
+        self.state.add_log(entry)
+        self.query_one(LogTable).append([entry])
+
+    def send(self, what: str, command: Callable[[], Awaitable[object]]) -> None:
+        """Run one operator command against the service; a failure is reported with `what`."""
+        self.run_worker(command(), name=what, group="commands", exit_on_error=False)
+
+    # -- the event stream ---------------------------------------------------------------------
+
+    def flush(self) -> None:
+        """Fold everything buffered since the last flush into the state, then repaint what changed."""
+        if not self.ready or self.buffer is None or not len(self.buffer):
+            return
+        changes = self.state.apply(self.buffer.drain(), self.clock())
+        if changes:
+            self._show(changes)
+
+    def tick(self) -> None:
+        """Once a second: countdowns, "reconciled Ns ago", the rate-limit state."""
+        now = self.clock()
+        for table in (self.signals, self.orders):
+            table.now = now
+            table.refresh_cells()
+        self._show_status()
+
+    def _show(self, changes: Changes) -> None:
+        state, now = self.state, self.clock()
+        with self.batch_update():
+            signals, orders = self.signals, self.orders
+            signals.now = orders.now = now
+            for key in changes.signals_gone:
+                signals.discard(key)
+            for key in changes.signals:
+                signals.upsert(key, state.signals[key])
+            for key in changes.orders_done:
+                orders.discard(key)
+            for key in changes.orders:
+                orders.upsert(key, state.orders[key])
+            signals.show_count()
+            orders.show_count(len(state.history))
+            if changes.balances:
+                pane = self.query_one(BalancesPane)
+                pane.show([(b, state.value(c, b.total)) for c, b in state.balances.items()], state.quote)
+                pane.show_equity([v for _, v in state.equity], state.quote)
+            if changes.log:
+                self.query_one(LogTable).append(changes.log)
+            self._show_status()
+        self._sync_bindings()
+
+    def _show_status(self) -> None:
+        state, service = self.state, self.service
+        exchange = service.exchange if service is not None else None
+        self.query_one(StatusBar).show(
+            mode=state.mode or ("READ-ONLY" if self.read_only else ""),
+            exchange=state.exchange or self.settings.exchange.id,
+            reconcile=state.reconcile,
+            now=self.clock(),
+            paused=state.paused,
+            intake_done=state.intake_done,
+            rate_limit=exchange.rate_limit_state().describe() if exchange is not None else None,
+        )
+
+    # -- which actions are possible -----------------------------------------------------------
+
+    @property
+    def selected_signal(self) -> SignalRecord | None:
+        return self.signals.selected
+
+    @property
+    def selected_order(self) -> Order | None:
+        return self.orders.selected
+
+    def _amend_kind(self) -> str | None:
+        focused = self.screen_stack[0].focused if self.screen_stack else None
+        if focused is self.orders:
+            order = self.selected_order
+            return "order" if order is not None and order.status.is_live and order.price is not None else None
+        if focused is self.signals and self.selected_signal is not None:
+            return "signal"
+        return None
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action not in WRITE_ACTIONS:
+            return True
+        if self.read_only:
+            return False  # hidden: inspect mode offers no action at all
+        if action == "pause":
+            return False if self.state.paused else (True if self.ready else None)
+        if action == "resume":
+            return True if self.state.paused and self.ready else False
+        if not self.ready:
+            return None
+        if action in ("approve", "reject"):
+            return True if self.selected_signal is not None else None
+        if action == "amend":
+            return True if self._amend_kind() else None
+        if action == "cancel_order":
+            order = self.selected_order
+            return True if order is not None and order.status.is_live else None
+        return True  # kill_switch
+
+    def _sync_bindings(self) -> None:
+        """Refresh the footer only when something it shows changed (not on every flush)."""
+        if not self.is_mounted:
+            return
+        order = self.selected_order
+        key = (self.ready, self.read_only, self.state.paused, self.signals.selected_key,
+               order and (order.client_order_id, order.status), self._amend_kind())
+        if key != self._bindings_state:
+            self._bindings_state = key
+            self.refresh_bindings()
+
+    @on(DataTable.RowHighlighted)
+    def _row_highlighted(self) -> None:
+        self._sync_bindings()
+
+    def on_descendant_focus(self) -> None:
+        self._sync_bindings()
+
+    def watch_read_only(self) -> None:
+        self._sync_bindings()
+
+    # -- actions ------------------------------------------------------------------------------
+
+    def action_approve(self) -> None:
+        record, service = self.selected_signal, self.service
+        if record is None or service is None or record.id is None:
+            return
+        sid = record.id
+        cap = self.settings.approval.confirm_notional
+        if cap > 0 and (record.notional is None or record.notional > cap):
+            notional = f.money(record.notional) if record.notional is not None else "unknown"
+            self.push_screen(
+                ConfirmScreen(
+                    "Approve a large signal?",
+                    f"{sid}: {signal_summary(record)}\nnotional {notional} is above approval.confirm_notional "
+                    f"{f.money(cap)}.",
+                    confirm="Approve",
+                ),
+                callback=lambda ok: ok and self.send(f"approve {sid}", partial(service.approve, sid)),
+            )
+            return
+        self.send(f"approve {sid}", partial(service.approve, sid))
+
+    def action_reject(self) -> None:
+        record, service = self.selected_signal, self.service
+        if record is not None and record.id is not None and service is not None:
+            self.send(f"reject {record.id}", partial(service.reject, record.id))
+
+    def action_amend(self) -> None:
+        kind, service = self._amend_kind(), self.service
+        if service is None:
+            return
+        if kind == "signal" and (record := self.selected_signal) is not None:
+            self._amend_signal(service, record)
+        elif kind == "order" and (order := self.selected_order) is not None:
+            self._amend_order(service, order)
+
+    def _amend_signal(self, service: TradingService, record: SignalRecord) -> None:
+        signal = record.signal
+        assert signal is not None and record.id is not None and record.amount is not None
+        sid = record.id
+        order_type = signal.order_type or OrderType(self.settings.execution.order_type)
+        target = AmendTarget(
+            title=f"Amend signal {sid}",
+            summary=Content(signal_summary(record)),
+            price=record.reference_price,
+            amount=record.amount,
+            quote=signal.quote,
+            base=signal.base,
+            price_label="limit price" if order_type is OrderType.LIMIT else "reference price",
+        )
+
+        async def check(price, amount):
+            return service.check_signal_amend(record, price=price, amount=amount)
+
+        def done(request: AmendRequest | None) -> None:
+            if request is not None:
+                self.send(f"amend {sid}", partial(service.amend_signal, sid, price=request.price,
+                                                  amount=request.amount))
+
+        self.push_screen(AmendScreen(target, check), callback=done)
+
+    def _amend_order(self, service: TradingService, order: Order) -> None:
+        coid = order.client_order_id
+        base, quote = order.symbol.split("/")
+        total = self.state.signal_total(order)
+        filled = total - order.amount + order.filled
+        target = AmendTarget(
+            title=f"Amend order {coid}",
+            summary=Content(f"{order.symbol}  {side_word(order.side)}  {order.type.value}  {order.status.value}"),
+            price=order.price,
+            amount=total,
+            quote=quote,
+            base=base,
+            amount_label="total amount",
+            amount_hint=f"the signal's total; {f.number(filled)} filled so far, the replacement trades the rest",
+        )
+
+        async def check(price, amount):
+            return await service.check_order_amend(coid, price=price, amount=amount)
+
+        def done(request: AmendRequest | None) -> None:
+            if request is not None:
+                self.send(f"amend {coid}", partial(service.amend_order, coid, price=request.price,
+                                                   amount=request.amount))
+
+        self.push_screen(AmendScreen(target, check), callback=done)
+
+    def action_cancel_order(self) -> None:
+        order, service = self.selected_order, self.service
+        if order is not None and service is not None:
+            self.send(f"cancel {order.client_order_id}", partial(service.cancel_order, order.client_order_id))
+
+    def action_kill_switch(self) -> None:
+        service = self.service
+        if service is None:
+            return
+        n = self.state.live_orders
+        self.push_screen(
+            ConfirmScreen(
+                "Kill switch",
+                f"Pause intake and auto-approval, then cancel {n} open order{'s' if n != 1 else ''} "
+                "on the exchange?",
+                confirm="Kill",
+                back_out="Back",
+                danger=True,
+            ),
+            callback=lambda ok: ok and self.send("kill switch", service.kill_switch),
+        )
+
+    def action_pause(self) -> None:
+        if self.service is not None:
+            self.send("pause", self.service.pause)
+
+    def action_resume(self) -> None:
+        if self.service is not None:
+            self.send("resume", self.service.resume)
+
+    def action_history(self) -> None:
+        markets = self.service.markets if self.service is not None else {}
+        self.push_screen(HistoryScreen(self.state.history.values(), markets, self.state.history_limit))
+
+    def action_help(self) -> None:
+        rows = [(self.get_key_display(b), b.description, b.tooltip) for b in self.console_bindings()]
+        rows.append((self.get_key_display(Binding("ctrl+p", "")), "palette", "every action, and the themes"))
+        note = "inspect mode is read-only: no action changes anything." if self.read_only else ""
+        self.push_screen(HelpScreen(rows, note))
+
+    async def action_quit(self) -> None:
+        n = len(self.state.orders)
+        if self.read_only or n == 0:
+            self.exit()
+            return
+        self.push_screen(
+            ConfirmScreen(
+                "Quit?",
+                f"{n} order{'s are' if n != 1 else ' is'} still open. Quitting leaves "
+                f"{'them' if n != 1 else 'it'} on the exchange: nothing is canceled, and the next start "
+                "reconciles them.",
+                confirm="Quit",
+                back_out="Stay",
+            ),
+            callback=lambda ok: ok and self.exit(),
+        )
+
+
+def side_word(side: Side) -> str:
+    return "▲ BUY" if side is Side.BUY else "▼ SELL"
+
+
+def signal_summary(record: SignalRecord) -> str:
+    signal = record.signal
+    assert signal is not None
+    kind = signal.order_type.value if signal.order_type else "default type"
+    return f"{signal.symbol}  {side_word(signal.side)}  {kind}  {f.number(record.amount)} {signal.base}"
+
+
+# -- the command line's entry point -----------------------------------------------------------
+
+
+def _demo_settings(settings: Settings, seed: int | None) -> Settings:
+    """Whatever the config says: the paper exchange, manual approval, the demo strategy."""
+    update = {
+        "exchange": settings.exchange.model_copy(update={"id": "paper"}),
+        "approval": settings.approval.model_copy(update={"mode": "manual"}),
+        "signals": settings.signals.model_copy(update={"demo": True, "jsonl": ""}),
+    }
+    if seed is not None:
+        update["paper"] = settings.paper.model_copy(update={"seed": seed})
+    return settings.model_copy(update=update)
+
+
+def _sources(settings: Settings, signals: str | None) -> SourceStarter:
+    def start(service: TradingService) -> None:
+        if settings.signals.demo and service.executor is not None:
+            from executor.sources.demo import demo_signals, run_tag
+
+            lines = demo_signals(service.executor.ticker, service.markets, seed=settings.paper.seed,
+                                 tag=run_tag(service.clock()))
+            service.add_source(lines, name="demo")
+        path = signals or settings.signals.jsonl
+        if path:
+            from executor.sources.jsonl import read_lines
+
+            service.add_source(read_lines(path, follow=settings.signals.follow), name=f"jsonl:{path}")
+
+    return start
+
+
+def run_console(
+    settings: Settings,
+    mode: str = "run",
+    *,
+    db: str | Path | None = None,
+    seed: int | None = None,
+    via_emulator: bool = False,
+    signals: str | None = None,
+) -> int:
+    """`demo`, `run` (with the UI) and `inspect`. Returns the process exit code."""
+    if via_emulator:
+        print("tradeconsole: demo --via-emulator is not available yet (the emulator is being built)",
+              file=sys.stderr)
+        return 2
+    if mode == "demo":
+        settings = _demo_settings(settings, seed)
+        if db is None:
+            db = Path(tempfile.mkdtemp(prefix="tradeconsole-demo-")) / "demo.db"
+    if db is None:
+        db = settings.db_path()
+    db = Path(db)
+    read_only = mode == "inspect"
+    if read_only and not db.exists():
+        print(f"tradeconsole: no store at {db} (give --db PATH)", file=sys.stderr)
+        return 2
+    path = signals or (settings.signals.jsonl if mode == "run" else "")
+    if path == "-":
+        print("tradeconsole: --signals - needs --headless (the console reads the keyboard)", file=sys.stderr)
+        return 2
+    if path and not Path(path).exists():
+        print(f"tradeconsole: --signals {path}: no such file", file=sys.stderr)
+        return 2
+    app = TradeConsole(
+        partial(TradingService.open, settings, db, read_only=read_only),
+        settings=settings,
+        start_sources=None if read_only else _sources(settings, signals),
+        read_only=read_only,
+    )
+    app.run()
+    if mode == "demo":
+        print(f"demo store: {db}\nlook at it again with: tradeconsole inspect --db {db}")
+    return app.return_code or 0
+
+
+__all__ = ["DEFAULT_THEME", "TradeConsole", "run_console"]
