@@ -27,18 +27,29 @@ def signals(n: int, seed: int = 1) -> list[str]:
     out = []
     for i in range(n):
         symbol = rng.choice(sorted(SIZES))
-        out.append(json.dumps({"id": f"b2-{i}", "symbol": symbol, "side": rng.choice(["buy", "sell"]),
-                               "amount": SIZES[symbol], "order_type": "market"}))
+        out.append(
+            json.dumps(
+                {
+                    "id": f"b2-{i}",
+                    "symbol": symbol,
+                    "side": rng.choice(["buy", "sell"]),
+                    "amount": SIZES[symbol],
+                    "order_type": "market",
+                }
+            )
+        )
     return out
 
 
 async def measure(n: int = 2000) -> dict:
     settings = load_config(None, env={"TRADECONSOLE_APPROVAL__MODE": "auto"})
-    engine = PaperEngine(seed=1, markets=settings.exchange.markets,
-                         balances={"USDT": 10**9, "BTC": 10**5, "ETH": 10**6, "SOL": 10**7})
+    engine = PaperEngine(
+        seed=1, markets=settings.exchange.markets, balances={"USDT": 10**9, "BTC": 10**5, "ETH": 10**6, "SOL": 10**7}
+    )
     with tempfile.TemporaryDirectory() as tmp:
-        service = await TradingService.open(settings, Path(tmp) / "b2.db", exchange=PaperExchange(engine),
-                                            actor="bench@local")
+        service = await TradingService.open(
+            settings, Path(tmp) / "b2.db", exchange=PaperExchange(engine), actor="bench@local"
+        )
         await service.start()
         lines = signals(n)
         started = time.perf_counter()

@@ -21,15 +21,27 @@ def tc(*args: str, env: dict | None = None, input: str | None = None, timeout: f
     base = {k: v for k, v in os.environ.items() if not k.startswith("TRADECONSOLE_")}
     base |= {"XDG_CONFIG_HOME": "/nonexistent-config", "PYTHONUNBUFFERED": "1"}
     return subprocess.run(
-        [sys.executable, "-m", "console", *args], env=base | (env or {}), input=input, capture_output=True,
-        text=True, timeout=timeout,
+        [sys.executable, "-m", "console", *args],
+        env=base | (env or {}),
+        input=input,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
     )
 
 
 def test_headless_auto_run_places_one_terminal_order_per_valid_signal(tmp_path):
     db = tmp_path / "x.db"
-    run = tc("run", "--headless", "--until-idle", "--signals", str(DATA / "signals.valid.jsonl"), "--db", str(db),
-             env={"TRADECONSOLE_APPROVAL__MODE": "auto"})
+    run = tc(
+        "run",
+        "--headless",
+        "--until-idle",
+        "--signals",
+        str(DATA / "signals.valid.jsonl"),
+        "--db",
+        str(db),
+        env={"TRADECONSOLE_APPROVAL__MODE": "auto"},
+    )
     assert run.returncode == 0, run.stderr
     out = tc("orders", "--db", str(db), "--json", "--all")
     assert out.returncode == 0, out.stderr
@@ -39,15 +51,30 @@ def test_headless_auto_run_places_one_terminal_order_per_valid_signal(tmp_path):
     for o in orders:
         assert o["status"] in TERMINAL, o
         assert o["filled"] <= o["amount"]
-        for field in ("client_order_id", "exchange_order_id", "symbol", "side", "type", "price", "average", "fee",
-                      "created_at", "updated_at", "last_error"):
+        for field in (
+            "client_order_id",
+            "exchange_order_id",
+            "symbol",
+            "side",
+            "type",
+            "price",
+            "average",
+            "fee",
+            "created_at",
+            "updated_at",
+            "last_error",
+        ):
             assert field in o
 
 
 def test_signals_export_lists_every_line_with_its_reason(tmp_path):
     db = tmp_path / "x.db"
-    assert tc("run", "--headless", "--until-idle", "--signals", str(DATA / "signals.invalid.jsonl"),
-              "--db", str(db)).returncode == 0
+    assert (
+        tc(
+            "run", "--headless", "--until-idle", "--signals", str(DATA / "signals.invalid.jsonl"), "--db", str(db)
+        ).returncode
+        == 0
+    )
     rows = json.loads(tc("signals", "--db", str(db), "--json").stdout)
     assert len(rows) == 13
     assert all(r["status"] == "invalid" and r["reason"] for r in rows)
@@ -57,8 +84,17 @@ def test_signals_export_lists_every_line_with_its_reason(tmp_path):
 def test_signals_from_stdin(tmp_path):
     db = tmp_path / "x.db"
     line = '{"id": "in-1", "symbol": "ETH/USDT", "side": "buy", "amount": 0.1, "order_type": "market"}\n'
-    run = tc("run", "--headless", "--until-idle", "--signals", "-", "--db", str(db), input=line,
-             env={"TRADECONSOLE_APPROVAL__MODE": "auto"})
+    run = tc(
+        "run",
+        "--headless",
+        "--until-idle",
+        "--signals",
+        "-",
+        "--db",
+        str(db),
+        input=line,
+        env={"TRADECONSOLE_APPROVAL__MODE": "auto"},
+    )
     assert run.returncode == 0, run.stderr
     orders = json.loads(tc("orders", "--db", str(db), "--json", "--all").stdout)
     assert [(o["signal_id"], o["status"]) for o in orders] == [("in-1", "filled")]
@@ -66,8 +102,16 @@ def test_signals_from_stdin(tmp_path):
 
 def test_csv_export_has_a_header_and_a_row_per_order(tmp_path):
     db = tmp_path / "x.db"
-    tc("run", "--headless", "--until-idle", "--signals", str(DATA / "signals.valid.jsonl"), "--db", str(db),
-       env={"TRADECONSOLE_APPROVAL__MODE": "auto"})
+    tc(
+        "run",
+        "--headless",
+        "--until-idle",
+        "--signals",
+        str(DATA / "signals.valid.jsonl"),
+        "--db",
+        str(db),
+        env={"TRADECONSOLE_APPROVAL__MODE": "auto"},
+    )
     lines = tc("orders", "--db", str(db), "--csv", "--all").stdout.strip().splitlines()
     assert lines[0].startswith("signal_id,client_order_id,exchange_order_id")
     assert len(lines) == 5
@@ -95,8 +139,9 @@ def test_a_bad_environment_override_exits_2_naming_the_variable(tmp_path):
 
 
 def test_a_missing_signals_file_exits_2(tmp_path):
-    run = tc("run", "--headless", "--until-idle", "--signals", str(tmp_path / "nope.jsonl"),
-             "--db", str(tmp_path / "x.db"))
+    run = tc(
+        "run", "--headless", "--until-idle", "--signals", str(tmp_path / "nope.jsonl"), "--db", str(tmp_path / "x.db")
+    )
     assert run.returncode == 2 and "no such file" in run.stderr
 
 
@@ -120,7 +165,9 @@ def test_a_stop_signal_ends_a_run_gracefully_with_exit_0(tmp_path, sig):
     base = {k: v for k, v in os.environ.items() if not k.startswith("TRADECONSOLE_")}
     proc = subprocess.Popen(
         [sys.executable, "-m", "console", "run", "--headless", "--signals", "-", "--db", str(db)],
-        stdin=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        stdin=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
         env=base | {"XDG_CONFIG_HOME": "/nonexistent-config", "TRADECONSOLE_APPROVAL__MODE": "auto"},
     )
     assert proc.stdin and proc.stderr

@@ -63,9 +63,7 @@ def test_an_order_is_never_open_without_having_been_submitted():
 # -- hypothesis: whatever the venue says --------------------------------------------------------
 
 AMOUNT = Decimal("2.000")
-venue_states = st.sampled_from(
-    [O.OPEN, O.PARTIALLY_FILLED, O.FILLED, O.CANCELED, O.EXPIRED, O.REJECTED]
-)
+venue_states = st.sampled_from([O.OPEN, O.PARTIALLY_FILLED, O.FILLED, O.CANCELED, O.EXPIRED, O.REJECTED])
 filled_amounts = st.integers(min_value=0, max_value=2500).map(lambda n: Decimal(n) / 1000)  # may exceed 2.0
 prices = st.integers(min_value=9000, max_value=11000).map(lambda n: Decimal(n) / 100)
 
@@ -95,8 +93,14 @@ start_states = st.sampled_from([O.SUBMITTING, O.UNKNOWN, O.OPEN, O.PARTIALLY_FIL
 @given(start=start_states, sequence=st.lists(reports(), max_size=25))
 def test_no_sequence_of_venue_reports_breaks_the_order(start, sequence):
     order = Order(
-        client_order_id="tc-prop-0", signal_id="prop", symbol="SOL/USDT", side=Side.BUY, type=OrderType.LIMIT,
-        amount=AMOUNT, price=Decimal(100), status=start,
+        client_order_id="tc-prop-0",
+        signal_id="prop",
+        symbol="SOL/USDT",
+        side=Side.BUY,
+        type=OrderType.LIMIT,
+        amount=AMOUNT,
+        price=Decimal(100),
+        status=start,
     )
     recorded = Decimal(0)
     for report in sequence:
@@ -126,8 +130,14 @@ def test_no_sequence_of_venue_reports_breaks_the_order(start, sequence):
 @given(sequence=st.lists(reports(), min_size=1, max_size=10))
 def test_an_open_report_never_undoes_a_pending_cancel(sequence):
     order = Order(
-        client_order_id="tc-prop-0", signal_id="prop", symbol="SOL/USDT", side=Side.BUY, type=OrderType.LIMIT,
-        amount=AMOUNT, price=Decimal(100), status=O.PENDING_CANCEL,
+        client_order_id="tc-prop-0",
+        signal_id="prop",
+        symbol="SOL/USDT",
+        side=Side.BUY,
+        type=OrderType.LIMIT,
+        amount=AMOUNT,
+        price=Decimal(100),
+        status=O.PENDING_CANCEL,
     )
     for report in sequence:
         order = apply_report(order, report, NOW).order

@@ -27,8 +27,9 @@ async def open_service(db_path, *, clock=None, **sections) -> TradingService:
     sections["execution"] = {"retry_delay_seconds": 0.01, **sections["execution"]}
     settings = make_settings(**sections)
     engine = PaperEngine(seed=3, markets=settings.exchange.markets, balances=BALANCES, clock=clock or FakeClock())
-    service = await TradingService.open(settings, db_path, exchange=PaperExchange(engine), actor="ops@desk",
-                                        poll_interval=0.02)
+    service = await TradingService.open(
+        settings, db_path, exchange=PaperExchange(engine), actor="ops@desk", poll_interval=0.02
+    )
     await service.start()
     return service
 
@@ -199,9 +200,17 @@ async def test_inspect_mode_refuses_every_command(manual, db_path):
     await ro.start()
     try:
         assert ro.mode == "READ-ONLY" and ro.exchange is None
-        for command in (ro.approve("s1"), ro.reject("s1"), ro.cancel_order("x"), ro.pause(), ro.resume(),
-                        ro.kill_switch(), ro.amend_signal("s1", amount=Decimal(1)), ro.amend_order("x"),
-                        ro.receive(line(id="s9"), source="t")):
+        for command in (
+            ro.approve("s1"),
+            ro.reject("s1"),
+            ro.cancel_order("x"),
+            ro.pause(),
+            ro.resume(),
+            ro.kill_switch(),
+            ro.amend_signal("s1", amount=Decimal(1)),
+            ro.amend_order("x"),
+            ro.receive(line(id="s9"), source="t"),
+        ):
             with pytest.raises(ReadOnlyError):
                 await command
         assert [a for a in await ro.store.audit()] == []

@@ -114,8 +114,22 @@ json_values = st.recursive(
     max_leaves=10,
 )
 fields = st.sampled_from(
-    ["id", "symbol", "side", "amount", "quote_amount", "order_type", "price", "created_at", "ttl_seconds", "meta",
-     "strategy", "note", "amout", "extra"]
+    [
+        "id",
+        "symbol",
+        "side",
+        "amount",
+        "quote_amount",
+        "order_type",
+        "price",
+        "created_at",
+        "ttl_seconds",
+        "meta",
+        "strategy",
+        "note",
+        "amout",
+        "extra",
+    ]
 )
 
 

@@ -17,8 +17,15 @@ NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 
 def order(**changes) -> Order:
     base = dict(
-        client_order_id="tc-a-0", signal_id="a", symbol="BTC/USDT", side=Side.BUY, type=OrderType.LIMIT,
-        amount=Decimal("0.01"), price=Decimal("60000"), created_at=NOW, updated_at=NOW,
+        client_order_id="tc-a-0",
+        signal_id="a",
+        symbol="BTC/USDT",
+        side=Side.BUY,
+        type=OrderType.LIMIT,
+        amount=Decimal("0.01"),
+        price=Decimal("60000"),
+        created_at=NOW,
+        updated_at=NOW,
     )
     return Order(**(base | changes))
 
@@ -73,13 +80,17 @@ async def test_a_second_accepted_row_with_the_same_id_is_stored_as_duplicate(sto
 async def test_order_changes_are_journaled_with_their_source(store):
     o = order()
     await store.save_order(o, old=None, source="request")
-    await store.save_order(o.model_copy(update={"status": OrderStatus.SUBMITTING}), old=OrderStatus.NEW,
-                           source="request")
-    await store.save_order(o.model_copy(update={"status": OrderStatus.OPEN}), old=OrderStatus.SUBMITTING,
-                           source="reconcile")
+    await store.save_order(
+        o.model_copy(update={"status": OrderStatus.SUBMITTING}), old=OrderStatus.NEW, source="request"
+    )
+    await store.save_order(
+        o.model_copy(update={"status": OrderStatus.OPEN}), old=OrderStatus.SUBMITTING, source="reconcile"
+    )
     events = await store.events("tc-a-0")
     assert [(e["from_state"], e["to_state"], e["source"]) for e in events] == [
-        (None, "new", "request"), ("new", "submitting", "request"), ("submitting", "open", "reconcile"),
+        (None, "new", "request"),
+        ("new", "submitting", "request"),
+        ("submitting", "open", "reconcile"),
     ]
     assert (await store.get_order("tc-a-0")).status is OrderStatus.OPEN
 
@@ -125,8 +136,16 @@ async def test_data_version_moves_when_another_connection_commits(store, db_path
 async def test_fills_are_deduplicated_by_id(store):
     from executor.models import Fill
 
-    fill = Fill(fill_id="tc-a-0:0.01", client_order_id="tc-a-0", signal_id="a", symbol="BTC/USDT", side=Side.BUY,
-                amount=Decimal("0.01"), price=Decimal(60000), ts=NOW)
+    fill = Fill(
+        fill_id="tc-a-0:0.01",
+        client_order_id="tc-a-0",
+        signal_id="a",
+        symbol="BTC/USDT",
+        side=Side.BUY,
+        amount=Decimal("0.01"),
+        price=Decimal(60000),
+        ts=NOW,
+    )
     await store.save_order(order(), old=None, source="request", fills=[fill])
     await store.save_order(order(), old=None, source="request", fills=[fill])
     assert len(await store.fills("tc-a-0")) == 1
