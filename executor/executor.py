@@ -27,7 +27,6 @@ from tenacity import (
     RetryError,
     retry_if_exception_type,
     stop_after_attempt,
-    stop_after_delay,
     wait_exponential_jitter,
 )
 
@@ -147,9 +146,9 @@ class TradeExecutor:
         self.poll_interval = poll_interval
         self.balance_interval = balance_interval
         # Lookups of a maybe-placed order must outlast the venue's visibility delay (an accepted
-        # order can be invisible for a moment): an order counts as absent only after both
-        # `lookup_attempts` lookups and `lookup_window` seconds said so. Resubmitting too early
-        # is how a venue that forgets filled client ids ends up with two orders.
+        # order can be invisible for a moment): an order counts as absent only after at least
+        # `lookup_attempts` lookups spread over at least `lookup_window` seconds said so.
+        # Resubmitting too early is how a venue that forgets filled client ids gets two orders.
         self.lookup_attempts = lookup_attempts or max(3, execution_config.max_retries + 2)
         self.lookup_window = lookup_window
         self.clock = clock
@@ -241,12 +240,23 @@ class TradeExecutor:
                 return await fn(*args, **kwargs)
         raise AssertionError("unreachable")
 
-    def _wait(self):
-        delay = self.execution_config.retry_delay_seconds
-        return wait_exponential_jitter(multiplier=delay, max=max(delay * 32, delay), jitter=delay / 2)
+    def _wait(self, delay: float | None = None):
+        delay = self.execution_config.retry_delay_seconds if delay is None else delay
+        return wait_exponential_jitter(multiplier=delay, max=delay * 32, jitter=delay / 2)
 
-    def _log_retry(self, operation: str, order: Order | None = None):
-        max_attempts = self.execution_config.max_retries + 1
+    def _lookup_schedule(self):
+        """How many lookups, and how far apart, so that together they outlast `lookup_window`."""
+        delay = max(self.execution_config.retry_delay_seconds, 0.05)
+        attempts, covered = self.lookup_attempts, 0.0
+        for k in range(attempts - 1):
+            covered += min(delay * 2**k, delay * 32)
+        while covered < self.lookup_window:
+            covered += min(delay * 2 ** (attempts - 1), delay * 32)
+            attempts += 1
+        return attempts, self._wait(delay)
+
+    def _log_retry(self, operation: str, order: Order | None = None, max_attempts: int | None = None):
+        max_attempts = max_attempts or self.execution_config.max_retries + 1
 
         def before_sleep(state: RetryCallState) -> None:
             exc = state.outcome.exception() if state.outcome else None
@@ -570,11 +580,12 @@ class TradeExecutor:
         Raises `_Unresolved` when lookups kept failing so nobody can tell yet.
         """
         last_error: Exception | None = None
+        attempts, wait = self._lookup_schedule()
         retrying = AsyncRetrying(
-            stop=stop_after_attempt(self.lookup_attempts) & stop_after_delay(self.lookup_window),
-            wait=self._wait(),
+            stop=stop_after_attempt(attempts),
+            wait=wait,
             retry=retry_if_exception_type((OrderNotFound, NotPlaced, MaybePlaced)),
-            before_sleep=self._log_retry("fetch_order", order),
+            before_sleep=self._log_retry("lookup", order, attempts),
         )
         try:
             async for attempt in retrying:

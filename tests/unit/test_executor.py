@@ -168,7 +168,7 @@ async def test_timeout_with_the_order_invisible_for_a_while_still_finds_it(h):
     order = await h.executor.execute_signal(record)
     assert order.status is O.OPEN and order.attempts == 1
     assert len(h.engine_orders()) == 1
-    lookups = [r for r in h.of(RetryScheduled) if r.operation == "fetch_order"]
+    lookups = [r for r in h.of(RetryScheduled) if r.operation == "lookup"]
     assert lookups, "the first lookups ran into the visibility window"
 
 

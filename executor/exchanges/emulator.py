@@ -1,0 +1,825 @@
+"""`tradeconsole emulator`: a Binance-spot-compatible REST venue on 127.0.0.1 over the paper engine.
+
+Owns the aiohttp app (`make_app`), starting and stopping it (`start_emulator`, `serve_cli`), the
+request pipeline (rate limits and bans, `X-MBX-APIKEY` and HMAC-SHA256 signature checks, the
+fault plan, the engine call) and the endpoint handlers. Wire formats live in `emulator_binance`,
+the fault plan in `emulator_faults`, the order record and its audit in `emulator_record`.
+
+Endpoints (what ccxt 4.5's `binance` calls for spot): `GET /api/v3/ping`, `time`, `exchangeInfo`,
+`ticker/24hr`, `ticker/bookTicker`, `ticker/price`, `depth`, `account`; `POST|GET|DELETE
+/api/v3/order`; `GET|DELETE /api/v3/openOrders`; `GET /api/v3/allOrders`, `myTrades`;
+`POST /api/v3/order/cancelReplace`. Plus `GET /_emulator/record` (no auth, no limits, no faults).
+
+Binance behaviour kept: error codes and HTTP statuses (-2010 insufficient balance / duplicate
+order, -1013 filter failure, -2013 / -2011 unknown order, -1022 bad signature, -2014 / -2015 bad
+key, -1021 timestamp outside recvWindow, -1003 on 429 with Retry-After, -1015 too many orders,
+418 once a client keeps sending inside a 429's Retry-After, -1001 / -1007 with 5xx); request
+weights per endpoint counted per minute and orders per 10 s and per day in fixed windows, with
+`X-MBX-USED-WEIGHT-1M` and `X-MBX-ORDER-COUNT-10S` headers. A difference: the paper engine never
+reuses a client order id, even of a finished order (Binance refuses duplicates among open orders
+only), which is stricter and never lets through what Binance would refuse.
+
+Faults file (`--faults FILE`, JSON; every key optional, unknown keys are an error):
+
+    {
+      "seed": 1,                 # seeds the draws: same file, same requests -> same faults
+      "invisible_ms": 300,       # how long an "invisible" order stays out of every query
+      "retry_after": 1,          # Retry-After (seconds) of an injected 429
+      "timeout_hold_s": 12,      # how long a timeout-after-accept response is held (> client timeout)
+      "limits": {"weight_per_minute": 6000, "orders_per_10s": 100, "orders_per_day": 200000,
+                 "ban_after": 10, "ban_seconds": 5},     # Binance's spot limits; 0 switches one off
+      "endpoints": {
+        "POST /api/v3/order": {"timeout_after_accept": 0.1, "error_before": 0.1, "error_after": 0.1,
+                               "rate_limit": 0.1, "reset_after_accept": 0.1, "invisible": 0.1},
+        "*": {"error_before": 0.05}                      # every endpoint without its own table
+      }
+    }
+
+Per request, one response fault is drawn from its endpoint's table (their probabilities add up to
+at most 1): `timeout_after_accept` acts, then holds the answer for `timeout_hold_s`;
+`error_before` answers 5xx without acting; `error_after` acts, then answers 5xx; `rate_limit`
+answers 429 without acting (and, like a real limit, so does every request inside its
+Retry-After); `reset_after_accept` acts, then drops the connection without an answer.
+Independently, `invisible` hides an order a create made from every query for `invisible_ms`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import hmac
+import math
+import os
+import random
+import signal
+import sys
+import time
+from collections import Counter
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any, NamedTuple
+from urllib.parse import parse_qsl
+
+from aiohttp import web
+
+from executor.exchanges import emulator_binance as wire
+from executor.exchanges.emulator_binance import BinanceError
+from executor.exchanges.emulator_faults import (
+    CREATING,
+    EmulatorFault,
+    EmulatorFaults,
+    FaultsFileError,
+)
+from executor.exchanges.emulator_record import Audit, audit_orders
+from executor.exchanges.paper_engine import EngineError, EngineOrder, PaperEngine
+from executor.models import MarketInfo, OrderType, to_decimal
+
+if TYPE_CHECKING:
+    import argparse
+
+    from executor.exchanges.ccxt_adapter import CcxtExchange
+
+    from executor.config import Settings
+
+# Not secrets: what the emulator accepts when TRADECONSOLE_API_KEY/SECRET are unset (demos, tests).
+DEMO_API_KEY = "tradeconsole-emulator-demo-key"
+DEMO_API_SECRET = "tradeconsole-emulator-demo-secret"
+
+F = EmulatorFault
+
+_SERVER_ERRORS = (
+    (500, -1001, "Internal error; unable to process your request. Please try again."),
+    (503, -1007, "Timeout waiting for response from backend server. Send status unknown; execution status unknown."),
+    (502, None, "<html><head><title>502 Bad Gateway</title></head><body><h1>502 Bad Gateway</h1></body></html>"),
+)
+
+
+@dataclass
+class _Window:
+    """A Binance limit counter: fixed windows aligned to the epoch, reset at each boundary."""
+
+    limit: int
+    seconds: float
+    start: float = 0.0
+    used: int = 0
+
+    def roll(self, now: float) -> None:
+        start = math.floor(now / self.seconds) * self.seconds
+        if start != self.start:
+            self.start, self.used = start, 0
+
+    def full(self, now: float, cost: int) -> bool:
+        self.roll(now)
+        return self.limit > 0 and self.used + cost > self.limit
+
+    def reset_in(self, now: float) -> float:
+        return max(0.0, self.start + self.seconds - now)
+
+
+@dataclass
+class _Ctx:
+    endpoint: str
+    params: dict[str, str]
+    created: list[str] = field(default_factory=list)  # client ids of orders this request placed
+
+
+class Emulator:
+    """One venue: the engine, the fault plan, the limits and everything counted along the way."""
+
+    def __init__(
+        self,
+        engine: PaperEngine,
+        faults: EmulatorFaults | None = None,
+        *,
+        api_key: str = DEMO_API_KEY,
+        api_secret: str = DEMO_API_SECRET,
+        latency_ms: float = 0.0,
+    ) -> None:
+        self.engine = engine
+        self.faults = faults or EmulatorFaults()
+        self._api_key = api_key.encode()
+        self._api_secret = api_secret.encode()
+        self.latency_ms = latency_ms
+        limits = self.faults.limits
+        self._weight = _Window(limits.weight_per_minute, 60.0)
+        self._orders_10s = _Window(limits.orders_per_10s, 10.0)
+        self._orders_day = _Window(limits.orders_per_day, 86_400.0)
+        self._backoff_until = 0.0  # monotonic; set by every 429 we send
+        self._banned_until = 0.0
+        self._violations = 0
+        self._hidden: dict[str, float] = {}  # client order id -> monotonic time it becomes visible
+        self._rng = random.Random(f"emulator:{self.faults.seed}")
+        self._cancel_ids = 0
+        self._by_id: dict[str, str] = {}
+        for symbol, info in engine.markets().items():
+            self._by_id[wire.market_id(info)] = symbol
+        self.requests: Counter[str] = Counter()
+        self.statuses: Counter[int] = Counter()
+        self.closing = asyncio.Event()
+
+    # -- test and operator hooks ----------------------------------------------------------------
+
+    def ban(self, seconds: float) -> None:
+        """Answer everything with 418 for `seconds`, as after repeated 429s."""
+        self._banned_until = time.monotonic() + seconds
+
+    def hide(self, client_order_id: str, seconds: float) -> None:
+        self._hidden[client_order_id] = time.monotonic() + seconds
+
+    def record(self) -> dict[str, Any]:
+        """Every order the venue accepted, what was injected and answered: plain JSON."""
+        orders = []
+        for o in self.engine.all_orders():
+            orders.append(
+                {
+                    "client_order_id": o.client_order_id,
+                    "order_id": o.id,
+                    "symbol": o.symbol,
+                    "side": o.side.value,
+                    "type": o.type.value,
+                    "amount": str(o.amount),
+                    "price": None if o.price is None else str(o.price),
+                    "filled": str(o.filled),
+                    "status": o.status.value,
+                    "created_at": o.created_at,
+                    "ended_at": None if o.is_open else o.updated_at,
+                }
+            )
+        return {
+            "orders": orders,
+            "faults": self.faults.summary(),
+            "requests": dict(sorted(self.requests.items())),
+            "statuses": {str(k): v for k, v in sorted(self.statuses.items())},
+            "audit": audit_orders(orders).to_json(),
+        }
+
+    def audit(self, expected: Mapping[str, Decimal | str | float] | None = None) -> Audit:
+        return audit_orders(self.record()["orders"], expected)
+
+    # -- the pipeline ---------------------------------------------------------------------------
+
+    async def handle(self, request: web.Request) -> web.StreamResponse:
+        endpoint = f"{request.method} {request.path}"
+        route = _ROUTES.get(endpoint)
+        if route is None:
+            return self._answer(404, {"code": -1000, "msg": f"Unknown endpoint {endpoint}."})
+        self.requests[endpoint] += 1
+        if self.latency_ms > 0:
+            await asyncio.sleep(self.latency_ms / 1000)
+        # The raw strings: the signature covers exactly what the client sent, before decoding.
+        raw_query = request.raw_path.partition("?")[2]
+        raw_body = (await request.read()).decode("utf-8", errors="replace") if request.body_exists else ""
+        params = dict(parse_qsl(raw_query, keep_blank_values=True))
+        params.update(parse_qsl(raw_body, keep_blank_values=True))
+        handler, signed = route
+        headers: dict[str, str] = {}
+        try:
+            self._gate(wire.request_weight(endpoint, params))
+            if signed:
+                self._authenticate(request, raw_query, raw_body, params)
+            if endpoint in CREATING:
+                headers.update(self._count_order())
+            draw = self.faults.draw(endpoint)
+            if draw.fault is F.RATE_LIMIT:
+                raise self._too_many(self.faults.retry_after, -1003, _WEIGHT_MSG.format(self._weight.limit))
+            if draw.fault is F.ERROR_BEFORE:
+                return self._server_error()
+            self.engine.sync()
+            ctx = _Ctx(endpoint, params)
+            outcome: Any
+            try:
+                outcome = (200, handler(self, ctx))
+            except BinanceError as exc:
+                outcome = exc
+            if draw.invisible and ctx.created:
+                for coid in ctx.created:
+                    self.hide(coid, self.faults.invisible_ms / 1000)
+                self.faults.note_invisible(endpoint)
+            if draw.fault is F.ERROR_AFTER:
+                return self._server_error()
+            if draw.fault is F.RESET_AFTER_ACCEPT:
+                if request.transport is not None:
+                    request.transport.abort()
+                return web.Response(status=500)  # never written: the connection is gone
+            if draw.fault is F.TIMEOUT_AFTER_ACCEPT:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self.closing.wait(), self.faults.timeout_hold_s)
+            if isinstance(outcome, BinanceError):
+                raise outcome
+            status, payload = outcome
+            return self._answer(status, payload, headers)
+        except BinanceError as exc:
+            return self._answer(exc.status, exc.body(), {**headers, **exc.headers})
+
+    def _answer(self, status: int, payload: Any, headers: Mapping[str, str] | None = None) -> web.Response:
+        self.statuses[status] += 1
+        out = {"X-MBX-USED-WEIGHT-1M": str(self._weight.used)}
+        out.update(headers or {})
+        return web.json_response(payload, status=status, headers=out)
+
+    def _server_error(self) -> web.Response:
+        status, code, msg = self._rng.choice(_SERVER_ERRORS)
+        self.statuses[status] += 1
+        if code is None:
+            return web.Response(status=status, text=msg, content_type="text/html")
+        return web.json_response({"code": code, "msg": msg}, status=status)
+
+    def _gate(self, weight: int) -> None:
+        """Bans, 429 back-off and the request-weight limit, before anything else."""
+        now = time.monotonic()
+        limits = self.faults.limits
+        if now < self._banned_until:
+            raise self._banned(now)
+        if now < self._backoff_until:
+            self._violations += 1
+            if limits.ban_after and self._violations >= limits.ban_after:
+                self._violations = 0
+                self._banned_until = now + limits.ban_seconds
+                raise self._banned(now)
+            raise self._too_many(self._backoff_until - now, -1003, _WEIGHT_MSG.format(self._weight.limit))
+        self._violations = 0
+        wall = time.time()
+        if self._weight.full(wall, weight):
+            raise self._too_many(self._weight.reset_in(wall), -1003, _WEIGHT_MSG.format(self._weight.limit))
+        self._weight.used += weight
+
+    def _count_order(self) -> dict[str, str]:
+        wall = time.time()
+        for window, per in ((self._orders_10s, "10 SECOND"), (self._orders_day, "1 DAY")):
+            if window.full(wall, 1):
+                raise self._too_many(
+                    window.reset_in(wall),
+                    -1015,
+                    f"Too many new orders; current limit is {window.limit} orders per {per}.",
+                )
+        self._orders_10s.used += 1
+        self._orders_day.used += 1
+        return {"X-MBX-ORDER-COUNT-10S": str(self._orders_10s.used), "X-MBX-ORDER-COUNT-1D": str(self._orders_day.used)}
+
+    def _too_many(self, retry_after: float, code: int, msg: str) -> BinanceError:
+        retry_after = max(retry_after, 0.001)
+        self._backoff_until = max(self._backoff_until, time.monotonic() + retry_after)
+        return BinanceError(429, code, msg, headers={"Retry-After": _seconds(retry_after)})
+
+    def _banned(self, now: float) -> BinanceError:
+        left = self._banned_until - now
+        until_ms = int((time.time() + left) * 1000)
+        return BinanceError(
+            418,
+            -1003,
+            f"Way too much request weight used; IP banned until {until_ms}. "
+            "Please use WebSocket Streams for live updates to avoid bans.",
+            headers={"Retry-After": _seconds(left)},
+        )
+
+    def _authenticate(self, request: web.Request, raw_query: str, raw_body: str, params: dict[str, str]) -> None:
+        key = request.headers.get("X-MBX-APIKEY", "")
+        if not key:
+            raise BinanceError(401, -2014, "API-key format invalid.")
+        if not hmac.compare_digest(key.encode(), self._api_key):
+            raise BinanceError(401, -2015, "Invalid API-key, IP, or permissions for action.")
+        signature = params.get("signature")
+        if not signature:
+            raise wire.mandatory("signature")
+        # Binance signs totalParams: the query string followed by the body, without the signature.
+        payload = _unsigned(raw_query) + _unsigned(raw_body)
+        wanted = hmac.new(self._api_secret, payload.encode(), hashlib.sha256).hexdigest()
+        if not hmac.compare_digest(signature.lower().encode(), wanted.encode()):
+            raise BinanceError(400, -1022, "Signature for this request is not valid.")
+        timestamp = wire.int_param(params, "timestamp")
+        if timestamp is None:
+            raise wire.mandatory("timestamp")
+        window = wire.int_param(params, "recvWindow", 5000) or 5000
+        if window > 60_000:
+            raise BinanceError(400, -1131, "recvWindow must be less than 60000")
+        server = time.time() * 1000
+        if timestamp >= server + 1000:
+            raise BinanceError(400, -1021, "Timestamp for this request was 1000ms ahead of the server's time.")
+        if server - timestamp > window:
+            raise BinanceError(400, -1021, "Timestamp for this request is outside of the recvWindow.")
+
+    # -- helpers for the handlers ---------------------------------------------------------------
+
+    def symbol(self, params: Mapping[str, str], *, required: bool = True) -> str | None:
+        raw = params.get("symbol")
+        if not raw:
+            if required:
+                raise wire.mandatory("symbol")
+            return None
+        symbol = self._by_id.get(raw)
+        if symbol is None:
+            raise BinanceError(400, -1121, "Invalid symbol.")
+        return symbol
+
+    def symbols(self, params: Mapping[str, str]) -> list[str]:
+        """`symbol`, or the JSON list `symbols`, or every market."""
+        one = self.symbol(params, required=False)
+        if one is not None:
+            return [one]
+        listed = wire.symbols_param(params)
+        if listed is None:
+            return list(self.engine.markets())
+        out = []
+        for raw in listed:
+            if raw not in self._by_id:
+                raise BinanceError(400, -1121, "Invalid symbol.")
+            out.append(self._by_id[raw])
+        return out
+
+    def info(self, symbol: str) -> MarketInfo:
+        return self.engine.market(symbol)
+
+    def visible(self, client_order_id: str) -> bool:
+        until = self._hidden.get(client_order_id)
+        if until is None:
+            return True
+        if time.monotonic() >= until:
+            del self._hidden[client_order_id]
+            return True
+        return False
+
+    def find(self, params: Mapping[str, str], symbol: str, *, cancel: bool, replace: bool = False) -> EngineOrder:
+        """The order named by `orderId` / `origClientOrderId` (`cancel...` ones for a cancel-replace).
+
+        An order the client may not see yet (invisible fault) is unknown, as on a lagging venue.
+        """
+        coid_key, id_key = ("cancelOrigClientOrderId", "cancelOrderId") if replace else ("origClientOrderId", "orderId")
+        coid = params.get(coid_key) or None
+        order_id = wire.int_param(params, id_key)
+        if coid is None and order_id is None:
+            raise BinanceError(400, -1102, f"Param '{coid_key}' or '{id_key}' must be sent, but both were empty/null!")
+        try:
+            order = self.engine.get_order(client_order_id=coid, exchange_order_id=order_id)
+        except EngineError as exc:
+            raise wire.engine_error(exc, cancel=cancel) from None
+        if order.symbol != symbol or not self.visible(order.client_order_id):
+            raise wire.unknown_order(cancel=cancel)
+        return order
+
+    def place(self, ctx: _Ctx, params: Mapping[str, str], symbol: str) -> dict[str, Any]:
+        side = wire.side_param(params)
+        type_ = wire.type_param(params)
+        if "quoteOrderQty" in params:
+            raise BinanceError(400, -1014, "Unsupported order combination.")
+        amount = wire.decimal_param(params, "quantity")
+        price = wire.decimal_param(params, "price", required=False)
+        if type_ is OrderType.LIMIT:
+            if price is None:
+                raise wire.mandatory("price")
+            tif = params.get("timeInForce")
+            if not tif:
+                raise wire.mandatory("timeInForce")
+            if tif != "GTC":  # the engine's orders rest until canceled; nothing else is honest
+                raise BinanceError(400, -1115, "Invalid timeInForce.")
+        elif price is not None:
+            raise BinanceError(400, -1106, "Parameter 'price' sent when not required.")
+        coid = params.get("newClientOrderId") or None
+        try:
+            order = self.engine.create_order(coid, symbol, side, type_, amount, price)
+        except EngineError as exc:
+            raise wire.engine_error(exc) from None
+        ctx.created.append(order.client_order_id)
+        resp_type = params.get("newOrderRespType") or "FULL"
+        if resp_type not in ("ACK", "RESULT", "FULL"):
+            resp_type = "FULL"
+        fills = self.engine.trades(client_order_id=order.client_order_id)
+        return wire.new_order_json(order, self.info(symbol), fills, resp_type)
+
+    def cancel(self, order: EngineOrder, cancel_client_id: str | None) -> dict[str, Any]:
+        try:
+            done = self.engine.cancel_order(client_order_id=order.client_order_id)
+        except EngineError as exc:
+            raise wire.engine_error(exc, cancel=True) from None
+        if not cancel_client_id:
+            self._cancel_ids += 1
+            cancel_client_id = f"emu-cancel-{self._cancel_ids}"
+        return wire.cancel_json(done, self.info(done.symbol), cancel_client_id)
+
+
+EMULATOR = web.AppKey("emulator", Emulator)
+_WEIGHT_MSG = (
+    "Too much request weight used; current limit is {} request weight per 1 MINUTE. "
+    "Please use WebSocket Streams for live updates to avoid polling the API."
+)
+
+
+def _unsigned(raw: str) -> str:
+    return "&".join(part for part in raw.split("&") if part and not part.startswith("signature="))
+
+
+def _seconds(value: float) -> str:
+    """Retry-After in whole seconds when it is whole; fractions (tests) to the millisecond."""
+    if value >= 1 and abs(value - round(value)) < 1e-9:
+        return str(round(value))
+    return f"{value:.3f}".rstrip("0").rstrip(".")
+
+
+# -- endpoint handlers: synchronous, so each one is atomic against the engine -------------------
+
+
+def _ping(emu: Emulator, ctx: _Ctx) -> Any:
+    return {}
+
+
+def _time(emu: Emulator, ctx: _Ctx) -> Any:
+    return {"serverTime": int(time.time() * 1000)}
+
+
+def _exchange_info(emu: Emulator, ctx: _Ctx) -> Any:
+    limits = emu.faults.limits
+    return {
+        "timezone": "UTC",
+        "serverTime": int(time.time() * 1000),
+        "rateLimits": wire.rate_limits_json(limits.weight_per_minute, limits.orders_per_10s, limits.orders_per_day),
+        "exchangeFilters": [],
+        "symbols": [wire.market_json(emu.info(s)) for s in emu.symbols(ctx.params)],
+    }
+
+
+def _tickers(shape: Callable[[Emulator, str], Any]) -> Callable[[Emulator, _Ctx], Any]:
+    def handler(emu: Emulator, ctx: _Ctx) -> Any:
+        rows = [shape(emu, s) for s in emu.symbols(ctx.params)]
+        return rows[0] if "symbol" in ctx.params else rows
+
+    return handler
+
+
+def _ticker_24hr(emu: Emulator, symbol: str) -> Any:
+    return wire.ticker_24hr_json(emu.engine.ticker(symbol), emu.info(symbol), emu.engine.now())
+
+
+def _book_ticker(emu: Emulator, symbol: str) -> Any:
+    return wire.book_ticker_json(emu.engine.ticker(symbol), emu.info(symbol))
+
+
+def _price_ticker(emu: Emulator, symbol: str) -> Any:
+    return {"symbol": wire.market_id(emu.info(symbol)), "price": wire.num(emu.engine.ticker(symbol).last)}
+
+
+def _depth(emu: Emulator, ctx: _Ctx) -> Any:
+    symbol = emu.symbol(ctx.params)
+    assert symbol is not None
+    limit = wire.int_param(ctx.params, "limit", 100) or 100
+    if not 1 <= limit <= 5000:
+        raise BinanceError(400, -1100, "Illegal characters found in parameter 'limit'; legal range is '1-5000'.")
+    return wire.depth_json(emu.engine.depth(symbol, limit))
+
+
+def _account(emu: Emulator, ctx: _Ctx) -> Any:
+    omit = ctx.params.get("omitZeroBalances", "false").lower() == "true"
+    return wire.account_json(emu.engine.balances(), emu.engine.maker_fee, emu.engine.taker_fee, emu.engine.now(), omit)
+
+
+def _new_order(emu: Emulator, ctx: _Ctx) -> Any:
+    symbol = emu.symbol(ctx.params)
+    assert symbol is not None
+    return emu.place(ctx, ctx.params, symbol)
+
+
+def _get_order(emu: Emulator, ctx: _Ctx) -> Any:
+    symbol = emu.symbol(ctx.params)
+    assert symbol is not None
+    return wire.order_json(emu.find(ctx.params, symbol, cancel=False), emu.info(symbol))
+
+
+def _cancel_order(emu: Emulator, ctx: _Ctx) -> Any:
+    symbol = emu.symbol(ctx.params)
+    assert symbol is not None
+    order = emu.find(ctx.params, symbol, cancel=True)
+    return emu.cancel(order, ctx.params.get("newClientOrderId"))
+
+
+def _open_orders(emu: Emulator, ctx: _Ctx) -> Any:
+    symbol = emu.symbol(ctx.params, required=False)
+    orders = [o for o in emu.engine.open_orders(symbol) if emu.visible(o.client_order_id)]
+    return [wire.order_json(o, emu.info(o.symbol)) for o in sorted(orders, key=lambda o: o.id)]
+
+
+def _cancel_open_orders(emu: Emulator, ctx: _Ctx) -> Any:
+    symbol = emu.symbol(ctx.params)
+    orders = [o for o in emu.engine.open_orders(symbol) if emu.visible(o.client_order_id)]
+    if not orders:
+        raise wire.unknown_order(cancel=True)
+    return [emu.cancel(o, None) for o in sorted(orders, key=lambda o: o.id)]
+
+
+def _all_orders(emu: Emulator, ctx: _Ctx) -> Any:
+    symbol = emu.symbol(ctx.params)
+    p = ctx.params
+    limit = min(max(wire.int_param(p, "limit", 500) or 500, 1), 1000)
+    from_id = wire.int_param(p, "orderId")
+    start, end = wire.int_param(p, "startTime"), wire.int_param(p, "endTime")
+    orders = [o for o in emu.engine.all_orders(symbol) if emu.visible(o.client_order_id)]
+    if from_id is not None:
+        orders = [o for o in orders if o.id >= from_id][:limit]
+    else:
+        if start is not None:
+            orders = [o for o in orders if wire.ms(o.created_at) >= start]
+        if end is not None:
+            orders = [o for o in orders if wire.ms(o.created_at) <= end]
+        orders = orders[:limit] if start is not None else orders[-limit:]
+    return [wire.order_json(o, emu.info(o.symbol)) for o in orders]
+
+
+def _my_trades(emu: Emulator, ctx: _Ctx) -> Any:
+    symbol = emu.symbol(ctx.params)
+    assert symbol is not None
+    p = ctx.params
+    limit = min(max(wire.int_param(p, "limit", 500) or 500, 1), 1000)
+    order_id = wire.int_param(p, "orderId")
+    from_id = wire.int_param(p, "fromId")
+    start, end = wire.int_param(p, "startTime"), wire.int_param(p, "endTime")
+    trades = emu.engine.trades(symbol)
+    if order_id is not None:
+        trades = [t for t in trades if t.order_id == order_id]
+    trades = [t for t in trades if emu.visible(t.client_order_id)]
+    if from_id is not None:
+        trades = [t for t in trades if t.id >= from_id][:limit]
+    else:
+        if start is not None:
+            trades = [t for t in trades if wire.ms(t.ts) >= start]
+        if end is not None:
+            trades = [t for t in trades if wire.ms(t.ts) <= end]
+        trades = trades[:limit] if start is not None else trades[-limit:]
+    info = emu.info(symbol)
+    return [wire.trade_json(t, info) for t in trades]
+
+
+def _cancel_replace(emu: Emulator, ctx: _Ctx) -> Any:
+    symbol = emu.symbol(ctx.params)
+    assert symbol is not None
+    p = ctx.params
+    mode = p.get("cancelReplaceMode")
+    if not mode:
+        raise wire.mandatory("cancelReplaceMode")
+    if mode not in ("STOP_ON_FAILURE", "ALLOW_FAILURE"):
+        raise BinanceError(400, -1100, "Illegal characters found in parameter 'cancelReplaceMode'.")
+    cancel_response: Any = None
+    cancel_ok = False
+    try:
+        order = emu.find(p, symbol, cancel=True, replace=True)
+        cancel_response = emu.cancel(order, p.get("cancelNewClientOrderId"))
+        cancel_ok = True
+    except BinanceError as exc:
+        cancel_response = exc.body()
+    if not cancel_ok and mode == "STOP_ON_FAILURE":
+        raise BinanceError(
+            400,
+            -2022,
+            "Order cancel-replace failed.",
+            data={
+                "cancelResult": "FAILURE",
+                "newOrderResult": "NOT_ATTEMPTED",
+                "cancelResponse": cancel_response,
+                "newOrderResponse": None,
+            },
+        )
+    try:
+        new_response: Any = emu.place(ctx, p, symbol)
+        new_ok = True
+    except BinanceError as exc:
+        new_response, new_ok = exc.body(), False
+    result = {
+        "cancelResult": "SUCCESS" if cancel_ok else "FAILURE",
+        "newOrderResult": "SUCCESS" if new_ok else "FAILURE",
+        "cancelResponse": cancel_response,
+        "newOrderResponse": new_response,
+    }
+    if cancel_ok and new_ok:
+        return result
+    if cancel_ok or new_ok:
+        raise BinanceError(409, -2021, "Order cancel-replace partially failed.", data=result)
+    raise BinanceError(400, -2022, "Order cancel-replace failed.", data=result)
+
+
+_Handler = Callable[[Emulator, _Ctx], Any]
+# endpoint -> (handler, signed)
+_ROUTES: dict[str, tuple[_Handler, bool]] = {
+    "GET /api/v3/ping": (_ping, False),
+    "GET /api/v3/time": (_time, False),
+    "GET /api/v3/exchangeInfo": (_exchange_info, False),
+    "GET /api/v3/ticker/24hr": (_tickers(_ticker_24hr), False),
+    "GET /api/v3/ticker/bookTicker": (_tickers(_book_ticker), False),
+    "GET /api/v3/ticker/price": (_tickers(_price_ticker), False),
+    "GET /api/v3/depth": (_depth, False),
+    "GET /api/v3/account": (_account, True),
+    "POST /api/v3/order": (_new_order, True),
+    "GET /api/v3/order": (_get_order, True),
+    "DELETE /api/v3/order": (_cancel_order, True),
+    "GET /api/v3/openOrders": (_open_orders, True),
+    "DELETE /api/v3/openOrders": (_cancel_open_orders, True),
+    "GET /api/v3/allOrders": (_all_orders, True),
+    "GET /api/v3/myTrades": (_my_trades, True),
+    "POST /api/v3/order/cancelReplace": (_cancel_replace, True),
+}
+
+
+# -- the app and its life -------------------------------------------------------------------------
+
+
+def make_app(
+    engine: PaperEngine,
+    faults: EmulatorFaults | None = None,
+    api_key: str = DEMO_API_KEY,
+    api_secret: str = DEMO_API_SECRET,
+    *,
+    latency_ms: float = 0.0,
+) -> web.Application:
+    emulator = Emulator(engine, faults, api_key=api_key, api_secret=api_secret, latency_ms=latency_ms)
+    app = web.Application()
+    app[EMULATOR] = emulator
+
+    async def record(request: web.Request) -> web.Response:
+        return web.json_response(emulator.record())
+
+    async def release_held(app: web.Application) -> None:
+        emulator.closing.set()  # held "timeout" answers must not hold up the shutdown
+
+    app.router.add_get("/_emulator/record", record)
+    app.router.add_route("*", "/api/v3/{tail:.*}", emulator.handle)
+    app.on_shutdown.append(release_held)
+    return app
+
+
+class RunningEmulator(NamedTuple):
+    runner: web.AppRunner
+    url: str
+    emulator: Emulator
+
+    async def stop(self) -> None:
+        await self.runner.cleanup()
+
+
+async def start_emulator(
+    host: str = "127.0.0.1",
+    port: int = 0,
+    *,
+    seed: int = 1,
+    faults: EmulatorFaults | None = None,
+    latency_ms: float = 0.0,
+    markets: list[str] | None = None,
+    balances: Mapping[str, Decimal | float | int | str] | None = None,
+    fee_pct: Decimal | float = Decimal("0.1"),
+    api_key: str = DEMO_API_KEY,
+    api_secret: str = DEMO_API_SECRET,
+    engine: PaperEngine | None = None,
+) -> RunningEmulator:
+    """Serve an emulator on `host:port` (0: a free port). Stop it with `await running.stop()`."""
+    if engine is None:
+        engine = PaperEngine(
+            seed=seed,
+            markets=markets or ["BTC/USDT", "ETH/USDT", "SOL/USDT"],
+            balances=dict(balances or {"USDT": 100_000, "BTC": 1, "ETH": 10, "SOL": 100}),
+            fee_pct=fee_pct,
+        )
+    app = make_app(engine, faults, api_key, api_secret, latency_ms=latency_ms)
+    runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
+    await runner.setup()
+    site = web.TCPSite(runner, host, port)
+    try:
+        await site.start()
+    except BaseException:
+        await runner.cleanup()
+        raise
+    bound = runner.addresses[0][1]
+    return RunningEmulator(runner, f"http://{host}:{bound}", app[EMULATOR])
+
+
+def emulator_exchange(
+    settings: Settings, url: str, *, api_key: str = DEMO_API_KEY, api_secret: str = DEMO_API_SECRET
+) -> CcxtExchange:
+    """The ccxt adapter (`binance`) pointed at an emulator at `url`, with the emulator's keys."""
+    from executor.exchanges.ccxt_adapter import CcxtExchange
+
+    return CcxtExchange(
+        "binance",
+        api_key=api_key,
+        api_secret=api_secret,
+        api_url=url,
+        markets=list(settings.exchange.markets),
+    )
+
+
+def serve_cli(args: argparse.Namespace, settings: Settings) -> int:
+    """`tradeconsole emulator`: serve until SIGINT/SIGTERM, then exit 0 (1 if it cannot start)."""
+    from executor.config import API_KEY_ENV, API_SECRET_ENV, secrets_from_env
+
+    try:
+        faults = EmulatorFaults.load(args.faults) if args.faults else EmulatorFaults(seed=args.seed)
+    except FaultsFileError as exc:
+        print(f"tradeconsole emulator: {exc}", file=sys.stderr)
+        return 2
+    creds = secrets_from_env()
+    if (creds.api_key is None) != (creds.api_secret is None):
+        print(f"tradeconsole emulator: set both {API_KEY_ENV} and {API_SECRET_ENV}, or neither", file=sys.stderr)
+        return 2
+    from_env = creds.api_key is not None and creds.api_secret is not None
+    api_key = creds.api_key.get_secret_value() if creds.api_key else DEMO_API_KEY
+    api_secret = creds.api_secret.get_secret_value() if creds.api_secret else DEMO_API_SECRET
+    return asyncio.run(_serve(args, settings, faults, api_key, api_secret, from_env))
+
+
+async def _serve(
+    args: argparse.Namespace,
+    settings: Settings,
+    faults: EmulatorFaults,
+    api_key: str,
+    api_secret: str,
+    keys_from_env: bool,
+) -> int:
+    try:
+        running = await start_emulator(
+            "127.0.0.1",
+            args.port,
+            seed=args.seed,
+            faults=faults,
+            latency_ms=args.latency_ms,
+            markets=list(settings.exchange.markets),
+            balances={c: to_decimal(v) for c, v in settings.paper.balances.items()},
+            fee_pct=settings.paper.fee_pct,
+            api_key=api_key,
+            api_secret=api_secret,
+        )
+    except OSError as exc:
+        print(f"tradeconsole emulator: cannot listen on 127.0.0.1:{args.port}: {exc.strerror or exc}", file=sys.stderr)
+        return 1
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    print(f"tradeconsole emulator: Binance spot REST on {running.url}", flush=True)
+    if keys_from_env:
+        print("  keys: the API key and secret from TRADECONSOLE_API_KEY / TRADECONSOLE_API_SECRET", flush=True)
+    else:
+        print(f"  keys: demo key {DEMO_API_KEY!r}, secret {DEMO_API_SECRET!r}", flush=True)
+    print(
+        f"  use: TRADECONSOLE_EXCHANGE__ID=binance TRADECONSOLE_EXCHANGE__API_URL={running.url}",
+        flush=True,
+    )
+    try:
+        await stop.wait()
+    finally:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(sig)
+        record = running.emulator.record()
+        if getattr(args, "record", None):
+            _write_record(args.record, record)
+        await running.stop()
+    audit = record["audit"]
+    print(
+        f"tradeconsole emulator: stopped; {audit['orders']} orders for {audit['signals']} signals, "
+        f"audit {'clean' if audit['ok'] else 'FAILED'}",
+        flush=True,
+    )
+    return 0
+
+
+def _write_record(path: str, record: dict[str, Any]) -> None:
+    import json
+
+    tmp = f"{path}.tmp"
+    with open(tmp, "w", encoding="utf-8") as handle:
+        json.dump(record, handle, indent=1)
+    os.replace(tmp, path)
