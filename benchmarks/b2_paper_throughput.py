@@ -53,8 +53,13 @@ async def measure(n: int = 2000) -> dict:
         await service.start()
         lines = signals(n)
         started = time.perf_counter()
-        for line in lines:
-            await service.receive(line, source="bench")
+
+        async def source():
+            for line in lines:
+                yield line
+
+        service.add_source(source(), name="bench")
+        await service.sources_done()
         while not service.idle():
             await asyncio.sleep(0.001)
         elapsed = time.perf_counter() - started

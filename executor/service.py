@@ -151,7 +151,7 @@ class TradingService:
         self._resume.set()
         self._stopping = asyncio.Event()
         self._reconcile_lock = asyncio.Lock()
-        self._intake_lock = asyncio.Lock()
+        self._seen: set[str] = set()  # accepted signal ids (the store's unique index is the backstop)
         self._approving: set[asyncio.Task] = set()
         self._balances: tuple[dict[str, Balance], dict[str, Decimal], str] = ({}, {}, "USDT")
         self._last_reconcile: ReconcileResult | None = None
@@ -213,6 +213,7 @@ class TradingService:
         self.paused = (await self.store.get_flag("paused")) == "1"
         if self.paused:
             self._resume.clear()
+        self._seen = await self.store.accepted_signal_ids()
         result = await self.executor.start()
         await self._persist_reconcile(result)
         self._loops.append(asyncio.create_task(self._reconcile_loop(), name="reconcile"))
@@ -278,28 +279,46 @@ class TradingService:
         self.intake_done = False
         return task
 
-    async def _consume(self, lines: AsyncIterator[str], name: str) -> None:
+    async def _consume(self, lines: AsyncIterator[str], name: str, window: int = 256) -> None:
+        """Read a source to its end. Lines are checked and journaled concurrently (up to `window`
+        at a time) so that one commit carries many signals; duplicates are still decided in
+        arrival order, synchronously, before any line yields."""
+        slots = asyncio.Semaphore(window)
+        inflight: set[asyncio.Task] = set()
+
+        def done(task: asyncio.Task) -> None:
+            inflight.discard(task)
+            slots.release()
+
         try:
             async for line in lines:
                 await self._resume.wait()
                 if not line.strip():
                     continue
-                try:
-                    await self.receive(line, source=name)
-                except ExchangeError as exc:
-                    # The venue could not be asked for a reference price: record the signal as
-                    # invalid with that reason rather than dropping it.
-                    await self._record(line, name, S.INVALID, f"could not check against the exchange: {exc}")
-                except Exception as exc:  # bad input never stops intake; the line is kept with the reason
-                    log.exception("intake of a line from %s failed", name)
-                    await self._record(line, name, S.INVALID, f"internal error while checking: {exc}")
+                await slots.acquire()
+                task = asyncio.create_task(self._receive_line(line, name))
+                inflight.add(task)
+                task.add_done_callback(done)
         except Exception as exc:
             log.exception("signal source %s failed", name)
             self.bus.publish(ErrorOccurred(f"signal source {name} failed: {exc}"))
         finally:
+            if inflight:
+                await asyncio.gather(*list(inflight), return_exceptions=True)
             if all(t.done() or t is asyncio.current_task() for t in self._sources):
                 self.intake_done = True
                 self._publish_state()
+
+    async def _receive_line(self, line: str, name: str) -> None:
+        try:
+            await self.receive(line, source=name)
+        except ExchangeError as exc:
+            # The venue could not be asked for a reference price: record the signal as
+            # invalid with that reason rather than dropping it.
+            await self._record(line, name, S.INVALID, f"could not check against the exchange: {exc}")
+        except Exception as exc:  # bad input never stops intake; the line is kept with the reason
+            log.exception("intake of a line from %s failed", name)
+            await self._record(line, name, S.INVALID, f"internal error while checking: {exc}")
 
     async def sources_done(self) -> None:
         if self._sources:
@@ -315,35 +334,54 @@ class TradingService:
             signal = parse_signal(raw)
         except SignalError as exc:
             return await self._record(raw, source, S.INVALID, exc.reason, signal_id=exc.signal_id)
-        async with self._intake_lock:  # a duplicate check and its insert must not interleave
-            if await self.store.signal_seen(signal.id):
-                return await self._record(raw, source, S.DUPLICATE, f"id {signal.id} seen before", signal_id=signal.id)
-            assert self.executor is not None
+        # The duplicate decision is taken and the id reserved before the first await, so two
+        # copies of one id racing through intake can never both be accepted.
+        if signal.id in self._seen:
+            return await self._record(raw, source, S.DUPLICATE, f"id {signal.id} seen before", signal_id=signal.id)
+        self._seen.add(signal.id)
+        assert self.executor is not None
+        try:
             reference: Decimal | None = to_decimal(signal.price) if signal.price else None
             if reference is None and signal.symbol in self.executor.markets:
                 reference = (await self.executor.ticker(signal.symbol)).touch(signal.side)
-            try:
-                amount = size_signal(signal, self.executor.markets, reference)
-            except SignalError as exc:
-                return await self._record(raw, source, S.INVALID, exc.reason, signal_id=signal.id, signal=signal)
-            received = self.clock()
-            ttl = signal.ttl_seconds or self.settings.approval.signal_ttl_seconds
-            record = SignalRecord(
-                id=signal.id,
-                status=S.PENDING,
-                source=source,
-                received_at=received,
-                raw=raw,
-                signal=signal,
-                reference_price=reference,
-                amount=amount,
-                expires_at=(signal.created_at or received) + timedelta(seconds=ttl),
-            )
+            amount = size_signal(signal, self.executor.markets, reference)
+        except SignalError as exc:
+            self._seen.discard(signal.id)
+            return await self._record(raw, source, S.INVALID, exc.reason, signal_id=signal.id, signal=signal)
+        except BaseException:
+            self._seen.discard(signal.id)
+            raise
+        received = self.clock()
+        ttl = signal.ttl_seconds or self.settings.approval.signal_ttl_seconds
+        record = SignalRecord(
+            id=signal.id,
+            status=S.PENDING,
+            source=source,
+            received_at=received,
+            raw=raw,
+            signal=signal,
+            reference_price=reference,
+            amount=amount,
+            expires_at=(signal.created_at or received) + timedelta(seconds=ttl),
+        )
+        decision = self._policy(record)
+        if decision is None:
             record = await self.store.insert_signal(record)
-        self.bus.publish(SignalReceived(record))
-        if record.status is S.PENDING:
-            await self._apply_policy(record)
-        return record
+            self.bus.publish(SignalReceived(record))
+            return record
+        # Arrival and the policy's decision are journaled in one transaction.
+        status, reason = decision
+        decided = record.model_copy(
+            update={"status": status, "reason": reason, "decided_at": received, "decided_by": "auto"}
+        )
+        decided = await self.store.insert_signal(
+            decided, journal=[(None, S.PENDING, "intake", {}), (S.PENDING, status, "auto", {"reason": reason})]
+        )
+        self.bus.publish(SignalReceived(record.model_copy(update={"seq": decided.seq})))
+        self.bus.publish(SignalDecided(decided))
+        if status is S.APPROVED:
+            self._spawn_execution(decided)
+        return decided
 
     async def _record(
         self, raw: str, source: str, status: SignalStatus, reason: str, *, signal_id=None, signal=None
@@ -362,21 +400,16 @@ class TradingService:
         self.bus.publish(SignalReceived(record))
         return record
 
-    async def _apply_policy(self, record: SignalRecord) -> None:
+    def _policy(self, record: SignalRecord) -> tuple[SignalStatus, str] | None:
+        """The approval policy's verdict on a new signal: approve, hold with a reason, or None."""
         approval = self.settings.approval
         if approval.mode != "auto" or self.paused:
-            return
+            return None
         cap = to_decimal(approval.auto_max_notional)
         notional = record.notional
         if cap > 0 and (notional is None or notional > cap):
-            await self._decide(
-                record,
-                S.PENDING,
-                actor="auto",
-                reason=f"notional {fmt(notional or 0)} above auto_max_notional {fmt(cap)}: waits for an operator",
-            )
-            return
-        await self._approve(record, actor="auto")
+            return S.PENDING, f"notional {fmt(notional or 0)} above auto_max_notional {fmt(cap)}: waits for an operator"
+        return S.APPROVED, "approved by auto"
 
     # -- commands -----------------------------------------------------------------------------
 
@@ -406,7 +439,9 @@ class TradingService:
 
     async def _approve(self, record: SignalRecord, *, actor: str) -> None:
         record = await self._decide(record, S.APPROVED, actor=actor, reason=f"approved by {actor}")
-        assert self.executor is not None
+        self._spawn_execution(record)
+
+    def _spawn_execution(self, record: SignalRecord) -> None:
         task = asyncio.create_task(self._execute(record), name=f"execute:{record.id}")
         self._approving.add(task)
         task.add_done_callback(self._approving.discard)
@@ -684,9 +719,7 @@ class TradingService:
             self.bus.publish(Reconciled(self._last_reconcile))
         self.paused = (await self.store.get_flag("paused")) == "1"
 
-    async def _follow_store(
-        self, seen_version: int, signals: dict, orders: dict, interval: float = 0.5
-    ) -> None:
+    async def _follow_store(self, seen_version: int, signals: dict, orders: dict, interval: float = 0.5) -> None:
         """Republish what another process wrote: SQLite's data_version changes on every commit."""
         while True:
             await asyncio.sleep(interval)

@@ -283,7 +283,11 @@ class Store:
             (ts, entity, entity_id, old, new, source, _json(detail)),
         )
 
-    async def insert_signal(self, record: SignalRecord) -> SignalRecord:
+    async def insert_signal(
+        self, record: SignalRecord, *, journal: Sequence[tuple[SignalStatus | None, SignalStatus, str, dict]] = ()
+    ) -> SignalRecord:
+        """Insert one arrival. `journal` overrides the single (none -> status, intake) entry, for
+        an arrival decided at once (auto-approval): both steps land in the same transaction."""
         ts = _ts(record.received_at)
         sig = record.signal
         statements = [
@@ -307,13 +311,23 @@ class Store:
                     record.decided_by,
                 ),
             ),
-            self._event("signal", record.id, None, record.status.value, "intake", {"reason": record.reason}, ts),
         ]
+        for old, new, source, detail in journal or [(None, record.status, "intake", {"reason": record.reason})]:
+            statements.append(
+                self._event("signal", record.id, old.value if old else None, new.value, source, detail, ts or "")
+            )
         try:
             ids = await self._write(statements)
         except aiosqlite.IntegrityError:
             # A second accepted row with the same id: the caller raced itself; store it as a duplicate.
-            dup = record.model_copy(update={"status": SignalStatus.DUPLICATE, "reason": f"id {record.id} seen before"})
+            dup = record.model_copy(
+                update={
+                    "status": SignalStatus.DUPLICATE,
+                    "reason": f"id {record.id} seen before",
+                    "decided_at": None,
+                    "decided_by": None,
+                }
+            )
             return await self.insert_signal(dup)
         return record.model_copy(update={"seq": ids[0]})
 
@@ -441,6 +455,10 @@ class Store:
         return row[0] if row else None
 
     # -- reading ------------------------------------------------------------------------------
+
+    async def accepted_signal_ids(self) -> set[str]:
+        async with self._conn.execute("SELECT id FROM signals WHERE status NOT IN ('invalid', 'duplicate')") as cur:
+            return {row[0] for row in await cur.fetchall()}
 
     async def signal_seen(self, signal_id: str) -> bool:
         async with self._conn.execute(
