@@ -18,14 +18,16 @@ import sys
 import tempfile
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
+from decimal import Decimal
 from functools import partial
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from textual import on, work
 from textual.app import App, ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal
-from textual.content import Content
+from textual.events import Resize
 from textual.reactive import reactive
 from textual.widgets import DataTable, Footer
 from textual.worker import Worker, WorkerState
@@ -37,25 +39,29 @@ from console.screens.confirm import ConfirmScreen
 from console.screens.help import HelpScreen
 from console.screens.history import HistoryScreen
 from console.state import Changes, ConsoleState, EventBuffer, LogEntry
-from console.themes import DEFAULT_THEME, THEMES_DIR, choose, load_themes, variable_defaults
+from console.themes import THEMES_DIR, choose, load_themes, variable_defaults
 from console.widgets.balances import BalancesPane
 from console.widgets.log import LogTable
 from console.widgets.orders import OrdersTable
 from console.widgets.signals import SignalsTable
 from console.widgets.statusbar import StatusBar
 from executor.config import Settings, default_config_path, load_config
-from executor.exchanges.base import ExchangeError
-from executor.executor import ExecutionError
-from executor.models import Order, OrderType, Side, SignalRecord, utcnow
-from executor.service import TradingService
+from executor.models import Order, OrderType, SignalRecord, utcnow
+from executor.sources import attach as attach_sources
+
+if TYPE_CHECKING:
+    # The service stack (executor, store, exchanges) is imported once the first screen is up.
+    from executor.executor import AmendCheck
+    from executor.service import TradingService
 
 log = logging.getLogger("tradeconsole.console")
 
-ServiceFactory = Callable[[], Awaitable[TradingService]]
+ServiceFactory = Callable[[], Awaitable["TradingService"]]
 Clock = Callable[[], datetime]
-SourceStarter = Callable[[TradingService], None]
+SourceStarter = Callable[["TradingService"], None]
 
 FLUSH_INTERVAL = 0.08  # seconds between two repaints under a burst of events
+FINISHED_LINGER = 5.0  # seconds of the clock a finished order stays in Orders, showing how it ended
 WRITE_ACTIONS = frozenset({"approve", "reject", "amend", "cancel_order", "kill_switch", "pause", "resume"})
 
 
@@ -76,8 +82,8 @@ class TradeConsole(App[None]):
         Binding("e", "amend", "amend", id="amend",
                 tooltip="amend the selected signal (before approval) or the selected open order: price, amount"),
         Binding("c", "cancel_order", "cancel", id="cancel", tooltip="cancel the selected order"),
-        Binding("ctrl+k", "kill_switch", "kill switch", id="kill_switch",
-                tooltip="pause intake and auto-approval, cancel every open order (asks first)"),
+        Binding("ctrl+k", "kill_switch", "kill", id="kill_switch",
+                tooltip="kill switch: pause intake and auto-approval, cancel every open order (asks first)"),
         Binding("p", "pause", "pause", id="pause", tooltip="pause intake and auto-approval"),
         Binding("p", "resume", "resume", id="resume", tooltip="resume intake and auto-approval"),
         Binding("h", "history", "history", id="history", tooltip="finished orders, newest first"),
@@ -114,8 +120,16 @@ class TradeConsole(App[None]):
         self.buffer: EventBuffer | None = None
         self.state = ConsoleState()
         self.ready = False
+        # The panes, kept by reference: the app updates them (never the other way round).
+        self.signals = SignalsTable(id="signals")
+        self.orders = OrdersTable(id="orders")
+        self.log_pane = LogTable(id="log", limit=self.state.log.maxlen or 500)
+        self.balances = BalancesPane(id="balances")
+        self.status_bar = StatusBar(id="status")
+        self.footer = Footer()
         self.set_reactive(TradeConsole.read_only, read_only)
         self._bindings_state: tuple | None = None
+        self._finished: dict[str, datetime] = {}  # finished orders still shown in Orders: when they ended
         loaded = load_themes(*(default_theme_dirs() if theme_dirs is None else theme_dirs))
         for theme in loaded.themes.values():
             self.register_theme(theme)
@@ -126,13 +140,18 @@ class TradeConsole(App[None]):
     # -- layout -------------------------------------------------------------------------------
 
     def compose(self) -> ComposeResult:
-        yield SignalsTable(id="signals")
-        yield OrdersTable(id="orders")
+        yield self.signals
+        yield self.orders
         with Horizontal(id="bottom"):
-            yield BalancesPane(id="balances")
-            yield LogTable(id="log", limit=self.state.log.maxlen or 500)
-        yield StatusBar(id="status")
-        yield Footer()
+            yield self.log_pane
+            yield self.balances
+        yield self.status_bar
+        yield self.footer
+
+    def on_resize(self, event: Resize) -> None:
+        footer = self.footer
+        footer.compact = event.size.width < 110
+        footer.show_command_palette = event.size.width >= 110  # ? lists it on small screens
 
     def get_theme_variable_defaults(self) -> dict[str, str]:
         return variable_defaults(self.current_theme)
@@ -142,14 +161,6 @@ class TradeConsole(App[None]):
 
     def console_bindings(self) -> list[Binding]:
         return [b for b in Binding.make_bindings(self.BINDINGS) if b.action not in ("command_palette",)]
-
-    @property
-    def signals(self) -> SignalsTable:
-        return self.query_one(SignalsTable)
-
-    @property
-    def orders(self) -> OrdersTable:
-        return self.query_one(OrdersTable)
 
     # -- start and stop -----------------------------------------------------------------------
 
@@ -165,12 +176,13 @@ class TradeConsole(App[None]):
         if not self.is_headless:
             with contextlib.suppress(NotImplementedError, RuntimeError):
                 asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, self.exit)
-        self.open_service()
+        # Draw the empty screen first: importing and starting the service stack takes a moment.
+        self.call_after_refresh(self.open_service)
 
     @work(group="service", exclusive=True, exit_on_error=False)
     async def open_service(self) -> None:
         source = self._service_source
-        service = source if isinstance(source, TradingService) else await source()
+        service = await source() if callable(source) else source
         self.service = service
         self.read_only = service.read_only
         # Subscribe before start(): whatever happens between the start and the snapshot is kept.
@@ -180,10 +192,15 @@ class TradeConsole(App[None]):
         markets = service.markets
         self.signals.markets = self.orders.markets = markets
         places = {m.base: f.decimals(m.amount_step) for m in markets.values()}
-        self.query_one(BalancesPane).table.places = {k: v for k, v in places.items() if v is not None} | {
+        self.balances.table.places = {k: v for k, v in places.items() if v is not None} | {
             m.quote: 2 for m in markets.values()
         }
-        self._show(self.state.load(snapshot, self.clock()))
+        changes = self.state.load(snapshot, self.clock())
+        if service.read_only:
+            self.state.add_log(LogEntry(self.clock(), "info", "inspect mode: a read-only view of the store, "
+                                        "refreshed as another process writes it; no action changes anything"),
+                               changes)
+        self._show(changes)
         self.ready = True
         self.flush()
         if self._start_sources is not None and not service.read_only:
@@ -200,6 +217,9 @@ class TradeConsole(App[None]):
         """The one place worker errors are reported."""
         if event.state is not WorkerState.ERROR:
             return
+        from executor.exchanges.base import ExchangeError
+        from executor.executor import ExecutionError
+
         worker, error = event.worker, event.worker.error
         if worker.group == "service":
             log.error("could not start: %s", error, exc_info=error)
@@ -214,7 +234,7 @@ class TradeConsole(App[None]):
         self.notify(message, severity="error" if level == "error" else "warning", timeout=8)
         entry = LogEntry(self.clock(), level, message)
         self.state.add_log(entry)
-        self.query_one(LogTable).append([entry])
+        self.log_pane.append([entry])
 
     def send(self, what: str, command: Callable[[], Awaitable[object]]) -> None:
         """Run one operator command against the service; a failure is reported with `what`."""
@@ -233,9 +253,16 @@ class TradeConsole(App[None]):
     def tick(self) -> None:
         """Once a second: countdowns, "reconciled Ns ago", the rate-limit state."""
         now = self.clock()
-        for table in (self.signals, self.orders):
-            table.now = now
-            table.refresh_cells()
+        self.signals.tick(now)
+        self.orders.tick(now)
+        done = [k for k, at in self._finished.items() if (now - at).total_seconds() >= FINISHED_LINGER]
+        for key in done:
+            del self._finished[key]
+            self.orders.discard(key)
+        if done:
+            self._sync_bindings()  # the selection may have moved to another order
+        if self.state.sample_equity(now):
+            self.balances.show_equity([v for _, v in self.state.equity], self.state.quote)
         self._show_status()
 
     def _show(self, changes: Changes) -> None:
@@ -248,31 +275,41 @@ class TradeConsole(App[None]):
             for key in changes.signals:
                 signals.upsert(key, state.signals[key])
             for key in changes.orders_done:
-                orders.discard(key)
+                # It stays a moment with its final state (an approved market order is seen to fill),
+                # then the tick moves it out; the history keeps it.
+                finished = state.history.get(key)
+                if finished is None:
+                    orders.discard(key)
+                else:
+                    orders.upsert(key, finished)
+                    self._finished[key] = finished.updated_at
             for key in changes.orders:
                 orders.upsert(key, state.orders[key])
             signals.show_count()
-            orders.show_count(len(state.history))
+            orders.show_count(len(state.orders), len(state.history))
             if changes.balances:
-                pane = self.query_one(BalancesPane)
+                pane = self.balances
                 pane.show([(b, state.value(c, b.total)) for c, b in state.balances.items()], state.quote)
                 pane.show_equity([v for _, v in state.equity], state.quote)
             if changes.log:
-                self.query_one(LogTable).append(changes.log)
+                self.log_pane.append(changes.log)
             self._show_status()
         self._sync_bindings()
 
     def _show_status(self) -> None:
         state, service = self.state, self.service
         exchange = service.exchange if service is not None else None
-        self.query_one(StatusBar).show(
+        self.status_bar.show(
             mode=state.mode or ("READ-ONLY" if self.read_only else ""),
             exchange=state.exchange or self.settings.exchange.id,
             reconcile=state.reconcile,
+            open_orders=state.open_orders,
+            unknown=state.unknown_orders,
             now=self.clock(),
             paused=state.paused,
             intake_done=state.intake_done,
             rate_limit=exchange.rate_limit_state().describe() if exchange is not None else None,
+            read_only=self.read_only,
         )
 
     # -- which actions are possible -----------------------------------------------------------
@@ -348,7 +385,7 @@ class TradeConsole(App[None]):
             self.push_screen(
                 ConfirmScreen(
                     "Approve a large signal?",
-                    f"{sid}: {signal_summary(record)}\nnotional {notional} is above approval.confirm_notional "
+                    f"{sid}: {f.signal_summary(record)}\nnotional {notional} is above approval.confirm_notional "
                     f"{f.money(cap)}.",
                     confirm="Approve",
                 ),
@@ -372,21 +409,11 @@ class TradeConsole(App[None]):
             self._amend_order(service, order)
 
     def _amend_signal(self, service: TradingService, record: SignalRecord) -> None:
-        signal = record.signal
-        assert signal is not None and record.id is not None and record.amount is not None
         sid = record.id
-        order_type = signal.order_type or OrderType(self.settings.execution.order_type)
-        target = AmendTarget(
-            title=f"Amend signal {sid}",
-            summary=Content(signal_summary(record)),
-            price=record.reference_price,
-            amount=record.amount,
-            quote=signal.quote,
-            base=signal.base,
-            price_label="limit price" if order_type is OrderType.LIMIT else "reference price",
-        )
+        assert sid is not None
+        target = AmendTarget.for_signal(record, OrderType(self.settings.execution.order_type))
 
-        async def check(price, amount):
+        async def check(price: Decimal | None, amount: Decimal | None) -> AmendCheck:
             return service.check_signal_amend(record, price=price, amount=amount)
 
         def done(request: AmendRequest | None) -> None:
@@ -398,21 +425,9 @@ class TradeConsole(App[None]):
 
     def _amend_order(self, service: TradingService, order: Order) -> None:
         coid = order.client_order_id
-        base, quote = order.symbol.split("/")
-        total = self.state.signal_total(order)
-        filled = total - order.amount + order.filled
-        target = AmendTarget(
-            title=f"Amend order {coid}",
-            summary=Content(f"{order.symbol}  {side_word(order.side)}  {order.type.value}  {order.status.value}"),
-            price=order.price,
-            amount=total,
-            quote=quote,
-            base=base,
-            amount_label="total amount",
-            amount_hint=f"the signal's total; {f.number(filled)} filled so far, the replacement trades the rest",
-        )
+        target = AmendTarget.for_order(order, self.state.signal_total(order))
 
-        async def check(price, amount):
+        async def check(price: Decimal | None, amount: Decimal | None) -> AmendCheck:
             return await service.check_order_amend(coid, price=price, amount=amount)
 
         def done(request: AmendRequest | None) -> None:
@@ -472,23 +487,12 @@ class TradeConsole(App[None]):
                 "Quit?",
                 f"{n} order{'s are' if n != 1 else ' is'} still open. Quitting leaves "
                 f"{'them' if n != 1 else 'it'} on the exchange: nothing is canceled, and the next start "
-                "reconciles them.",
+                f"reconciles {'them' if n != 1 else 'it'}.",
                 confirm="Quit",
                 back_out="Stay",
             ),
             callback=lambda ok: ok and self.exit(),
         )
-
-
-def side_word(side: Side) -> str:
-    return "▲ BUY" if side is Side.BUY else "▼ SELL"
-
-
-def signal_summary(record: SignalRecord) -> str:
-    signal = record.signal
-    assert signal is not None
-    kind = signal.order_type.value if signal.order_type else "default type"
-    return f"{signal.symbol}  {side_word(signal.side)}  {kind}  {f.number(record.amount)} {signal.base}"
 
 
 # -- the command line's entry point -----------------------------------------------------------
@@ -504,23 +508,6 @@ def _demo_settings(settings: Settings, seed: int | None) -> Settings:
     if seed is not None:
         update["paper"] = settings.paper.model_copy(update={"seed": seed})
     return settings.model_copy(update=update)
-
-
-def _sources(settings: Settings, signals: str | None) -> SourceStarter:
-    def start(service: TradingService) -> None:
-        if settings.signals.demo and service.executor is not None:
-            from executor.sources.demo import demo_signals, run_tag
-
-            lines = demo_signals(service.executor.ticker, service.markets, seed=settings.paper.seed,
-                                 tag=run_tag(service.clock()))
-            service.add_source(lines, name="demo")
-        path = signals or settings.signals.jsonl
-        if path:
-            from executor.sources.jsonl import read_lines
-
-            service.add_source(read_lines(path, follow=settings.signals.follow), name=f"jsonl:{path}")
-
-    return start
 
 
 def run_console(
@@ -555,10 +542,15 @@ def run_console(
     if path and not Path(path).exists():
         print(f"tradeconsole: --signals {path}: no such file", file=sys.stderr)
         return 2
+    async def open_service() -> TradingService:
+        from executor.service import TradingService
+
+        return await TradingService.open(settings, db, read_only=read_only)
+
     app = TradeConsole(
-        partial(TradingService.open, settings, db, read_only=read_only),
+        open_service,
         settings=settings,
-        start_sources=None if read_only else _sources(settings, signals),
+        start_sources=None if read_only else partial(attach_sources, settings=settings, signals=signals),
         read_only=read_only,
     )
     app.run()
@@ -566,5 +558,3 @@ def run_console(
         print(f"demo store: {db}\nlook at it again with: tradeconsole inspect --db {db}")
     return app.return_code or 0
 
-
-__all__ = ["DEFAULT_THEME", "TradeConsole", "run_console"]

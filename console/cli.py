@@ -91,10 +91,11 @@ def build_parser() -> argparse.ArgumentParser:
     common(p)
 
     p = sub.add_parser("emulator", help="a Binance-spot-compatible REST exchange on 127.0.0.1")
-    p.add_argument("--port", type=int, default=8765)
-    p.add_argument("--seed", type=int, default=1)
-    p.add_argument("--faults", metavar="FILE", help="JSON fault-injection plan")
-    p.add_argument("--latency-ms", type=float, default=0.0)
+    p.add_argument("--port", type=int, default=8765, help="port on 127.0.0.1 (0: any free port; the URL is printed)")
+    p.add_argument("--seed", type=int, default=1, help="seed of the synthetic market")
+    p.add_argument("--faults", metavar="FILE", help="JSON fault-injection plan (see executor/exchanges/emulator.py)")
+    p.add_argument("--latency-ms", type=float, default=0.0, help="added to every response, like a venue's latency")
+    p.add_argument("--record", metavar="FILE", help="on exit, write every order the emulator accepted (JSON) here")
     common(p)
 
     p = sub.add_parser("orders", help="export orders (open ones, or all)")
@@ -168,7 +169,7 @@ def _dispatch(args: argparse.Namespace) -> int:
         _setup_logging()
         return asyncio.run(_run_headless(settings, _db(args, settings), args.signals, args.until_idle))
     if command == "emulator":
-        from executor.exchanges.emulator import serve_cli  # issue 4
+        from executor.exchanges.emulator import serve_cli
 
         return serve_cli(args, settings)
     from console.app import run_console
@@ -192,7 +193,7 @@ def _setup_logging() -> None:
 async def _run_headless(settings: Settings, db: Path, signals_path: str | None, until_idle: bool) -> int:
     from executor.events import ErrorOccurred, OrderUpdated, SignalDecided
     from executor.service import TradingService
-    from executor.sources.jsonl import read_lines
+    from executor.sources import attach
 
     log = logging.getLogger("tradeconsole")
     service = await TradingService.open(settings, db)
@@ -222,9 +223,7 @@ async def _run_headless(settings: Settings, db: Path, signals_path: str | None, 
                 result.unknown,
                 result.adopted,
             )
-        path = signals_path or settings.signals.jsonl
-        if path:
-            service.add_source(read_lines(path, follow=settings.signals.follow), name=f"jsonl:{path}")
+        attach(service, settings, signals_path)
         if until_idle:
             idle = asyncio.create_task(service.run_until_idle())
             stop = asyncio.create_task(service.wait_stopped())

@@ -17,8 +17,9 @@ class ConsoleCommands(Provider):
         commands: list[tuple[str, str, object]] = []
         for binding in app.console_bindings():
             if app.check_action(binding.action, ()):
-                name = binding.description.capitalize()
-                commands.append((name, binding.tooltip, partial(app.run_action, binding.action)))
+                name = binding.tooltip[:1].upper() + binding.tooltip[1:]
+                key = app.get_key_display(binding)
+                commands.append((name, f"key: {key}", partial(app.run_action, binding.action)))
         for theme in app.console_themes():
             mark = " (current)" if theme == app.theme else ""
             commands.append((f"Theme: {theme}{mark}", "switch the colour theme",

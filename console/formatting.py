@@ -15,7 +15,7 @@ from rich.style import Style
 from rich.text import Text
 from textual.color import Color
 
-from executor.models import MarketInfo, Side
+from executor.models import MarketInfo, Side, SignalRecord
 
 # A cell: plain text, or segments of (text, style name). Style names are `CellStyles` fields.
 Segment = tuple[str, str]
@@ -36,8 +36,9 @@ class CellStyles:
     success: Style
     accent: Style
     bar: Style
-    bar_empty: Style
-    plain: Style = Style()
+    bar_edge: Style  # the partly filled cell: bar colour on the track
+    bar_empty: Style  # the track
+    plain: Style
 
     @classmethod
     def from_variables(cls, variables: dict[str, str]) -> CellStyles:
@@ -62,17 +63,21 @@ class CellStyles:
             success=color("success"),
             accent=color("accent"),
             bar=color("fill-bar", "primary"),
-            bar_empty=color("fill-bar-empty", "panel"),
+            bar_edge=color("fill-bar", "primary") + Style(bgcolor=color("fill-bar-empty", "panel").color),
+            bar_empty=Style(bgcolor=color("fill-bar-empty", "panel").color),
+            plain=Style(),
         )
 
 
-def to_text(cell: Cell, styles: CellStyles, *, width: int, justify: str = "left") -> Text:
+def to_text(cell: Cell, styles: CellStyles, *, width: int, justify: str = "left", keep_end: bool = False) -> Text:
     if isinstance(cell, str):
         text = Text(cell, end="")
     else:
         text = Text(end="")
         for part, style in cell:
             text.append(part, getattr(styles, style, styles.plain))
+    if keep_end and text.cell_len > width:
+        text = Text("…", end="") + text[text.cell_len - width + 1:]
     text.truncate(width, overflow="ellipsis")
     text.justify = justify  # type: ignore[assignment]
     text.no_wrap = True
@@ -95,6 +100,16 @@ def number(value: Decimal | None, places: int | None = None) -> str:
     return f"{value:,.{places}f}"
 
 
+def fit(value: Decimal, width: int, max_places: int = 8) -> str:
+    """As many decimals as the value has (at most `max_places`), fewer if it would not fit `width`."""
+    places = min(max_places, max(0, -value.normalize().as_tuple().exponent))  # type: ignore[operator]
+    text = number(value, places)
+    while len(text) > width and places > 0:
+        places -= 1
+        text = number(value, places)
+    return text
+
+
 def price(value: Decimal | None, market: MarketInfo | None) -> str:
     return number(value, decimals(market.price_tick) if market else None)
 
@@ -109,9 +124,19 @@ def money(value: Decimal | None) -> str:
 
 def side(value: Side) -> Cell:
     """Buy and sell differ in words and arrows, not only in colour."""
-    if value is Side.BUY:
-        return (("▲ BUY", "buy"),)
-    return (("▼ SELL", "sell"),)
+    return ((side_word(value), "buy" if value is Side.BUY else "sell"),)
+
+
+def side_word(value: Side) -> str:
+    return "▲ BUY" if value is Side.BUY else "▼ SELL"
+
+
+def signal_summary(record: SignalRecord, default_type: str = "default type") -> str:
+    """One line for a signal in a dialog: market, side, type, amount."""
+    signal = record.signal
+    assert signal is not None
+    kind = signal.order_type.value if signal.order_type else default_type
+    return f"{signal.symbol}  {side_word(signal.side)}  {kind}  {number(record.amount)} {signal.base}"
 
 
 def duration(seconds: float) -> str:
@@ -140,8 +165,9 @@ def progress(filled: Decimal, total: Decimal, width: int) -> Cell:
     ratio = min(max(ratio, 0.0), 1.0)
     eighths = round(ratio * width * 8)
     full, part = divmod(eighths, 8)
-    bar = "█" * full + (BAR_BLOCKS[part] if part else "")
-    return ((bar, "bar"), ("░" * (width - len(bar)), "bar_empty"), (f"{ratio:>5.0%}", "plain"))
+    edge = BAR_BLOCKS[part] if part else ""
+    empty = " " * (width - full - len(edge))
+    return (("█" * full, "bar"), (edge, "bar_edge"), (empty, "bar_empty"), (f"{ratio:>5.0%}", "plain"))
 
 
 def hms(ts: datetime) -> str:

@@ -28,7 +28,7 @@ from executor.events import (
     SignalReceived,
     StateChanged,
 )
-from executor.models import ZERO, Balance, Order, SignalRecord, SignalStatus
+from executor.models import ZERO, Balance, Order, OrderStatus, SignalRecord, SignalStatus
 
 S = SignalStatus
 
@@ -44,7 +44,7 @@ class LogEntry:
 
 @dataclass(slots=True)
 class Changes:
-    """What a batch changed, by key. Empty sets mean nothing to repaint there."""
+    """What a batch changed, by key (`orders_done`: finished in this batch). Empty: nothing to repaint."""
 
     # dicts used as ordered sets: new rows are added in the order their events arrived
     signals: dict[str, None] = field(default_factory=dict)
@@ -116,7 +116,8 @@ class ConsoleState:
         self.balances, self.prices, self.quote = dict(snapshot.balances), dict(snapshot.prices), snapshot.quote
         self.reconcile = snapshot.reconcile
         self.paused, self.mode, self.exchange = snapshot.paused, snapshot.mode, snapshot.exchange
-        self._sample_equity(now)
+        self.sample_equity(now)
+        changes.orders_done.clear()  # the history as it was: nothing just finished
         return changes
 
     def apply(self, events: Iterable[Event], now: datetime) -> Changes:
@@ -145,7 +146,7 @@ class ConsoleState:
             elif isinstance(event, ErrorOccurred):
                 self.add_log(LogEntry(event.ts, event.level, event.message), changes)
         if changes.balances:
-            self._sample_equity(now)
+            self.sample_equity(now)
         return changes
 
     def add_log(self, entry: LogEntry, changes: Changes | None = None) -> None:
@@ -181,9 +182,10 @@ class ConsoleState:
     def _order(self, order: Order, changes: Changes) -> None:
         coid = order.client_order_id
         if order.status.is_terminal:
-            if self.orders.pop(coid, None) is not None:
+            # Finished in this batch (also when its first event is already final, e.g. rejected).
+            if self.orders.pop(coid, None) is not None or coid not in self.history:
                 changes.orders_done[coid] = None
-                changes.orders.pop(coid, None)
+            changes.orders.pop(coid, None)
             self.history.pop(coid, None)
             self.history[coid] = order
             while len(self.history) > self.history_limit:
@@ -204,19 +206,32 @@ class ConsoleState:
         known = [v for v in values if v is not None]
         return sum(known, ZERO) if known else None
 
-    def _sample_equity(self, now: datetime) -> None:
+    def sample_equity(self, now: datetime) -> bool:
+        """One point per `equity_bucket` seconds of the clock: the equity when the bucket began.
+
+        Called on every balance change and clock tick; only the first call in a bucket records,
+        so the series is regular in time however bursty the updates are.
+        """
         value = self.equity_value
-        if value is None:
-            return
         bucket = int(now.timestamp() // self.equity_bucket)
-        if self.equity and self.equity[-1][0] == bucket:
-            self.equity[-1] = (bucket, value)
-        else:
-            self.equity.append((bucket, value))
+        if value is None or (self.equity and self.equity[-1][0] >= bucket):
+            return False
+        self.equity.append((bucket, value))
+        return True
 
     @property
     def live_orders(self) -> int:
+        """Resting on the exchange: what a cancel or the kill switch can act on."""
         return sum(1 for o in self.orders.values() if o.status.is_live)
+
+    @property
+    def open_orders(self) -> int:
+        """Open as the reconciler counts them: live, or with a cancel in flight."""
+        return sum(1 for o in self.orders.values() if o.status.is_live or o.status is OrderStatus.PENDING_CANCEL)
+
+    @property
+    def unknown_orders(self) -> int:
+        return sum(1 for o in self.orders.values() if o.status is OrderStatus.UNKNOWN)
 
     def signal_total(self, order: Order) -> Decimal:
         """What the signal behind `order` asked for: filled parts of earlier replacements plus this order."""

@@ -34,7 +34,7 @@ class ThemeLoad:
 
 def _colour(value: object, where: str) -> str:
     if not isinstance(value, str):
-        raise ValueError(f"{where}: must be a colour string like \"#1e90ff\" (got {value!r})")
+        raise ValueError(f"{where}: must be a colour string, hex or rgb() (got {value!r})")
     try:
         Color.parse(value)
     except ColorParseError:

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
+from typing import TYPE_CHECKING
 
 from textual import on, work
 from textual.app import ComposeResult
@@ -20,9 +21,12 @@ from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Label, Static
 
 from console import formatting as f
-from executor.executor import AmendCheck
+from executor.models import Order, OrderType, SignalRecord
 
-Check = Callable[[Decimal | None, Decimal | None], Awaitable[AmendCheck]]
+if TYPE_CHECKING:
+    from executor.executor import AmendCheck
+
+Check = Callable[[Decimal | None, Decimal | None], Awaitable["AmendCheck"]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,6 +40,37 @@ class AmendTarget:
     price_label: str = "price"
     amount_label: str = "amount"
     amount_hint: str = ""
+
+    @classmethod
+    def for_signal(cls, record: SignalRecord, default_type: OrderType) -> AmendTarget:
+        signal = record.signal
+        assert signal is not None and record.amount is not None
+        order_type = signal.order_type or default_type
+        return cls(
+            title=f"Amend signal {record.id}",
+            summary=Content(f.signal_summary(record, order_type.value)),
+            price=record.reference_price,
+            amount=record.amount,
+            quote=signal.quote,
+            base=signal.base,
+            price_label="limit price" if order_type is OrderType.LIMIT else "reference price",
+        )
+
+    @classmethod
+    def for_order(cls, order: Order, total: Decimal) -> AmendTarget:
+        """`total` is what the signal asked for: the amount field is the signal's new total."""
+        base, quote = order.symbol.split("/")
+        filled = total - order.amount + order.filled
+        return cls(
+            title=f"Amend order {order.client_order_id}",
+            summary=Content(f"{order.symbol}  {f.side_word(order.side)}  {order.type.value}  {order.status.value}"),
+            price=order.price,
+            amount=total,
+            quote=quote,
+            base=base,
+            amount_label="total amount",
+            amount_hint=f"the signal's total; {f.number(filled)} filled so far, the replacement trades the rest",
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,6 +92,61 @@ def parse(text: str) -> Decimal | None:
 
 
 class AmendScreen(ModalScreen[AmendRequest | None]):
+    DEFAULT_CSS = """
+    AmendScreen {
+        align: center middle;
+        background: $background 60%;
+    }
+    AmendScreen #dialog {
+        width: 72;
+        max-width: 95%;
+        height: auto;
+        border: round $primary;
+        border-title-style: bold;
+        background: $surface;
+        padding: 0 2;
+    }
+    AmendScreen #summary {
+        margin: 1 0;
+        text-style: bold;
+    }
+    AmendScreen .field {
+        height: 3;
+    }
+    AmendScreen .field-label {
+        width: 24;
+        padding: 1 0;
+        color: $text-muted;
+    }
+    AmendScreen Input {
+        width: 1fr;
+    }
+    AmendScreen Input.-invalid {
+        border: tall $error;
+    }
+    AmendScreen .field-error {
+        height: auto;
+        min-height: 1;
+        padding-left: 24;
+        color: $text-error;
+    }
+    AmendScreen .field-error.-hint {
+        color: $text-muted;
+    }
+    AmendScreen #result {
+        margin: 1 0;
+        height: auto;
+    }
+    AmendScreen #buttons {
+        height: auto;
+        align-horizontal: right;
+        margin-bottom: 1;
+    }
+    AmendScreen Button {
+        margin-left: 2;
+    }
+    """
+
     BINDINGS = [
         Binding("escape", "cancel", "cancel", id="amend.cancel"),
         Binding("ctrl+s", "submit", "amend", id="amend.submit"),
@@ -116,8 +206,12 @@ class AmendScreen(ModalScreen[AmendRequest | None]):
             errors["amount"] = "required"
         check: AmendCheck | None = None
         if not errors:
-            check = await self.check(new_price, new_amount)
-            errors = dict(check.errors)
+            try:
+                check = await self.check(new_price, new_amount)
+            except Exception as exc:  # the check reads the store: say so here, in the dialog
+                errors["check"] = f"cannot be checked: {exc}"
+            else:
+                errors = dict(check.errors)
         if not errors and new_price is None and new_amount is None:
             errors["change"] = "change the price or the amount"
         self._show(errors, check)

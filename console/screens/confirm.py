@@ -13,6 +13,42 @@ from textual.widgets import Button, Label, Static
 class ConfirmScreen(ModalScreen[bool]):
     """Dismisses with True on `y`/the confirm button, False on `n`/escape/the other button."""
 
+    DEFAULT_CSS = """
+    ConfirmScreen {
+        align: center middle;
+        background: $background 60%;
+    }
+    ConfirmScreen #dialog {
+        width: 64;
+        max-width: 95%;
+        height: auto;
+        border: round $primary;
+        border-title-style: bold;
+        background: $surface;
+        padding: 1 2;
+    }
+    ConfirmScreen.-danger #dialog {
+        border: round $error;
+        border-title-color: $text-error;
+    }
+    ConfirmScreen #message {
+        margin-bottom: 1;
+    }
+    ConfirmScreen #buttons {
+        height: auto;
+        align-horizontal: right;
+    }
+    ConfirmScreen Button {
+        margin-left: 2;
+    }
+    ConfirmScreen #hint {
+        color: $text-muted;
+        width: 100%;
+        text-align: right;
+        margin-top: 1;
+    }
+    """
+
     BINDINGS = [
         Binding("y", "confirm", "yes", id="confirm.yes"),
         Binding("n,escape", "back_out", "no", id="confirm.no"),
@@ -21,6 +57,7 @@ class ConfirmScreen(ModalScreen[bool]):
     def __init__(self, title: str, message: str, *, confirm: str = "Yes", back_out: str = "No",
                  danger: bool = False) -> None:
         super().__init__(classes="-danger" if danger else "")
+        self.danger = danger
         self.title_text = title
         self.message = message
         self.confirm_label = confirm
@@ -29,10 +66,9 @@ class ConfirmScreen(ModalScreen[bool]):
     def compose(self) -> ComposeResult:
         with Vertical(id="dialog") as dialog:
             dialog.border_title = self.title_text
-            yield Static(self.message, id="message")
+            yield Static(self.message, id="message", markup=False)
             with Horizontal(id="buttons"):
-                yield Button(f"{self.confirm_label} (y)", id="confirm", variant="error" if self.has_class(
-                    "-danger") else "primary")
+                yield Button(f"{self.confirm_label} (y)", id="confirm", variant="error" if self.danger else "primary")
                 yield Button(f"{self.back_out_label} (n)", id="back-out")
             yield Label("y confirms · n or esc backs out", id="hint")
 

@@ -26,8 +26,8 @@ class HistoryTable(KeyedTable[Order]):
         Column("price", "price", 11, justify="right", wide_only=True),
         Column("amount", "amount", 10, justify="right"),
         Column("average", "avg. price", 11, justify="right"),
-        Column("status", "status", 9),
-        Column("reason", "reason", 12, flex=True, wide_only=True),
+        Column("status", "status", 8),  # terminal states only: "canceled" is the longest
+        Column("reason", "reason", 10, flex=True, wide_only=True),
     )
 
     def __init__(self, markets: dict[str, MarketInfo], *, id: str | None = None) -> None:
@@ -39,6 +39,29 @@ class HistoryTable(KeyedTable[Order]):
 
 
 class HistoryScreen(ModalScreen[None]):
+    DEFAULT_CSS = """
+    HistoryScreen {
+        align: center middle;
+        background: $background 60%;
+    }
+    HistoryScreen #dialog {
+        width: 100%;
+        height: 100%;
+        margin: 1 1;
+        border: round $primary;
+        border-title-style: bold;
+        border-subtitle-color: $text-muted;
+        background: $surface;
+    }
+    HistoryScreen #history-table {
+        height: 1fr;
+    }
+    HistoryScreen #hint {
+        color: $text-muted;
+        padding: 0 1;
+    }
+    """
+
     BINDINGS = [Binding("escape,h,q", "close", "back", id="history.close")]
 
     def __init__(self, orders: Iterable[Order], markets: dict[str, MarketInfo], limit: int) -> None:

@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from itertools import count
 
+from textual.widgets import DataTable
+
 from console import formatting as f
 from console.formatting import Cell
 from console.state import LogEntry
@@ -17,8 +19,8 @@ class LogTable(KeyedTable[LogEntry]):
     COLUMNS = (
         Column("time", "time", 8),
         Column("level", "level", 7),
-        Column("attempt", "try", 5, justify="right", wide_only=True),
-        Column("delay", "next in", 7, justify="right", wide_only=True),
+        Column("attempt", "try", 3, justify="right", wide_only=True),
+        Column("delay", "next", 5, justify="right", wide_only=True),
         Column("reason", "reason", 20, flex=True),
     )
 
@@ -36,7 +38,7 @@ class LogTable(KeyedTable[LogEntry]):
             "time": ((f.hms(item.ts), "muted"),),
             "level": ((item.level, LEVEL_STYLE.get(item.level, "plain")),),
             "attempt": item.attempt,
-            "delay": item.delay,
+            "delay": item.delay.replace(".00s", "s"),
             "reason": reason,
         }
 
@@ -49,4 +51,11 @@ class LogTable(KeyedTable[LogEntry]):
         if following and self.row_count:
             self.move_cursor(row=self.row_count - 1, animate=False)
         errors = sum(1 for e in self.items.values() if e.level == "error")
-        self.border_subtitle = f"{errors} error{'s' if errors != 1 else ''}" if errors else ""
+        self.border_subtitle = f"{errors} error{'s' if errors != 1 else ''} · enter: full line" if errors else (
+            "enter: full line" if self.items else "")
+
+    def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
+        entry = self.items.get(event.row_key.value or "")
+        if entry is not None:
+            detail = f"attempt {entry.attempt}, next in {entry.delay}: " if entry.attempt else ""
+            self.notify(f"{detail}{entry.reason}", title=f"{f.hms(entry.ts)} {entry.level}", timeout=15)

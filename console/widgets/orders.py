@@ -45,15 +45,15 @@ class OrdersTable(KeyedTable[Order]):
     """Non-terminal orders keyed by client order id, oldest first."""
 
     COLUMNS = (
-        Column("signal", "signal", 14, wide_only=True),
-        Column("symbol", "symbol", 9),
+        Column("signal", "signal", 14, wide_only=True, keep_end=True),
+        Column("symbol", "symbol", 9, narrow=8),
         Column("side", "side", 6),
         Column("type", "type", 6, wide_only=True),
-        Column("price", "price", 11, justify="right"),
-        Column("amount", "amount", 10, justify="right"),
-        Column("filled", "filled", 13),
+        Column("price", "price", 11, justify="right", narrow=10),
+        Column("amount", "amount", 10, justify="right", narrow=8),
+        Column("filled", "filled", 13, narrow=10),
         Column("status", "status", 16),
-        Column("timeout", "timeout", 7, justify="right"),
+        Column("timeout", "timeout", 7, justify="right", narrow=5, narrow_label="t/out"),
         Column("attempts", "att", 3, justify="right", wide_only=True),
     )
 
@@ -63,11 +63,10 @@ class OrdersTable(KeyedTable[Order]):
         self.border_title = "Orders"
 
     def cells(self, item: Order) -> dict[str, Cell]:
-        cells = order_cells(item, self.markets.get(item.symbol), bar_width=7)
+        cells = order_cells(item, self.markets.get(item.symbol), bar_width=5 if self.compact else 7)
         cells["timeout"] = f.countdown(item.timeout_at if item.status.is_live else None, self.now)
         return cells
 
-    def show_count(self, history: int) -> None:
-        n = len(self.items)
-        active = f"{n} active" if n else "none active"
+    def show_count(self, active_orders: int, history: int) -> None:
+        active = f"{active_orders} active" if active_orders else "none active"
         self.border_subtitle = f"{active} · {history} finished (h)"

@@ -12,15 +12,15 @@ class SignalsTable(KeyedTable[SignalRecord]):
     """Pending signals keyed by signal id, in arrival order."""
 
     COLUMNS = (
-        Column("id", "signal", 14),
-        Column("symbol", "symbol", 9),
+        Column("id", "signal", 14, narrow=12, keep_end=True),
+        Column("symbol", "symbol", 9, narrow=8),
         Column("side", "side", 6),
         Column("type", "type", 6, wide_only=True),
-        Column("amount", "amount", 10, justify="right"),
+        Column("amount", "amount", 10, justify="right", narrow=9),
         Column("price", "ref. price", 11, justify="right", wide_only=True),
-        Column("notional", "notional", 10, justify="right"),
-        Column("ttl", "TTL", 6, justify="right"),
-        Column("strategy", "strategy", 11, flex=True),
+        Column("notional", "notional", 10, justify="right", narrow=9),
+        Column("ttl", "TTL", 6, justify="right", narrow=5),
+        Column("strategy", "strategy", 11, flex=True, narrow=8),
     )
 
     def __init__(self, *, id: str | None = None) -> None:

@@ -15,14 +15,17 @@ from executor.events import ReconcileResult
 MODES = ("PAPER", "SANDBOX", "LIVE", "READ-ONLY")
 
 
-def reconcile_summary(result: ReconcileResult | None, now: datetime) -> Content:
+def reconcile_summary(result: ReconcileResult | None, now: datetime, open_orders: int, unknown: int) -> Content:
+    """When the last reconciliation ran and what it found (drift, errors), with today's order counts."""
     if result is None:
-        return Content.from_markup("[$text-muted]not reconciled yet")
-    ago = f.duration((now - result.at).total_seconds())
-    parts = [Content.from_markup("reconciled $ago ago", ago=ago),
-             Content(f"{result.open} open")]
-    unknown = Content(f"{result.unknown} unknown")
-    parts.append(unknown.stylize("$text-error bold") if result.unknown else unknown)
+        parts = [Content("not reconciled yet").stylize("$text-muted")]
+    else:
+        parts = [Content(f"reconciled {f.duration((now - result.at).total_seconds())} ago")]
+    parts.append(Content(f"{open_orders} open"))
+    unknown_text = Content(f"{unknown} unknown")
+    parts.append(unknown_text.stylize("$text-error bold") if unknown else unknown_text)
+    if result is None:
+        return Content(" · ").join(parts)
     if result.drift:
         drift = ", ".join(f"{c} {'+' if d > 0 else ''}{f.number(d)}" for c, d in sorted(result.drift.items()))
         parts.append(Content(f"drift {drift}").stylize("$text-warning"))
@@ -35,27 +38,42 @@ def reconcile_summary(result: ReconcileResult | None, now: datetime) -> Content:
 
 
 class StatusBar(Horizontal):
+    def __init__(self, *, id: str | None = None) -> None:
+        super().__init__(id=id)
+        self._shown: dict[str, object] = {}
+        self.mode = Label("", id="mode")
+        self.exchange = Label("", id="exchange")
+        self.reconcile = Label("", id="reconcile")
+        self.intake = Label("", id="intake")
+        self.rate_limit = Label("", id="rate-limit")
+
+    def _update(self, label: Label, content: object) -> None:
+        # Updating a label lays the screen out again: only when its text really changed.
+        key = label.id or ""
+        if self._shown.get(key) != content:
+            self._shown[key] = content
+            label.update(content)  # type: ignore[arg-type]
+
     def compose(self) -> ComposeResult:
-        yield Label("", id="mode")
-        yield Label("", id="exchange")
-        yield Label("", id="reconcile")
-        yield Label("", id="intake")
-        yield Label("", id="rate-limit")
+        yield from (self.mode, self.exchange, self.reconcile, self.intake, self.rate_limit)
 
     def show(
-        self, *, mode: str, exchange: str, reconcile: ReconcileResult | None, now: datetime, paused: bool,
-        intake_done: bool, rate_limit: str | None,
+        self, *, mode: str, exchange: str, reconcile: ReconcileResult | None, open_orders: int, unknown: int,
+        now: datetime, paused: bool, intake_done: bool, rate_limit: str | None, read_only: bool = False,
     ) -> None:
-        badge = self.query_one("#mode", Label)
-        badge.update(f" {mode or '…'} ")
+        badge = self.mode
+        self._update(badge, f" {mode or '…'} ")
         for name in MODES:
             badge.set_class(mode == name, f"-{name.lower()}")
-        self.query_one("#exchange", Label).update(exchange)
-        self.query_one("#reconcile", Label).update(reconcile_summary(reconcile, now))
-        intake = self.query_one("#intake", Label)
-        intake.update(" PAUSED " if paused else "intake done" if intake_done else "intake live")
+        self._update(self.exchange, exchange)
+        self._update(self.reconcile, reconcile_summary(reconcile, now, open_orders, unknown))
+        intake = self.intake
+        self._update(intake, " PAUSED " if paused else "intake done" if intake_done else "intake live")
         intake.set_class(paused, "-paused")
-        limit = self.query_one("#rate-limit", Label)
-        limit.display = rate_limit is not None
-        limit.update(f"rate limit {rate_limit}")
+        intake.set_class(not paused and not intake_done, "-live")
+        intake.set_class(read_only and not paused, "-none")  # a reader cannot see the writer's intake
+        limit = self.rate_limit
+        limit.set_class(rate_limit is None, "-none")
+        self._update(limit, f"rate limit {rate_limit}")
         limit.set_class(rate_limit not in (None, "ok"), "-cooldown")
+        limit.set_class(rate_limit == "ok", "-ok")

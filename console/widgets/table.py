@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from itertools import islice
 from typing import ClassVar, Generic, TypeVar
 
 from rich.text import Text
@@ -34,6 +35,12 @@ class Column:
     justify: str = "left"
     wide_only: bool = False  # dropped when the table is too narrow for every column
     flex: bool = False  # takes the width that is left (at least `width`)
+    narrow: int | None = None  # width when the table is too narrow (default: `width`)
+    keep_end: bool = False  # cut from the left when too long: ids differ at their end
+    narrow_label: str | None = None
+
+    def width_for(self, compact: bool) -> int:
+        return self.narrow if compact and self.narrow is not None else self.width
 
 
 class KeyedTable(DataTable, Generic[T]):
@@ -42,7 +49,9 @@ class KeyedTable(DataTable, Generic[T]):
     compact: reactive[bool] = reactive(False, init=False)
 
     def __init__(self, *, id: str | None = None, classes: str | None = None) -> None:
-        super().__init__(id=id, classes=classes, cursor_type="row", cell_padding=1)
+        # "renderable": the selected row keeps its colours (buy, sell, warnings) under the cursor.
+        super().__init__(id=id, classes=classes, cursor_type="row", cell_padding=1,
+                         cursor_foreground_priority="renderable")
         self.items: dict[str, T] = {}
         self._cells: dict[str, dict[str, Cell]] = {}
         self._shown: tuple[Column, ...] = ()
@@ -66,9 +75,9 @@ class KeyedTable(DataTable, Generic[T]):
         self._cell_styles = None
         self.rebuild()
 
-    def on_resize(self, event: Resize) -> None:
-        width = event.size.width
-        needed = sum(c.width + 2 * self.cell_padding for c in self.COLUMNS) + 1
+    def on_resize(self, _event: Resize) -> None:
+        width = self.size.width - 1  # the vertical scrollbar's column, kept free whether shown or not
+        needed = sum(c.width + 2 * self.cell_padding for c in self.COLUMNS)
         compact = width < needed
         flex = self._flex_for(width, compact)
         if compact != self.compact or flex != self._flex_width:
@@ -81,11 +90,11 @@ class KeyedTable(DataTable, Generic[T]):
 
     def _flex_for(self, width: int, compact: bool) -> int:
         columns = [c for c in self.COLUMNS if not (compact and c.wide_only)]
-        fixed = sum(c.width + 2 * self.cell_padding for c in columns if not c.flex)
+        fixed = sum(c.width_for(compact) + 2 * self.cell_padding for c in columns if not c.flex)
         flex = next((c for c in columns if c.flex), None)
         if flex is None:
             return 0
-        return max(flex.width, width - fixed - 2 * self.cell_padding - 1)
+        return max(flex.width_for(compact), width - fixed - 2 * self.cell_padding)
 
     @property
     def cell_styles(self) -> CellStyles:
@@ -96,10 +105,12 @@ class KeyedTable(DataTable, Generic[T]):
     # -- rows ---------------------------------------------------------------------------------
 
     def _width(self, column: Column) -> int:
-        return max(column.width, self._flex_width) if column.flex else column.width
+        width = column.width_for(self.compact)
+        return max(width, self._flex_width) if column.flex else width
 
     def _text(self, column: Column, cells: dict[str, Cell]) -> Text:
-        return to_text(cells.get(column.key, ""), self.cell_styles, width=self._width(column), justify=column.justify)
+        return to_text(cells.get(column.key, ""), self.cell_styles, width=self._width(column), justify=column.justify,
+                       keep_end=column.keep_end)
 
     def upsert(self, key: str, item: T) -> None:
         self.items[key] = item
@@ -122,20 +133,25 @@ class KeyedTable(DataTable, Generic[T]):
         if self._shown:
             self.remove_row(key)
 
-    def refresh_cells(self) -> None:
-        """Recompute every row (a clock tick, new market data); repaints only what changed."""
-        for key, item in list(self.items.items()):
-            self.upsert(key, item)
+    def tick(self, now: datetime) -> None:
+        """A clock tick: recompute the rows on screen (countdowns); repaints only what changed.
+
+        Rows out of view catch up when they scroll in (at the next tick), so a tick costs the
+        same with ten orders or ten thousand.
+        """
+        self.now = now
+        top = max(0, int(self.scroll_y))
+        for key in list(islice(self.items, top, top + self.size.height + 1)):
+            self.upsert(key, self.items[key])
 
     def rebuild(self) -> None:
         """Columns changed (width, theme): lay the table out again from the models it shows."""
-        if not self.is_mounted:
-            return
         selected = self.selected_key
         self.clear(columns=True)
         self._shown = tuple(c for c in self.COLUMNS if not (self.compact and c.wide_only))
         for column in self._shown:
-            self.add_column(Text(column.label, justify=column.justify), width=self._width(column), key=column.key)
+            label = column.narrow_label if self.compact and column.narrow_label else column.label
+            self.add_column(Text(label, justify=column.justify), width=self._width(column), key=column.key)
         for key, item in self.items.items():
             cells = self.cells(item)
             self._cells[key] = cells

@@ -324,12 +324,14 @@ class CcxtExchange(ExchangePort):
         markets: Sequence[str] = (),
         timeout_ms: int = DEFAULT_TIMEOUT_MS,
         order_limits: Sequence[tuple[int, float]] | None = None,
+        mode: str | None = None,
     ) -> None:
         ccxt = _ccxt()
         if exchange_id not in ccxt.exchanges:
             raise ValueError(f"{exchange_id!r} is not a ccxt exchange id")
         self.name = exchange_id
-        self.mode = "SANDBOX" if sandbox else "LIVE"
+        # `mode` lets a caller that knows better say so (the emulator behind a demo is PAPER).
+        self.mode = mode or ("SANDBOX" if sandbox else "LIVE")
         self.cooldown = Cooldown()
         self._secrets = tuple(s for s in (api_key, api_secret) if s)
         self._markets_wanted = tuple(markets)
@@ -386,12 +388,13 @@ class CcxtExchange(ExchangePort):
         handle_errors, handle_status = ex.handle_errors, ex.handle_http_status_code
 
         async def throttled(cost: Any = None) -> Any:
-            # Requests queued in ccxt's throttle wait out a cooldown that began while they queued.
-            while True:
-                await cooldown.wait()
-                result = await throttle(cost)
-                if cooldown.remaining <= 0:
-                    return result
+            await cooldown.wait()
+            result = await throttle(cost)
+            # A request that queued in ccxt's throttle while a cooldown began waits it out too. It
+            # keeps its place: sending it to the back of the queue again would starve it whenever
+            # 429s come faster than the queue drains.
+            await cooldown.wait()
+            return result
 
         async def fetched(url: str, method: str = "GET", headers: Any = None, body: Any = None) -> Any:
             for slot in _ORDER_SLOTS.get():

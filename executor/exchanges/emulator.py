@@ -79,9 +79,8 @@ from executor.models import MarketInfo, OrderType, to_decimal
 if TYPE_CHECKING:
     import argparse
 
-    from executor.exchanges.ccxt_adapter import CcxtExchange
-
     from executor.config import Settings
+    from executor.exchanges.ccxt_adapter import CcxtExchange
 
 # Not secrets: what the emulator accepts when TRADECONSOLE_API_KEY/SECRET are unset (demos, tests).
 DEMO_API_KEY = "tradeconsole-emulator-demo-key"
@@ -730,7 +729,10 @@ async def start_emulator(
 def emulator_exchange(
     settings: Settings, url: str, *, api_key: str = DEMO_API_KEY, api_secret: str = DEMO_API_SECRET
 ) -> CcxtExchange:
-    """The ccxt adapter (`binance`) pointed at an emulator at `url`, with the emulator's keys."""
+    """The ccxt adapter (`binance`) pointed at an emulator at `url`, with the emulator's keys.
+
+    Its mode is PAPER: the paper engine is behind it, whatever ccxt thinks it talks to.
+    """
     from executor.exchanges.ccxt_adapter import CcxtExchange
 
     return CcxtExchange(
@@ -739,6 +741,7 @@ def emulator_exchange(
         api_secret=api_secret,
         api_url=url,
         markets=list(settings.exchange.markets),
+        mode="PAPER",
     )
 
 

@@ -1,1 +1,36 @@
-"""Signal sources: async iterators of raw lines (JSONL file, stdin, the demo strategy)."""
+"""Signal sources: async iterators of raw lines (JSONL file, stdin, the demo strategy).
+
+`attach` wires the configured ones to a started service, the same way for the console and the
+headless runner.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from executor.config import Settings
+    from executor.service import TradingService
+
+log = logging.getLogger("tradeconsole.sources")
+
+
+def attach(service: TradingService, settings: Settings, signals: str | None = None) -> None:
+    """Start the sources of `[signals]` (or `signals`, a path or "-"): a JSONL file and the demo strategy."""
+    if settings.signals.demo:
+        if service.executor is None or service.mode != "PAPER":
+            # The demo strategy proposes real-looking orders: never on a venue with real money.
+            log.warning("signals.demo is on but the exchange is %s, not paper: the demo strategy stays off",
+                        service.mode)
+        else:
+            from executor.sources.demo import demo_signals, run_tag
+
+            lines = demo_signals(service.executor.ticker, service.markets, seed=settings.paper.seed,
+                                 tag=run_tag(service.clock()))
+            service.add_source(lines, name="demo")
+    path = signals or settings.signals.jsonl
+    if path:
+        from executor.sources.jsonl import read_lines
+
+        service.add_source(read_lines(path, follow=settings.signals.follow), name=f"jsonl:{path}")

@@ -50,8 +50,13 @@ def _on_grid(value: Decimal, step: Decimal, rounding: str) -> Decimal:
     return (value / step).to_integral_value(rounding=rounding) * step
 
 
-def propose(rng: random.Random, market: MarketInfo, ticker: Ticker, signal_id: str) -> dict:
-    """One signal for `market` at today's `ticker`, as the JSON object the schema describes."""
+def propose(
+    rng: random.Random, market: MarketInfo, ticker: Ticker, signal_id: str, *, marketable: bool = False
+) -> dict:
+    """One signal for `market` at today's `ticker`, as the JSON object the schema describes.
+
+    `marketable` prices a limit signal at the touch, so that once approved it fills at once.
+    """
     side = Side.BUY if rng.random() < 0.5 else Side.SELL
     touch = ticker.touch(side)
     notional = Decimal(str(round(rng.choice(NOTIONALS) * rng.uniform(0.8, 1.2), 2)))
@@ -70,6 +75,8 @@ def propose(rng: random.Random, market: MarketInfo, ticker: Ticker, signal_id: s
         signal["order_type"] = "market"
     else:
         offset = Decimal(str(rng.choice(LIMIT_OFFSETS)))
+        if marketable:
+            offset = Decimal(0)
         if side is Side.BUY:
             price = _on_grid(ticker.bid * (1 - offset), market.price_tick, ROUND_FLOOR)
         else:
@@ -105,5 +112,6 @@ async def demo_signals(
         except ExchangeError:
             await sleep(rng.uniform(*interval))  # no price, no signal: try again on the next beat
             continue
-        yield json.dumps(propose(rng, market, live, f"demo-{tag}-{n}"))
+        # The first one fills as soon as it is approved: a new user sees a trade straight away.
+        yield json.dumps(propose(rng, market, live, f"demo-{tag}-{n}", marketable=n == 1))
         await sleep(rng.uniform(*interval))

@@ -1,0 +1,133 @@
+"""What the console looks like: plain `def` snapshot tests with a fixed seed, clock and size.
+
+Each test starts a console on a fresh store, drives the service into the shared scenario of
+`console_harness.populate` and compares the screen with the SVG in `__snapshots__`. Update them
+with `pytest tests/console/test_snapshots.py --snapshot-update`, then look at every picture.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+
+import pytest
+from console_harness import Clock, console_app, eventually, make_settings, populate, populated_store, ready, shown
+from textual.pilot import Pilot
+from textual.widgets import Input
+
+from console.screens.amend import AmendScreen
+from console.screens.confirm import ConfirmScreen
+from console.screens.help import HelpScreen
+from console.screens.history import HistoryScreen
+
+SIZES = pytest.mark.parametrize("size", [(120, 36), (80, 24)], ids=["120x36", "80x24"])
+Step = Callable[[Pilot], Awaitable[None]]
+
+
+def populated(clock: Clock, then: Step | None = None, *, read_only: bool = False) -> Step:
+    """`run_before` for snap_compare: the shared scenario on screen, then `then`, then a final flush."""
+
+    async def run_before(pilot: Pilot) -> None:
+        app = pilot.app
+        await ready(app, pilot.pause)
+        if not read_only:
+            await populate(app.service, clock)
+        await shown(app, pilot.pause,
+                    lambda: len(app.signals.items) == 3 and len(app.state.orders) == 2 and bool(app.state.balances),
+                    "the populated screen")
+        app.tick()  # countdowns, and the scenario's filled order leaves Orders for the history
+        if then is not None:
+            await then(pilot)
+        app.flush()
+        await pilot.pause()
+
+    return run_before
+
+
+async def steady_inputs(pilot: Pilot) -> None:
+    for field in pilot.app.screen.query(Input):
+        field.cursor_blink = False  # a blinking cursor would make the picture depend on timing
+    await pilot.pause()
+
+
+def opens(screen_type: type, *keys: str) -> Step:
+    async def step(pilot: Pilot) -> None:
+        await pilot.press(*keys)
+        await eventually(lambda: isinstance(pilot.app.screen, screen_type), pause=pilot.pause,
+                         what=screen_type.__name__)
+        await pilot.pause()
+
+    return step
+
+
+async def amend_signal_with_an_error(pilot: Pilot) -> None:
+    await opens(AmendScreen, "down", "e")(pilot)
+    modal = pilot.app.screen
+    await pilot.press("home", "ctrl+k", *"100")
+    await eventually(lambda: "insufficient" in modal.errors.get("amount", ""), pause=pilot.pause,
+                     what="the balance error")
+    await steady_inputs(pilot)
+
+
+async def amend_order(pilot: Pilot) -> None:
+    await opens(AmendScreen, "tab", "e")(pilot)
+    modal = pilot.app.screen
+    await pilot.press("shift+tab", "home", "ctrl+k", *"58250")
+    await eventually(lambda: modal._request is not None, pause=pilot.pause, what="a valid amend")
+    await steady_inputs(pilot)
+
+
+@SIZES
+def test_main_screen(snap_compare, tmp_path, size):
+    clock = Clock()
+    app = console_app(tmp_path / "console.db", clock)
+    assert snap_compare(app, terminal_size=size, run_before=populated(clock))
+
+
+@SIZES
+def test_amend_signal_shows_a_validation_error(snap_compare, tmp_path, size):
+    clock = Clock()
+    app = console_app(tmp_path / "console.db", clock)
+    assert snap_compare(app, terminal_size=size, run_before=populated(clock, amend_signal_with_an_error))
+
+
+def test_amend_open_order_shows_notional_and_fee(snap_compare, tmp_path):
+    clock = Clock()
+    app = console_app(tmp_path / "console.db", clock)
+    assert snap_compare(app, terminal_size=(120, 36), run_before=populated(clock, amend_order))
+
+
+@SIZES
+def test_kill_switch_confirmation(snap_compare, tmp_path, size):
+    clock = Clock()
+    app = console_app(tmp_path / "console.db", clock)
+    assert snap_compare(app, terminal_size=size, run_before=populated(clock, opens(ConfirmScreen, "ctrl+k")))
+
+
+@SIZES
+def test_help(snap_compare, tmp_path, size):
+    clock = Clock()
+    app = console_app(tmp_path / "console.db", clock)
+    assert snap_compare(app, terminal_size=size, run_before=populated(clock, opens(HelpScreen, "question_mark")))
+
+
+def test_order_history(snap_compare, tmp_path):
+    clock = Clock()
+    app = console_app(tmp_path / "console.db", clock)
+    assert snap_compare(app, terminal_size=(120, 36), run_before=populated(clock, opens(HistoryScreen, "h")))
+
+
+@SIZES
+def test_inspect_mode(snap_compare, tmp_path, size):
+    clock = Clock()
+    db = tmp_path / "console.db"
+    asyncio.run(populated_store(db, clock))
+    app = console_app(db, clock, read_only=True)
+    assert snap_compare(app, terminal_size=size, run_before=populated(clock, read_only=True))
+
+
+@pytest.mark.parametrize("theme", ["tradeconsole-light", "tradeconsole-high-contrast"])
+def test_theme(snap_compare, tmp_path, theme):
+    clock = Clock()
+    app = console_app(tmp_path / "console.db", clock, make_settings(ui={"theme": theme}))
+    assert snap_compare(app, terminal_size=(120, 36), run_before=populated(clock))

@@ -1,0 +1,326 @@
+"""The ccxt adapter against the emulator: the port's operations, and each failure in its class."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from decimal import Decimal
+
+import pytest
+
+from executor.config import ConfigError, load_config
+from executor.exchanges.base import DuplicateOrder, MaybePlaced, NotPlaced, OrderNotFound, Rejected
+from executor.exchanges.ccxt_adapter import CcxtExchange, _OrderRate, retry_after_of, scrub
+from executor.exchanges.emulator import DEMO_API_KEY, DEMO_API_SECRET, start_emulator
+from executor.exchanges.emulator_faults import Limits
+from executor.models import OrderStatus, OrderType, Side
+
+from .support import BAN_S, MARKETS, RETRY_AFTER_S, emulator_faults, eventually
+
+pytestmark = pytest.mark.integration
+
+D = Decimal
+BTC = "BTC/USDT"
+
+
+async def buy(adapter, coid: str, amount: str = "0.001", price: str | None = None, symbol: str = BTC):
+    return await adapter.create_order(
+        client_order_id=coid,
+        symbol=symbol,
+        side=Side.BUY,
+        type=OrderType.LIMIT if price else OrderType.MARKET,
+        amount=D(amount),
+        price=D(price) if price else None,
+    )
+
+
+# -- building it ------------------------------------------------------------------------------
+
+
+async def test_from_settings_takes_keys_from_the_environment_and_api_url_from_the_config(emulator, monkeypatch):
+    monkeypatch.setenv("TRADECONSOLE_API_KEY", DEMO_API_KEY)
+    monkeypatch.setenv("TRADECONSOLE_API_SECRET", DEMO_API_SECRET)
+    env = {"TRADECONSOLE_EXCHANGE__ID": "binance", "TRADECONSOLE_EXCHANGE__API_URL": emulator.url}
+    settings = load_config(None, env=env)
+    async with CcxtExchange.from_settings(settings) as exchange:
+        assert (exchange.name, exchange.mode) == ("binance", "LIVE")
+        urls = exchange._ex.urls["api"]
+        assert urls["public"] == urls["private"] == f"{emulator.url}/api/v3"
+        assert urls["v1"] == f"{emulator.url}/api/v1"
+        assert set(await exchange.load_markets()) == set(MARKETS)
+        assert (await exchange.fetch_balances())["USDT"].free == D(100000)
+    # spot only: exchangeInfo, then the account; nothing from Binance's margin or currency endpoints
+    assert set(emulator.emulator.requests) == {"GET /api/v3/exchangeInfo", "GET /api/v3/account"}
+
+
+def test_from_settings_without_keys_is_a_config_error(monkeypatch):
+    monkeypatch.delenv("TRADECONSOLE_API_KEY", raising=False)
+    monkeypatch.delenv("TRADECONSOLE_API_SECRET", raising=False)
+    settings = load_config(None, env={"TRADECONSOLE_EXCHANGE__ID": "binance"})
+    with pytest.raises(ConfigError, match="TRADECONSOLE_API_KEY: is not set"):
+        CcxtExchange.from_settings(settings)
+
+
+def test_an_unknown_exchange_id_is_a_config_error():
+    settings = load_config(None, env={"TRADECONSOLE_EXCHANGE__ID": "nosuchvenue"})
+    with pytest.raises(ConfigError, match=r"exchange\.id: 'nosuchvenue' is not a ccxt exchange id"):
+        CcxtExchange.from_settings(settings, api_key="k", api_secret="s")
+
+
+async def test_sandbox_mode_uses_the_venues_testnet():
+    async with CcxtExchange("binance", api_key="k", api_secret="s", sandbox=True) as exchange:
+        assert exchange.mode == "SANDBOX"
+        assert exchange._ex.urls["api"]["public"].startswith("https://testnet.binance.vision/")
+
+
+# -- the port -----------------------------------------------------------------------------------
+
+
+async def test_markets_come_from_ccxt_precision_and_limits(adapter):
+    markets = await adapter.load_markets()
+    btc = markets[BTC]
+    assert (btc.base, btc.quote) == ("BTC", "USDT")
+    assert btc.amount_step == D("0.00001") and btc.price_tick == D("0.01")
+    assert btc.min_amount == D("0.00001") and btc.min_cost == D(5)
+    assert btc.taker_fee == D("0.001") and btc.max_amount == D(9000)
+
+
+async def test_ticker_and_balances(adapter):
+    ticker = await adapter.fetch_ticker(BTC)
+    assert 0 < ticker.bid < ticker.ask and ticker.last > 0
+    balances = await adapter.fetch_balances()
+    assert {c: b.free for c, b in balances.items()} == {"BTC": 1, "ETH": 10, "SOL": 100, "USDT": 100000}
+
+
+async def test_a_limit_order_is_created_found_listed_and_canceled_by_client_order_id(adapter, emulator):
+    order = await buy(adapter, "tc-adapter-0", price="30000")
+    assert (order.status, order.client_order_id, order.price) == (OrderStatus.OPEN, "tc-adapter-0", D(30000))
+    assert order.exchange_order_id == "1"
+    found = await adapter.fetch_order("tc-adapter-0", BTC)
+    assert found.status is OrderStatus.OPEN and found.amount == D("0.001")
+    assert [o.client_order_id for o in await adapter.fetch_open_orders()] == ["tc-adapter-0"]
+    canceled = await adapter.cancel_order("tc-adapter-0", BTC)
+    assert canceled.status is OrderStatus.CANCELED and canceled.client_order_id == "tc-adapter-0"
+    assert await adapter.fetch_open_orders() == []
+    # lookups by client order id, and open orders market by market (6 weight each, not 80)
+    requests = emulator.emulator.requests
+    assert requests["GET /api/v3/order"] == 1 and requests["GET /api/v3/openOrders"] == 2 * len(MARKETS)
+
+
+async def test_a_market_order_reports_its_fill_average_and_fee(adapter):
+    order = await buy(adapter, "tc-adapter-m-0", amount="0.002")
+    assert order.status is OrderStatus.FILLED and order.filled == D("0.002")
+    assert order.average and order.average > 0
+    assert order.fee > 0 and order.fee_currency == "USDT"
+    assert order.price is None
+
+
+async def test_amounts_go_out_on_the_grid_and_a_small_notional_never_leaves(adapter, emulator):
+    order = await buy(adapter, "tc-adapter-grid-0", amount="0.0012345", price="30000")
+    assert order.amount == D("0.00123")  # truncated, never rounded up
+    before = emulator.emulator.requests["POST /api/v3/order"]
+    with pytest.raises(Rejected, match="below the minimum 5"):
+        await buy(adapter, "tc-adapter-tiny-0", amount="0.0001", price="30000")
+    assert emulator.emulator.requests["POST /api/v3/order"] == before
+
+
+async def test_my_trades_carry_the_client_order_id(adapter):
+    order = await buy(adapter, "tc-adapter-t-0", amount="0.003")
+    trades = await adapter.fetch_my_trades(BTC)
+    assert trades and {t.client_order_id for t in trades} == {"tc-adapter-t-0"}
+    assert {t.exchange_order_id for t in trades} == {order.exchange_order_id}
+    assert sum(t.amount for t in trades) == D("0.003")
+
+
+async def test_edit_order_is_the_venues_cancel_replace(adapter, emulator):
+    await buy(adapter, "tc-adapter-e-0", price="30000")
+    new = await adapter.edit_order(
+        "tc-adapter-e-0",
+        BTC,
+        new_client_order_id="tc-adapter-e-1",
+        side=Side.BUY,
+        type=OrderType.LIMIT,
+        amount=D("0.002"),
+        price=D("30100"),
+    )
+    assert (new.client_order_id, new.amount, new.price, new.status) == ("tc-adapter-e-1", D("0.002"), D(30100), "open")
+    assert emulator.emulator.engine.get_order("tc-adapter-e-0").status is OrderStatus.CANCELED
+    assert emulator.emulator.requests["POST /api/v3/order/cancelReplace"] == 1
+
+
+async def test_cancel_all_orders_names_each_order_by_its_client_id(adapter):
+    for n in range(2):
+        await buy(adapter, f"tc-adapter-all-{n}", price="30000")
+    canceled = await adapter.cancel_all_orders(BTC)
+    assert sorted(o.client_order_id for o in canceled) == ["tc-adapter-all-0", "tc-adapter-all-1"]
+    assert {o.status for o in canceled} == {OrderStatus.CANCELED}
+
+
+# -- the taxonomy -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("fault", ["timeout_after_accept", "reset_after_accept", "error_after"])
+async def test_a_create_answered_after_acting_is_maybe_placed_and_is_there(adapter, faults, fault):
+    faults.script("POST /api/v3/order", fault)
+    with pytest.raises(MaybePlaced):
+        await buy(adapter, f"tc-{fault}-0")
+    assert (await adapter.fetch_order(f"tc-{fault}-0", BTC)).status is OrderStatus.FILLED
+
+
+async def test_a_5xx_before_acting_is_maybe_placed_and_the_order_is_absent(adapter, faults):
+    faults.script("POST /api/v3/order", "error_before")
+    with pytest.raises(MaybePlaced):
+        await buy(adapter, "tc-before-0")
+    with pytest.raises(OrderNotFound):
+        await adapter.fetch_order("tc-before-0", BTC)
+
+
+async def test_an_invisible_order_turns_up_once_the_venue_shows_it(adapter, faults):
+    faults.script("POST /api/v3/order", "invisible")
+    order = await buy(adapter, "tc-invisible-0", price="30000")
+    assert order.status is OrderStatus.OPEN
+    with pytest.raises(OrderNotFound):
+        await adapter.fetch_order("tc-invisible-0", BTC)
+    assert await adapter.fetch_open_orders() == []
+    found = []
+
+    async def lookup():
+        try:
+            found.append(await adapter.fetch_order("tc-invisible-0", BTC))
+        except OrderNotFound:
+            pass
+
+    deadline = time.monotonic() + 10
+    while not found and time.monotonic() < deadline:
+        await lookup()
+    assert found and found[0].status is OrderStatus.OPEN
+
+
+async def test_a_429_is_not_placed_and_every_request_waits_out_its_retry_after(adapter, faults, emulator):
+    faults.script("POST /api/v3/order", "rate_limit")
+    with pytest.raises(NotPlaced) as caught:
+        await buy(adapter, "tc-429-0")
+    assert caught.value.rate_limited and caught.value.retry_after == pytest.approx(RETRY_AFTER_S)
+    started = time.monotonic()
+    await adapter.fetch_ticker(BTC)  # another endpoint: the cooldown is shared
+    assert time.monotonic() - started >= RETRY_AFTER_S * 0.9
+    assert adapter.rate_limit_state().trips == 1
+    assert emulator.emulator.statuses[429] == 1  # nothing was sent inside the Retry-After
+
+
+async def test_requests_queued_during_a_cooldown_never_earn_a_ban():
+    running = await start_emulator(faults=emulator_faults(limits=Limits(ban_after=1, ban_seconds=30)))
+    adapter = CcxtExchange(
+        "binance", api_key=DEMO_API_KEY, api_secret=DEMO_API_SECRET, api_url=running.url, markets=list(MARKETS)
+    )
+    try:
+        await adapter.load_markets()
+        running.emulator.faults.script("GET /api/v3/account", "rate_limit")
+        results = await asyncio.gather(*(adapter.fetch_balances() for _ in range(8)), return_exceptions=True)
+        assert sum(isinstance(r, NotPlaced) for r in results) == 1
+        assert running.emulator.statuses[418] == 0 and running.emulator.statuses[429] == 1
+    finally:
+        await adapter.close()
+        await running.stop()
+
+
+async def test_a_418_ban_is_not_placed_for_the_ban_time(adapter, emulator):
+    emulator.emulator.ban(BAN_S)
+    with pytest.raises(NotPlaced) as caught:
+        await adapter.fetch_balances()
+    assert caught.value.rate_limited and 0 < caught.value.retry_after <= BAN_S
+    started = time.monotonic()
+    await adapter.fetch_balances()
+    assert time.monotonic() - started >= caught.value.retry_after * 0.9
+
+
+async def test_a_refused_connection_is_certainly_not_placed():
+    async with CcxtExchange("binance", api_key="k", api_secret="s", api_url="http://127.0.0.1:9") as adapter:
+        with pytest.raises(NotPlaced) as caught:
+            await adapter.load_markets()
+    assert not caught.value.rate_limited
+
+
+async def test_venue_refusals_are_rejected_and_definitive_answers_keep_their_meaning(adapter):
+    with pytest.raises(Rejected, match="InsufficientFunds"):
+        await buy(adapter, "tc-poor-0", amount="50")
+    await buy(adapter, "tc-twice-0")
+    with pytest.raises(DuplicateOrder):
+        await buy(adapter, "tc-twice-0")
+    with pytest.raises(OrderNotFound):
+        await adapter.cancel_order("tc-nobody-0", BTC)
+    with pytest.raises(Rejected):
+        await buy(adapter, "tc-bad-symbol-0", symbol="DOGE/USDT")
+
+
+async def test_a_bad_signature_is_rejected(emulator):
+    async with CcxtExchange(
+        "binance", api_key=DEMO_API_KEY, api_secret="wrong", api_url=emulator.url, markets=list(MARKETS)
+    ) as adapter:
+        with pytest.raises(Rejected, match="-1022"):
+            await adapter.fetch_balances()
+
+
+async def test_error_messages_carry_no_query_string_or_signature(adapter, faults):
+    faults.script("GET /api/v3/order", "timeout_after_accept")
+    with pytest.raises(MaybePlaced) as caught:
+        await adapter.fetch_order("tc-anything-0", BTC)
+    text = str(caught.value)
+    assert "/api/v3/order" in text and "?" not in text and "signature" not in text and "timestamp" not in text
+    assert caught.value.__cause__ is None and caught.value.__suppress_context__
+
+
+async def test_the_order_rate_limit_is_learned_from_exchange_info():
+    running = await start_emulator(faults=emulator_faults(limits=Limits(orders_per_10s=7)))
+    try:
+        async with CcxtExchange(
+            "binance", api_key=DEMO_API_KEY, api_secret=DEMO_API_SECRET, api_url=running.url, markets=list(MARKETS)
+        ) as adapter:
+            assert adapter._order_limits == ((100, 10.0),)  # Binance's, until the venue says
+            await adapter.load_markets()
+            assert adapter._order_limits == ((7, 10.0),)
+    finally:
+        await running.stop()
+
+
+async def test_close_releases_the_session(emulator):
+    adapter = CcxtExchange("binance", api_key="k", api_secret="s", api_url=emulator.url, markets=list(MARKETS))
+    await adapter.load_markets()
+    session = adapter._ex.session
+    await adapter.close()
+    assert session.closed
+
+
+# -- pure helpers -------------------------------------------------------------------------------
+
+
+async def test_the_order_rate_limiter_counts_sends_not_reservations():
+    now = [0.0]
+    rate = _OrderRate(2, 10.0, clock=lambda: now[0])
+    a, b = await rate.acquire(), await rate.acquire()
+    waiter = asyncio.ensure_future(rate.acquire())
+    await asyncio.sleep(0.02)
+    assert not waiter.done()  # both slots reserved, not sent: they count as "now"
+    a.sent_at = b.sent_at = 0.0
+    now[0] = 10.0
+    await asyncio.sleep(0.02)
+    assert not waiter.done()  # inside the window and its margin
+    now[0] = 10.31
+    await eventually(waiter.done, timeout=2)
+    rate.release(b)  # already sent: releasing changes nothing
+    assert len(rate._busy(now[0])) == 1
+
+
+def test_retry_after_reads_seconds_http_dates_and_binance_ban_times():
+    assert retry_after_of({"Retry-After": "3"}, None) == 3
+    assert retry_after_of({"retry-after": "0.25"}, None) == 0.25
+    assert retry_after_of({"Retry-After": "Wed, 21 Oct 2015 07:28:00 GMT"}, None, now=1445412470.0) == 10
+    body = '{"code":-1003,"msg":"Way too much request weight used; IP banned until 1700000030000."}'
+    assert retry_after_of({}, body, now=1_700_000_000.0) == 30
+    assert retry_after_of(None, None) is None
+
+
+def test_scrub_removes_query_strings_signatures_and_secrets():
+    text = "binance GET http://h/api/v3/order?symbol=X&timestamp=1&signature=abc123 key=K3Y sec=S3CR3T"
+    assert scrub(text, ["K3Y", "S3CR3T"]) == "binance GET http://h/api/v3/order key=*** sec=***"
+    assert scrub("body signature=deadbeef&x=1") == "body signature=***&x=1"

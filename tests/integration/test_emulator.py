@@ -1,0 +1,151 @@
+"""The emulator itself: its faults file, its record and audit, latency, and the CLI's refusals."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import aiohttp
+import pytest
+
+from console.cli import main
+from executor.exchanges.emulator import start_emulator
+from executor.exchanges.emulator_faults import Draw, EmulatorFault, EmulatorFaults, FaultsFileError
+from executor.exchanges.emulator_record import audit_orders, signal_key
+
+pytestmark = pytest.mark.integration
+
+F = EmulatorFault
+DOCUMENTED = {
+    "seed": 1,
+    "invisible_ms": 300,
+    "retry_after": 1,
+    "timeout_hold_s": 12,
+    "limits": {"weight_per_minute": 6000, "orders_per_10s": 100, "orders_per_day": 200000, "ban_after": 10},
+    "endpoints": {
+        "POST /api/v3/order": {
+            "timeout_after_accept": 0.1,
+            "error_before": 0.1,
+            "error_after": 0.1,
+            "rate_limit": 0.1,
+            "reset_after_accept": 0.1,
+            "invisible": 0.1,
+        },
+        "*": {"error_before": 0.05},
+    },
+}
+
+
+def test_the_documented_faults_file_loads(tmp_path):
+    path = tmp_path / "faults.json"
+    path.write_text(json.dumps(DOCUMENTED))
+    faults = EmulatorFaults.load(path)
+    assert faults.seed == 1 and faults.invisible_ms == 300 and faults.timeout_hold_s == 12
+    assert faults.limits.orders_per_10s == 100 and faults.limits.ban_seconds == 5
+    assert faults.endpoints["POST /api/v3/order"][F.INVISIBLE] == 0.1
+    assert faults.endpoints["*"] == {F.ERROR_BEFORE: 0.05}
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        ({"sed": 1}, "unknown key 'sed'"),
+        ({"endpoints": {"POST /api/v3/orders": {}}}, "endpoints.POST /api/v3/orders: unknown endpoint"),
+        ({"endpoints": {"*": {"timeout": 0.1}}}, r"endpoints\.\*\.timeout: unknown fault"),
+        ({"endpoints": {"*": {"error_before": 0.6, "error_after": 0.6}}}, "add up to 1.2, more than 1"),
+        ({"retry_after": "1"}, "retry_after: must be a number"),
+        ({"limits": {"orders_per_minute": 5}}, "limits.orders_per_minute: unknown key"),
+        ([], "must hold a JSON object"),
+    ],
+)
+def test_a_bad_faults_file_names_what_is_wrong(data, message):
+    with pytest.raises(FaultsFileError, match=message):
+        EmulatorFaults.from_json(data)
+
+
+def test_a_faults_file_that_is_not_json_names_the_line(tmp_path):
+    path = tmp_path / "faults.json"
+    path.write_text('{\n  "seed": 1,\n  oops\n}')
+    with pytest.raises(FaultsFileError, match=r"faults\.json: line 3: not JSON"):
+        EmulatorFaults.load(path)
+
+
+def test_the_emulator_command_refuses_a_bad_faults_file(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path))
+    path = tmp_path / "faults.json"
+    path.write_text(json.dumps({"endpoints": {"*": {"explode": 1}}}))
+    assert main(["emulator", "--port", "0", "--faults", str(path)]) == 2
+    assert "unknown fault" in capsys.readouterr().err
+
+
+def test_the_same_seed_draws_the_same_faults():
+    table = {"endpoints": {"*": {"error_before": 0.3, "rate_limit": 0.3, "invisible": 0.5}}, "seed": 9}
+    first, second = EmulatorFaults.from_json(table), EmulatorFaults.from_json(table)
+    draws = [first.draw("POST /api/v3/order") for _ in range(50)]
+    assert draws == [second.draw("POST /api/v3/order") for _ in range(50)]
+    assert {d.fault for d in draws} == {F.NONE, F.ERROR_BEFORE, F.RATE_LIMIT}
+    assert any(d.invisible for d in draws)
+    assert not any(first.draw("GET /api/v3/order").invisible for _ in range(50))  # only creates hide
+
+
+def test_scripted_faults_come_first_and_combine_with_invisibility():
+    faults = EmulatorFaults().script("POST /api/v3/order", "error_after+invisible", "none")
+    assert faults.draw("POST /api/v3/order") == Draw(F.ERROR_AFTER, invisible=True)
+    assert faults.draw("POST /api/v3/order") == Draw()
+    assert faults.pending("POST /api/v3/order") == 0
+
+
+def record(coid, amount, filled, created, ended):
+    return {"client_order_id": coid, "amount": amount, "filled": filled, "created_at": created, "ended_at": ended}
+
+
+def test_the_audit_finds_over_fills_and_two_live_orders_of_one_signal():
+    clean = [record("tc-a-0", "1", "0.4", 1.0, 2.0), record("tc-a-1", "0.6", "0.6", 2.0, 3.0)]
+    assert audit_orders(clean).ok
+    overfilled = [record("tc-b-0", "1", "0.5", 1.0, 2.0), record("tc-b-1", "1", "0.6", 2.0, 3.0)]
+    audit = audit_orders(overfilled)
+    assert audit.overfilled and audit.overfilled[0]["filled"] == "1.1" and not audit.concurrent
+    overlapping = [record("tc-c-0", "1", "0", 1.0, None), record("tc-c-1", "1", "0", 2.0, None)]
+    audit = audit_orders(overlapping)
+    assert audit.concurrent == [{"signal": "tc-c", "client_order_ids": ["tc-c-0", "tc-c-1"]}]
+    assert not audit_orders([record("tc-d-0", "2", "1.5", 1.0, 2.0)], expected={"tc-d": "1"}).ok
+    assert signal_key("tc-abc-12") == "tc-abc" and signal_key("external") == "external"
+
+
+async def test_latency_is_added_and_the_record_is_served():
+    running = await start_emulator(latency_ms=80)
+    try:
+        async with aiohttp.ClientSession() as session:
+            started = time.monotonic()
+            async with session.get(f"{running.url}/api/v3/ping") as response:
+                assert response.status == 200 and await response.json() == {}
+            assert time.monotonic() - started >= 0.08
+            async with session.get(f"{running.url}/_emulator/record") as response:
+                served = await response.json()
+        assert served["requests"] == {"GET /api/v3/ping": 1}
+        assert served["audit"] == {"ok": True, "orders": 0, "signals": 0, "overfilled": [], "concurrent": []}
+    finally:
+        await running.stop()
+
+
+async def test_an_unknown_endpoint_is_a_404():
+    running = await start_emulator()
+    try:
+        async with aiohttp.ClientSession() as session, session.get(f"{running.url}/api/v3/klines") as response:
+            assert response.status == 404
+    finally:
+        await running.stop()
+
+
+async def test_the_demo_helpers_start_an_emulator_and_a_paper_mode_adapter_on_it():
+    from executor.config import load_config
+    from executor.exchanges.emulator import emulator_exchange
+
+    running = await start_emulator(port=0, seed=4)
+    try:
+        async with emulator_exchange(load_config(None, env={}), running.url) as exchange:
+            assert (exchange.name, exchange.mode) == ("binance", "PAPER")
+            assert set(await exchange.load_markets()) == {"BTC/USDT", "ETH/USDT", "SOL/USDT"}
+            assert (await exchange.fetch_ticker("ETH/USDT")).bid > 0
+    finally:
+        await running.stop()
