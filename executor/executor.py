@@ -222,6 +222,7 @@ class TradeExecutor:
                 level=level,
                 client_order_id=order.client_order_id if order else None,
                 signal_id=signal_id or (order.signal_id if order else None),
+                ts=self.clock(),
             )
         )
 
@@ -280,6 +281,7 @@ class TradeExecutor:
                     reason=reason,
                     client_order_id=order.client_order_id if order else None,
                     signal_id=order.signal_id if order else None,
+                    ts=self.clock(),
                 )
             )
 

@@ -20,7 +20,7 @@ import os
 import socket
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -33,6 +33,7 @@ from executor.events import (
     OrderUpdated,
     Reconciled,
     ReconcileResult,
+    RetryScheduled,
     SignalDecided,
     SignalReceived,
     StateChanged,
@@ -88,6 +89,49 @@ class Snapshot:
     paused: bool
     mode: str
     exchange: str
+
+
+def _log_row(event: ErrorOccurred | RetryScheduled) -> dict[str, Any]:
+    if isinstance(event, RetryScheduled):
+        return {
+            "ts": event.ts,
+            "level": "retry",
+            "message": event.reason,
+            "operation": event.operation,
+            "attempt": event.attempt,
+            "max_attempts": event.max_attempts,
+            "delay": event.delay,
+            "client_order_id": event.client_order_id,
+            "signal_id": event.signal_id,
+        }
+    return {
+        "ts": event.ts,
+        "level": event.level,
+        "message": event.message,
+        "client_order_id": event.client_order_id,
+        "signal_id": event.signal_id,
+    }
+
+
+def _log_event(row: dict[str, Any]) -> ErrorOccurred | RetryScheduled:
+    if row["level"] == "retry":
+        return RetryScheduled(
+            operation=row["operation"] or "",
+            attempt=row["attempt"] or 0,
+            max_attempts=row["max_attempts"] or 0,
+            delay=row["delay"] or 0.0,
+            reason=row["message"],
+            client_order_id=row["client_order_id"],
+            signal_id=row["signal_id"],
+            ts=row["ts"],
+        )
+    return ErrorOccurred(
+        message=row["message"],
+        level=row["level"],
+        client_order_id=row["client_order_id"],
+        signal_id=row["signal_id"],
+        ts=row["ts"],
+    )
 
 
 def build_exchange(settings: Settings) -> ExchangePort:
@@ -155,6 +199,10 @@ class TradingService:
         self._approving: set[asyncio.Task] = set()
         self._balances: tuple[dict[str, Balance], dict[str, Decimal], str] = ({}, {}, "USDT")
         self._last_reconcile: ReconcileResult | None = None
+        self._log_buffer: list[dict[str, Any]] = []
+        self._persisting: set[asyncio.Task] = set()
+        self._balances_saved = datetime.min.replace(tzinfo=UTC)
+        self._log_seen = 0
         self.bus.subscribe(self._remember)
 
     # -- opening ------------------------------------------------------------------------------
@@ -193,8 +241,34 @@ class TradingService:
     def _remember(self, event: Any) -> None:
         if isinstance(event, BalancesUpdated):
             self._balances = (event.balances, event.prices, event.quote)
+            if not self.read_only and self.clock() - self._balances_saved >= timedelta(seconds=2):
+                self._balances_saved = self.clock()
+                self._background(self._persist_balances())
         elif isinstance(event, Reconciled):
             self._last_reconcile = event.result
+        elif isinstance(event, ErrorOccurred | RetryScheduled) and not self.read_only:
+            # Journaled so that `inspect` (another process, maybe hours later) shows the Log too.
+            self._log_buffer.append(_log_row(event))
+            if len(self._log_buffer) == 1:
+                self._background(self._persist_log())
+
+    def _background(self, coro) -> None:
+        try:
+            task = asyncio.get_running_loop().create_task(coro)
+        except RuntimeError:
+            coro.close()  # no loop (a synchronous caller): nothing to persist into
+            return
+        self._persisting.add(task)
+        task.add_done_callback(self._persisting.discard)
+
+    async def _persist_log(self) -> None:
+        await asyncio.sleep(0)  # let a burst gather into one write
+        rows, self._log_buffer = self._log_buffer, []
+        if rows:
+            try:
+                await self.store.append_log(rows)
+            except Exception:
+                log.exception("could not journal %d log lines", len(rows))
 
     async def start(self) -> ReconcileResult | None:
         """Reconcile with the venue (before any intake), then start the periodic loops."""
@@ -231,6 +305,10 @@ class TradingService:
             await asyncio.gather(*list(self._approving), return_exceptions=True)
         if self.executor is not None:
             await self.executor.stop()
+        if self._log_buffer:
+            self._background(self._persist_log())
+        if self._persisting:
+            await asyncio.gather(*list(self._persisting), return_exceptions=True)
 
     async def close(self) -> None:
         try:
@@ -617,7 +695,6 @@ class TradingService:
 
     async def _persist_reconcile(self, result: ReconcileResult) -> None:
         # `inspect` runs in another process: it reads the last result and balances from here.
-        balances, prices, quote = self._balances
         await self.store.set_flag(
             "last_reconcile",
             json.dumps(
@@ -637,6 +714,10 @@ class TradingService:
                 }
             ),
         )
+        await self._persist_balances()
+
+    async def _persist_balances(self) -> None:
+        balances, prices, quote = self._balances
         await self.store.set_flag(
             "balances",
             json.dumps(
@@ -718,6 +799,9 @@ class TradingService:
             )
             self.bus.publish(Reconciled(self._last_reconcile))
         self.paused = (await self.store.get_flag("paused")) == "1"
+        for row in await self.store.log_entries(after=self._log_seen):
+            self._log_seen = row["seq"]
+            self.bus.publish(_log_event(row))
 
     async def _follow_store(self, seen_version: int, signals: dict, orders: dict, interval: float = 0.5) -> None:
         """Republish what another process wrote: SQLite's data_version changes on every commit."""

@@ -34,7 +34,7 @@ from executor.models import (
     SignalStatus,
 )
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 MIGRATIONS: dict[int, str] = {
     1: """
@@ -129,6 +129,21 @@ MIGRATIONS: dict[int, str] = {
         BEGIN SELECT RAISE(ABORT, 'audit is append-only'); END;
     CREATE TRIGGER audit_append_only_d BEFORE DELETE ON audit
         BEGIN SELECT RAISE(ABORT, 'audit is append-only'); END;
+    """,
+    # v2: the retry/error log, so that `inspect` in another process shows what went wrong and why.
+    2: """
+    CREATE TABLE log (
+        seq             INTEGER PRIMARY KEY AUTOINCREMENT,
+        ts              TEXT NOT NULL,
+        level           TEXT NOT NULL,
+        message         TEXT NOT NULL,
+        operation       TEXT,
+        attempt         INTEGER,
+        max_attempts    INTEGER,
+        delay           REAL,
+        client_order_id TEXT,
+        signal_id       TEXT
+    );
     """,
 }
 
@@ -445,6 +460,38 @@ class Store:
                 )
             ]
         )
+
+    async def append_log(self, entries: Sequence[dict[str, Any]]) -> None:
+        """Append retry/error lines (keys: ts, level, message, operation, attempt, max_attempts,
+        delay, client_order_id, signal_id)."""
+        cols = (
+            "ts",
+            "level",
+            "message",
+            "operation",
+            "attempt",
+            "max_attempts",
+            "delay",
+            "client_order_id",
+            "signal_id",
+        )
+        await self._write(
+            [
+                (
+                    f"INSERT INTO log ({', '.join(cols)}) VALUES ({','.join('?' * len(cols))})",
+                    tuple(_ts(e[c]) if c == "ts" else e.get(c) for c in cols),
+                )
+                for e in entries
+            ]
+        )
+
+    async def log_entries(self, after: int = 0, limit: int = 200) -> list[dict[str, Any]]:
+        """Log lines with seq > `after`, the newest `limit` of them, oldest first."""
+        async with self._conn.execute(
+            "SELECT * FROM (SELECT * FROM log WHERE seq > ? ORDER BY seq DESC LIMIT ?) ORDER BY seq", (after, limit)
+        ) as cur:
+            rows = await cur.fetchall()
+        return [dict(r) | {"ts": datetime.fromisoformat(r["ts"])} for r in rows]
 
     async def set_flag(self, key: str, value: str) -> None:
         await self._write([("INSERT OR REPLACE INTO kv (key, value) VALUES (?, ?)", (key, value))])

@@ -9,8 +9,9 @@ becomes `NotPlaced`, `Rejected` or `MaybePlaced`.
 
 Why some ccxt internals are wrapped on the instance: ccxt's REST layer ignores Retry-After and
 keeps response headers only in a shared attribute that concurrent requests overwrite, so
-`handle_errors` is wrapped to attach each error's own headers to it; the cooldown is awaited
-inside ccxt's throttle too, so requests already queued there do not burst out during a ban; and
+`handle_errors` is wrapped to attach each error's own headers to it; ccxt's throttle is replaced
+by the same leaky bucket whose queue stands still during a cooldown, so requests queued there
+neither slip out during a ban nor burst out after it; and
 `fetch` is wrapped to time-stamp order requests when they really leave (for the order-rate
 limiter) and to learn the venue's order limits from Binance's `exchangeInfo`.
 
@@ -266,6 +267,45 @@ class _OrderRate:
             self._slots.remove(slot)
 
 
+def _cooldown_throttler(config: dict[str, Any], loop: Any, cooldown: Cooldown) -> Any:
+    """ccxt's leaky-bucket throttle, whose queue stands still while the shared cooldown runs.
+
+    Nothing queued slips out inside a 429's Retry-After, and nothing bursts out after it: the
+    queue resumes at the throttle's pace, in order (a venue bans a burst of requests that all
+    arrive inside its back-off, even when the client honoured the Retry-After it had seen).
+    """
+    from ccxt.async_support.base.throttler import Throttler
+
+    class CooldownThrottler(Throttler):
+        async def leaky_bucket_loop(self) -> None:
+            # ccxt's loop (async_support/base/throttler.py), plus the cooldown at the head.
+            last_timestamp = time.time() * 1000
+            while self.running:
+                if cooldown.remaining > 0:
+                    await cooldown.wait()
+                    last_timestamp = time.time() * 1000
+                    continue
+                future, cost = self.queue[0]
+                cost = self.config["cost"] if cost is None else cost
+                if self.config["tokens"] >= 0:
+                    self.config["tokens"] -= cost
+                    if not future.done():
+                        future.set_result(None)
+                    self.queue.popleft()
+                    await asyncio.sleep(0)
+                    if len(self.queue) == 0:
+                        self.running = False
+                else:
+                    await asyncio.sleep(self.config["delay"])
+                    now = time.time() * 1000
+                    elapsed = now - last_timestamp
+                    last_timestamp = now
+                    refill = elapsed * self.config["refillRate"]
+                    self.config["tokens"] = min(self.config["tokens"] + refill, self.config["capacity"])
+
+    return CooldownThrottler(config, loop)
+
+
 # -- translation --------------------------------------------------------------------------------
 
 
@@ -384,15 +424,15 @@ class CcxtExchange(ExchangePort):
 
     def _wrap(self, ex: Any) -> None:
         cooldown = self.cooldown
+        if getattr(ex, "tokenBucket", None) and ex.rateLimiterAlgorithm == "leakyBucket":
+            ex.throttler = _cooldown_throttler(ex.tokenBucket, ex.asyncio_loop, cooldown)
         throttle, fetch = ex.throttle, ex.fetch
         handle_errors, handle_status = ex.handle_errors, ex.handle_http_status_code
 
         async def throttled(cost: Any = None) -> Any:
             await cooldown.wait()
             result = await throttle(cost)
-            # A request that queued in ccxt's throttle while a cooldown began waits it out too. It
-            # keeps its place: sending it to the back of the queue again would starve it whenever
-            # 429s come faster than the queue drains.
+            # Let through by the throttle just before a 429 was read: wait out its cooldown too.
             await cooldown.wait()
             return result
 

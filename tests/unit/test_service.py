@@ -234,3 +234,29 @@ async def test_inspect_mode_follows_what_another_process_writes(manual, db_path)
 def test_the_actor_names_the_ssh_client_when_there_is_one():
     assert operator_actor({"SSH_CONNECTION": "203.0.113.9 52000 10.0.0.2 22"}).endswith(" from 203.0.113.9")
     assert "@" in operator_actor({}) and " from " not in operator_actor({})
+
+
+async def test_retries_and_errors_are_journaled_for_inspect(db_path):
+    from executor.events import ErrorOccurred, RetryScheduled
+    from executor.exchanges.paper import Fault, FaultPlan
+
+    service = await open_service(db_path)
+    try:
+        service.exchange.faults = FaultPlan(seed=1, retry_after=0.01).script("create_order", Fault.REFUSED)
+        await service.receive(line(order_type="market"), source="t")
+        await service.approve("s1")
+        await eventually(service.idle)
+        await service.receive(line(id="bad", symbol="DOGE/USDT"), source="t")  # a warning line
+    finally:
+        await service.close()
+    ro = await TradingService.open(service.settings, db_path, read_only=True)
+    events = []
+    ro.bus.subscribe(events.append)
+    await ro.start()
+    try:
+        retries = [e for e in events if isinstance(e, RetryScheduled)]
+        assert [(r.operation, r.attempt, r.max_attempts) for r in retries] == [("create_order", 1, 4)]
+        assert "connection refused" in retries[0].reason
+        assert all(isinstance(e.ts, type(retries[0].ts)) for e in events if isinstance(e, ErrorOccurred))
+    finally:
+        await ro.close()

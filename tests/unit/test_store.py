@@ -149,3 +149,22 @@ async def test_fills_are_deduplicated_by_id(store):
     await store.save_order(order(), old=None, source="request", fills=[fill])
     await store.save_order(order(), old=None, source="request", fills=[fill])
     assert len(await store.fills("tc-a-0")) == 1
+
+
+async def test_a_version_1_store_is_migrated_in_place(db_path):
+    from executor.store import MIGRATIONS
+
+    async with aiosqlite.connect(db_path, isolation_level=None) as conn:
+        await conn.executescript(f"BEGIN;\n{MIGRATIONS[1]}\nPRAGMA user_version = 1;\nCOMMIT;")
+        await conn.execute(
+            "INSERT INTO signals (id, status, source, received_at, raw) VALUES ('old', 'pending', 't', ?, '{}')",
+            (NOW.isoformat(),),
+        )
+    store = await Store.open(db_path)
+    try:
+        assert await store.schema_version() == SCHEMA_VERSION == 2
+        assert [r.id for r in await store.signals()] == ["old"]
+        await store.append_log([{"ts": NOW, "level": "error", "message": "boom"}])
+        assert [r["message"] for r in await store.log_entries()] == ["boom"]
+    finally:
+        await store.close()
