@@ -520,9 +520,8 @@ def run_console(
     signals: str | None = None,
 ) -> int:
     """`demo`, `run` (with the UI) and `inspect`. Returns the process exit code."""
-    if via_emulator:
-        print("tradeconsole: demo --via-emulator is not available yet (the emulator is being built)",
-              file=sys.stderr)
+    if via_emulator and mode != "demo":
+        print("tradeconsole: --via-emulator is a demo option", file=sys.stderr)
         return 2
     if mode == "demo":
         settings = _demo_settings(settings, seed)
@@ -545,7 +544,21 @@ def run_console(
     async def open_service() -> TradingService:
         from executor.service import TradingService
 
-        return await TradingService.open(settings, db, read_only=read_only)
+        if not via_emulator:
+            return await TradingService.open(settings, db, read_only=read_only)
+        # The same demo, but through the real ccxt client against a Binance-compatible emulator
+        # on 127.0.0.1 that this process serves and stops when the service closes.
+        from executor.exchanges.emulator import start_demo_emulator
+
+        running, exchange = await start_demo_emulator(settings, seed=seed)
+        try:
+            service = await TradingService.open(settings, db, exchange=exchange)
+        except BaseException:
+            await exchange.close()
+            await running.stop()
+            raise
+        service.on_close(running.stop)
+        return service
 
     app = TradeConsole(
         open_service,

@@ -18,7 +18,7 @@ import json
 import logging
 import os
 import socket
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -200,6 +200,7 @@ class TradingService:
         self._balances: tuple[dict[str, Balance], dict[str, Decimal], str] = ({}, {}, "USDT")
         self._last_reconcile: ReconcileResult | None = None
         self._log_buffer: list[dict[str, Any]] = []
+        self._closers: list[Callable[[], Awaitable[object]]] = []
         self._persisting: set[asyncio.Task] = set()
         self._balances_saved = datetime.min.replace(tzinfo=UTC)
         self._log_seen = 0
@@ -310,6 +311,10 @@ class TradingService:
         if self._persisting:
             await asyncio.gather(*list(self._persisting), return_exceptions=True)
 
+    def on_close(self, callback: Callable[[], Awaitable[object]]) -> None:
+        """Run `callback` once the service is closed (e.g. stop an emulator this process serves)."""
+        self._closers.append(callback)
+
     async def close(self) -> None:
         try:
             await self.stop()
@@ -319,6 +324,11 @@ class TradingService:
                     await self.exchange.close()
             finally:
                 await self.store.close()
+                for callback in self._closers:
+                    try:
+                        await callback()
+                    except Exception:
+                        log.exception("a close callback failed")
 
     # -- snapshots ----------------------------------------------------------------------------
 
