@@ -7,13 +7,13 @@ share after a 429/418, ccxt's own throttle, the venue's order-rate limit), the t
 ccxt structures into the port's dataclasses, and `classify`: the single place a ccxt exception
 becomes `NotPlaced`, `Rejected` or `MaybePlaced`.
 
-Why some ccxt internals are wrapped on the instance: ccxt's REST layer ignores Retry-After and
+Why some ccxt internals are replaced on the instance: ccxt's REST layer ignores Retry-After and
 keeps response headers only in a shared attribute that concurrent requests overwrite, so
-`handle_errors` is wrapped to attach each error's own headers to it; ccxt's throttle is replaced
-by the same leaky bucket whose queue stands still during a cooldown, so requests queued there
-neither slip out during a ban nor burst out after it; and
-`fetch` is wrapped to time-stamp order requests when they really leave (for the order-rate
-limiter) and to learn the venue's order limits from Binance's `exchangeInfo`.
+`handle_errors` is wrapped to attach each error's own headers to it; ccxt's throttle becomes the
+same leaky bucket with a queue that stands still during a cooldown, so requests queued there
+neither slip out during a ban nor burst out after it (a burst into a venue's back-off earns a
+418); and `fetch` is wrapped to time-stamp order requests when they really leave (for the
+order-rate limiter) and to learn the venue's order limits from Binance's `exchangeInfo`.
 
 Secrets never leave this module: messages are scrubbed of query strings, signatures and the
 key and secret themselves, exceptions are raised `from None`, and ccxt's wire log (which carries

@@ -540,6 +540,25 @@ def emulator_exchange(
     )
 
 
+async def start_demo_emulator(
+    settings: Settings, *, seed: int | None = None, faults: EmulatorFaults | None = None, latency_ms: float = 0.0
+) -> tuple[RunningEmulator, CcxtExchange]:
+    """An emulator on a free port with `[paper]`'s markets, balances and fees, and the adapter on it.
+
+    For `demo --via-emulator`: pass the adapter to `TradingService.open(..., exchange=...)`;
+    close the service (which closes the adapter), then `await running.stop()`.
+    """
+    running = await start_emulator(
+        seed=settings.paper.seed if seed is None else seed,
+        faults=faults,
+        latency_ms=latency_ms,
+        markets=list(settings.exchange.markets),
+        balances={c: to_decimal(v) for c, v in settings.paper.balances.items()},
+        fee_pct=settings.paper.fee_pct,
+    )
+    return running, emulator_exchange(settings, running.url)
+
+
 def serve_cli(args: argparse.Namespace, settings: Settings) -> int:
     """`tradeconsole emulator`: serve until SIGINT/SIGTERM, then exit 0 (1 if it cannot start)."""
     from executor.config import API_KEY_ENV, API_SECRET_ENV, secrets_from_env

@@ -39,21 +39,27 @@ START_PRICES = {"BTC/USDT": 60000, "ETH/USDT": 3000, "SOL/USDT": 150}
 
 
 def write_faults(
-    path: Path, probability: float, *, hold_s: float = 10.5, retry_after: float = 1.0, seed: int = 7
+    path: Path,
+    probability: float,
+    *,
+    hold_s: float = 10.5,
+    retry_after: float = 1.0,
+    seed: int = 7,
+    creates_only: bool = False,
 ) -> dict[str, Any]:
-    """`probability` of each fault on the order endpoints (create, lookup, cancel)."""
+    """`probability` of each fault on the order endpoints: the create, and unless `creates_only`
+    the lookups and cancels around it too."""
     every = {f.value: probability for f in EmulatorFault if f is not EmulatorFault.NONE}
     responses = {f.value: probability for f in RESPONSE_FAULTS}
+    endpoints: dict[str, Any] = {"POST /api/v3/order": every}
+    if not creates_only:
+        endpoints.update({"GET /api/v3/order": responses, "DELETE /api/v3/order": responses})
     plan = {
         "seed": seed,
         "invisible_ms": 300,
         "retry_after": retry_after,
         "timeout_hold_s": hold_s,  # past the adapter's 10 s ccxt timeout
-        "endpoints": {
-            "POST /api/v3/order": every,
-            "GET /api/v3/order": responses,
-            "DELETE /api/v3/order": responses,
-        },
+        "endpoints": endpoints,
     }
     path.write_text(json.dumps(plan, indent=2))
     return plan
@@ -128,6 +134,7 @@ def run(
     signals: int,
     probability: float,
     retry_after: float = 1.0,
+    creates_only: bool = False,
     timeout: float = 900.0,
     extra_env: dict[str, str] | None = None,
 ) -> Outcome:
@@ -136,7 +143,7 @@ def run(
     api_secret = f"CANARYSECRET{uuid.uuid4().hex}"
     env = base_env(workdir, api_key, api_secret)
     faults, record_path, db = workdir / "faults.json", workdir / "record.json", workdir / "store.db"
-    write_faults(faults, probability, retry_after=retry_after)
+    write_faults(faults, probability, retry_after=retry_after, creates_only=creates_only)
     sent = write_signals(workdir / "signals.jsonl", signals)
     python = [sys.executable, "-m", "console"]
     emulator = subprocess.Popen(
@@ -283,6 +290,7 @@ def main() -> int:
     parser.add_argument("--signals", type=int, default=500)
     parser.add_argument("--probability", type=float, default=0.1)
     parser.add_argument("--retry-after", type=float, default=1.0)
+    parser.add_argument("--creates-only", action="store_true", help="faults on order creates only")
     parser.add_argument("--workdir", default=None)
     parser.add_argument("--timeout", type=float, default=3600.0, help="seconds the run may take")
     args = parser.parse_args()
@@ -292,6 +300,7 @@ def main() -> int:
         signals=args.signals,
         probability=args.probability,
         retry_after=args.retry_after,
+        creates_only=args.creates_only,
         timeout=args.timeout,
     )
     print(json.dumps(outcome.summary(), indent=2))

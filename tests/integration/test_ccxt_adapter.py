@@ -132,6 +132,24 @@ async def test_my_trades_carry_the_client_order_id(adapter):
     assert sum(t.amount for t in trades) == D("0.003")
 
 
+async def test_a_venue_without_lookups_by_client_id_is_scanned_instead(adapter, emulator):
+    await buy(adapter, "tc-scan-open-0", price="30000")
+    await buy(adapter, "tc-scan-done-0")
+    async with CcxtExchange(
+        "binance", api_key=DEMO_API_KEY, api_secret=DEMO_API_SECRET, api_url=emulator.url, markets=list(MARKETS)
+    ) as other:
+        other.name = "binance-without-client-ids"  # as if ccxt could not look orders up by client id
+        await other.load_markets()
+        assert (await other.fetch_order("tc-scan-open-0", BTC)).status is OrderStatus.OPEN
+        assert (await other.fetch_order("tc-scan-done-0", BTC)).status is OrderStatus.FILLED
+        with pytest.raises(OrderNotFound):
+            await other.fetch_order("tc-scan-nobody-0", BTC)
+        canceled = await other.cancel_order("tc-scan-open-0", BTC)  # by the exchange id it found
+        assert canceled.status is OrderStatus.CANCELED
+    requests = emulator.emulator.requests
+    assert requests["GET /api/v3/allOrders"] >= 1 and requests["GET /api/v3/order"] == 0
+
+
 async def test_edit_order_is_the_venues_cancel_replace(adapter, emulator):
     await buy(adapter, "tc-adapter-e-0", price="30000")
     new = await adapter.edit_order(
@@ -219,6 +237,24 @@ async def test_requests_queued_during_a_cooldown_never_earn_a_ban():
         results = await asyncio.gather(*(adapter.fetch_balances() for _ in range(8)), return_exceptions=True)
         assert sum(isinstance(r, NotPlaced) for r in results) == 1
         assert running.emulator.statuses[418] == 0 and running.emulator.statuses[429] == 1
+    finally:
+        await adapter.close()
+        await running.stop()
+
+
+async def test_requests_queued_during_a_cooldown_resume_at_the_throttles_pace_not_in_a_burst():
+    running = await start_emulator(faults=emulator_faults(limits=Limits(ban_after=3, ban_seconds=30)))
+    adapter = CcxtExchange(
+        "binance", api_key=DEMO_API_KEY, api_secret=DEMO_API_SECRET, api_url=running.url, markets=list(MARKETS)
+    )
+    try:
+        await adapter.load_markets()
+        # A 429 on the first ticker, and another on the fourth: the tickers queued behind the first
+        # during its cooldown must not all be in the air when the second 429 comes back.
+        running.emulator.faults.script("GET /api/v3/ticker/24hr", "rate_limit", "none", "none", "rate_limit")
+        results = await asyncio.gather(*(adapter.fetch_ticker(BTC) for _ in range(24)), return_exceptions=True)
+        assert sum(isinstance(r, NotPlaced) for r in results) == 2
+        assert running.emulator.statuses[418] == 0
     finally:
         await adapter.close()
         await running.stop()

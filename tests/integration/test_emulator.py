@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+from decimal import Decimal
 
 import aiohttp
 import pytest
@@ -137,15 +138,18 @@ async def test_an_unknown_endpoint_is_a_404():
         await running.stop()
 
 
-async def test_the_demo_helpers_start_an_emulator_and_a_paper_mode_adapter_on_it():
+async def test_the_demo_helper_starts_an_emulator_and_a_paper_mode_adapter_on_it():
     from executor.config import load_config
-    from executor.exchanges.emulator import emulator_exchange
+    from executor.exchanges.emulator import start_demo_emulator
 
-    running = await start_emulator(port=0, seed=4)
+    settings = load_config(None, env={"TRADECONSOLE_PAPER__BALANCES": '{"USDT": 500, "BTC": 0.5}'})
+    running, exchange = await start_demo_emulator(settings, seed=4)
     try:
-        async with emulator_exchange(load_config(None, env={}), running.url) as exchange:
+        async with exchange:
             assert (exchange.name, exchange.mode) == ("binance", "PAPER")
             assert set(await exchange.load_markets()) == {"BTC/USDT", "ETH/USDT", "SOL/USDT"}
             assert (await exchange.fetch_ticker("ETH/USDT")).bid > 0
+            balances = await exchange.fetch_balances()
+            assert {c: b.free for c, b in balances.items()} == {"USDT": 500, "BTC": Decimal("0.5")}
     finally:
         await running.stop()
