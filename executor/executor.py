@@ -164,7 +164,6 @@ class TradeExecutor:
         self._fill_deltas: dict[str, Decimal] = {}
         self._keep_open: set[str] = set()
         self._timing_out: set[str] = set()
-        self._started = False
 
     # -- lifecycle ----------------------------------------------------------------------------
 
@@ -175,7 +174,6 @@ class TradeExecutor:
             self.pending_orders[order.client_order_id] = order
         await self.refresh_balances()
         result = await self.reconcile()
-        self._started = True
         if watch:
             self._watcher = asyncio.create_task(self._watch(), name="order-watcher")
         return result
