@@ -507,12 +507,6 @@ class Store:
         async with self._conn.execute("SELECT id FROM signals WHERE status NOT IN ('invalid', 'duplicate')") as cur:
             return {row[0] for row in await cur.fetchall()}
 
-    async def signal_seen(self, signal_id: str) -> bool:
-        async with self._conn.execute(
-            "SELECT 1 FROM signals WHERE id=? AND status NOT IN ('invalid', 'duplicate') LIMIT 1", (signal_id,)
-        ) as cur:
-            return await cur.fetchone() is not None
-
     async def get_signal(self, signal_id: str) -> SignalRecord | None:
         async with self._conn.execute(
             "SELECT * FROM signals WHERE id=? AND status NOT IN ('invalid', 'duplicate') LIMIT 1", (signal_id,)

@@ -64,7 +64,7 @@ async def test_a_store_from_a_newer_program_is_refused(db_path):
 
 async def test_every_arrival_is_its_own_row_and_repeats_are_duplicates(store):
     await store.insert_signal(record("s1"))
-    assert await store.signal_seen("s1")
+    assert await store.accepted_signal_ids() == {"s1"}
     await store.insert_signal(record("s1", SignalStatus.DUPLICATE))
     await store.insert_signal(record(None, SignalStatus.INVALID))
     rows = await store.signals()
