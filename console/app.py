@@ -531,9 +531,6 @@ def run_console(
         db = settings.db_path()
     db = Path(db)
     read_only = mode == "inspect"
-    if read_only and not db.exists():
-        print(f"tradeconsole: no store at {db} (give --db PATH)", file=sys.stderr)
-        return 2
     path = signals or (settings.signals.jsonl if mode == "run" else "")
     if path == "-":
         print("tradeconsole: --signals - needs --headless (the console reads the keyboard)", file=sys.stderr)
@@ -541,6 +538,41 @@ def run_console(
     if path and not Path(path).exists():
         print(f"tradeconsole: --signals {path}: no such file", file=sys.stderr)
         return 2
+    # Before the UI is drawn: a path that is no store fails with one line, and a core (`run`,
+    # `demo`) takes the store's lock before the store is opened for writing. `inspect` never locks.
+    from executor.storelock import StoreLock, StoreLocked, StorePathError, check_store
+
+    lock: StoreLock | None = None
+    try:
+        check_store(db, must_exist=read_only, writable=not read_only)
+        if not read_only:
+            lock = StoreLock.acquire(db)
+    except StoreLocked as exc:
+        from console.cli import store_in_use
+
+        print(f"tradeconsole: {store_in_use(exc)}", file=sys.stderr)
+        return 2
+    except StorePathError as exc:
+        print(f"tradeconsole: {exc}", file=sys.stderr)
+        return 2
+    try:
+        return _run_app(settings, mode, db, seed=seed, via_emulator=via_emulator, signals=signals,
+                        read_only=read_only)
+    finally:
+        if lock is not None:
+            lock.release()
+
+
+def _run_app(
+    settings: Settings,
+    mode: str,
+    db: Path,
+    *,
+    seed: int | None,
+    via_emulator: bool,
+    signals: str | None,
+    read_only: bool,
+) -> int:
     async def open_service() -> TradingService:
         from executor.service import TradingService
 

@@ -2,7 +2,10 @@
 
 Headless and export commands never import Textual; the UI is imported only by `demo`, `run`
 without `--headless`, and `inspect`. Exit codes: 0 done, 1 runtime failure, 2 bad usage or
-bad config (the message names the file, key and line).
+bad config (the message names the file, key and line), a store path that is not a store (the
+message names the path and the problem), and a store another core holds (the message names the
+holder and suggests `attach`). A core (`run`, `demo`) takes the store's lock (executor/storelock.py)
+before it opens the store; `inspect` and the exports never do.
 """
 
 from __future__ import annotations
@@ -12,7 +15,9 @@ import asyncio
 import csv
 import json
 import logging
+import os
 import signal
+import sqlite3
 import sys
 from collections.abc import Sequence
 from decimal import Decimal
@@ -20,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from executor.config import ConfigError, Settings, load_config, write_template
+from executor.storelock import StoreLock, StoreLocked, StorePathError, check_store
 
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
 
@@ -61,6 +67,28 @@ SIGNAL_FIELDS = (
 
 class UsageError(Exception):
     pass
+
+
+def store_in_use(exc: StoreLocked) -> str:
+    """The one line a refused core prints: who holds the store, and what to do instead."""
+    db = os.path.abspath(exc.path)
+    return f"{exc}; use 'tradeconsole attach --db {db}' or 'tradeconsole inspect --db {db}' instead"
+
+
+def store_problem(db: Path, exc: BaseException) -> str:
+    """One line for a store that cannot be opened or read (never a traceback)."""
+    if isinstance(exc, StorePathError):
+        return str(exc)
+    if isinstance(exc, sqlite3.DatabaseError) and not isinstance(exc, sqlite3.OperationalError):
+        return f"{db}: not a tradeconsole store ({exc})"
+    if isinstance(exc, sqlite3.OperationalError) and "no such table" in str(exc):
+        return f"{db}: not a tradeconsole store ({exc})"
+    if isinstance(exc, OSError):
+        return f"{db}: {exc.strerror or exc}"
+    return f"{db}: cannot open the store ({exc})"
+
+
+STORE_OPEN_ERRORS: tuple[type[BaseException], ...] = (sqlite3.Error, OSError, StorePathError)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -131,6 +159,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except UsageError as exc:
         print(f"tradeconsole: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    except StoreLocked as exc:
+        print(f"tradeconsole: {store_in_use(exc)}", file=sys.stderr)
+        return EXIT_USAGE
+    except StorePathError as exc:
+        print(f"tradeconsole: {exc}", file=sys.stderr)
+        return EXIT_USAGE
     except KeyboardInterrupt:
         return EXIT_OK
 
@@ -158,16 +192,18 @@ def _dispatch(args: argparse.Namespace) -> int:
         return EXIT_OK
     settings = _settings(args)
     if command in ("orders", "signals", "audit"):
-        db = _db(args, settings)
-        if not db.exists():
-            raise UsageError(f"no store at {db} (give --db PATH)")
+        db = check_store(_db(args, settings), must_exist=True)
         return asyncio.run(_export(command, args, db))
     if command == "run" and args.headless:
         path = args.signals or settings.signals.jsonl
         if path and path != "-" and not Path(path).exists():
             raise UsageError(f"--signals {path}: no such file")
-        _setup_logging()
-        return asyncio.run(_run_headless(settings, _db(args, settings), args.signals, args.until_idle))
+        db = check_store(_db(args, settings), must_exist=False, writable=True)
+        # One writer per store: the lock comes before the store is opened (before migrations)
+        # and lasts as long as this process runs the core.
+        with StoreLock.acquire(db):
+            _setup_logging()
+            return asyncio.run(_run_headless(settings, db, args.signals, args.until_idle))
     if command == "emulator":
         from executor.exchanges.emulator import serve_cli
 
@@ -194,9 +230,13 @@ async def _run_headless(settings: Settings, db: Path, signals_path: str | None, 
     from executor.events import ErrorOccurred, OrderUpdated, SignalDecided
     from executor.service import TradingService
     from executor.sources import attach
+    from executor.store import StoreError
 
     log = logging.getLogger("tradeconsole")
-    service = await TradingService.open(settings, db)
+    try:
+        service = await TradingService.open(settings, db)
+    except (StoreError, *STORE_OPEN_ERRORS) as exc:
+        raise UsageError(store_problem(db, exc)) from None
 
     def narrate(event: Any) -> None:
         if isinstance(event, OrderUpdated):
@@ -263,8 +303,8 @@ async def _export(command: str, args: argparse.Namespace, db: Path) -> int:
 
     try:
         store = await Store.open(db, read_only=True)
-    except StoreError as exc:
-        raise UsageError(str(exc)) from None
+    except (StoreError, *STORE_OPEN_ERRORS) as exc:
+        raise UsageError(store_problem(db, exc)) from None
     try:
         if command == "orders":
             orders = await store.orders(include_terminal=args.all)
@@ -282,6 +322,8 @@ async def _export(command: str, args: argparse.Namespace, db: Path) -> int:
         else:
             rows = await store.audit()
             _emit(rows, ("seq", "ts", "actor", "action", "target", "detail"), as_json=args.json, as_csv=False)
+    except sqlite3.Error as exc:
+        raise UsageError(store_problem(db, exc)) from None
     finally:
         await store.close()
     return EXIT_OK

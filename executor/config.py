@@ -45,6 +45,8 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
+from executor.clientid import PREFIX_RULE
+
 __all__ = [
     "ENV_PREFIX",
     "SECRET_ENV_VARS",
@@ -81,9 +83,7 @@ APP_DIR = "tradeconsole"
 CONFIG_FILE = "config.toml"
 DB_FILE = "tradeconsole.db"
 
-# Client order ids are `<prefix>-<...>` and must stay <= 32 chars of [A-Za-z0-9_-] for every venue
-# we target (Binance's limit is 36), so the prefix gets at most 8.
-_CLIENT_ID_PREFIX_RE = re.compile(r"^[A-Za-z0-9_-]{1,8}$")
+_CLIENT_ID_PREFIX_RE = re.compile(r"^[A-Za-z0-9]{1,8}$")
 _MARKET_RE = re.compile(r"^([A-Z0-9]+)/([A-Z0-9]+)$")
 _CURRENCY_RE = re.compile(r"^[A-Z0-9]+$")
 _EXCHANGE_ID_RE = re.compile(r"^[a-z][a-z0-9_]*$")
@@ -141,7 +141,7 @@ class ExchangeConfig(_Section):
         default_factory=lambda: ["BTC/USDT", "ETH/USDT", "SOL/USDT"],
         description="spot markets to trade, BASE/QUOTE in upper case",
     )
-    client_id_prefix: str = Field("tc", description="client order id prefix: 1-8 chars of A-Z a-z 0-9 _ -")
+    client_id_prefix: str = Field("tc", description="client order id prefix: 1-8 letters and digits")
 
     @field_validator("id")
     @classmethod
@@ -174,10 +174,9 @@ class ExchangeConfig(_Section):
     @field_validator("client_id_prefix")
     @classmethod
     def _prefix_fits_client_ids(cls, value: str) -> str:
+        # Client order ids are letters and digits only, at most 32 characters (OKX's clOrdId rule).
         if not _CLIENT_ID_PREFIX_RE.match(value):
-            raise ValueError(
-                "must be 1 to 8 characters of A-Z a-z 0-9 _ - (client order ids are capped at 32 characters)"
-            )
+            raise ValueError(f"must be {PREFIX_RULE}")
         return value
 
 

@@ -1,44 +1,47 @@
 """The TradeExecutor: approved signals in, exchange orders out, every step journaled.
 
-Owns the life of each order after approval: pre-trade checks, the order's intent committed
-before its create request, the error policy of SPEC section 6 (decided on the exchange port's
-three error classes only), resolution of maybe-placed requests by looking the order up by its
-client order id, pending-order tracking, limit-order timeouts, cancel, amend by
-cancel-and-replace, and `reconcile()` against the venue.
+Owns the life of each order after approval: the intent committed (with the approval, in one
+transaction) before anything is sent, `submitting` journaled only once the venue's pacer admitted
+the request, the error policy of SPEC section 6 decided on the exchange port's three error
+classes, maybe-placed requests resolved by looking the order up, a certainly absent order replaced
+under the next replacement number, tracking within the venue's request budget, limit timeouts,
+cancel, amend by cancel-and-replace, and the kill switch. Reconciliation lives in
+`executor.reconcile`; it changes orders through the same two functions as everything here.
+
+One function changes an order: `_commit` (and `_insert` for a new row). It starts from the
+process's own current copy, never from a caller's, checks the transition table, and writes with a
+compare-and-set on the row's version, so a stale copy can never overwrite a newer state.
 
 Signals run concurrently: each approved signal is its own task, so a resting order, a slow
 request or a back-off never holds up the next one; only the venue's rate limit brakes them.
+Why this module is over 500 lines: placement, tracking, cancel and amend share the write path
+and the locks, and splitting them would spread one lock discipline over several files.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
-from typing import TYPE_CHECKING
+from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal, InvalidOperation
+from typing import TYPE_CHECKING, Any
 
-from tenacity import (
-    AsyncRetrying,
-    RetryCallState,
-    RetryError,
-    retry_if_exception_type,
-    stop_after_attempt,
-    wait_exponential_jitter,
-)
+from tenacity import AsyncRetrying, RetryCallState, RetryError, retry_if_exception_type, stop_after_attempt
+from tenacity import wait_exponential_jitter as _jitter
 
-from executor.clientid import client_order_id, has_prefix
+from executor.clientid import client_order_id
 from executor.events import (
     BalancesUpdated,
     ErrorOccurred,
     EventBus,
     OrderUpdated,
-    Reconciled,
     ReconcileResult,
     RetryScheduled,
+    SignalDecided,
 )
 from executor.exchanges.base import (
     DuplicateOrder,
@@ -60,13 +63,14 @@ from executor.models import (
     OrderType,
     Side,
     SignalRecord,
+    SignalStatus,
     to_decimal,
     utcnow,
 )
 from executor.signals import fmt
-from executor.states import check_order_transition
-from executor.store import Store
-from executor.tracking import apply_report
+from executor.states import check_order_transition, check_signal_transition
+from executor.store import StaleWrite, Statement, Store
+from executor.tracking import apply_report, effect, states_fills
 
 if TYPE_CHECKING:
     from executor.config import ExecutionConfig
@@ -74,6 +78,13 @@ if TYPE_CHECKING:
 log = logging.getLogger("tradeconsole.executor")
 
 O = OrderStatus
+RATE_LIMITED_ATTEMPTS = 50  # 429s in a row before a create gives up (they never count as retries)
+MAX_RESUBMISSIONS = 3  # certainly absent orders of one signal replaced before it is left to the operator
+CANCEL_RESEND_AFTER = 10.0  # seconds a cancel may stay unconfirmed before it is sent again
+ABSENT_WATCH = timedelta(hours=24)  # how long a "certainly absent" order is watched for a late original
+# Shares of the venue's request-weight budget the periodic work may plan for (orders need the rest).
+POLL_SHARE, BALANCE_SHARE, LOOKUP_SHARE = 0.30, 0.05, 0.30
+STALE = "stale after restart"
 
 
 class ExecutionError(Exception):
@@ -88,8 +99,10 @@ class PriceMoved(ExecutionError):
         self.live_price = live_price
 
 
-class _CertainlyAbsent(NotPlaced):
-    """Every lookup across the visibility window said the venue has no such order."""
+class _Unresolved(Exception):
+    def __init__(self, order: Order, reason: str) -> None:
+        super().__init__(reason)
+        self.order = order
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,6 +120,21 @@ class AmendCheck:
         return not self.errors
 
 
+@dataclass(frozen=True, slots=True)
+class KillSwitchResult:
+    orders: tuple[Order, ...]  # the orders this kill switch canceled, as they ended
+    left_open: int  # live orders it could not cancel (0 once it is true that none is left)
+
+    @property
+    def canceled(self) -> int:
+        return len(self.orders)
+
+    def describe(self) -> str:
+        if self.left_open:
+            return f"kill switch: canceled {self.canceled}; {self.left_open} still open, cancel them by hand"
+        return f"kill switch: canceled {self.canceled}; none left open"
+
+
 def quantize_price(price: Decimal, tick: Decimal, side: Side) -> Decimal:
     """Put a limit price on the grid without going past the tolerance: buy rounds down, sell up."""
     if tick <= 0:
@@ -119,6 +147,32 @@ def limit_price(reference: Decimal, pct: float, tick: Decimal, side: Side) -> De
     factor = to_decimal(pct) / 100
     raw = reference * (1 + factor) if side is Side.BUY else reference * (1 - factor)
     return quantize_price(raw, tick, side)
+
+
+class KeyedLocks:
+    """One asyncio lock per key, forgotten once nobody holds or waits for it (bounded memory)."""
+
+    def __init__(self) -> None:
+        self._locks: dict[str, list[Any]] = {}  # key -> [lock, users]
+
+    @contextlib.asynccontextmanager
+    async def hold(self, key: str) -> AsyncIterator[None]:
+        entry = self._locks.setdefault(key, [asyncio.Lock(), 0])
+        entry[1] += 1
+        try:
+            async with entry[0]:
+                yield
+        finally:
+            entry[1] -= 1
+            if entry[1] == 0:
+                del self._locks[key]
+
+    def locked(self, key: str) -> bool:
+        entry = self._locks.get(key)
+        return entry is not None and entry[0].locked()
+
+    def __len__(self) -> int:
+        return len(self._locks)
 
 
 class TradeExecutor:
@@ -148,32 +202,42 @@ class TradeExecutor:
         # Lookups of a maybe-placed order must outlast the venue's visibility delay (an accepted
         # order can be invisible for a moment): an order counts as absent only after at least
         # `lookup_attempts` lookups spread over at least `lookup_window` seconds said so.
-        # Resubmitting too early is how a venue that forgets filled client ids gets two orders.
         self.lookup_attempts = lookup_attempts or max(3, execution_config.max_retries + 2)
         self.lookup_window = lookup_window
         self.clock = clock
         self.markets: dict[str, MarketInfo] = {}
-        self.pending_orders: dict[str, Order] = {}  # non-terminal orders by client order id
+        self.pending_orders: dict[str, Order] = {}  # active (non-terminal) orders by client order id
+        self.absent: dict[str, Order] = {}  # failed as certainly absent: watched for a late original
+        self.fee_unknown: dict[str, Order] = {}  # filled, but the venue has not said what it charged
         self.balances: dict[str, Balance] = {}
-        self.external_orders: list[ExchangeOrder] = []
         self.last_reconcile: ReconcileResult | None = None
+        self.halted = False  # the kill switch: no create request leaves while set
+        self.creating: set[str] = set()  # client order ids with a create request in flight
+        self.locks = KeyedLocks()
+        self.effect: dict[str, Decimal] = {}  # cumulative balance effect of every fill in the store
         self._tickers: dict[str, tuple[float, Ticker]] = {}
-        self._locks: dict[str, asyncio.Lock] = {}
         self._tasks: set[asyncio.Task] = set()
         self._watcher: asyncio.Task | None = None
-        self._fill_deltas: dict[str, Decimal] = {}
         self._keep_open: set[str] = set()
         self._timing_out: set[str] = set()
+        self._cancel_sent: dict[str, float] = {}  # coid -> monotonic time of its last cancel request
+        self._missing: dict[str, tuple[int, float]] = {}  # live coid -> (misses, first miss) on the venue
+        self._settled = asyncio.Event()  # set whenever no create is in flight
+        self._settled.set()
+        from executor.reconcile import Reconciler
+
+        self.reconciler = Reconciler(self)
 
     # -- lifecycle ----------------------------------------------------------------------------
 
     async def start(self, *, watch: bool = True) -> ReconcileResult:
-        """Load markets and the store's open orders, reconcile, then start tracking."""
+        """Load markets and the store's active orders, reconcile (re-driving what a crash left),
+        then start tracking."""
         self.markets = await self._call("load_markets", self.exchange.load_markets)
         for order in await self.store.orders(include_terminal=False):
             self.pending_orders[order.client_order_id] = order
-        await self.refresh_balances()
-        result = await self.reconcile()
+        await self.reconciler.load()
+        result = await self.reconcile(startup=True)
         if watch:
             self._watcher = asyncio.create_task(self._watch(), name="order-watcher")
         return result
@@ -184,13 +248,17 @@ class TradeExecutor:
             self._watcher.cancel()
             await asyncio.gather(self._watcher, return_exceptions=True)
             self._watcher = None
-        if self._tasks:
+        while self._tasks:
             await asyncio.gather(*list(self._tasks), return_exceptions=True)
 
     @property
     def idle(self) -> bool:
         """No order in a non-terminal state and no request in flight."""
         return not self._tasks and not self.pending_orders
+
+    def tasks_named(self, prefix: str) -> list[str]:
+        """The names of this executor's running tasks that start with `prefix` (e.g. "place")."""
+        return [t.get_name() for t in self._tasks if t.get_name().startswith(prefix)]
 
     def spawn(self, coro, name: str) -> asyncio.Task:
         task = asyncio.create_task(coro, name=name)
@@ -201,19 +269,130 @@ class TradeExecutor:
     def _task_done(self, task: asyncio.Task) -> None:
         self._tasks.discard(task)
         if not task.cancelled() and (exc := task.exception()) is not None:
-            log.error("task %s failed: %s", task.get_name(), exc, exc_info=exc)
-            self._error(f"internal error in {task.get_name()}: {exc}")
+            if isinstance(exc, ExecutionError | ExchangeError):
+                self._error(f"{task.get_name()}: {exc}", level="warning")
+            else:
+                log.error("task %s failed: %s", task.get_name(), exc, exc_info=exc)
+                self._error(f"internal error in {task.get_name()}: {exc}")
 
-    # -- helpers ------------------------------------------------------------------------------
+    async def reconcile(self, *, startup: bool = False) -> ReconcileResult:
+        return await self.reconciler.run(startup=startup)
 
-    def _lock(self, key: str) -> asyncio.Lock:
-        lock = self._locks.get(key)
-        if lock is None:
-            lock = self._locks[key] = asyncio.Lock()
-        return lock
+    # -- the one way an order changes ---------------------------------------------------------
+
+    def current(self, coid: str) -> Order | None:
+        """The process's own latest copy of an order it may still change."""
+        return self.pending_orders.get(coid) or self.absent.get(coid) or self.fee_unknown.get(coid)
+
+    async def _commit(
+        self,
+        coid: str,
+        status: OrderStatus | None = None,
+        *,
+        source: str,
+        detail: dict | None = None,
+        fills=(),
+        base: Order | None = None,
+        extra: tuple[Statement, ...] | list[Statement] = (),
+        **changes: Any,
+    ) -> Order:
+        """Change order `coid` from its current copy (or `base`, a fold of it): checked against the
+        table, written with a compare-and-set on its version, then tracked and published."""
+        current = self.current(coid)
+        if current is None:
+            raise ExecutionError(f"{coid} is not an order this process can change")
+        start = base if base is not None else current
+        assert start.version == current.version, f"{coid}: folding a stale copy"
+        new_status = status if status is not None else start.status
+        if new_status != current.status:
+            check_order_transition(current.status, new_status, coid)
+        elif current.status.is_terminal and current.status is not O.FAILED and set(changes) - {"fee", "fee_currency"}:
+            raise ExecutionError(f"{coid} is {current.status}: only its fee can still be learned")
+        changes.update(status=new_status, updated_at=self.clock(), version=current.version + 1)
+        new = start.model_copy(update=changes)
+        write = self.store.order_write(
+            new, old=current.status, expect_version=current.version, source=source, detail=detail, fills=fills
+        )
+        try:
+            await self.store.transact(extra, write)
+        except StaleWrite:
+            log.error("%s: the store changed under this process (version %d)", coid, current.version)
+            raise
+        self._track(current, new)
+        return new
+
+    async def _insert(self, order: Order, *, source: str, detail: dict | None = None, extra=()) -> list[int | None]:
+        """A new order row (an intent, an adopted order), with `extra` in the same transaction.
+        Returns the rowids of the statements written."""
+        ids = await self.store.transact(
+            extra, self.store.order_write(order, old=None, expect_version=None, source=source, detail=detail)
+        )
+        self._track(None, order)
+        return ids
+
+    def _track(self, old: Order | None, new: Order) -> None:
+        coid = new.client_order_id
+        market = self.markets.get(new.symbol)
+        before = effect(old, market) if old is not None else {}
+        for ccy, value in effect(new, market).items():
+            delta = value - before.pop(ccy, ZERO)
+            if delta:
+                self.effect[ccy] = self.effect.get(ccy, ZERO) + delta
+        for ccy, value in before.items():
+            self.effect[ccy] = self.effect.get(ccy, ZERO) - value
+        self.absent.pop(coid, None)
+        if new.status.is_terminal:
+            self.pending_orders.pop(coid, None)
+            self._keep_open.discard(coid)
+            self._cancel_sent.pop(coid, None)
+            self._missing.pop(coid, None)
+            if new.status is O.FAILED and new.last_error.startswith("certainly absent"):
+                self.absent[coid] = new
+        else:
+            self.pending_orders[coid] = new
+        if new.filled > 0 and not new.fee and (new.status.is_live or new.status.is_terminal):
+            self.fee_unknown[coid] = new
+        else:
+            self.fee_unknown.pop(coid, None)
+        self.bus.publish(OrderUpdated(new))
+
+    async def _fold(self, coid: str, report: ExchangeOrder, source: str, *, revive: bool = False) -> Order:
+        """Fold a venue report into the current copy of `coid` (under its lock). Returns the order."""
+        current = self.current(coid)
+        if current is None:
+            raise ExecutionError(f"{coid} is not an order this process can change")
+        if current.status.is_terminal and not (revive and current.status is O.FAILED):
+            return current
+        base = current
+        if revive:
+            # A late original: the venue has it after all. Fold from the state it was given up in.
+            base = current.model_copy(update={"status": O.UNKNOWN})
+        applied = apply_report(base, report, self.clock())
+        if applied.overfill > 0:
+            self._error(
+                f"{coid}: venue reports {fmt(report.filled or 0)} filled of {fmt(current.amount)}; "
+                "capped at the order amount",
+                order=current,
+                level="critical",
+            )
+        new = applied.order
+        if not applied.changed and new.exchange_order_id == current.exchange_order_id and not revive:
+            return current
+        if revive and new.status is O.UNKNOWN:
+            new = new.model_copy(update={"status": O.OPEN})
+        changes = {k: getattr(new, k) for k in ("exchange_order_id", "filled", "average", "fee", "fee_currency")}
+        changes["last_error"] = "late original: on the venue after all" if revive else current.last_error
+        if current.status in (O.UNKNOWN, O.SUBMITTING) and new.status not in (O.UNKNOWN, O.SUBMITTING):
+            changes["last_error"] = ""
+        return await self._commit(
+            coid, new.status, source=source, fills=applied.fills, base=current, detail={"revived": True} if revive
+            else None, **changes
+        )
+
+    # -- events -------------------------------------------------------------------------------
 
     def _error(self, message: str, *, level: str = "error", order: Order | None = None, signal_id=None) -> None:
-        log.log(logging.ERROR if level == "error" else logging.WARNING, "%s", message)
+        log.log(logging.WARNING if level == "warning" else logging.ERROR, "%s", message)
         self.bus.publish(
             ErrorOccurred(
                 message=message,
@@ -224,11 +403,42 @@ class TradeExecutor:
             )
         )
 
+    def _log_retry(self, operation: str, order: Order | None = None, max_attempts: int | None = None):
+        max_attempts = max_attempts or self.execution_config.max_retries + 1
+
+        def before_sleep(state: RetryCallState) -> None:
+            exc = state.outcome.exception() if state.outcome else None
+            delay = state.next_action.sleep if state.next_action else 0.0
+            reason = f"{type(exc).__name__}: {exc}" if exc else "retry"
+            limited = isinstance(exc, NotPlaced) and exc.rate_limited
+            attempt = state.attempt_number
+            log.warning("%s %s attempt %d/%d failed (%s); retrying in %.2fs", operation,
+                        order.client_order_id if order else "", attempt, max_attempts, reason, delay)
+            self.bus.publish(
+                RetryScheduled(
+                    operation=operation,
+                    attempt=attempt,
+                    max_attempts=max_attempts,
+                    delay=delay,
+                    reason=f"rate limited, not counted as a retry: {reason}" if limited else reason,
+                    client_order_id=order.client_order_id if order else None,
+                    signal_id=order.signal_id if order else None,
+                    ts=self.clock(),
+                )
+            )
+
+        return before_sleep
+
+    # -- requests -----------------------------------------------------------------------------
+
+    def _wait(self, delay: float | None = None):
+        delay = self.execution_config.retry_delay_seconds if delay is None else delay
+        return _jitter(multiplier=delay, max=delay * 32, jitter=delay / 2)
+
     async def _call(self, operation: str, fn, *args, **kwargs):
-        """A read-only request, retried on every error class but `Rejected` (reads are idempotent)."""
-        cfg = self.execution_config
+        """A read (or a cancel: idempotent), retried on every error class but `Rejected`."""
         retrying = AsyncRetrying(
-            stop=stop_after_attempt(cfg.max_retries + 1),
+            stop=stop_after_attempt(self.execution_config.max_retries + 1),
             wait=self._wait(),
             retry=retry_if_exception_type((NotPlaced, MaybePlaced)),
             before_sleep=self._log_retry(operation),
@@ -239,110 +449,6 @@ class TradeExecutor:
                 return await fn(*args, **kwargs)
         raise AssertionError("unreachable")
 
-    def _wait(self, delay: float | None = None):
-        delay = self.execution_config.retry_delay_seconds if delay is None else delay
-        return wait_exponential_jitter(multiplier=delay, max=delay * 32, jitter=delay / 2)
-
-    def _lookup_schedule(self):
-        """How many lookups, and how far apart, so that together they outlast `lookup_window`."""
-        delay = max(self.execution_config.retry_delay_seconds, 0.05)
-        attempts, covered = self.lookup_attempts, 0.0
-        for k in range(attempts - 1):
-            covered += min(delay * 2**k, delay * 32)
-        while covered < self.lookup_window:
-            covered += min(delay * 2 ** (attempts - 1), delay * 32)
-            attempts += 1
-        return attempts, self._wait(delay)
-
-    def _log_retry(self, operation: str, order: Order | None = None, max_attempts: int | None = None):
-        max_attempts = max_attempts or self.execution_config.max_retries + 1
-
-        def before_sleep(state: RetryCallState) -> None:
-            exc = state.outcome.exception() if state.outcome else None
-            delay = state.next_action.sleep if state.next_action else 0.0
-            reason = f"{type(exc).__name__}: {exc}" if exc else "retry"
-            log.warning(
-                "%s %s attempt %d/%d failed (%s); retrying in %.2fs",
-                operation,
-                order.client_order_id if order else "",
-                state.attempt_number,
-                max_attempts,
-                reason,
-                delay,
-            )
-            self.bus.publish(
-                RetryScheduled(
-                    operation=operation,
-                    attempt=state.attempt_number,
-                    max_attempts=max_attempts,
-                    delay=delay,
-                    reason=reason,
-                    client_order_id=order.client_order_id if order else None,
-                    signal_id=order.signal_id if order else None,
-                    ts=self.clock(),
-                )
-            )
-
-        return before_sleep
-
-    async def _set(
-        self,
-        order: Order,
-        status: OrderStatus | None = None,
-        *,
-        source: str,
-        detail: dict | None = None,
-        fills=(),
-        **changes,
-    ) -> Order:
-        """The one way an order changes: checked against the table, journaled, then published."""
-        old = self.pending_orders.get(order.client_order_id, order).status
-        if status is not None and status != old:
-            check_order_transition(old, status, order.client_order_id)
-            changes["status"] = status
-        changes["updated_at"] = self.clock()
-        new = order.model_copy(update=changes)
-        await self.store.save_order(new, old=old, source=source, detail=detail, fills=fills)
-        self._track(new)
-        self.bus.publish(OrderUpdated(new))
-        return new
-
-    def _track(self, order: Order) -> None:
-        if order.status.is_terminal:
-            self.pending_orders.pop(order.client_order_id, None)
-            self._keep_open.discard(order.client_order_id)
-        else:
-            self.pending_orders[order.client_order_id] = order
-
-    async def _apply(self, order: Order, report: ExchangeOrder, source: str) -> Order:
-        applied = apply_report(order, report, self.clock())
-        if applied.overfill > 0:
-            self._error(
-                f"{order.client_order_id}: venue reports {fmt(report.filled)} filled of {fmt(order.amount)}; "
-                "capped at the order amount",
-                order=order,
-            )
-        if not applied.changed and applied.order == order:
-            return order
-        new = applied.order
-        for fill in applied.fills:
-            self._note_fill(fill.symbol, fill.side, fill.amount, fill.price, fill.fee, fill.fee_currency)
-        await self.store.save_order(new, old=applied.old, source=source, fills=applied.fills)
-        self._track(new)
-        self.bus.publish(OrderUpdated(new))
-        return new
-
-    def _note_fill(self, symbol, side, amount, price, fee, fee_currency) -> None:
-        market = self.markets.get(symbol)
-        if market is None:
-            return
-        sign = 1 if side is Side.BUY else -1
-        d = self._fill_deltas
-        d[market.base] = d.get(market.base, ZERO) + sign * amount
-        d[market.quote] = d.get(market.quote, ZERO) - sign * amount * price
-        if fee and fee_currency:
-            d[fee_currency] = d.get(fee_currency, ZERO) - fee
-
     async def ticker(self, symbol: str, max_age: float = 1.0) -> Ticker:
         cached = self._tickers.get(symbol)
         now = time.monotonic()
@@ -352,12 +458,20 @@ class TradeExecutor:
         self._tickers[symbol] = (now, ticker)
         return ticker
 
+    def budget_interval(self, operation: str, share: float, floor: float, count: int = 1) -> float:
+        """Seconds between rounds of `count` requests of `operation` so they use at most `share`
+        of the venue's request weight (never less than `floor`)."""
+        limit = self.exchange.budget().weight_per_minute
+        if not limit:
+            return floor
+        cost = self.exchange.request_cost(operation) * max(count, 1)
+        return max(floor, cost * 60.0 / (limit * share))
+
     # -- balances -----------------------------------------------------------------------------
 
     async def refresh_balances(self) -> dict[str, Balance]:
         balances = await self._call("fetch_balances", self.exchange.fetch_balances)
         self.balances = balances
-        self._fill_deltas = {}
         await self._publish_balances()
         return balances
 
@@ -371,7 +485,7 @@ class TradeExecutor:
             symbol = f"{currency}/{quote}"
             if currency != quote and symbol in self.markets:
                 try:
-                    prices[currency] = (await self.ticker(symbol, max_age=2.0)).mid
+                    prices[currency] = (await self.ticker(symbol, max_age=5.0)).mid
                 except ExchangeError:
                     pass  # valued later; a missing price is shown as such, not as zero
         self.bus.publish(BalancesUpdated(dict(self.balances), prices, quote))
@@ -398,10 +512,16 @@ class TradeExecutor:
         *,
         releasing: Decimal = ZERO,
     ) -> AmendCheck:
-        """Pre-trade checks with reasons per field: precision, minimums, free balance.
+        """Pre-trade checks with reasons per field: precision, minimums, maximums, free balance.
 
         `releasing` is quote (buy) or base (sell) that a cancel-and-replace frees first.
         """
+        try:
+            return self._check_order(symbol, side, type_, amount, price, releasing)
+        except (InvalidOperation, ArithmeticError):  # a magnitude no venue trades
+            return AmendCheck({"amount": "amount or price is out of any market's range"}, amount, price, None, None)
+
+    def _check_order(self, symbol, side, type_, amount, price, releasing) -> AmendCheck:
         errors: dict[str, str] = {}
         market = self.markets.get(symbol)
         if market is None:
@@ -410,11 +530,12 @@ class TradeExecutor:
             )
         if amount is None or amount <= 0:
             errors["amount"] = "must be greater than 0"
-        else:
-            if amount < market.min_amount:
-                errors["amount"] = f"{fmt(amount)} is below the minimum {fmt(market.min_amount)} {market.base}"
-            elif market.amount_step > 0 and amount % market.amount_step != 0:
-                errors["amount"] = f"{fmt(amount)} is off the amount grid (step {fmt(market.amount_step)})"
+        elif amount < market.min_amount:
+            errors["amount"] = f"{fmt(amount)} is below the minimum {fmt(market.min_amount)} {market.base}"
+        elif market.max_amount and amount > market.max_amount:
+            errors["amount"] = f"{fmt(amount)} is above the maximum {fmt(market.max_amount)} {market.base}"
+        elif market.amount_step > 0 and amount % market.amount_step != 0:
+            errors["amount"] = f"{fmt(amount)} is off the amount grid (step {fmt(market.amount_step)})"
         if type_ is OrderType.LIMIT:
             if price is None or price <= 0:
                 errors["price"] = "a limit order needs a price greater than 0"
@@ -439,175 +560,361 @@ class TradeExecutor:
                     errors["amount"] = f"insufficient free {ccy}: needs {fmt(_round(need))}, free {fmt(_round(have))}"
         return AmendCheck(errors, amount, price, notional, fee)
 
+    async def price_moved(self, record: SignalRecord, type_: OrderType) -> PriceMoved | None:
+        """For a market order: the refusal when the live price left the tolerance, else None."""
+        signal = record.signal
+        assert signal is not None
+        if type_ is not OrderType.MARKET or signal.symbol not in self.markets:
+            return None
+        cfg = self.execution_config
+        live = (await self.ticker(signal.symbol)).touch(signal.side)
+        ref = record.reference_price or live
+        moved = abs(live - ref) / ref * 100
+        if moved <= to_decimal(cfg.slippage_tolerance_pct):
+            return None
+        return PriceMoved(
+            f"price moved: {signal.symbol} {fmt(live)} is {fmt(moved.quantize(Decimal('0.01')))}% from "
+            f"the reference {fmt(ref)} (tolerance {cfg.slippage_tolerance_pct}%)",
+            live,
+        )
+
     # -- execution ----------------------------------------------------------------------------
+
+    async def prepare(self, record: SignalRecord, *, replacement: int, amount: Decimal) -> Order:
+        """The next order of an approved signal, not yet written: `new`, or `rejected` by a
+        pre-trade check. Raises `PriceMoved` (nothing to write: back to the operator) and
+        `ExchangeError` when the venue could not be asked for a price."""
+        signal = record.signal
+        assert signal is not None and record.id is not None
+        cfg = self.execution_config
+        market = self.markets.get(signal.symbol)
+        type_ = OrderType(signal.order_type or cfg.order_type)
+        price: Decimal | None = None
+        if market is not None and type_ is OrderType.LIMIT:
+            reference = (
+                to_decimal(signal.price) if signal.price else (await self.ticker(signal.symbol)).touch(signal.side)
+            )
+            price = limit_price(reference, cfg.slippage_tolerance_pct, market.price_tick, signal.side)
+        elif market is not None:
+            if (moved := await self.price_moved(record, type_)) is not None:
+                raise moved
+            price = (await self.ticker(signal.symbol)).touch(signal.side)  # for the checks only
+        now = self.clock()
+        order = Order(
+            client_order_id=client_order_id(self.client_id_prefix, record.id, replacement),
+            signal_id=record.id,
+            replacement=replacement,
+            symbol=signal.symbol,
+            side=signal.side,
+            type=type_,
+            amount=amount,
+            price=price if type_ is OrderType.LIMIT else None,
+            created_at=now,
+            updated_at=now,
+            timeout_at=now + timedelta(seconds=cfg.order_timeout_seconds) if type_ is OrderType.LIMIT else None,
+        )
+        if self.halted:
+            return order.model_copy(update={"status": O.REJECTED, "last_error": "kill switch engaged: not sent"})
+        check = self.check_order(signal.symbol, signal.side, type_, amount, price)
+        if not check.ok:
+            reason = "; ".join(f"{k}: {v}" for k, v in check.errors.items())
+            return order.model_copy(update={"status": O.REJECTED, "last_error": f"pre-trade check: {reason}"})
+        return order
+
+    async def next_order(self, record: SignalRecord, *, allow_new: bool = True) -> tuple[Order | None, list[Order]]:
+        """(the signal's next order prepared, or None when nothing remains; its orders so far)."""
+        assert record.id is not None and record.amount is not None
+        siblings = [self.current(o.client_order_id) or o for o in await self.store.orders_for_signal(record.id)]
+        if siblings and not allow_new:
+            return None, siblings
+        filled = sum((o.filled for o in siblings), ZERO)
+        remaining = record.amount - filled
+        if remaining <= 0 or any(not o.status.is_terminal for o in siblings):
+            return None, siblings
+        replacement = max((o.replacement for o in siblings), default=-1) + 1
+        return await self.prepare(record, replacement=replacement, amount=remaining), siblings
+
+    async def commit_intent(self, record: SignalRecord, *, extra: list[Statement] | None = None,
+                            allow_new: bool = True, launch: bool = True) -> tuple[Order | None, list[int | None]]:
+        """Write the signal's next order (with `extra`, e.g. its approval, in the same
+        transaction) and start placing it. Returns the order written (or the signal's latest
+        order when it needs no new one) and the rowids of the statements written."""
+        async with self.locks.hold(f"signal:{record.id}"):
+            order, siblings = await self.next_order(record, allow_new=allow_new)
+            if order is None:
+                ids = await self.store.transact(extra) if extra else []
+                return (siblings[-1] if siblings else None), ids
+            detail = {"intent": True} if order.status is O.NEW else {"reason": order.last_error}
+            ids = await self._insert(order, source="request", detail=detail, extra=extra or ())
+        if order.status is O.REJECTED:
+            self._error(f"{record.id}: {order.last_error}", order=order, level="warning")
+            return order, ids
+        market = self.markets[order.symbol]
+        if order.side is Side.BUY:
+            self._reserve(market.quote, order.amount * (order.price or ZERO) * (1 + market.taker_fee))
+        else:
+            self._reserve(market.base, order.amount)
+        if launch:
+            self.spawn(self.run(order.client_order_id), name=f"place:{order.client_order_id}")
+        return order, ids
 
     async def execute_signal(self, record: SignalRecord) -> Order:
         """Place the order of an approved signal; returns it once placed or final.
 
         Raises `PriceMoved` (nothing sent, signal goes back to the operator). Every other
         outcome, including pre-trade refusals, is an order in the store with its reason.
+        Approved twice (restart, race): never a second order.
         """
-        signal = record.signal
-        assert signal is not None and record.amount is not None and record.id is not None
-        cfg = self.execution_config
-        market = self.markets.get(signal.symbol)
-        type_ = OrderType(signal.order_type or cfg.order_type)
-        coid = client_order_id(self.client_id_prefix, record.id, 0)
-        # The client order id's lock is held from the intent to the venue's answer, so no other
-        # path (reconcile, a second approval) can ever send the same order concurrently.
-        async with self._lock(f"signal:{record.id}"), self._lock(coid):
-            existing = await self.store.get_order(coid)
-            if existing is not None:  # approved twice (restart, race): never a second order
-                return existing
-            price: Decimal | None = None
-            if market is not None and type_ is OrderType.LIMIT:
-                reference = (
-                    to_decimal(signal.price) if signal.price else (await self.ticker(signal.symbol)).touch(signal.side)
-                )
-                price = limit_price(reference, cfg.slippage_tolerance_pct, market.price_tick, signal.side)
-            elif market is not None:
-                live = (await self.ticker(signal.symbol)).touch(signal.side)
-                ref = record.reference_price or live
-                moved = abs(live - ref) / ref * 100
-                if moved > to_decimal(cfg.slippage_tolerance_pct):
-                    raise PriceMoved(
-                        f"price moved: {signal.symbol} {fmt(live)} is {fmt(moved.quantize(Decimal('0.01')))}% from "
-                        f"the reference {fmt(ref)} (tolerance {cfg.slippage_tolerance_pct}%)",
-                        live,
-                    )
-                price = live  # for the checks only; a market order is sent without a price
-            now = self.clock()
-            order = Order(
-                client_order_id=coid,
-                signal_id=record.id,
-                symbol=signal.symbol,
-                side=signal.side,
-                type=type_,
-                amount=record.amount,
-                price=price if type_ is OrderType.LIMIT else None,
-                created_at=now,
-                updated_at=now,
-                timeout_at=now + timedelta(seconds=cfg.order_timeout_seconds) if type_ is OrderType.LIMIT else None,
-            )
-            check = self.check_order(signal.symbol, signal.side, type_, record.amount, price)
-            if not check.ok:
-                reason = "; ".join(f"{k}: {v}" for k, v in check.errors.items())
-                order = order.model_copy(update={"status": O.REJECTED, "last_error": f"pre-trade check: {reason}"})
-                await self.store.save_order(order, old=None, source="request", detail={"reason": order.last_error})
-                self.bus.publish(OrderUpdated(order))
-                self._error(f"{record.id}: {order.last_error}", order=order, level="warning")
-                return order
-            # The intent, with its client order id, is durable before anything leaves the process.
-            await self.store.save_order(order, old=None, source="request", detail={"intent": True})
-            self._track(order)
-            self.bus.publish(OrderUpdated(order))
-            if signal.side is Side.BUY:
-                self._reserve(market.quote, (check.notional or ZERO) + (check.fee or ZERO))
-            else:
-                self._reserve(market.base, record.amount)
-            return await self._place_locked(order)
+        order, _ = await self.commit_intent(record, allow_new=False, launch=False)
+        assert order is not None
+        if order.status is not O.NEW or self.current(order.client_order_id) is None:
+            return self.current(order.client_order_id) or order
+        return await self.run(order.client_order_id)
 
-    async def _place_locked(self, order: Order) -> Order:
-        """Get one order placed under the error policy (caller holds its lock). Returns it."""
-        coid = order.client_order_id
-        assert self._lock(coid).locked(), "placing an order without holding its lock"
+    async def run(self, coid: str) -> Order:
+        """Place one intent; a certainly absent one is replaced under the next replacement number."""
+        async with self.locks.hold(coid):
+            order = await self._place(coid)
+        if order.status is O.FAILED and coid in self.absent and order.signal_id:
+            return await self.replace_absent(order) or order
+        return order
+
+    async def _place(self, coid: str) -> Order:
+        """Get one order placed under the error policy (caller holds its lock)."""
         cfg = self.execution_config
-        retrying = AsyncRetrying(
-            stop=stop_after_attempt(cfg.max_retries + 1),
-            wait=self._wait(),
-            retry=retry_if_exception_type(NotPlaced),
-            before_sleep=self._log_retry("create_order", order),
-        )
+        counted = limited = 0
+
+        def stop(state: RetryCallState) -> bool:
+            nonlocal counted, limited
+            exc = state.outcome.exception() if state.outcome else None
+            if isinstance(exc, NotPlaced) and exc.rate_limited:
+                limited += 1  # never reached the matching engine: not a retry
+                return limited >= RATE_LIMITED_ATTEMPTS
+            counted += 1
+            return counted > cfg.max_retries
+
+        base_wait = self._wait()
+
+        def wait(state: RetryCallState) -> float:
+            exc = state.outcome.exception() if state.outcome else None
+            if isinstance(exc, NotPlaced) and exc.rate_limited:
+                return 0.0  # the adapter's cooldown holds the next attempt until the venue allows it
+            return base_wait(state)
+
+        retrying = AsyncRetrying(stop=stop, wait=wait, retry=retry_if_exception_type(NotPlaced),
+                                 before_sleep=self._log_retry("create_order", self.pending_orders.get(coid)))
         try:
             async for attempt in retrying:
                 with attempt:
                     return await self._create_once(coid)
         except RetryError as exc:
             last = exc.last_attempt.exception()
-            order = await self._set(
-                self.pending_orders[coid],
-                O.FAILED,
-                source="request",
-                last_error=f"not placed after {cfg.max_retries + 1} attempts: {last}",
-            )
+            order = await self._commit(coid, O.FAILED, source="request",
+                                       last_error=f"not placed after {counted} attempts: {last}")
             self._error(f"{coid}: {order.last_error}", order=order)
+            return order
         except Rejected as exc:
-            order = await self._set(self.pending_orders[coid], O.REJECTED, source="request", last_error=str(exc))
+            order = await self._commit(coid, O.REJECTED, source="request", last_error=str(exc))
             self._error(f"{coid}: rejected: {exc}", order=order, level="warning")
+            return order
         except _Unresolved as exc:
-            order = self.pending_orders.get(coid, exc.order)
-            self._error(f"{coid}: outcome unknown after lookups ({exc}); reconciliation will resolve it", order=order)
-        return order
+            self._error(f"{coid}: outcome unknown after lookups ({exc}); reconciliation will resolve it",
+                        order=exc.order)
+            return self.current(coid) or exc.order
+        raise AssertionError("unreachable")
 
     async def _create_once(self, coid: str) -> Order:
         """One create attempt. Raises NotPlaced to retry, Rejected to stop, _Unresolved to leave it."""
-        order = self.pending_orders[coid]
-        order = await self._set(order, O.SUBMITTING, source="request", attempts=order.attempts + 1)
-        try:
-            report = await self.exchange.create_order(
-                client_order_id=order.client_order_id,
-                symbol=order.symbol,
-                side=order.side,
-                type=order.type,
-                amount=order.amount,
-                price=order.price,
-            )
-        except DuplicateOrder:
-            # The venue already holds this client order id: it was placed. Find it; never re-send.
-            order = await self._set(order, O.UNKNOWN, source="request", last_error="duplicate client order id")
-            return await self._resolve(order)
-        except NotPlaced as exc:
-            order = order.model_copy(update={"last_error": str(exc)})
-            self.pending_orders[order.client_order_id] = order
-            raise
-        except MaybePlaced as exc:
-            order = await self._set(order, O.UNKNOWN, source="request", last_error=f"maybe placed: {exc}")
-            return await self._resolve(order)
-        return await self._apply(order.model_copy(update={"last_error": ""}), report, "request")
+        order = self.current(coid)
+        assert order is not None
+        if order.status is not O.NEW:  # the state a crash or an earlier attempt left it in
+            return await self._resolve(coid) if order.status in (O.SUBMITTING, O.UNKNOWN) else order
+        async with self.exchange.admit():
+            if self.halted:
+                return await self._commit(coid, O.FAILED, source="request", last_error="kill switch: not sent")
+            order = await self._commit(coid, O.SUBMITTING, source="request", attempts=order.attempts + 1)
+            self.creating.add(coid)
+            self._settled.clear()
+            try:
+                report = await self.exchange.create_order(
+                    client_order_id=coid, symbol=order.symbol, side=order.side, type=order.type,
+                    amount=order.amount, price=order.price,
+                )
+            except DuplicateOrder:
+                # The venue already holds this client order id: it was placed. Find it; never re-send.
+                await self._commit(coid, O.UNKNOWN, source="request", last_error="duplicate client order id")
+                return await self._resolve(coid, duplicate=True)
+            except NotPlaced as exc:
+                await self._commit(coid, O.NEW, source="request", last_error=str(exc))  # certainly not sent
+                raise
+            except MaybePlaced as exc:
+                await self._commit(coid, O.UNKNOWN, source="request", last_error=f"maybe placed: {exc}")
+                return await self._resolve(coid)
+            finally:
+                self._done_creating(coid)
+        return await self._fold(coid, report, "request")
 
-    async def _resolve(self, order: Order) -> Order:
+    def _done_creating(self, coid: str) -> None:
+        self.creating.discard(coid)
+        if not self.creating:
+            self._settled.set()
+
+    async def _resolve(self, coid: str, *, duplicate: bool = False) -> Order:
         """Look a maybe-placed order up by client order id until found or certainly absent."""
-        report = await self.lookup(order)
-        if report is None:
-            # Certainly absent: resubmitting with the same client order id is safe; the outer
-            # retry loop does it after its back-off (and counts it as an attempt).
-            raise _CertainlyAbsent(f"{order.client_order_id} not on the venue after lookups")
-        return await self._apply(order.model_copy(update={"last_error": ""}), report, "request")
+        order = self.current(coid)
+        assert order is not None
+        self.creating.add(coid)  # for the kill switch: this create may still go live
+        self._settled.clear()
+        try:
+            report = await self.lookup(order)
+        finally:
+            self._done_creating(coid)
+        if report is not None:
+            return await self._fold(coid, report, "request")
+        if duplicate:
+            # The venue said the id exists, then every lookup said it does not: nobody can tell.
+            raise _Unresolved(order, "duplicate client order id, yet no lookup finds it")
+        return await self._commit(coid, O.FAILED, source="request",
+                                  last_error="certainly absent after lookups across the visibility window")
 
     async def lookup(self, order: Order) -> ExchangeOrder | None:
         """The venue's report for this order; None if it is certainly absent.
 
-        Raises `_Unresolved` when lookups kept failing so nobody can tell yet.
+        Certainly absent: at least `lookup_attempts` answers "not found", spread over at least the
+        visibility window. Raises `_Unresolved` when lookups kept failing so nobody can tell yet.
         """
-        last_error: Exception | None = None
         attempts, wait = self._lookup_schedule()
-        retrying = AsyncRetrying(
-            stop=stop_after_attempt(attempts),
-            wait=wait,
-            retry=retry_if_exception_type((OrderNotFound, NotPlaced, MaybePlaced)),
-            before_sleep=self._log_retry("lookup", order, attempts),
-        )
+        first_absent: float | None = None
+        absent_answers = 0
+        last_error: Exception | None = None
+        retrying = AsyncRetrying(stop=stop_after_attempt(attempts), wait=wait,
+                                 retry=retry_if_exception_type((OrderNotFound, NotPlaced, MaybePlaced)),
+                                 before_sleep=self._log_retry("lookup", order, attempts))
         try:
             async for attempt in retrying:
                 with attempt:
-                    return await self.exchange.fetch_order(order.client_order_id, order.symbol)
+                    try:
+                        return await self.exchange.fetch_order(order.client_order_id, order.symbol)
+                    except OrderNotFound:
+                        now = time.monotonic()
+                        first_absent = now if first_absent is None else first_absent
+                        absent_answers += 1
+                        if absent_answers >= self.lookup_attempts and now - first_absent >= self.lookup_window:
+                            return None
+                        raise
         except RetryError as exc:
             last_error = exc.last_attempt.exception()
         except Rejected as exc:
             last_error = exc
-        if isinstance(last_error, OrderNotFound):
-            return None
+        if first_absent is not None and absent_answers >= 2 and time.monotonic() - first_absent >= self.lookup_window:
+            return None  # "not found" answers spanned the window; a transient error at the end changes nothing
         raise _Unresolved(order, str(last_error))
+
+    def _lookup_schedule(self):
+        """How many lookups, and how far apart, so that together they outlast `lookup_window`."""
+        delay = max(self.execution_config.retry_delay_seconds, 0.05)
+        attempts, covered = self.lookup_attempts, 0.0
+        for k in range(attempts - 1):
+            covered += min(delay * 2**k, delay * 32)
+        while covered < self.lookup_window:
+            covered += min(delay * 2 ** (attempts - 1), delay * 32)
+            attempts += 1
+        return attempts + 2, self._wait(delay)
+
+    async def replace_absent(self, absent: Order, *, stale_check: bool = False) -> Order | None:
+        """A certainly absent order's signal gets its next order (next replacement number), for
+        what the signal still needs; with `stale_check` (after a restart) only if still valid."""
+        record = await self.store.get_signal(absent.signal_id) if absent.signal_id else None
+        if record is None or record.status is not SignalStatus.APPROVED or self.halted:
+            return None
+        siblings = await self.store.orders_for_signal(record.id or "")
+        if sum(1 for o in siblings if o.last_error.startswith("certainly absent")) > MAX_RESUBMISSIONS:
+            self._error(f"{record.id}: {MAX_RESUBMISSIONS} orders certainly absent; left to the operator",
+                        order=absent)
+            return None
+        if stale_check and await self.stale_signal(record):
+            return None
+        try:
+            order, _ = await self.commit_intent(record, launch=False)
+        except PriceMoved as exc:
+            await self.signal_back(record, SignalStatus.PENDING, f"{STALE}: {exc}", live_price=exc.live_price)
+            return None
+        if order is None or order.status is not O.NEW:
+            return order
+        self._error(f"{absent.client_order_id} certainly absent: resubmitted as {order.client_order_id}",
+                    order=order, level="warning")
+        return await self.run(order.client_order_id)
+
+    # -- after a restart ----------------------------------------------------------------------
+
+    async def stale_signal(self, record: SignalRecord, order: Order | None = None) -> str | None:
+        """After a restart: why the signal's intent may no longer be sent (TTL, price moved, free
+        balance), having ended the order `failed` and sent the signal back; None if it may."""
+        reason: str | None = None
+        status = SignalStatus.PENDING
+        live: Decimal | None = None
+        signal = record.signal
+        if record.expires_at is not None and record.expires_at <= self.clock():
+            reason, status = f"{STALE}: TTL passed", SignalStatus.EXPIRED
+        elif signal is not None:
+            type_ = order.type if order else OrderType(signal.order_type or self.execution_config.order_type)
+            moved = await self.price_moved(record, type_)
+            if moved is not None:
+                reason, live = f"{STALE}: {moved}", moved.live_price
+            elif order is not None:
+                check = self.check_order(order.symbol, order.side, order.type, order.amount,
+                                         order.price or (await self.ticker(order.symbol)).touch(order.side))
+                if not check.ok:
+                    reason = f"{STALE}: " + "; ".join(f"{k}: {v}" for k, v in check.errors.items())
+        if reason is None:
+            return None
+        extra: list[Statement] = []
+        if order is not None and order.status is O.NEW:
+            async with self.locks.hold(order.client_order_id):
+                extra = self._signal_back_statements(record, status, reason, live)
+                await self._commit(order.client_order_id, O.FAILED, source="reconcile", last_error=reason,
+                                   extra=extra)
+            self._publish_signal(record, status, reason, live)
+        else:
+            await self.signal_back(record, status, reason, live_price=live)
+        self._error(f"{record.id}: {reason}", signal_id=record.id, level="warning")
+        return reason
+
+    def _signal_back_statements(self, record, status, reason, live) -> list[Statement]:
+        check_signal_transition(record.status, status, record.id)
+        return self.store.signal_update(self._signal_copy(record, status, reason, live), record.status, "executor")
+
+    def _signal_copy(self, record: SignalRecord, status, reason, live) -> SignalRecord:
+        changes: dict[str, Any] = {"status": status, "reason": reason, "decided_at": self.clock(),
+                                   "decided_by": "executor"}
+        if live is not None and record.signal is not None and record.signal.price is None:
+            changes["reference_price"] = live  # approving again means "at today's price"
+        return record.model_copy(update=changes)
+
+    def _publish_signal(self, record, status, reason, live) -> None:
+        self.bus.publish(SignalDecided(self._signal_copy(record, status, reason, live)))
+
+    async def signal_back(self, record: SignalRecord, status: SignalStatus, reason: str, *,
+                          live_price: Decimal | None = None) -> None:
+        """An approved signal back to the operator (or expired), nothing sent."""
+        try:
+            await self.store.transact(self._signal_back_statements(record, status, reason, live_price))
+        except StaleWrite:
+            return  # decided meanwhile by someone else: theirs stands
+        self._publish_signal(record, status, reason, live_price)
 
     # -- tracking -----------------------------------------------------------------------------
 
     async def _watch(self) -> None:
         last_balances = time.monotonic()
+        interval = self.poll_interval
         while True:
-            await asyncio.sleep(self.poll_interval)
+            await asyncio.sleep(interval)
             try:
-                await self.poll()
-                if time.monotonic() - last_balances >= self.balance_interval:
+                markets = await self.poll()
+                interval = self.budget_interval("fetch_open_orders", POLL_SHARE, self.poll_interval, markets)
+                every = self.budget_interval("fetch_balances", BALANCE_SHARE, self.balance_interval)
+                if time.monotonic() - last_balances >= every:
                     last_balances = time.monotonic()
                     await self.refresh_balances()
             except asyncio.CancelledError:
@@ -618,54 +925,96 @@ class TradeExecutor:
                 log.exception("order tracking failed")
                 self._error(f"order tracking failed: {exc}")
 
-    async def poll(self) -> None:
-        """One round of pending-order tracking: fills, final states, timeouts."""
-        live = [o for o in self.pending_orders.values() if o.status in (O.OPEN, O.PARTIALLY_FILLED, O.PENDING_CANCEL)]
-        if not live:
-            return
-        open_reports = {r.client_order_id: r for r in await self.exchange.fetch_open_orders()}
-        now = self.clock()
-        for order in live:
+    async def poll(self) -> int:
+        """One round of tracking: fills, final states, timeouts. Returns the markets it asked."""
+        tracked = [o for o in self.pending_orders.values() if o.status.is_live or o.status is O.PENDING_CANCEL]
+        if not tracked:
+            return 0
+        symbols = sorted({o.symbol for o in tracked})
+        answers = await asyncio.gather(*(self.exchange.fetch_open_orders(s) for s in symbols), return_exceptions=True)
+        open_reports: dict[str, ExchangeOrder] = {}
+        asked: set[str] = set()
+        for symbol, answer in zip(symbols, answers, strict=True):
+            if isinstance(answer, BaseException):
+                if not isinstance(answer, ExchangeError):
+                    raise answer
+                self._error(f"order tracking: {symbol} open orders: {answer}", level="warning")
+                continue
+            asked.add(symbol)
+            open_reports.update((r.client_order_id, r) for r in answer)
+        lookups = self.exchange.budget().affordable(self.exchange.request_cost("fetch_order"), LOOKUP_SHARE)
+        for order in tracked:
             coid = order.client_order_id
-            if self._lock(coid).locked():
-                continue  # a cancel or amend owns it right now
+            if order.symbol not in asked or self.locks.locked(coid):
+                continue  # no answer for its market this round, or a cancel or amend owns it right now
             report = open_reports.get(coid)
-            if report is None:
-                try:
-                    report = await self.exchange.fetch_order(coid, order.symbol)
-                except OrderNotFound:
-                    continue  # not visible yet; reconciliation flags it if it stays away
-            async with self._lock(coid):
-                current = self.pending_orders.get(coid)
-                if current is None:
-                    continue
-                current = await self._apply(current, report, "request")
-            if (
-                current.status.is_live
-                and current.timeout_at is not None
-                and current.timeout_at <= now
-                and coid not in self._keep_open
-                and coid not in self._timing_out
-            ):
-                self._timing_out.add(coid)
-                self.spawn(self._on_timeout(coid), name=f"timeout:{coid}")
+            if report is None and lookups > 0:
+                lookups -= 1
+                report = await self._fetch_missing(order)
+            if report is not None:
+                async with self.locks.hold(coid):
+                    if self.current(coid) is not None:
+                        await self._fold(coid, report, "request")
+            self._due(coid)
+        return len(symbols)
 
-    async def _on_timeout(self, coid: str) -> None:
+    async def _fetch_missing(self, order: Order) -> ExchangeOrder | None:
+        """A tracked order missing from the open orders: ended, invisible for a moment, or unknown
+        to the venue (then it ends `expired` once that has held across the visibility window)."""
+        coid = order.client_order_id
         try:
-            await self._time_out(coid)
+            report = await self.exchange.fetch_order(coid, order.symbol)
+        except OrderNotFound:
+            misses, first = self._missing.get(coid, (0, time.monotonic()))
+            self._missing[coid] = (misses + 1, first)
+            if misses + 1 >= self.lookup_attempts and time.monotonic() - first >= self.lookup_window:
+                async with self.locks.hold(coid):
+                    if (current := self.current(coid)) is not None and not current.status.is_terminal:
+                        await self._commit(coid, O.EXPIRED, source="reconcile",
+                                           last_error=f"{current.status} in the store but unknown to the venue")
+                        self._error(f"{coid}: unknown to the venue; ended expired", order=current)
+            return None
+        except ExchangeError as exc:
+            self._error(f"order tracking: {coid}: {exc}", level="warning", order=order)
+            return None
+        self._missing.pop(coid, None)
+        return report
+
+    def _due(self, coid: str) -> None:
+        """Start what time makes due for a tracked order: its timeout, or a cancel sent again."""
+        order = self.current(coid)
+        if order is None or coid in self._timing_out:
+            return
+        now = self.clock()
+        if order.status.is_live and order.timeout_at is not None and order.timeout_at <= now \
+                and coid not in self._keep_open:
+            self._timing_out.add(coid)
+            self.spawn(self._on_timeout(coid), name=f"timeout:{coid}")
+        elif order.status is O.PENDING_CANCEL and \
+                time.monotonic() - self._cancel_sent.get(coid, 0.0) >= CANCEL_RESEND_AFTER:
+            self._timing_out.add(coid)
+            self.spawn(self._on_timeout(coid, resend=True), name=f"cancel-again:{coid}")
+
+    async def _on_timeout(self, coid: str, *, resend: bool = False) -> None:
+        try:
+            if resend:
+                await self.cancel_order(coid, source="timer", reason="cancel not confirmed: sent again")
+            else:
+                await self._time_out(coid)
+        except ExecutionError as exc:
+            self._error(f"{coid}: timeout: {exc}", level="warning")
         finally:
             self._timing_out.discard(coid)
 
     async def _time_out(self, coid: str) -> None:
         timeout = self.execution_config.order_timeout_seconds
-        async with self._lock(coid):
-            order = self.pending_orders.get(coid)
+        async with self.locks.hold(coid):
+            order = self.current(coid)
             if order is None or not order.status.is_live:
                 return
             if order.filled > 0 and self.execution_config.partial_fill == "keep_open":
-                order = await self._set(
-                    order, source="timer", detail={"timeout": timeout, "partial_fill": "keep_open"}, timeout_at=None
-                )
+                order = await self._commit(coid, source="timer", detail={"timeout": timeout,
+                                                                         "partial_fill": "keep_open"}, timeout_at=None)
                 self._keep_open.add(coid)
                 self._error(
                     f"{coid}: not filled after {timeout:g}s; {fmt(order.filled)} of {fmt(order.amount)} filled, "
@@ -676,42 +1025,87 @@ class TradeExecutor:
                 return
         await self.cancel_order(coid, source="timer", reason=f"timeout after {timeout:g}s")
 
+    # -- cancel, amend, kill switch -----------------------------------------------------------
+
     async def cancel_order(self, coid: str, *, source: str = "operator", reason: str = "canceled") -> Order:
-        """Cancel one order and wait for its final state (with the fills that raced the cancel)."""
-        async with self._lock(coid):
-            order = self.pending_orders.get(coid)
-            if order is None or not order.status.is_live:
+        """Cancel one order and wait for its final state, with the fills that raced the cancel.
+
+        A cancel that certainly did not reach the venue (or ran out of retries without ever maybe
+        reaching it) puts the order back where it was, so timeouts, the operator and the kill
+        switch can act on it again; one that may have landed stays `pending_cancel` and tracking
+        sends it again after `CANCEL_RESEND_AFTER`.
+        """
+        async with self.locks.hold(coid):
+            order = self.current(coid)
+            if order is None or not (order.status.is_live or order.status is O.PENDING_CANCEL):
                 state = order.status if order else "final or unknown"
                 raise ExecutionError(f"{coid} cannot be canceled in state {state}")
-            order = await self._set(order, O.PENDING_CANCEL, source=source, detail={"reason": reason})
+            live_state = O.PARTIALLY_FILLED if order.filled > 0 else O.OPEN
+            if order.status is not O.PENDING_CANCEL:
+                order = await self._commit(coid, O.PENDING_CANCEL, source=source, detail={"reason": reason},
+                                           last_error=reason)
+            self._cancel_sent[coid] = time.monotonic()
+            maybe_reached = False
+
+            async def cancel() -> ExchangeOrder | None:
+                nonlocal maybe_reached
+                try:
+                    return await self.exchange.cancel_order(coid, order.symbol)
+                except MaybePlaced:
+                    maybe_reached = True
+                    raise
+
             try:
-                report = await self._call("cancel_order", self.exchange.cancel_order, coid, order.symbol)
+                report = await self._call("cancel_order", cancel)
             except OrderNotFound:
                 report = None  # already final on the venue (filled, or canceled): look it up below
-            except (NotPlaced, MaybePlaced) as exc:
-                # Nobody knows whether the cancel landed; the next poll settles the state.
-                self._error(f"{coid}: cancel not confirmed ({exc}); tracking continues", order=order, level="warning")
-                return order
-            if report is None or report.status.is_live:
+            except (NotPlaced, MaybePlaced, Rejected) as exc:
+                if maybe_reached or isinstance(exc, MaybePlaced):
+                    self._error(f"{coid}: cancel not confirmed ({exc}); sent again if it stays open",
+                                order=order, level="warning")
+                    return self.current(coid) or order
+                self._error(f"{coid}: cancel did not reach the venue ({exc}); the order stays {live_state}",
+                            order=order)
+                return await self._commit(coid, live_state, source=source, last_error=f"cancel failed: {exc}")
+            if report is None or report.status.is_live or not states_fills(report):
+                # A cancel answer is a fact only for what it states: fetch the fills it leaves out.
                 try:
                     report = await self._call("fetch_order", self.exchange.fetch_order, coid, order.symbol)
                 except ExchangeError as exc:
                     self._error(f"{coid}: state after cancel unknown ({exc})", order=order, level="warning")
-                    return order
-            order = await self._apply(order.model_copy(update={"last_error": reason}), report, source)
-            if order.status is O.PENDING_CANCEL and not report.status.is_live:
-                order = await self._set(order, report.status, source=source)
-            return order
+                    return self.current(coid) or order
+            return await self._fold(coid, report, source)
 
-    async def cancel_all(self, *, source: str = "operator", reason: str = "kill switch") -> list[Order]:
-        coids = [c for c, o in self.pending_orders.items() if o.status.is_live]
-        results = await asyncio.gather(
-            *(self.cancel_order(c, source=source, reason=reason) for c in coids), return_exceptions=True
-        )
-        for coid, result in zip(coids, results, strict=True):
-            if isinstance(result, Exception):
-                self._error(f"{coid}: cancel failed: {result}")
-        return [r for r in results if isinstance(r, Order)]
+    async def cancel_all(self, *, source: str = "operator", reason: str = "kill switch") -> KillSwitchResult:
+        return await self.kill_switch(source=source, reason=reason)
+
+    async def kill_switch(self, *, source: str = "operator", reason: str = "kill switch",
+                          deadline: float = 60.0) -> KillSwitchResult:
+        """Block every new create, wait for the creates in flight to settle, cancel every live
+        order, and repeat until none is left (or `deadline` passes)."""
+        self.halted = True
+        canceled: list[Order] = []
+        until = time.monotonic() + deadline
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._settled.wait(), timeout=max(0.0, until - time.monotonic()))
+            live = [c for c, o in self.pending_orders.items() if o.status.is_live or o.status is O.PENDING_CANCEL]
+            if (not live and not self.creating) or time.monotonic() >= until:
+                break
+            results = await asyncio.gather(*(self.cancel_order(c, source=source, reason=reason) for c in live),
+                                           return_exceptions=True)
+            for coid, result in zip(live, results, strict=True):
+                if isinstance(result, Order) and result.status is O.CANCELED:
+                    canceled.append(result)
+                elif isinstance(result, Exception):
+                    self._error(f"{coid}: cancel failed: {result}")
+            if not self.creating and all(isinstance(r, Order) and not r.status.is_live for r in results):
+                await asyncio.sleep(0)
+        left = sum(1 for o in self.pending_orders.values() if o.status.is_live or o.status is O.PENDING_CANCEL)
+        return KillSwitchResult(orders=tuple(canceled), left_open=left + len(self.creating))
+
+    def resume(self) -> None:
+        self.halted = False
 
     async def check_amend(
         self, coid: str, *, price: Decimal | None = None, amount: Decimal | None = None
@@ -721,7 +1115,7 @@ class TradeExecutor:
         `amount` is the new total for the signal, its filled part included; the replacement
         trades `amount - filled`. It may not exceed what the signal asked for.
         """
-        order = self.pending_orders.get(coid)
+        order = self.current(coid)
         if order is None or not order.status.is_live:
             state = order.status if order else "final"
             return AmendCheck({"order": f"{coid} cannot be amended ({state})"}, amount, price, None, None)
@@ -748,16 +1142,19 @@ class TradeExecutor:
     ) -> Order | None:
         """Cancel-and-replace. `amount` is the new total for the signal (filled part included).
 
-        The replacement is sized only after the cancel is final, from every fill of the signal,
-        so a fill that races the cancel can never make the signal fill past its amount.
+        The replacement is sized only after the cancel is final and its fills are known (fetched
+        when the cancel answer does not state them), from every fill of the signal, so a fill that
+        races the cancel can never make the signal fill past its amount.
         Returns the replacement, or None when nothing remains to trade.
         """
         check = await self.check_amend(coid, price=price, amount=amount)
         if not check.ok:
             raise ExecutionError("; ".join(f"{k}: {v}" for k, v in check.errors.items()))
-        order = self.pending_orders[coid]
+        order = self.current(coid)
+        if order is None:
+            raise ExecutionError(f"{coid} ended while the amend was checked")
         signal_key = order.signal_id or coid
-        async with self._lock(f"signal:{signal_key}"):
+        async with self.locks.hold(f"signal:{signal_key}"):
             signal_amount = await self._signal_amount(order)
             target = min(amount, signal_amount) if amount is not None else signal_amount
             canceled = await self.cancel_order(coid, source=source, reason="amend: cancel-and-replace")
@@ -774,6 +1171,8 @@ class TradeExecutor:
                     order=canceled,
                 )
                 return None
+            if self.halted:
+                raise ExecutionError("kill switch engaged: nothing replaced")
             siblings = await self.store.orders_for_signal(order.signal_id) if order.signal_id else [canceled]
             replacement_no = max(o.replacement for o in siblings) + 1
             now = self.clock()
@@ -792,20 +1191,15 @@ class TradeExecutor:
                 if order.type is OrderType.LIMIT
                 else None,
             )
-            async with self._lock(replacement.client_order_id):
-                await self.store.save_order(
-                    replacement, old=None, source=source, detail={"intent": True, "replaces": coid}
-                )
-                self._track(replacement)
-                self.bus.publish(OrderUpdated(replacement))
-                return await self._place_locked(replacement)
+            await self._insert(replacement, source=source, detail={"intent": True, "replaces": coid})
+        return await self.run(replacement.client_order_id)
 
     async def _signal_filled(self, order: Order) -> Decimal:
         """Base filled across every exchange order of the order's signal."""
         if not order.signal_id:
-            return self.pending_orders.get(order.client_order_id, order).filled
+            return (self.current(order.client_order_id) or order).filled
         siblings = await self.store.orders_for_signal(order.signal_id)
-        return sum((self.pending_orders.get(o.client_order_id, o).filled for o in siblings), ZERO)
+        return sum(((self.current(o.client_order_id) or o).filled for o in siblings), ZERO)
 
     async def _signal_amount(self, order: Order) -> Decimal:
         if order.signal_id:
@@ -813,143 +1207,6 @@ class TradeExecutor:
             if record is not None and record.amount is not None:
                 return record.amount
         return order.amount
-
-    # -- reconciliation -----------------------------------------------------------------------
-
-    async def reconcile(self) -> ReconcileResult:
-        """Check every non-terminal order against the venue and adopt what it says (SPEC 7)."""
-        started = self.clock()
-        errors: list[str] = []
-        checked = updated = resolved = adopted = 0
-        try:
-            open_reports = await self._call("fetch_open_orders", self.exchange.fetch_open_orders)
-        except ExchangeError as exc:
-            open_reports = None
-            errors.append(f"open orders: {exc}")
-        by_coid = {r.client_order_id: r for r in open_reports or []}
-        stored = {o.client_order_id: o for o in await self.store.orders(include_terminal=False)}
-        stored.update(self.pending_orders)
-        resubmit: list[Order] = []
-        for coid, order in list(stored.items()):
-            if self._lock(coid).locked():
-                continue  # a request of this process owns it right now
-            checked += 1
-            async with self._lock(coid):
-                order = self.pending_orders.get(coid, order)
-                before = order.status
-                try:
-                    report = by_coid.get(coid) or await self.exchange.fetch_order(coid, order.symbol)
-                except OrderNotFound:
-                    report = None
-                except ExchangeError as exc:
-                    errors.append(f"{coid}: {exc}")
-                    continue
-                if report is None:
-                    if order.status in (O.NEW, O.SUBMITTING, O.UNKNOWN):
-                        resubmit.append(order)  # resolved below, across the visibility window
-                    else:
-                        errors.append(f"{coid}: {order.status} in the store but unknown to the venue")
-                    continue
-                if order.status is O.NEW:
-                    order = await self._set(order, O.SUBMITTING, source="reconcile")
-                order = await self._apply(order, report, "reconcile")
-                if before in (O.UNKNOWN, O.NEW, O.SUBMITTING) and order.status not in (O.UNKNOWN, O.SUBMITTING):
-                    resolved += 1
-                if order.status != before:
-                    updated += 1
-        for order in resubmit:
-            # A create that may or may not have left before the crash: resolve it exactly like a
-            # maybe-placed request (lookups across the window, then the same client order id).
-            self.spawn(self._recover(order), name=f"recover:{order.client_order_id}")
-        external: list[ExchangeOrder] = []
-        for report in open_reports or []:
-            coid = report.client_order_id
-            if coid in stored or coid in self.pending_orders:
-                continue
-            if coid and has_prefix(coid, self.client_id_prefix):
-                now = self.clock()
-                order = Order(
-                    client_order_id=coid,
-                    signal_id=None,
-                    exchange_order_id=report.exchange_order_id,
-                    symbol=report.symbol,
-                    side=report.side,
-                    type=report.type,
-                    amount=report.amount,
-                    price=report.price,
-                    status=O.OPEN,
-                    created_at=report.ts or now,
-                    updated_at=now,
-                    origin="adopted",
-                    last_error="adopted: on the venue with our prefix but not in the store",
-                )
-                await self.store.save_order(order, old=None, source="reconcile", detail={"adopted": True})
-                self._track(order)
-                order = await self._apply(order, report, "reconcile")
-                self.bus.publish(OrderUpdated(order))
-                adopted += 1
-                self._error(f"{coid}: adopted an open order the store did not know", level="warning", order=order)
-            else:
-                external.append(report)
-        self.external_orders = external
-        drift: dict[str, Decimal] = {}
-        try:
-            expected = {c: b.total for c, b in self.balances.items()}
-            for ccy, delta in self._fill_deltas.items():
-                expected[ccy] = expected.get(ccy, ZERO) + delta
-            fresh = await self.refresh_balances()
-            if expected:
-                for ccy in set(expected) | set(fresh):
-                    diff = (fresh[ccy].total if ccy in fresh else ZERO) - expected.get(ccy, ZERO)
-                    if abs(diff) > Decimal("1e-8"):
-                        drift[ccy] = diff
-        except ExchangeError as exc:
-            errors.append(f"balances: {exc}")
-        statuses = [o.status for o in self.pending_orders.values()]
-        result = ReconcileResult(
-            at=started,
-            checked=checked,
-            updated=updated,
-            resolved_unknown=resolved,
-            adopted=adopted,
-            external=len(external),
-            open=sum(1 for s in statuses if s.is_live or s is O.PENDING_CANCEL),
-            unknown=sum(1 for s in statuses if s is O.UNKNOWN),
-            drift=drift,
-            errors=errors,
-        )
-        self.last_reconcile = result
-        self.bus.publish(Reconciled(result))
-        if errors:
-            for message in errors:
-                self._error(f"reconcile: {message}", level="warning")
-        return result
-
-    async def _recover(self, order: Order) -> None:
-        coid = order.client_order_id
-        async with self._lock(coid):
-            order = self.pending_orders.get(coid, order)
-            if order.status is O.NEW:
-                # Never sent: the intent is journaled before `submitting`. Place it normally.
-                await self._place_locked(order)
-                return
-            if order.status is O.SUBMITTING:
-                order = await self._set(order, O.UNKNOWN, source="reconcile", last_error="interrupted while submitting")
-            try:
-                report = await self.lookup(order)
-            except _Unresolved as exc:
-                self._error(f"{coid}: still unknown ({exc})", order=order)
-                return
-            if report is not None:
-                await self._apply(order, report, "reconcile")
-                return
-            await self._place_locked(order)
-
-
-class _Unresolved(Exception):
-    def __init__(self, order: Order, reason: str) -> None:
-        super().__init__(reason)
-        self.order = order
 
 
 def _round(value: Decimal) -> Decimal:

@@ -178,6 +178,7 @@ class Order(BaseModel):
     timeout_at: datetime | None = None
     last_error: str = ""
     origin: str = "executor"  # executor | adopted | external
+    version: int = 0  # bumped by every write: the store's compare-and-set key
 
     @property
     def remaining(self) -> Decimal:

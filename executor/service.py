@@ -39,7 +39,7 @@ from executor.events import (
     StateChanged,
 )
 from executor.exchanges.base import ExchangeError, ExchangePort
-from executor.executor import AmendCheck, ExecutionError, PriceMoved, TradeExecutor
+from executor.executor import AmendCheck, ExecutionError, KillSwitchResult, PriceMoved, TradeExecutor
 from executor.models import (
     Balance,
     Order,
@@ -51,7 +51,7 @@ from executor.models import (
 )
 from executor.signals import SignalError, fmt, parse_signal, size_signal
 from executor.states import check_signal_transition
-from executor.store import Store
+from executor.store import StaleWrite, Store
 
 log = logging.getLogger("tradeconsole.service")
 
@@ -457,18 +457,27 @@ class TradingService:
             record = await self.store.insert_signal(record)
             self.bus.publish(SignalReceived(record))
             return record
-        # Arrival and the policy's decision are journaled in one transaction.
         status, reason = decision
         decided = record.model_copy(
             update={"status": status, "reason": reason, "decided_at": received, "decided_by": "auto"}
         )
-        decided = await self.store.insert_signal(
-            decided, journal=[(None, S.PENDING, "intake", {}), (S.PENDING, status, "auto", {"reason": reason})]
-        )
+        journal = [(None, S.PENDING, "intake", {}), (S.PENDING, status, "auto", {"reason": reason})]
+        if status is not S.APPROVED:
+            decided = await self.store.insert_signal(decided, journal=journal)
+        else:
+            # Arrival, approval and the order's intent: one transaction, so none is ever lost.
+            try:
+                _, ids = await self.executor.commit_intent(
+                    decided, extra=self.store.signal_insert(decided, journal=journal)
+                )
+            except PriceMoved as exc:
+                held = record.model_copy(update={"reason": str(exc), "reference_price": exc.live_price})
+                decided = await self.store.insert_signal(held)
+                self.bus.publish(SignalReceived(decided))
+                return decided
+            decided = decided.model_copy(update={"seq": ids[0]})
         self.bus.publish(SignalReceived(record.model_copy(update={"seq": decided.seq})))
         self.bus.publish(SignalDecided(decided))
-        if status is S.APPROVED:
-            self._spawn_execution(decided)
         return decided
 
     async def _record(
@@ -526,18 +535,12 @@ class TradingService:
         await self._approve(record, actor=actor or self.actor)
 
     async def _approve(self, record: SignalRecord, *, actor: str) -> None:
-        record = await self._decide(record, S.APPROVED, actor=actor, reason=f"approved by {actor}")
-        self._spawn_execution(record)
-
-    def _spawn_execution(self, record: SignalRecord) -> None:
-        task = asyncio.create_task(self._execute(record), name=f"execute:{record.id}")
-        self._approving.add(task)
-        task.add_done_callback(self._approving.discard)
-
-    async def _execute(self, record: SignalRecord) -> None:
+        """The approval and the order's intent, in one transaction (SPEC 9)."""
         assert self.executor is not None
+        approved = self._decided(record, S.APPROVED, actor=actor, reason=f"approved by {actor}")
         try:
-            await self.executor.execute_signal(record)
+            await self.executor.commit_intent(approved, extra=self.store.signal_update(approved, record.status,
+                                                                                       "operator"))
         except PriceMoved as exc:
             # Nothing was sent. Back to the operator, with the live price as the new reference
             # when the strategy gave none, so that approving again means "at today's price".
@@ -545,24 +548,32 @@ class TradingService:
             if record.signal is not None and record.signal.price is None:
                 changes["reference_price"] = exc.live_price
             await self._decide(record.model_copy(update=changes), S.PENDING, actor="executor", reason=str(exc))
+            return
+        except StaleWrite:
+            raise ExecutionError(f"signal {record.id} was decided meanwhile") from None
         except ExchangeError as exc:
-            self.bus.publish(ErrorOccurred(f"{record.id}: {exc}", signal_id=record.id))
-        except Exception as exc:
-            log.exception("executing %s failed", record.id)
-            self.bus.publish(ErrorOccurred(f"{record.id}: internal error: {exc}", signal_id=record.id))
+            self.bus.publish(ErrorOccurred(f"{record.id}: not approved: {exc}", signal_id=record.id))
+            raise ExecutionError(f"{record.id}: could not be priced, not approved: {exc}") from None
+        self.bus.publish(SignalDecided(approved))
 
-    async def _decide(self, record: SignalRecord, status: SignalStatus, *, actor: str, reason: str) -> SignalRecord:
-        old = record.status
-        if status != old:
-            check_signal_transition(old, status, record.id)
-        record = record.model_copy(
+    def _decided(self, record: SignalRecord, status: SignalStatus, *, actor: str, reason: str) -> SignalRecord:
+        if status != record.status:
+            check_signal_transition(record.status, status, record.id)
+        return record.model_copy(
             update={"status": status, "reason": reason, "decided_at": self.clock(), "decided_by": actor}
         )
-        await self.store.update_signal(
-            record, old, source="operator" if actor not in ("auto", "ttl", "executor") else actor
-        )
-        self.bus.publish(SignalDecided(record))
-        return record
+
+    async def _decide(self, record: SignalRecord, status: SignalStatus, *, actor: str, reason: str) -> SignalRecord:
+        """Write a decision if the signal is still as read (else ExecutionError: decided meanwhile)."""
+        decided = self._decided(record, status, actor=actor, reason=reason)
+        try:
+            await self.store.update_signal(
+                decided, record.status, source="operator" if actor not in ("auto", "ttl", "executor") else actor
+            )
+        except StaleWrite:
+            raise ExecutionError(f"signal {record.id} was decided meanwhile") from None
+        self.bus.publish(SignalDecided(decided))
+        return decided
 
     async def reject(self, signal_id: str, *, reason: str = "", actor: str | None = None) -> None:
         self._writable()
@@ -675,6 +686,8 @@ class TradingService:
     async def resume(self, *, actor: str | None = None) -> None:
         self._writable()
         await self._audit("resume", None, None, actor)
+        if self.executor is not None:
+            self.executor.resume()  # lifts the kill switch's block on new orders too
         await self._set_paused(False)
 
     async def _set_paused(self, paused: bool) -> None:
@@ -683,13 +696,18 @@ class TradingService:
         (self._resume.clear if paused else self._resume.set)()
         self._publish_state()
 
-    async def kill_switch(self, *, actor: str | None = None) -> list[Order]:
-        """Pause intake and auto-approval, then cancel every open order."""
+    async def kill_switch(self, *, actor: str | None = None) -> KillSwitchResult:
+        """Pause intake and auto-approval, block new orders, cancel every open order, and say how
+        many it canceled and, only once it is true, that none is left open."""
         self._writable()
         assert self.executor is not None
+        who = actor or self.actor
         await self._audit("kill_switch", None, {"open": len(self.executor.pending_orders)}, actor)
         await self._set_paused(True)
-        return await self.executor.cancel_all(source="operator", reason=f"kill switch by {actor or self.actor}")
+        result = await self.executor.kill_switch(source="operator", reason=f"kill switch by {who}")
+        self.bus.publish(ErrorOccurred(f"{result.describe()} (by {who})", level="error" if result.left_open
+                                       else "warning"))
+        return result
 
     def _publish_state(self) -> None:
         self.bus.publish(StateChanged(paused=self.paused, intake_done=self.intake_done, mode=self.mode))
@@ -754,8 +772,9 @@ class TradingService:
         expired = 0
         for record in await self.store.signals([S.PENDING]):
             if record.expires_at and record.expires_at <= now:
-                await self._decide(record, S.EXPIRED, actor="ttl", reason="TTL passed before approval")
-                expired += 1
+                with contextlib.suppress(ExecutionError):  # approved or rejected meanwhile: that stands
+                    await self._decide(record, S.EXPIRED, actor="ttl", reason="TTL passed before approval")
+                    expired += 1
         return expired
 
     async def _expire_loop(self) -> None:

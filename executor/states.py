@@ -17,34 +17,23 @@ class IllegalTransition(RuntimeError):
         self.old, self.new, self.key = old, new, key
 
 
+# The states a venue report can move a placed order to.
+_PLACED = frozenset({O.OPEN, O.PARTIALLY_FILLED, O.FILLED, O.CANCELED, O.EXPIRED})
+
 ORDER_TRANSITIONS: dict[O, frozenset[O]] = {
-    # intent journaled; a pre-trade check can still refuse it, a restart can still give up on it
+    # intent journaled, certainly not sent: the pacer admits it (submitting), a pre-trade check
+    # refuses it, or a restart's re-check or the kill switch gives up on it (failed)
     O.NEW: frozenset({O.SUBMITTING, O.REJECTED, O.FAILED}),
-    O.SUBMITTING: frozenset(
-        {
-            O.SUBMITTING,  # not placed (refused connection, 429): retried with the same client order id
-            O.OPEN,
-            O.PARTIALLY_FILLED,
-            O.FILLED,
-            O.CANCELED,  # an IOC/market order the venue canceled straight away
-            O.EXPIRED,
-            O.REJECTED,
-            O.FAILED,
-            O.UNKNOWN,
-        }
-    ),
-    O.UNKNOWN: frozenset(
-        {
-            O.SUBMITTING,  # certainly absent after the lookup: resubmit with the same client order id
-            O.OPEN,
-            O.PARTIALLY_FILLED,
-            O.FILLED,
-            O.CANCELED,
-            O.EXPIRED,
-            O.REJECTED,
-            O.FAILED,
-        }
-    ),
+    O.SUBMITTING: _PLACED
+    | {
+        O.NEW,  # certainly not placed (refused connection, 429, -1021): back to the pacer for a retry
+        O.REJECTED,
+        O.FAILED,  # certainly not placed and out of retries
+        O.UNKNOWN,  # maybe placed: looked up before anything else
+    },
+    # Resolved by looking the order up: found (a placed state) or certainly absent (failed; the
+    # signal's next order then carries the next replacement number, never this id again).
+    O.UNKNOWN: _PLACED | {O.REJECTED, O.FAILED},
     O.OPEN: frozenset({O.PARTIALLY_FILLED, O.FILLED, O.PENDING_CANCEL, O.CANCELED, O.EXPIRED}),
     O.PARTIALLY_FILLED: frozenset({O.PARTIALLY_FILLED, O.FILLED, O.PENDING_CANCEL, O.CANCELED, O.EXPIRED}),
     O.PENDING_CANCEL: frozenset(
@@ -52,21 +41,25 @@ ORDER_TRANSITIONS: dict[O, frozenset[O]] = {
             O.CANCELED,
             O.FILLED,  # the fill won the race against our cancel
             O.EXPIRED,
-            O.OPEN,  # the cancel certainly did not reach the venue
+            O.OPEN,  # the cancel certainly did not reach the venue, or ran out of retries
             O.PARTIALLY_FILLED,
+            O.PENDING_CANCEL,  # a fill while the cancel is in flight
         }
     ),
     O.FILLED: frozenset(),
     O.CANCELED: frozenset(),
     O.EXPIRED: frozenset(),
     O.REJECTED: frozenset(),
-    O.FAILED: frozenset(),
+    # The one way out of a terminal state: an order given up as certainly absent that the venue
+    # shows after all (a late original). It is adopted for its signal, never sent again.
+    O.FAILED: _PLACED,
 }
 
 SIGNAL_TRANSITIONS: dict[S, frozenset[S]] = {
-    # "pending" may be re-entered: a market order whose price moved goes back to the operator
     S.PENDING: frozenset({S.APPROVED, S.REJECTED, S.EXPIRED}),
-    S.APPROVED: frozenset({S.PENDING}),
+    # back to pending: a market order whose price moved, an intent stale after a restart;
+    # expired: stale after a restart once its TTL had passed
+    S.APPROVED: frozenset({S.PENDING, S.EXPIRED}),
     S.REJECTED: frozenset(),
     S.EXPIRED: frozenset(),
     S.INVALID: frozenset(),

@@ -34,7 +34,7 @@ from executor.models import (
     SignalStatus,
 )
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 MIGRATIONS: dict[int, str] = {
     1: """
@@ -145,12 +145,26 @@ MIGRATIONS: dict[int, str] = {
         signal_id       TEXT
     );
     """,
+    # v3: every order write is a compare-and-set on `version`, so a stale copy can never overwrite
+    # a newer state (reconciliation racing a fill, two paths folding the same report).
+    3: """
+    ALTER TABLE orders ADD COLUMN version INTEGER NOT NULL DEFAULT 0;
+    CREATE INDEX orders_symbol_status ON orders(symbol, status);
+    """,
 }
 
 _ORDER_COLUMNS = (
     "client_order_id, signal_id, replacement, exchange_order_id, symbol, side, type, amount, price, status, "
-    "filled, average, fee, fee_currency, attempts, created_at, updated_at, timeout_at, last_error, origin"
+    "filled, average, fee, fee_currency, attempts, created_at, updated_at, timeout_at, last_error, origin, version"
 )
+_ORDER_UPDATE = (
+    "UPDATE orders SET signal_id=?, replacement=?, exchange_order_id=?, symbol=?, side=?, type=?, amount=?, price=?, "
+    "status=?, filled=?, average=?, fee=?, fee_currency=?, attempts=?, created_at=?, updated_at=?, timeout_at=?, "
+    "last_error=?, origin=?, version=? WHERE client_order_id=? AND version=?"
+)
+
+# A statement, its parameters, and whether it must change exactly one row (a compare-and-set).
+Statement = tuple[str, Sequence[Any]] | tuple[str, Sequence[Any], bool]
 
 
 class StoreError(RuntimeError):
@@ -159,6 +173,10 @@ class StoreError(RuntimeError):
 
 class ReadOnlyStore(StoreError):
     pass
+
+
+class StaleWrite(StoreError):
+    """A compare-and-set write found the row changed (or gone) since it was read: nothing written."""
 
 
 def _d(value: Decimal | None) -> str | None:
@@ -188,7 +206,7 @@ class Store:
         self._conn = conn
         self.path = path
         self.read_only = read_only
-        self._queue: list[tuple[list[tuple[str, Sequence[Any]]], asyncio.Future]] = []
+        self._queue: list[tuple[list[Statement], asyncio.Future]] = []
         self._flusher: asyncio.Task | None = None
 
     # -- lifecycle ---------------------------------------------------------------------------
@@ -253,7 +271,7 @@ class Store:
 
     # -- writing ------------------------------------------------------------------------------
 
-    async def _write(self, statements: Iterable[tuple[str, Sequence[Any]]]) -> list[int | None]:
+    async def _write(self, statements: Iterable[Statement]) -> list[int | None]:
         """Run statements as one transaction; returns each statement's lastrowid.
 
         Group commit: writers that arrive while a commit is in flight are batched into the next
@@ -303,6 +321,15 @@ class Store:
     ) -> SignalRecord:
         """Insert one arrival. `journal` overrides the single (none -> status, intake) entry, for
         an arrival decided at once (auto-approval): both steps land in the same transaction."""
+        try:
+            ids = await self._write(self.signal_insert(record, journal=journal))
+        except aiosqlite.IntegrityError:
+            return await self.insert_signal(_as_duplicate(record))
+        return record.model_copy(update={"seq": ids[0]})
+
+    def signal_insert(
+        self, record: SignalRecord, *, journal: Sequence[tuple[SignalStatus | None, SignalStatus, str, dict]] = ()
+    ) -> list[Statement]:
         ts = _ts(record.received_at)
         sig = record.signal
         statements = [
@@ -331,29 +358,25 @@ class Store:
             statements.append(
                 self._event("signal", record.id, old.value if old else None, new.value, source, detail, ts or "")
             )
-        try:
-            ids = await self._write(statements)
-        except aiosqlite.IntegrityError:
-            # A second accepted row with the same id: the caller raced itself; store it as a duplicate.
-            dup = record.model_copy(
-                update={
-                    "status": SignalStatus.DUPLICATE,
-                    "reason": f"id {record.id} seen before",
-                    "decided_at": None,
-                    "decided_by": None,
-                }
-            )
-            return await self.insert_signal(dup)
-        return record.model_copy(update={"seq": ids[0]})
+        return statements
+
+    async def transact(self, *groups: Sequence[Statement]) -> list[int | None]:
+        """Several logical writes as one transaction: all of them land, or none (StaleWrite).
+        Returns each statement's lastrowid, in order."""
+        return await self._write([statement for group in groups for statement in group])
 
     async def update_signal(self, record: SignalRecord, old: SignalStatus, source: str) -> None:
+        """Write `record` if the stored row is still `old` (else StaleWrite: an expiry that
+        raced an approval can never mark an executed signal expired)."""
+        await self._write(self.signal_update(record, old, source))
+
+    def signal_update(self, record: SignalRecord, old: SignalStatus, source: str) -> list[Statement]:
         assert record.seq is not None, "update_signal needs a stored record"
         now = _ts(record.decided_at) or _ts(record.received_at)
-        await self._write(
-            [
+        return [
                 (
                     "UPDATE signals SET status=?, reason=?, amount=?, reference_price=?, payload=?, decided_at=?, "
-                    "decided_by=? WHERE seq=?",
+                    "decided_by=? WHERE seq=? AND status=?",
                     (
                         record.status.value,
                         record.reason,
@@ -363,7 +386,9 @@ class Store:
                         _ts(record.decided_at),
                         record.decided_by,
                         record.seq,
+                        old.value,
                     ),
+                    True,
                 ),
                 self._event(
                     "signal",
@@ -375,7 +400,6 @@ class Store:
                     now or "",
                 ),
             ]
-        )
 
     async def save_order(
         self,
@@ -386,32 +410,47 @@ class Store:
         detail: dict[str, Any] | None = None,
         fills: Sequence[Fill] = (),
     ) -> None:
-        """Upsert the order, append its journal entry and any new fills, in one transaction."""
-        row = (
-            order.client_order_id,
-            order.signal_id,
-            order.replacement,
-            order.exchange_order_id,
-            order.symbol,
-            order.side.value,
-            order.type.value,
-            str(order.amount),
-            _d(order.price),
-            order.status.value,
-            str(order.filled),
-            _d(order.average),
-            str(order.fee),
-            order.fee_currency,
-            order.attempts,
-            _ts(order.created_at),
-            _ts(order.updated_at),
-            _ts(order.timeout_at),
-            order.last_error,
-            order.origin,
-        )
-        statements: list[tuple[str, Sequence[Any]]] = [
-            (f"INSERT OR REPLACE INTO orders ({_ORDER_COLUMNS}) VALUES ({','.join('?' * 20)})", row)
+        """Upsert the order, append its journal entry and any new fills, in one transaction.
+
+        Unchecked: for tests that set a store up as a crash would leave it. The executor writes
+        through `order_write` (insert-only intents, compare-and-set updates) instead.
+        """
+        row = _order_row(order)
+        statements: list[Statement] = [
+            (f"INSERT OR REPLACE INTO orders ({_ORDER_COLUMNS}) VALUES ({','.join('?' * len(row))})", row)
         ]
+        await self._write(statements + self._order_journal(order, old, source, detail, fills))
+
+    def order_write(
+        self,
+        order: Order,
+        *,
+        old: OrderStatus | None,
+        expect_version: int | None,
+        source: str,
+        detail: dict[str, Any] | None = None,
+        fills: Sequence[Fill] = (),
+    ) -> list[Statement]:
+        """The statements of one order change. `expect_version` None: a new row (an intent; fails
+        if the client order id exists). Else a compare-and-set on the stored version, which
+        `order.version` must already be one past."""
+        row = _order_row(order)
+        if expect_version is None:
+            head: Statement = (f"INSERT INTO orders ({_ORDER_COLUMNS}) VALUES ({','.join('?' * len(row))})", row)
+        else:
+            assert order.version == expect_version + 1, "the new version is one past the expected one"
+            head = (_ORDER_UPDATE, (*row[1:], row[0], expect_version), True)
+        return [head, *self._order_journal(order, old, source, detail, fills)]
+
+    def _order_journal(
+        self,
+        order: Order,
+        old: OrderStatus | None,
+        source: str,
+        detail: dict[str, Any] | None,
+        fills: Sequence[Fill],
+    ) -> list[Statement]:
+        statements: list[Statement] = []
         for fill in fills:
             statements.append(
                 (
@@ -447,7 +486,7 @@ class Store:
                     _ts(order.updated_at) or "",
                 )
             )
-        await self._write(statements)
+        return statements
 
     async def record_audit(
         self, actor: str, action: str, target: str | None, detail: dict[str, Any] | None, ts: datetime
@@ -553,6 +592,38 @@ class Store:
             row = await cur.fetchone()
         return _order_from_row(row) if row else None
 
+    async def approved_without_order(self) -> list[SignalRecord]:
+        """Approved signals that own no order at all: re-driven at start (SPEC 7)."""
+        async with self._conn.execute(
+            "SELECT * FROM signals s WHERE s.status = 'approved' "
+            "AND NOT EXISTS (SELECT 1 FROM orders o WHERE o.signal_id = s.id) ORDER BY s.seq"
+        ) as cur:
+            rows = await cur.fetchall()
+        return [_signal_from_row(r) for r in rows]
+
+    async def orders_failed_absent(self, since: datetime) -> list[Order]:
+        """Orders given up as certainly absent since `since`: watched for a late original."""
+        async with self._conn.execute(
+            f"SELECT {_ORDER_COLUMNS} FROM orders WHERE status = 'failed' AND last_error LIKE 'certainly absent%' "
+            "AND updated_at >= ?",
+            (since.isoformat(),),
+        ) as cur:
+            rows = await cur.fetchall()
+        return [_order_from_row(r) for r in rows]
+
+    async def filled_orders(self) -> list[tuple[str, str, Decimal, Decimal | None, Decimal, str | None]]:
+        """(symbol, side, filled, average, fee, fee currency) of every order with a fill."""
+        async with self._conn.execute(
+            "SELECT symbol, side, filled, average, fee, fee_currency FROM orders WHERE filled NOT IN ('0', '0.0')"
+        ) as cur:
+            rows = await cur.fetchall()
+        out = []
+        for r in rows:
+            filled = Decimal(r[2])
+            if filled:
+                out.append((r[0], r[1], filled, _dec(r[3]), Decimal(r[4]), r[5]))
+        return out
+
     async def orders_for_signal(self, signal_id: str) -> list[Order]:
         async with self._conn.execute(
             f"SELECT {_ORDER_COLUMNS} FROM orders WHERE signal_id=? ORDER BY replacement", (signal_id,)
@@ -601,7 +672,40 @@ class Store:
         return [dict(r) | {"detail": json.loads(r["detail"])} for r in rows]
 
 
-def _run_batch(conn: sqlite3.Connection, groups: list[list[tuple[str, Sequence[Any]]]]) -> list[Any]:
+def _order_row(order: Order) -> tuple[Any, ...]:
+    return (
+        order.client_order_id,
+        order.signal_id,
+        order.replacement,
+        order.exchange_order_id,
+        order.symbol,
+        order.side.value,
+        order.type.value,
+        str(order.amount),
+        _d(order.price),
+        order.status.value,
+        str(order.filled),
+        _d(order.average),
+        str(order.fee),
+        order.fee_currency,
+        order.attempts,
+        _ts(order.created_at),
+        _ts(order.updated_at),
+        _ts(order.timeout_at),
+        order.last_error,
+        order.origin,
+        order.version,
+    )
+
+
+def _execute(conn: sqlite3.Connection, statement: Statement) -> int | None:
+    cursor = conn.execute(statement[0], statement[1])
+    if len(statement) > 2 and statement[2] and cursor.rowcount != 1:
+        raise StaleWrite(f"stale write, the row changed since it was read: {statement[0].split(' WHERE ')[0][:40]}")
+    return cursor.lastrowid
+
+
+def _run_batch(conn: sqlite3.Connection, groups: list[list[Statement]]) -> list[Any]:
     """In SQLite's thread: every group in its own savepoint, one COMMIT for all of them."""
     outcomes: list[Any] = []
     conn.execute("BEGIN IMMEDIATE")
@@ -609,8 +713,8 @@ def _run_batch(conn: sqlite3.Connection, groups: list[list[tuple[str, Sequence[A
         for statements in groups:
             conn.execute("SAVEPOINT grp")
             try:
-                ids = [conn.execute(sql, params).lastrowid for sql, params in statements]
-            except sqlite3.Error as exc:
+                ids = [_execute(conn, statement) for statement in statements]
+            except (sqlite3.Error, StaleWrite) as exc:
                 conn.execute("ROLLBACK TO grp")
                 conn.execute("RELEASE grp")
                 outcomes.append(exc)
@@ -623,6 +727,18 @@ def _run_batch(conn: sqlite3.Connection, groups: list[list[tuple[str, Sequence[A
             conn.execute("ROLLBACK")
         raise
     return outcomes
+
+
+def _as_duplicate(record: SignalRecord) -> SignalRecord:
+    # A second accepted row with the same id: the caller raced itself; store it as a duplicate.
+    return record.model_copy(
+        update={
+            "status": SignalStatus.DUPLICATE,
+            "reason": f"id {record.id} seen before",
+            "decided_at": None,
+            "decided_by": None,
+        }
+    )
 
 
 def _signal_from_row(r: aiosqlite.Row) -> SignalRecord:
@@ -665,4 +781,5 @@ def _order_from_row(r: aiosqlite.Row) -> Order:
         timeout_at=_dt(r["timeout_at"]),
         last_error=r["last_error"],
         origin=r["origin"],
+        version=r["version"],
     )

@@ -14,12 +14,9 @@ from datetime import datetime
 from decimal import Decimal
 
 from executor.exchanges.base import ExchangeOrder
-from executor.models import ZERO, Fill, Order
+from executor.models import ZERO, Fill, MarketInfo, Order, Side
 from executor.models import OrderStatus as O
 from executor.states import can_transition_order
-
-# Where a venue status leads, given what it reports as filled.
-_CANCEL_PENDING_STAYS = frozenset({O.OPEN, O.PARTIALLY_FILLED})
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,9 +48,23 @@ def target_status(current: O, reported: O, filled: Decimal, amount: Decimal) -> 
     return wanted if can_transition_order(current, wanted) else current
 
 
+def states_fills(report: ExchangeOrder) -> bool:
+    """Whether the report can end an order: a final state is a fact only with its filled amount
+    (a bare cancel acknowledgement says nothing about the fills that came before it)."""
+    return report.filled is not None or report.status in (O.OPEN, O.PARTIALLY_FILLED)
+
+
 def apply_report(order: Order, report: ExchangeOrder, now: datetime) -> Applied:
-    """Fold one venue report into `order`. Never raises on what the venue says."""
+    """Fold one venue report into `order`. Never raises on what the venue says.
+
+    A final report that does not state the filled amount changes nothing but the exchange order
+    id: the caller must fetch the order to learn how it ended.
+    """
     old = order.status
+    if not states_fills(report):
+        if report.exchange_order_id and not order.exchange_order_id:
+            order = order.model_copy(update={"exchange_order_id": report.exchange_order_id, "updated_at": now})
+        return Applied(order=order, old=old, fills=())
     reported_filled = report.filled if report.filled is not None else ZERO
     overfill = max(ZERO, reported_filled - order.amount)
     new_filled = min(max(order.filled, reported_filled), order.amount)
@@ -104,3 +115,17 @@ def _fill_price(order: Order, report: ExchangeOrder, new_filled: Decimal, delta:
             return price
         return report.average
     return report.price or order.price or ZERO
+
+
+def effect(order: Order, market: MarketInfo | None) -> dict[str, Decimal]:
+    """What the order's fills did to balances, per currency (fees in the currency charged)."""
+    out: dict[str, Decimal] = {}
+    if order.filled:
+        base, quote = (market.base, market.quote) if market else order.symbol.split("/", 1)
+        sign = 1 if order.side is Side.BUY else -1
+        price = order.average if order.average is not None else (order.price or ZERO)
+        out[base] = sign * order.filled
+        out[quote] = -sign * order.filled * price
+    if order.fee and order.fee_currency:
+        out[order.fee_currency] = out.get(order.fee_currency, ZERO) - order.fee
+    return out

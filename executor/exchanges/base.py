@@ -13,6 +13,7 @@ decides on the class only, never on message text:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
@@ -78,11 +79,14 @@ class ExchangeOrder:
     amount: Decimal
     price: Decimal | None
     status: OrderStatus
-    filled: Decimal
+    # None: the answer did not say (a bare cancel acknowledgement). Never read as zero: a venue's
+    # answer is a fact only for what it states.
+    filled: Decimal | None
     average: Decimal | None = None
     fee: Decimal = Decimal(0)
     fee_currency: str | None = None
-    ts: datetime | None = None
+    ts: datetime | None = None  # last update as the venue reports it
+    created: datetime | None = None  # when the venue accepted it
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,6 +122,33 @@ class Cooldown:
     async def wait(self) -> None:
         while (left := self.remaining) > 0:
             await asyncio.sleep(left)
+
+
+@dataclass(frozen=True, slots=True)
+class RequestBudget:
+    """The venue's announced request-weight limit and how much of it is in use, as the adapter knows.
+
+    `used` is the venue's own count for its current window when it reports one (Binance's
+    `X-MBX-USED-WEIGHT-1M`), else the adapter's count of what it sent in the last minute.
+    """
+
+    weight_per_minute: float | None = None  # None: the venue announced no limit (or the paper exchange)
+    used: float = 0.0
+    queued: int = 0  # requests waiting in the throttle right now
+
+    @property
+    def headroom(self) -> float:
+        """The share of the limit still free in this window, 0..1 (1 when there is no limit)."""
+        if not self.weight_per_minute:
+            return 1.0
+        return max(0.0, 1.0 - self.used / self.weight_per_minute)
+
+    def affordable(self, cost: float, share: float = 1.0) -> int:
+        """How many requests of `cost` fit into `share` of what is left in this window."""
+        if not self.weight_per_minute:
+            return 1_000_000
+        left = self.weight_per_minute * share - self.used
+        return max(0, int(left // max(cost, 1e-9)))
 
 
 @dataclass(frozen=True, slots=True)
@@ -172,7 +203,31 @@ class ExchangePort(ABC):
     async def fetch_open_orders(self, symbol: str | None = None) -> list[ExchangeOrder]: ...
 
     @abstractmethod
-    async def fetch_my_trades(self, symbol: str, since: datetime | None = None) -> list[Trade]: ...
+    async def fetch_my_trades(self, symbol: str, since: datetime | None = None) -> list[Trade]:
+        """Our fills in `symbol` since `since`, oldest first, every page of them."""
+
+    @abstractmethod
+    async def fetch_orders_since(self, symbol: str, since: datetime) -> list[ExchangeOrder]:
+        """Every order in `symbol` (open and ended) created at or after `since`, oldest first.
+
+        The bulk answer reconciliation relies on (Binance `allOrders` with `startTime`, 1,000 per
+        page); the adapter pages until it has them all.
+        """
+
+    def admit(self) -> contextlib.AbstractAsyncContextManager[object]:
+        """Wait until one more order may go (the venue's order-rate limit, any cooldown); the
+        create request sent inside the block uses that admission. The executor journals
+        `submitting` inside it, right before the request, so an order still waiting here after a
+        crash is honestly `new`: certainly not sent."""
+        return contextlib.nullcontext()
+
+    def request_cost(self, operation: str) -> float:
+        """The request weight of one call of `operation` (a port method name) on this venue."""
+        return 1.0
+
+    def budget(self) -> RequestBudget:
+        """The venue's request budget as known now (see `RequestBudget`)."""
+        return RequestBudget()
 
     async def close(self) -> None:  # noqa: B027 - optional hook
         """Release connections. Always called, also on failure."""

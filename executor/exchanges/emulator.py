@@ -13,19 +13,27 @@ Endpoints (what ccxt 4.5's `binance` calls for spot): `GET /api/v3/ping`, `time`
 
 Binance behaviour kept: error codes and HTTP statuses (-2010 insufficient balance / duplicate
 order, -1013 filter failure, -2013 / -2011 unknown order, -1022 bad signature, -2014 / -2015 bad
-key, -1021 timestamp outside recvWindow, -1003 on 429 with Retry-After, -1015 too many orders,
-418 once a client keeps sending inside a 429's Retry-After, -1001 / -1007 with 5xx); request
-weights per endpoint counted per minute and orders per 10 s and per day in fixed windows, with
-`X-MBX-USED-WEIGHT-1M` and `X-MBX-ORDER-COUNT-10S` headers. A difference: the paper engine never
-reuses a client order id, even of a finished order (Binance refuses duplicates among open orders
-only), which is stricter and never lets through what Binance would refuse.
+key, -1021 timestamp outside recvWindow, -1127 a time window over 24 hours, -1128 a bad parameter
+combination, -1001 / -1007 with 5xx); a client order id unique among open orders only (reused
+once its order ended; a lookup by it finds the most recent order); fees in the asset received
+(see `paper_engine`); request weights per endpoint (`emulator_binance.request_weight`) counted
+per minute, and new orders per 10 s and per day, in fixed windows aligned to the epoch, Binance's
+default limits unless the faults file says otherwise, announced exactly in exchangeInfo.
+
+Rate limits as Binance answers them: request weight over the minute's limit is 429 -1003; an
+exhausted order count is 429 -1015 for new orders only (`POST /api/v3/order`, and a
+cancel-replace, which with `orderRateLimitExceededMode=CANCEL_ONLY` still cancels and fails just
+its new-order leg) while cancels and reads go on; a client that keeps sending inside a
+request-weight 429's Retry-After is banned with 418 (order-count 429s never lead to a ban).
+Every answer carries `X-MBX-USED-WEIGHT-1M`, order answers `X-MBX-ORDER-COUNT-10S` and
+`X-MBX-ORDER-COUNT-1D`, 429 and 418 a `Retry-After` in whole seconds.
 
 Faults file (`--faults FILE`, JSON; every key optional, unknown keys are an error):
 
     {
       "seed": 1,                 # seeds the draws: same file, same requests -> same faults
       "invisible_ms": 300,       # how long an "invisible" order stays out of every query
-      "retry_after": 1,          # Retry-After (seconds) of an injected 429
+      "retry_after": 1,          # back-off (seconds) of an injected 429; its header rounds up
       "timeout_hold_s": 12,      # how long a timeout-after-accept response is held (> client timeout)
       "limits": {"weight_per_minute": 6000, "orders_per_10s": 100, "orders_per_day": 200000,
                  "ban_after": 10, "ban_seconds": 5},     # Binance's spot limits; 0 switches one off
@@ -39,8 +47,9 @@ Faults file (`--faults FILE`, JSON; every key optional, unknown keys are an erro
 Per request, one response fault is drawn from its endpoint's table (their probabilities add up to
 at most 1): `timeout_after_accept` acts, then holds the answer for `timeout_hold_s`;
 `error_before` answers 5xx without acting; `error_after` acts, then answers 5xx; `rate_limit`
-answers 429 without acting (and, like a real limit, so does every request inside its
-Retry-After); `reset_after_accept` acts, then drops the connection without an answer.
+answers a request-weight 429 (-1003) without acting (and, like a real limit, so does every
+request inside its Retry-After, on the way to a 418); `reset_after_accept` acts, then drops the
+connection without an answer.
 Independently, `invisible` hides an order a create made from every query for `invisible_ms`.
 """
 
@@ -69,6 +78,7 @@ from executor.exchanges import emulator_binance as wire
 from executor.exchanges.emulator_binance import BinanceError
 from executor.exchanges.emulator_endpoints import ROUTES, Ctx
 from executor.exchanges.emulator_faults import (
+    CANCEL_REPLACE,
     CREATING,
     EmulatorFault,
     EmulatorFaults,
@@ -140,10 +150,12 @@ class Emulator:
         self._weight = _Window(limits.weight_per_minute, 60.0)
         self._orders_10s = _Window(limits.orders_per_10s, 10.0)
         self._orders_day = _Window(limits.orders_per_day, 86_400.0)
-        self._backoff_until = 0.0  # monotonic; set by every 429 we send
+        # Monotonic end of the last request-weight 429's Retry-After: requests inside it are the
+        # violations that earn a 418. Order-count 429s (-1015) never set it.
+        self._weight_backoff_until = 0.0
         self._banned_until = 0.0
         self._violations = 0
-        self._hidden: dict[str, float] = {}  # client order id -> monotonic time it becomes visible
+        self._hidden: dict[int, float] = {}  # order id -> monotonic time it becomes visible
         self._rng = random.Random(f"emulator:{self.faults.seed}")
         self._cancel_ids = 0
         self._by_id: dict[str, str] = {}
@@ -151,6 +163,8 @@ class Emulator:
             self._by_id[wire.market_id(info)] = symbol
         self.requests: Counter[str] = Counter()
         self.statuses: Counter[int] = Counter()
+        self.statuses_by_path: dict[str, Counter[int]] = {}  # "METHOD /path" -> HTTP status -> answers
+        self.codes: Counter[int] = Counter()  # Binance error code -> answers carrying it
         self.closing = asyncio.Event()
 
     # -- test and operator hooks ----------------------------------------------------------------
@@ -159,11 +173,25 @@ class Emulator:
         """Answer everything with 418 for `seconds`, as after repeated 429s."""
         self._banned_until = time.monotonic() + seconds
 
-    def hide(self, client_order_id: str, seconds: float) -> None:
-        self._hidden[client_order_id] = time.monotonic() + seconds
+    def hide(self, order: int | str, seconds: float) -> None:
+        """Keep an order out of every query for `seconds`: by order id, or the most recent order
+        with that client order id."""
+        if isinstance(order, str):
+            order = self.engine.get_order(client_order_id=order).id
+        self._hidden[order] = time.monotonic() + seconds
+
+    @property
+    def too_many_orders(self) -> int:
+        """How many answers refused a new order for the order count (-1015)."""
+        return self.codes[-1015]
 
     def record(self) -> dict[str, Any]:
-        """Every order the venue accepted, what was injected and answered: plain JSON."""
+        """Every order the venue accepted, what was injected and answered: plain JSON.
+
+        `statuses_by_path` counts answers per endpoint and HTTP status (`{"GET /api/v3/order":
+        {"200": 3, "429": 1}}`), `error_codes` per Binance error code (`{"-2010": 1}`, a -1015
+        inside a cancel-replace answer included), `too_many_orders` the -1015 answers alone.
+        """
         orders = []
         for o in self.engine.all_orders():
             orders.append(
@@ -186,6 +214,12 @@ class Emulator:
             "faults": self.faults.summary(),
             "requests": dict(sorted(self.requests.items())),
             "statuses": {str(k): v for k, v in sorted(self.statuses.items())},
+            "statuses_by_path": {
+                path: {str(k): v for k, v in sorted(counts.items())}
+                for path, counts in sorted(self.statuses_by_path.items())
+            },
+            "error_codes": {str(k): v for k, v in sorted(self.codes.items())},
+            "too_many_orders": self.too_many_orders,
             "audit": audit_orders(orders).to_json(),
         }
 
@@ -198,41 +232,41 @@ class Emulator:
         endpoint = f"{request.method} {request.path}"
         route = ROUTES.get(endpoint)
         if route is None:
-            return self._answer(404, {"code": -1000, "msg": f"Unknown endpoint {endpoint}."})
+            return self._answer(endpoint, 404, {"code": -1000, "msg": f"Unknown endpoint {endpoint}."})
         self.requests[endpoint] += 1
         if self.latency_ms > 0:
             await asyncio.sleep(self.latency_ms / 1000)
         # The raw strings: the signature covers exactly what the client sent, before decoding.
         raw_query = request.raw_path.partition("?")[2]
         raw_body = (await request.read()).decode("utf-8", errors="replace") if request.body_exists else ""
-        params = dict(parse_qsl(raw_query, keep_blank_values=True))
-        params.update(parse_qsl(raw_body, keep_blank_values=True))
+        params = dict(parse_qsl(raw_body, keep_blank_values=True))
+        params.update(parse_qsl(raw_query, keep_blank_values=True))  # the query string wins, as on Binance
         handler, signed = route
         headers: dict[str, str] = {}
         try:
             self._gate(wire.request_weight(endpoint, params))
             if signed:
                 self._authenticate(request, raw_query, raw_body, params)
-            if endpoint in CREATING:
-                headers.update(self._count_order())
             draw = self.faults.draw(endpoint)
             if draw.fault is F.RATE_LIMIT:
-                raise self._too_many(self.faults.retry_after, -1003, _WEIGHT_MSG.format(self._weight.limit))
+                raise self._weight_429(self.faults.retry_after)
             if draw.fault is F.ERROR_BEFORE:
-                return self._server_error()
-            self.engine.sync()
+                return self._server_error(endpoint)
             ctx = Ctx(endpoint, params)
+            if endpoint in CREATING:
+                ctx.order_refusal = self._count_order(endpoint, params, headers)
+            self.engine.sync()
             outcome: Any
             try:
                 outcome = (200, handler(self, ctx))
             except BinanceError as exc:
                 outcome = exc
             if draw.invisible and ctx.created:
-                for coid in ctx.created:
-                    self.hide(coid, self.faults.invisible_ms / 1000)
+                for order_id in ctx.created:
+                    self.hide(order_id, self.faults.invisible_ms / 1000)
                 self.faults.note_invisible(endpoint)
             if draw.fault is F.ERROR_AFTER:
-                return self._server_error()
+                return self._server_error(endpoint)
             if draw.fault is F.RESET_AFTER_ACCEPT:
                 if request.transport is not None:
                     request.transport.abort()
@@ -243,59 +277,101 @@ class Emulator:
             if isinstance(outcome, BinanceError):
                 raise outcome
             status, payload = outcome
-            return self._answer(status, payload, headers)
+            return self._answer(endpoint, status, payload, headers)
         except BinanceError as exc:
-            return self._answer(exc.status, exc.body(), {**headers, **exc.headers})
+            return self._answer(endpoint, exc.status, exc.body(), {**headers, **exc.headers})
 
-    def _answer(self, status: int, payload: Any, headers: Mapping[str, str] | None = None) -> web.Response:
-        self.statuses[status] += 1
-        out = {"X-MBX-USED-WEIGHT-1M": str(self._weight.used)}
-        out.update(headers or {})
-        return web.json_response(payload, status=status, headers=out)
+    def _answer(
+        self, endpoint: str, status: int, payload: Any, headers: Mapping[str, str] | None = None
+    ) -> web.Response:
+        self._count_answer(endpoint, status)
+        if isinstance(payload, dict) and isinstance(payload.get("code"), int):
+            self.codes[payload["code"]] += 1
+        return web.json_response(payload, status=status, headers={**self._weight_header(), **(headers or {})})
 
-    def _server_error(self) -> web.Response:
+    def _server_error(self, endpoint: str) -> web.Response:
         status, code, msg = self._rng.choice(_SERVER_ERRORS)
-        self.statuses[status] += 1
+        self._count_answer(endpoint, status)
         if code is None:
-            return web.Response(status=status, text=msg, content_type="text/html")
-        return web.json_response({"code": code, "msg": msg}, status=status)
+            return web.Response(status=status, text=msg, content_type="text/html", headers=self._weight_header())
+        self.codes[code] += 1
+        return web.json_response({"code": code, "msg": msg}, status=status, headers=self._weight_header())
+
+    def _count_answer(self, endpoint: str, status: int) -> None:
+        self.statuses[status] += 1
+        by_path = self.statuses_by_path.get(endpoint)
+        if by_path is None:
+            by_path = self.statuses_by_path[endpoint] = Counter()
+        by_path[status] += 1
+
+    def _weight_header(self) -> dict[str, str]:
+        self._weight.roll(time.time())
+        return {"X-MBX-USED-WEIGHT-1M": str(self._weight.used)}
 
     def _gate(self, weight: int) -> None:
-        """Bans, 429 back-off and the request-weight limit, before anything else."""
+        """Bans, the request-weight 429 back-off and the request-weight limit, before anything else.
+
+        Only requests sent inside a request-weight 429's Retry-After count towards the 418, as on
+        Binance: an exhausted order count refuses new orders and nothing else.
+        """
         now = time.monotonic()
         limits = self.faults.limits
         if now < self._banned_until:
             raise self._banned(now)
-        if now < self._backoff_until:
+        if now < self._weight_backoff_until:
             self._violations += 1
             if limits.ban_after and self._violations >= limits.ban_after:
                 self._violations = 0
                 self._banned_until = now + limits.ban_seconds
                 raise self._banned(now)
-            raise self._too_many(self._backoff_until - now, -1003, _WEIGHT_MSG.format(self._weight.limit))
+            raise self._weight_429(self._weight_backoff_until - now)
         self._violations = 0
         wall = time.time()
         if self._weight.full(wall, weight):
-            raise self._too_many(self._weight.reset_in(wall), -1003, _WEIGHT_MSG.format(self._weight.limit))
+            raise self._weight_429(self._weight.reset_in(wall))
         self._weight.used += weight
 
-    def _count_order(self) -> dict[str, str]:
+    def _count_order(self, endpoint: str, params: Mapping[str, str], headers: dict[str, str]) -> BinanceError | None:
+        """Take one new order from the order-count windows; their counts go into `headers`.
+
+        An exhausted window is a 429 -1015 with the window's Retry-After. A cancel-replace sent with
+        `orderRateLimitExceededMode=CANCEL_ONLY` still cancels: the refusal is returned for its
+        new-order leg instead of raised.
+        """
+        cancel_only = False
+        if endpoint == CANCEL_REPLACE:
+            mode = params.get("orderRateLimitExceededMode") or "DO_NOTHING"
+            if mode not in ("DO_NOTHING", "CANCEL_ONLY"):
+                raise BinanceError(400, -1100, "Illegal characters found in parameter 'orderRateLimitExceededMode'.")
+            cancel_only = mode == "CANCEL_ONLY"
         wall = time.time()
+        refusal = None
         for window, per in ((self._orders_10s, "10 SECOND"), (self._orders_day, "1 DAY")):
             if window.full(wall, 1):
-                raise self._too_many(
-                    window.reset_in(wall),
+                refusal = BinanceError(
+                    429,
                     -1015,
                     f"Too many new orders; current limit is {window.limit} orders per {per}.",
+                    headers={"Retry-After": _seconds(window.reset_in(wall))},
                 )
-        self._orders_10s.used += 1
-        self._orders_day.used += 1
-        return {"X-MBX-ORDER-COUNT-10S": str(self._orders_10s.used), "X-MBX-ORDER-COUNT-1D": str(self._orders_day.used)}
+                break
+        else:
+            self._orders_10s.used += 1
+            self._orders_day.used += 1
+        headers["X-MBX-ORDER-COUNT-10S"] = str(self._orders_10s.used)
+        headers["X-MBX-ORDER-COUNT-1D"] = str(self._orders_day.used)
+        if refusal is not None and not cancel_only:
+            raise refusal
+        if refusal is not None:
+            self.codes[-1015] += 1  # answered inside the cancel-replace's 409, not as its own code
+        return refusal
 
-    def _too_many(self, retry_after: float, code: int, msg: str) -> BinanceError:
+    def _weight_429(self, retry_after: float) -> BinanceError:
         retry_after = max(retry_after, 0.001)
-        self._backoff_until = max(self._backoff_until, time.monotonic() + retry_after)
-        return BinanceError(429, code, msg, headers={"Retry-After": _seconds(retry_after)})
+        self._weight_backoff_until = max(self._weight_backoff_until, time.monotonic() + retry_after)
+        return BinanceError(
+            429, -1003, _WEIGHT_MSG.format(self._weight.limit), headers={"Retry-After": _seconds(retry_after)}
+        )
 
     def _banned(self, now: float) -> BinanceError:
         left = self._banned_until - now
@@ -365,19 +441,25 @@ class Emulator:
     def info(self, symbol: str) -> MarketInfo:
         return self.engine.market(symbol)
 
-    def visible(self, client_order_id: str) -> bool:
-        until = self._hidden.get(client_order_id)
+    def visible(self, order_id: int) -> bool:
+        """Whether the order may be seen yet (see the `invisible` fault)."""
+        if not self._hidden:
+            return True
+        until = self._hidden.get(order_id)
         if until is None:
             return True
         if time.monotonic() >= until:
-            del self._hidden[client_order_id]
+            del self._hidden[order_id]
             return True
         return False
 
     def find(self, params: Mapping[str, str], symbol: str, *, cancel: bool, replace: bool = False) -> EngineOrder:
         """The order named by `orderId` / `origClientOrderId` (`cancel...` ones for a cancel-replace).
 
-        An order the client may not see yet (invisible fault) is unknown, as on a lagging venue.
+        With both, the order id is looked up and the client order id checked against it; with the
+        client order id alone, the most recent order that has it (ids are reused once an order
+        ended). An order the client may not see yet (invisible fault) is unknown, as on a lagging
+        venue.
         """
         coid_key, id_key = ("cancelOrigClientOrderId", "cancelOrderId") if replace else ("origClientOrderId", "orderId")
         coid = params.get(coid_key) or None
@@ -388,7 +470,7 @@ class Emulator:
             order = self.engine.get_order(client_order_id=coid, exchange_order_id=order_id)
         except EngineError as exc:
             raise wire.engine_error(exc, cancel=cancel) from None
-        if order.symbol != symbol or not self.visible(order.client_order_id):
+        if order.symbol != symbol or not self.visible(order.id):
             raise wire.unknown_order(cancel=cancel)
         return order
 
@@ -414,16 +496,16 @@ class Emulator:
             order = self.engine.create_order(coid, symbol, side, type_, amount, price)
         except EngineError as exc:
             raise wire.engine_error(exc) from None
-        ctx.created.append(order.client_order_id)
+        ctx.created.append(order.id)
         resp_type = params.get("newOrderRespType") or "FULL"
         if resp_type not in ("ACK", "RESULT", "FULL"):
             resp_type = "FULL"
-        fills = self.engine.trades(client_order_id=order.client_order_id)
+        fills = self.engine.trades(exchange_order_id=order.id)
         return wire.new_order_json(order, self.info(symbol), fills, resp_type)
 
     def cancel(self, order: EngineOrder, cancel_client_id: str | None) -> dict[str, Any]:
         try:
-            done = self.engine.cancel_order(client_order_id=order.client_order_id)
+            done = self.engine.cancel_order(exchange_order_id=order.id)
         except EngineError as exc:
             raise wire.engine_error(exc, cancel=True) from None
         if not cancel_client_id:
@@ -444,10 +526,8 @@ def _unsigned(raw: str) -> str:
 
 
 def _seconds(value: float) -> str:
-    """Retry-After in whole seconds when it is whole; fractions (tests) to the millisecond."""
-    if value >= 1 and abs(value - round(value)) < 1e-9:
-        return str(round(value))
-    return f"{value:.3f}".rstrip("0").rstrip(".")
+    """Retry-After as Binance sends it: whole seconds, rounded up, at least 1."""
+    return str(max(1, math.ceil(value - 1e-9)))
 
 
 # -- the app and its life -------------------------------------------------------------------------

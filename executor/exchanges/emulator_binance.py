@@ -152,10 +152,32 @@ def type_param(params: Mapping[str, str]) -> OrderType:
 
 
 def request_weight(endpoint: str, params: Mapping[str, str]) -> int:
-    """Binance spot's request weight of one call (REQUEST_WEIGHT, per minute)."""
+    """Binance spot's request weight of one call (REQUEST_WEIGHT, per minute), as documented today:
+
+    | endpoint                          | weight                                                   |
+    |-----------------------------------|----------------------------------------------------------|
+    | GET /api/v3/ping, time            | 1                                                        |
+    | GET /api/v3/exchangeInfo          | 20                                                       |
+    | GET /api/v3/depth                 | by `limit` (default 100): 5 up to 100, 25 up to 500,     |
+    |                                   | 50 up to 1000, 250 above (at most 5000 levels are sent)  |
+    | GET /api/v3/ticker/24hr           | 2 with `symbol`; `symbols`: 2 for 1-20, 40 for 21-100,   |
+    |                                   | 80 for more; 80 for every market                         |
+    | GET /api/v3/ticker/bookTicker     | 2 with `symbol`, 4 otherwise                             |
+    | GET /api/v3/ticker/price          | 2 with `symbol`, 4 otherwise                             |
+    | GET /api/v3/account               | 20                                                       |
+    | POST /api/v3/order                | 1 (and 1 from the order count)                           |
+    | GET /api/v3/order                 | 4                                                        |
+    | DELETE /api/v3/order              | 1                                                        |
+    | GET /api/v3/openOrders            | 6 with `symbol`, 80 without                              |
+    | DELETE /api/v3/openOrders         | 1                                                        |
+    | GET /api/v3/allOrders             | 20                                                       |
+    | GET /api/v3/myTrades              | 20; 5 with `orderId`                                     |
+    | POST /api/v3/order/cancelReplace  | 1 (and 1 from the order count)                           |
+    """
     has_symbol = "symbol" in params
     if endpoint == "GET /api/v3/depth":
-        limit = int_param(params, "limit", 100) or 100
+        limit = int_param(params, "limit", 100)
+        assert limit is not None
         return 5 if limit <= 100 else 25 if limit <= 500 else 50 if limit <= 1000 else 250
     if endpoint == "GET /api/v3/ticker/24hr":
         if has_symbol:
@@ -168,15 +190,23 @@ def request_weight(endpoint: str, params: Mapping[str, str]) -> int:
         return 2 if has_symbol else 4
     if endpoint == "GET /api/v3/openOrders":
         return 6 if has_symbol else 80
-    return _WEIGHTS.get(endpoint, 1)
+    if endpoint == "GET /api/v3/myTrades":
+        return 5 if params.get("orderId") else 20
+    return WEIGHTS.get(endpoint, 1)
 
 
-_WEIGHTS = {
+# The fixed weights; every endpoint not named here, nor in `request_weight`'s cases, weighs 1.
+WEIGHTS = {
+    "GET /api/v3/ping": 1,
+    "GET /api/v3/time": 1,
     "GET /api/v3/exchangeInfo": 20,
     "GET /api/v3/account": 20,
+    "POST /api/v3/order": 1,
     "GET /api/v3/order": 4,
+    "DELETE /api/v3/order": 1,
+    "DELETE /api/v3/openOrders": 1,
     "GET /api/v3/allOrders": 20,
-    "GET /api/v3/myTrades": 20,
+    "POST /api/v3/order/cancelReplace": 1,
 }
 
 

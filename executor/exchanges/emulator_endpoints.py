@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from executor.exchanges import emulator_binance as wire
 from executor.exchanges.emulator_binance import BinanceError
+from executor.exchanges.paper_engine import EngineError
 
 if TYPE_CHECKING:
     from executor.exchanges.emulator import Emulator
@@ -25,7 +26,9 @@ class Ctx:
 
     endpoint: str
     params: dict[str, str]
-    created: list[str] = field(default_factory=list)  # client ids of orders this request placed
+    created: list[int] = field(default_factory=list)  # order ids of the orders this request placed
+    # An exhausted order count that refuses only the new-order leg (cancel-replace, CANCEL_ONLY).
+    order_refusal: BinanceError | None = None
 
 
 def _ping(emu: Emulator, ctx: Ctx) -> Any:
@@ -70,10 +73,10 @@ def _price_ticker(emu: Emulator, symbol: str) -> Any:
 def _depth(emu: Emulator, ctx: Ctx) -> Any:
     symbol = emu.symbol(ctx.params)
     assert symbol is not None
-    limit = wire.int_param(ctx.params, "limit", 100) or 100
-    if not 1 <= limit <= 5000:
+    limit = wire.int_param(ctx.params, "limit", 100)
+    if limit is None or limit < 1:
         raise BinanceError(400, -1100, "Illegal characters found in parameter 'limit'; legal range is '1-5000'.")
-    return wire.depth_json(emu.engine.depth(symbol, limit))
+    return wire.depth_json(emu.engine.depth(symbol, min(limit, 5000)))  # more than 5000: 5000, as Binance
 
 
 def _account(emu: Emulator, ctx: Ctx) -> Any:
@@ -102,58 +105,101 @@ def _cancel_order(emu: Emulator, ctx: Ctx) -> Any:
 
 def _open_orders(emu: Emulator, ctx: Ctx) -> Any:
     symbol = emu.symbol(ctx.params, required=False)
-    orders = [o for o in emu.engine.open_orders(symbol) if emu.visible(o.client_order_id)]
+    orders = [o for o in emu.engine.open_orders(symbol) if emu.visible(o.id)]
     return [wire.order_json(o, emu.info(o.symbol)) for o in sorted(orders, key=lambda o: o.id)]
 
 
 def _cancel_open_orders(emu: Emulator, ctx: Ctx) -> Any:
     symbol = emu.symbol(ctx.params)
-    orders = [o for o in emu.engine.open_orders(symbol) if emu.visible(o.client_order_id)]
+    orders = [o for o in emu.engine.open_orders(symbol) if emu.visible(o.id)]
     if not orders:
         raise wire.unknown_order(cancel=True)
     return [emu.cancel(o, None) for o in sorted(orders, key=lambda o: o.id)]
 
 
 def _all_orders(emu: Emulator, ctx: Ctx) -> Any:
-    symbol = emu.symbol(ctx.params)
-    p = ctx.params
-    limit = min(max(wire.int_param(p, "limit", 500) or 500, 1), 1000)
-    from_id = wire.int_param(p, "orderId")
-    start, end = wire.int_param(p, "startTime"), wire.int_param(p, "endTime")
-    orders = [o for o in emu.engine.all_orders(symbol) if emu.visible(o.client_order_id)]
-    if from_id is not None:
-        orders = [o for o in orders if o.id >= from_id][:limit]
-    else:
-        if start is not None:
-            orders = [o for o in orders if wire.ms(o.created_at) >= start]
-        if end is not None:
-            orders = [o for o in orders if wire.ms(o.created_at) <= end]
-        orders = orders[:limit] if start is not None else orders[-limit:]
-    return [wire.order_json(o, emu.info(o.symbol)) for o in orders]
-
-
-def _my_trades(emu: Emulator, ctx: Ctx) -> Any:
+    """Binance's allOrders: by `orderId` (ids at least it), by creation time (`startTime` /
+    `endTime`, at most 24 hours apart when both are given) or the most recent; `limit` 500 by
+    default, 1000 at most; oldest first. From an id or a start time the oldest `limit` are sent,
+    otherwise the newest `limit`."""
     symbol = emu.symbol(ctx.params)
     assert symbol is not None
     p = ctx.params
-    limit = min(max(wire.int_param(p, "limit", 500) or 500, 1), 1000)
+    limit = _limit(p)
+    from_id = wire.int_param(p, "orderId")
+    start, end = _window(p)
+    orders = emu.engine.all_orders(symbol, from_id=from_id)
+    orders = [o for o in orders if _within(wire.ms(o.created_at), start, end) and emu.visible(o.id)]
+    orders = orders[:limit] if from_id is not None or start is not None else orders[-limit:]
+    info = emu.info(symbol)
+    return [wire.order_json(o, info) for o in orders]
+
+
+def _my_trades(emu: Emulator, ctx: Ctx) -> Any:
+    """Binance's myTrades: of one order (`orderId`), from a trade id (`fromId`), by time
+    (`startTime` / `endTime`, at most 24 hours apart) or the most recent; only the combinations
+    Binance supports (-1128 otherwise); `limit` 500 by default, 1000 at most; oldest first."""
+    symbol = emu.symbol(ctx.params)
+    assert symbol is not None
+    p = ctx.params
+    limit = _limit(p)
     order_id = wire.int_param(p, "orderId")
     from_id = wire.int_param(p, "fromId")
-    start, end = wire.int_param(p, "startTime"), wire.int_param(p, "endTime")
-    trades = emu.engine.trades(symbol)
+    start, end = _window(p)
+    given = frozenset(
+        k
+        for k, v in (("orderId", order_id), ("fromId", from_id), ("startTime", start), ("endTime", end))
+        if v is not None
+    )
+    if given not in _TRADE_QUERIES:
+        raise BinanceError(400, -1128, "Combination of optional parameters invalid.")
     if order_id is not None:
-        trades = [t for t in trades if t.order_id == order_id]
-    trades = [t for t in trades if emu.visible(t.client_order_id)]
-    if from_id is not None:
-        trades = [t for t in trades if t.id >= from_id][:limit]
+        try:
+            trades = emu.engine.trades(symbol, exchange_order_id=order_id)
+        except EngineError:
+            trades = []
     else:
-        if start is not None:
-            trades = [t for t in trades if wire.ms(t.ts) >= start]
-        if end is not None:
-            trades = [t for t in trades if wire.ms(t.ts) <= end]
-        trades = trades[:limit] if start is not None else trades[-limit:]
+        trades = emu.engine.trades(symbol)
+    trades = [t for t in trades if (from_id is None or t.id >= from_id) and _within(wire.ms(t.ts), start, end)]
+    trades = [t for t in trades if emu.visible(t.order_id)]
+    trades = trades[:limit] if from_id is not None or start is not None else trades[-limit:]
     info = emu.info(symbol)
     return [wire.trade_json(t, info) for t in trades]
+
+
+# The parameter combinations Binance's myTrades accepts (beside symbol, limit and the signature).
+_TRADE_QUERIES = frozenset(
+    frozenset(c)
+    for c in (
+        (),
+        ("orderId",),
+        ("startTime",),
+        ("endTime",),
+        ("fromId",),
+        ("startTime", "endTime"),
+        ("orderId", "fromId"),
+    )
+)
+_DAY_MS = 86_400_000
+
+
+def _limit(p: dict[str, str]) -> int:
+    limit = wire.int_param(p, "limit", 500)
+    assert limit is not None
+    if not 1 <= limit <= 1000:
+        raise BinanceError(400, -1100, "Illegal characters found in parameter 'limit'; legal range is '1000'.")
+    return limit
+
+
+def _window(p: dict[str, str]) -> tuple[int | None, int | None]:
+    start, end = wire.int_param(p, "startTime"), wire.int_param(p, "endTime")
+    if start is not None and end is not None and end - start > _DAY_MS:
+        raise BinanceError(400, -1127, "More than 24 hours between startTime and endTime.")
+    return start, end
+
+
+def _within(ts_ms: int, start: int | None, end: int | None) -> bool:
+    return (start is None or ts_ms >= start) and (end is None or ts_ms <= end)
 
 
 def _cancel_replace(emu: Emulator, ctx: Ctx) -> Any:
@@ -185,11 +231,14 @@ def _cancel_replace(emu: Emulator, ctx: Ctx) -> Any:
                 "newOrderResponse": None,
             },
         )
-    try:
-        new_response: Any = emu.place(ctx, p, symbol)
-        new_ok = True
-    except BinanceError as exc:
-        new_response, new_ok = exc.body(), False
+    if ctx.order_refusal is not None:  # the order count is exhausted: CANCEL_ONLY canceled all the same
+        new_response, new_ok = ctx.order_refusal.body(), False
+    else:
+        try:
+            new_response = emu.place(ctx, p, symbol)
+            new_ok = True
+        except BinanceError as exc:
+            new_response, new_ok = exc.body(), False
     result = {
         "cancelResult": "SUCCESS" if cancel_ok else "FAILURE",
         "newOrderResult": "SUCCESS" if new_ok else "FAILURE",

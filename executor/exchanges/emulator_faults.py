@@ -55,7 +55,10 @@ ENDPOINTS = (
     "GET /api/v3/myTrades",
     "POST /api/v3/order/cancelReplace",
 )
-CREATING = frozenset({"POST /api/v3/order", "POST /api/v3/order/cancelReplace"})
+NEW_ORDER = "POST /api/v3/order"
+CANCEL_REPLACE = "POST /api/v3/order/cancelReplace"
+# The endpoints that place orders: they take from the order count, and only they can hide one.
+CREATING = frozenset({NEW_ORDER, CANCEL_REPLACE})
 
 
 class FaultsFileError(ValueError):
@@ -82,12 +85,17 @@ class Draw:
 
 @dataclass(frozen=True, slots=True)
 class Limits:
-    """The venue's rate limits, Binance spot's by default. A limit of 0 switches it off."""
+    """The venue's rate limits, Binance spot's by default. A limit of 0 switches it off.
+
+    exchangeInfo announces exactly the ones switched on (REQUEST_WEIGHT per 1 MINUTE, ORDERS per
+    10 SECOND and per 1 DAY). `ban_after` counts requests sent inside a request-weight 429's
+    Retry-After (an order-count 429 never leads to a ban); `ban_seconds` is the 418's length.
+    """
 
     weight_per_minute: int = 6000
     orders_per_10s: int = 100
     orders_per_day: int = 200_000
-    ban_after: int = 10  # requests sent inside a 429's Retry-After before the 418 ban
+    ban_after: int = 10  # requests sent inside a request-weight 429's Retry-After before the 418 ban
     ban_seconds: float = 5.0
 
 

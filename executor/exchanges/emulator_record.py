@@ -10,30 +10,20 @@ section 6 from the venue's side, without trusting the client's store:
   orders never overlap.
 
 A signal's orders are recognised by their client order ids (see `executor.clientid`):
-`<prefix>-<hash>-<replacement>` share everything up to the last `-`.
+they share everything but the replacement number.
 """
 
 from __future__ import annotations
 
-import re
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
-_REPLACEMENT = re.compile(r"^(?P<key>.+)-(?P<n>\d+)$")
+from executor.clientid import replacement_number, signal_key
 
-
-def signal_key(client_order_id: str) -> str:
-    """The part of a client order id shared by every order of one signal."""
-    match = _REPLACEMENT.match(client_order_id)
-    return match.group("key") if match else client_order_id
-
-
-def replacement_number(client_order_id: str) -> int | None:
-    match = _REPLACEMENT.match(client_order_id)
-    return int(match.group("n")) if match else None
+__all__ = ["Audit", "audit_orders", "replacement_number", "signal_key"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,23 +52,32 @@ def audit_orders(
 ) -> Audit:
     """Audit records shaped like `Emulator.record()["orders"]`.
 
-    `expected` maps a signal key (see `signal_key`) to the amount its signal asked for; signals
-    not in it are held to the amount of their first order.
+    Orders are keyed by their venue order id (`order_id`; a record without one by its place in
+    `orders`) and grouped by signal (see `signal_key`): a client order id reused once its first
+    order ended, as Binance allows, is two orders of one signal, each with its own fills and live
+    interval, never one order counted twice or mistaken for the other. `expected` maps a signal key
+    to the amount its signal asked for; signals not in it are held to the amount of their first
+    order.
     """
+    by_id: dict[Any, Mapping[str, Any]] = {}
+    for n, order in enumerate(orders):
+        order_id = order.get("order_id")
+        by_id[("row", n) if order_id is None else order_id] = order
     groups: dict[str, list[Mapping[str, Any]]] = defaultdict(list)
-    count = 0
-    for order in orders:
+    for order in by_id.values():
         groups[signal_key(order["client_order_id"])].append(order)
-        count += 1
     overfilled: list[dict[str, Any]] = []
     concurrent: list[dict[str, Any]] = []
     for key, members in sorted(groups.items()):
+        # Oldest first; the venue's order id breaks ties of equal timestamps.
+        members.sort(key=lambda o: (o["created_at"], _order_id(o)))
         for o in members:
             if Decimal(str(o["filled"])) > Decimal(str(o["amount"])):
                 overfilled.append(
                     {
                         "signal": key,
                         "client_order_ids": [o["client_order_id"]],
+                        "order_ids": [o.get("order_id")],
                         "filled": o["filled"],
                         "limit": o["amount"],
                     }
@@ -86,7 +85,7 @@ def audit_orders(
         if expected is not None and key in expected:
             limit = Decimal(str(expected[key]))
         else:
-            first = min(members, key=lambda o: (replacement_number(o["client_order_id"]) or 0, o["created_at"]))
+            first = min(members, key=lambda o: replacement_number(o["client_order_id"]) or 0)
             limit = Decimal(str(first["amount"]))
         filled = sum((Decimal(str(o["filled"])) for o in members), Decimal(0))
         if filled > limit:
@@ -94,15 +93,26 @@ def audit_orders(
                 {
                     "signal": key,
                     "client_order_ids": [o["client_order_id"] for o in members],
+                    "order_ids": [o.get("order_id") for o in members],
                     "filled": str(filled),
                     "limit": str(limit),
                 }
             )
-        live = sorted(members, key=lambda o: o["created_at"])
-        for i, a in enumerate(live):
+        for i, a in enumerate(members):
             a_end = a["ended_at"] if a["ended_at"] is not None else float("inf")
-            for b in live[i + 1 :]:
+            for b in members[i + 1 :]:
                 if b["created_at"] >= a_end:
                     break
-                concurrent.append({"signal": key, "client_order_ids": [a["client_order_id"], b["client_order_id"]]})
-    return Audit(orders=count, signals=len(groups), overfilled=overfilled, concurrent=concurrent)
+                concurrent.append(
+                    {
+                        "signal": key,
+                        "client_order_ids": [a["client_order_id"], b["client_order_id"]],
+                        "order_ids": [a.get("order_id"), b.get("order_id")],
+                    }
+                )
+    return Audit(orders=len(by_id), signals=len(groups), overfilled=overfilled, concurrent=concurrent)
+
+
+def _order_id(order: Mapping[str, Any]) -> int:
+    order_id = order.get("order_id")
+    return order_id if isinstance(order_id, int) else -1

@@ -68,7 +68,8 @@ class FaultPlan:
     """Which faults hit which operation: scripted ones first (FIFO), then seeded random draws.
 
     Operation names are the port's method names: "create_order", "fetch_order", "cancel_order",
-    "fetch_open_orders", "fetch_balances", "fetch_ticker", "fetch_my_trades", "load_markets".
+    "fetch_open_orders", "fetch_orders_since", "fetch_balances", "fetch_ticker", "fetch_my_trades",
+    "load_markets".
     `probabilities` maps an operation (or "*" for every one) to {fault: probability}.
     """
 
@@ -136,6 +137,7 @@ def _order(o: EngineOrder) -> ExchangeOrder:
         fee=o.fee,
         fee_currency=o.fee_currency or None,
         ts=_dt(o.updated_at),
+        created=_dt(o.created_at),
     )
 
 
@@ -271,6 +273,13 @@ class PaperExchange(ExchangePort):
     async def fetch_open_orders(self, symbol: str | None = None) -> list[ExchangeOrder]:
         orders = await self._call("fetch_open_orders", lambda _: self.engine.open_orders(symbol))
         return [_order(o) for o in orders if self._visible(o.client_order_id)]
+
+    async def fetch_orders_since(self, symbol: str, since: datetime) -> list[ExchangeOrder]:
+        start = since.timestamp()
+        orders = await self._call("fetch_orders_since", lambda _: self.engine.all_orders(symbol))
+        # Oldest first (a seeded order may be backdated); a venue that cannot show an order yet does not list it.
+        wanted = [o for o in orders if o.created_at >= start and self._visible(o.client_order_id)]
+        return [_order(o) for o in sorted(wanted, key=lambda o: (o.created_at, o.id))]
 
     async def fetch_my_trades(self, symbol: str, since: datetime | None = None) -> list[Trade]:
         start = None if since is None else since.timestamp()

@@ -14,6 +14,14 @@ whenever a later step's touch crosses their price, at their price, as makers.
 Money is `Decimal` throughout. A buy limit order locks `amount * price * (1 + max fee)` of the
 quote currency, a sell locks the base amount; each fill releases its exact share of the lock and
 the order's leftover lock is released when it ends, so `used` returns to exactly zero.
+
+Fees as Binance charges them without BNB discounts: in the asset the trade brings in, so a buy
+pays its fee in the base currency (it receives `amount - fee` and pays `amount * price`), a sell
+in the quote currency (it receives `amount * price - fee`). Each trade's fee is rounded to
+`FEE_DECIMALS` places (Binance's commission precision), and that rounded fee is what moves.
+
+Client order ids are unique among open orders only, as on Binance: once an order ended, a new
+order may reuse its id, and a lookup by client order id finds the most recent order with it.
 """
 
 from __future__ import annotations
@@ -26,12 +34,14 @@ import re
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Decimal
 from enum import StrEnum
 
 from executor.models import Balance, MarketInfo, OrderStatus, OrderType, Side, to_decimal
 
 ZERO = Decimal(0)
+FEE_DECIMALS = 8  # Binance's baseCommissionPrecision / quoteCommissionPrecision
+_FEE_QUANTUM = Decimal(1).scaleb(-FEE_DECIMALS)
 BOOK_LEVELS = 10
 # Quote notional of the synthetic book's best level; deeper levels grow linearly from it.
 LEVEL_NOTIONAL = 20_000.0
@@ -486,41 +496,22 @@ class PaperEngine:
         amount: Decimal | float | str,
         price: Decimal | float | str | None = None,
     ) -> EngineOrder:
-        """Place an order. `client_order_id=None` gets a generated one, as on Binance."""
+        """Place an order. `client_order_id=None` gets a generated one, as on Binance.
+
+        A client order id may be reused once the order that had it ended; while that order is open
+        a reuse is `DUPLICATE_ORDER`.
+        """
         m = self._market(symbol)
-        side, type, amount, price = self._parse(client_order_id, side, type, amount, price)
+        side, type, amount, price, ticks, client_order_id = self._check(m, client_order_id, side, type, amount, price)
         info = m.info
         is_buy = side is Side.BUY
-        ticks = 0
-        if price is not None:
-            self._check_price(info, price)
-            ticks = int(price / info.price_tick)
-        self._check_amount(info, amount)
-        # Market orders are checked at the touch, as Binance applies NOTIONAL to market orders.
-        notional = amount * (price if price is not None else info.price_tick * (m.ask_t if is_buy else m.bid_t))
-        if notional < info.min_cost:
-            raise EngineError(
-                ErrorKind.FILTER_FAILURE,
-                f"Filter failure: NOTIONAL (notional {_fmt(notional)} {info.quote} is below the minimum "
-                f"{_fmt(info.min_cost)} {info.quote} for {symbol}).",
-                filter="NOTIONAL",
-            )
-        if client_order_id is None:
-            client_order_id = f"paper-cid-{self._next_order_id}"
-        if (previous := self._by_client_id.get(client_order_id)) is not None:
-            raise EngineError(
-                ErrorKind.DUPLICATE_ORDER,
-                f"Duplicate order sent. Client order id {client_order_id!r} is already used by order "
-                f"{previous.exchange_order_id}.",
-            )
-
         lock_currency = info.quote if is_buy else info.base
         if price is None:
             fills = self._take(m, side, amount, None)
             lock = ZERO
             if is_buy:
-                cost = sum((info.price_tick * t * q for _, t, q in fills), ZERO)
-                self._require(lock_currency, cost * (1 + self.taker_fee))
+                # The fee comes out of the base received: the quote needed is the cost of the walk.
+                self._require(lock_currency, sum((info.price_tick * t * q for _, t, q in fills), ZERO))
             else:
                 self._require(lock_currency, amount)
         else:
@@ -531,30 +522,7 @@ class PaperEngine:
             fills = self._take(m, side, amount, ticks) if crosses else []
 
         now = self.now()
-        order = EngineOrder(
-            id=self._next_order_id,
-            client_order_id=client_order_id,
-            symbol=symbol,
-            side=side,
-            type=type,
-            amount=amount,
-            price=price,
-            status=OrderStatus.OPEN,
-            created_at=now,
-            updated_at=now,
-            fee_currency=info.quote,
-            locked=lock,
-            ticks=ticks,
-        )
-        self._next_order_id += 1
-        self._orders[order.id] = order
-        self._by_client_id[client_order_id] = order
-        m.orders.append(order)
-        self._updates += 1
-        if lock:
-            self._free[lock_currency] -= lock
-            self._used[lock_currency] += lock
-
+        order = self._accept(m, client_order_id, side, type, amount, price, ticks, lock, now)
         taken = m.taken_asks if is_buy else m.taken_bids
         for level, level_ticks, qty in fills:
             if level < BOOK_LEVELS - 1:
@@ -563,9 +531,141 @@ class PaperEngine:
         if order.status is OrderStatus.FILLED:
             self._release(m, order)
         else:
-            m.open[order.id] = order
-            (m.resting_buys if is_buy else m.resting_sells).add(order)
+            self._rest(m, order)
         return copy.copy(order)
+
+    def place_resting(
+        self,
+        symbol: str,
+        side: Side | str,
+        amount: Decimal | float | str,
+        price: Decimal | float | str | None = None,
+        client_order_id: str | None = None,
+        created_at: float | None = None,
+    ) -> EngineOrder:
+        """Seed a resting limit order fast (tests, benchmarks): it rests and never takes liquidity.
+
+        Checked and locked like any limit order (filters, funds, an open duplicate id), but it must
+        not cross the touch: a price that would trade at once is `BAD_REQUEST`. `price=None` picks
+        one far away (half the bid for a buy, one and a half times the ask for a sell), so the
+        random walk does not reach it in any run of sane length. `created_at` (epoch seconds,
+        default now) backdates it, e.g. for `allOrders` time windows. Nothing here counts against
+        an emulator's rate limits: the emulator is not involved.
+        """
+        m = self._market(symbol)
+        self._book(m)
+        tick = m.info.price_tick
+        if price is None:
+            try:
+                wanted = Side(side)
+            except ValueError:
+                wanted = None  # refused by `_check` below, with the usual message
+            if wanted is Side.BUY:
+                price = tick * max(1, m.bid_t // 2)
+            elif wanted is Side.SELL:
+                price = tick * (m.ask_t * 3 // 2 + 1)
+        side, _, amount, price, ticks, client_order_id = self._check(
+            m, client_order_id, side, OrderType.LIMIT, amount, price
+        )
+        assert price is not None
+        is_buy = side is Side.BUY
+        if (m.ask_t <= ticks) if is_buy else (m.bid_t >= ticks):
+            touch = tick * (m.ask_t if is_buy else m.bid_t)
+            raise EngineError(
+                ErrorKind.BAD_REQUEST,
+                f"A resting order must not cross the touch: {side.value} at {_fmt(price)} would trade against "
+                f"{_fmt(touch)} in {symbol}.",
+            )
+        lock = amount * price * self._lock_fee if is_buy else amount
+        self._require(m.info.quote if is_buy else m.info.base, lock)
+        now = self.now() if created_at is None else float(created_at)
+        order = self._accept(m, client_order_id, side, OrderType.LIMIT, amount, price, ticks, lock, now)
+        self._rest(m, order)
+        return copy.copy(order)
+
+    def _check(
+        self,
+        m: _Market,
+        client_order_id: str | None,
+        side: Side | str,
+        type: OrderType | str,
+        amount: Decimal | float | str,
+        price: Decimal | float | str | None,
+    ) -> tuple[Side, OrderType, Decimal, Decimal | None, int, str]:
+        """Everything refused before an order exists: syntax, filters, an open duplicate id."""
+        side, type, amount, price = self._parse(client_order_id, side, type, amount, price)
+        info = m.info
+        ticks = 0
+        if price is not None:
+            self._check_price(info, price)
+            ticks = int(price / info.price_tick)
+        self._check_amount(info, amount)
+        # Market orders are checked at the touch, as Binance applies NOTIONAL to market orders.
+        touch = info.price_tick * (m.ask_t if side is Side.BUY else m.bid_t)
+        notional = amount * (price if price is not None else touch)
+        if notional < info.min_cost:
+            raise EngineError(
+                ErrorKind.FILTER_FAILURE,
+                f"Filter failure: NOTIONAL (notional {_fmt(notional)} {info.quote} is below the minimum "
+                f"{_fmt(info.min_cost)} {info.quote} for {info.symbol}).",
+                filter="NOTIONAL",
+            )
+        if client_order_id is None:
+            client_order_id = f"paper-cid-{self._next_order_id}"
+        previous = self._by_client_id.get(client_order_id)
+        if previous is not None and previous.is_open:
+            raise EngineError(
+                ErrorKind.DUPLICATE_ORDER,
+                f"Duplicate order sent. Client order id {client_order_id!r} is already used by open order "
+                f"{previous.exchange_order_id}.",
+            )
+        return side, type, amount, price, ticks, client_order_id
+
+    def _accept(
+        self,
+        m: _Market,
+        client_order_id: str,
+        side: Side,
+        type: OrderType,
+        amount: Decimal,
+        price: Decimal | None,
+        ticks: int,
+        lock: Decimal,
+        now: float,
+    ) -> EngineOrder:
+        """The order exists from here on: numbered, recorded, its lock taken."""
+        info = m.info
+        is_buy = side is Side.BUY
+        order = EngineOrder(
+            id=self._next_order_id,
+            client_order_id=client_order_id,
+            symbol=info.symbol,
+            side=side,
+            type=type,
+            amount=amount,
+            price=price,
+            status=OrderStatus.OPEN,
+            created_at=now,
+            updated_at=now,
+            fee_currency=info.base if is_buy else info.quote,
+            locked=lock,
+            ticks=ticks,
+        )
+        self._next_order_id += 1
+        self._orders[order.id] = order
+        self._by_client_id[client_order_id] = order  # the most recent order with this id
+        m.orders.append(order)
+        self._updates += 1
+        if lock:
+            currency = info.quote if is_buy else info.base
+            self._free[currency] -= lock
+            self._used[currency] += lock
+        return order
+
+    @staticmethod
+    def _rest(m: _Market, order: EngineOrder) -> None:
+        m.open[order.id] = order
+        (m.resting_buys if order.side is Side.BUY else m.resting_sells).add(order)
 
     def _parse(
         self,
@@ -665,16 +765,19 @@ class PaperEngine:
         """Settle one trade of `order`; the only place where fills move money."""
         info = m.info
         cost = qty * price
-        fee = cost * (self.maker_fee if maker else self.taker_fee)
+        rate = self.maker_fee if maker else self.taker_fee
         if order.side is Side.BUY:
+            # Charged in what the buy brings in, the base currency, as Binance does.
+            fee, fee_currency = _fee(qty * rate), info.base
             if order.price is not None:
                 release = qty * order.price * self._lock_fee
                 order.locked -= release
                 self._used[info.quote] -= release
                 self._free[info.quote] += release
-            self._free[info.quote] -= cost + fee
-            self._credit(info.base, qty)
+            self._free[info.quote] -= cost
+            self._credit(info.base, qty - fee)
         else:
+            fee, fee_currency = _fee(cost * rate), info.quote
             if order.price is not None:
                 order.locked -= qty
                 self._used[info.base] -= qty
@@ -695,7 +798,7 @@ class PaperEngine:
             amount=qty,
             price=price,
             fee=fee,
-            fee_currency=info.quote,
+            fee_currency=fee_currency,
             maker=maker,
             ts=ts,
         )
@@ -742,13 +845,15 @@ class PaperEngine:
         return step * max(1, int(units * r))
 
     def _lookup(self, client_order_id: str | None, exchange_order_id: str | int | None) -> EngineOrder:
+        """By exchange order id, checked against the client order id when both are given (Binance's
+        rule); by client order id alone, the most recent order that has it."""
         order = None
-        if client_order_id is not None:
-            order = self._by_client_id.get(client_order_id)
-            if order is not None and exchange_order_id is not None and order.id != _order_number(exchange_order_id):
-                order = None
-        elif exchange_order_id is not None:
+        if exchange_order_id is not None:
             order = self._orders.get(_order_number(exchange_order_id))
+            if order is not None and client_order_id is not None and order.client_order_id != client_order_id:
+                order = None
+        elif client_order_id is not None:
+            order = self._by_client_id.get(client_order_id)
         else:
             raise EngineError(ErrorKind.BAD_REQUEST, "Give a client order id or an exchange order id.")
         if order is None:
@@ -806,9 +911,25 @@ class PaperEngine:
             return [copy.copy(o) for o in self._market(symbol).open.values()]
         return [copy.copy(o) for m in self._markets.values() for o in m.open.values()]
 
-    def all_orders(self, symbol: str | None = None, limit: int | None = None) -> list[EngineOrder]:
-        """Every order ever placed, oldest first; `limit` keeps the most recent ones."""
-        orders = self._market(symbol).orders if symbol is not None else list(self._orders.values())
+    def all_orders(
+        self,
+        symbol: str | None = None,
+        limit: int | None = None,
+        *,
+        since: float | None = None,
+        until: float | None = None,
+        from_id: int | None = None,
+    ) -> list[EngineOrder]:
+        """Every order ever placed, by exchange order id (oldest first); `limit` keeps the most
+        recent ones. `since` / `until` (epoch seconds, inclusive) select by creation time,
+        `from_id` orders whose id is at least it."""
+        orders: list[EngineOrder] = self._market(symbol).orders if symbol is not None else list(self._orders.values())
+        if from_id is not None:
+            orders = orders[bisect.bisect_left(orders, from_id, key=lambda o: o.id) :]
+        if since is not None or until is not None:
+            lo = -math.inf if since is None else since
+            hi = math.inf if until is None else until
+            orders = [o for o in orders if lo <= o.created_at <= hi]
         if limit is not None:
             orders = orders[-limit:] if limit > 0 else []
         return [copy.copy(o) for o in orders]
@@ -832,6 +953,11 @@ class PaperEngine:
         if since is not None:
             trades = trades[bisect.bisect_left(trades, since, key=lambda t: t.ts) :]
         return list(trades)
+
+
+def _fee(value: Decimal) -> Decimal:
+    """A trade's fee at Binance's commission precision."""
+    return value.quantize(_FEE_QUANTUM, rounding=ROUND_HALF_UP)
 
 
 def _order_number(exchange_order_id: str | int) -> int:

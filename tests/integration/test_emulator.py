@@ -12,6 +12,7 @@ import pytest
 from console.cli import main
 from executor.exchanges.emulator import start_emulator
 from executor.exchanges.emulator_faults import Draw, EmulatorFault, EmulatorFaults, FaultsFileError
+from executor.clientid import client_order_id
 from executor.exchanges.emulator_record import audit_orders, signal_key
 
 pytestmark = pytest.mark.integration
@@ -96,21 +97,44 @@ def test_scripted_faults_come_first_and_combine_with_invisibility():
     assert faults.pending("POST /api/v3/order") == 0
 
 
-def record(coid, amount, filled, created, ended):
-    return {"client_order_id": coid, "amount": amount, "filled": filled, "created_at": created, "ended_at": ended}
+def record(coid, amount, filled, created, ended, order_id=None):
+    out = {"client_order_id": coid, "amount": amount, "filled": filled, "created_at": created, "ended_at": ended}
+    if order_id is not None:
+        out["order_id"] = order_id
+    return out
+
+
+def coid(signal: str, replacement: int = 0) -> str:
+    return client_order_id("tc", signal, replacement)
 
 
 def test_the_audit_finds_over_fills_and_two_live_orders_of_one_signal():
-    clean = [record("tc-a-0", "1", "0.4", 1.0, 2.0), record("tc-a-1", "0.6", "0.6", 2.0, 3.0)]
+    clean = [record(coid("a"), "1", "0.4", 1.0, 2.0), record(coid("a", 1), "0.6", "0.6", 2.0, 3.0)]
     assert audit_orders(clean).ok
-    overfilled = [record("tc-b-0", "1", "0.5", 1.0, 2.0), record("tc-b-1", "1", "0.6", 2.0, 3.0)]
+    overfilled = [record(coid("b"), "1", "0.5", 1.0, 2.0), record(coid("b", 1), "1", "0.6", 2.0, 3.0)]
     audit = audit_orders(overfilled)
     assert audit.overfilled and audit.overfilled[0]["filled"] == "1.1" and not audit.concurrent
-    overlapping = [record("tc-c-0", "1", "0", 1.0, None), record("tc-c-1", "1", "0", 2.0, None)]
+    overlapping = [record(coid("c"), "1", "0", 1.0, None, 1), record(coid("c", 1), "1", "0", 2.0, None, 2)]
     audit = audit_orders(overlapping)
-    assert audit.concurrent == [{"signal": "tc-c", "client_order_ids": ["tc-c-0", "tc-c-1"]}]
-    assert not audit_orders([record("tc-d-0", "2", "1.5", 1.0, 2.0)], expected={"tc-d": "1"}).ok
-    assert signal_key("tc-abc-12") == "tc-abc" and signal_key("external") == "external"
+    assert audit.concurrent == [
+        {"signal": signal_key(coid("c")), "client_order_ids": [coid("c"), coid("c", 1)], "order_ids": [1, 2]}
+    ]
+    assert not audit_orders([record(coid("d"), "2", "1.5", 1.0, 2.0)], expected={signal_key(coid("d")): "1"}).ok
+    assert signal_key(coid("abc", 12)) == signal_key(coid("abc")) and signal_key("external") == "external"
+
+
+def test_the_audit_keys_orders_by_order_id_so_a_reused_client_order_id_is_two_orders():
+    first, again = record(coid("r"), "1", "0.3", 1.0, 2.0, 7), record(coid("r"), "1", "0.7", 2.0, 3.0, 9)
+    audit = audit_orders([first, again])
+    assert audit.ok and audit.orders == 2 and audit.signals == 1
+    # the same order twice in the input (a record merged with itself) is still one order
+    assert audit_orders([first, again, first]).to_json() == audit.to_json()
+    # reused while the first still lived: two live orders of one signal, named by their order ids
+    overlapping = audit_orders([record(coid("s"), "1", "0", 1.0, None, 3), record(coid("s"), "1", "0", 2.0, 4.0, 4)])
+    assert [c["order_ids"] for c in overlapping.concurrent] == [[3, 4]]
+    # and the fills of both count towards the signal: 0.6 + 0.6 of an amount of 1 is an over-fill
+    over = audit_orders([record(coid("t"), "1", "0.6", 1.0, 2.0, 5), record(coid("t"), "1", "0.6", 2.0, 3.0, 6)])
+    assert [(o["order_ids"], o["filled"]) for o in over.overfilled] == [([5, 6], "1.2")]
 
 
 async def test_latency_is_added_and_the_record_is_served():

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
@@ -12,6 +13,8 @@ from pathlib import Path
 
 import pytest
 from conftest import DATA
+
+from executor.clientid import client_order_id
 
 TERMINAL = {"filled", "canceled", "expired", "rejected", "failed"}
 
@@ -175,7 +178,7 @@ def test_a_stop_signal_ends_a_run_gracefully_with_exit_0(tmp_path, sig):
     proc.stdin.flush()
     deadline = time.monotonic() + 30
     for line in proc.stderr:  # wait until the order rests on the exchange
-        if "tc-" in line and " open" in line:
+        if client_order_id("tc", "live-1") in line and " open" in line:
             break
         assert time.monotonic() < deadline, "the order never opened"
     proc.send_signal(sig)
@@ -193,3 +196,96 @@ def test_the_schema_ships_with_the_package():
     import executor
 
     assert (Path(executor.__file__).parent / "schema" / "signal.schema.json").exists()
+
+
+# -- bad store paths: one line naming the path and the problem, exit 2, never a traceback ------
+
+
+def _bad_store(tmp_path: Path, kind: str) -> Path:
+    if kind == "not a database":
+        path = tmp_path / "notes.db"
+        path.write_text("these are my notes, not a database\n" * 20)
+    elif kind == "directory":
+        path = tmp_path / "adir.db"
+        path.mkdir()
+    elif kind == "under a file":
+        (tmp_path / "afile").write_text("x")
+        path = tmp_path / "afile" / "x.db"
+    elif kind == "unreadable":
+        if os.geteuid() == 0:
+            pytest.skip("root reads a chmod 000 file")
+        path = tmp_path / "locked.db"
+        sqlite3.connect(path).execute("CREATE TABLE orders (x)").connection.close()
+        path.chmod(0)
+    elif kind == "missing":
+        path = tmp_path / "missing.db"
+    elif kind == "empty file":
+        path = tmp_path / "empty.db"
+        path.touch()
+    elif kind == "someone else's database":
+        path = tmp_path / "other.db"
+        conn = sqlite3.connect(path)
+        conn.execute("CREATE TABLE recipes (name TEXT)")
+        conn.commit()
+        conn.close()
+    else:
+        raise AssertionError(kind)
+    return path
+
+
+PROBLEMS = {
+    "not a database": "not a tradeconsole store (file is not a database)",
+    "directory": "is a directory",
+    "under a file": "afile is not a directory",
+    "unreadable": "permission denied",
+    "missing": "no store",
+    "empty file": "not a tradeconsole store",
+    "someone else's database": "not a tradeconsole store",
+}
+READERS = [("orders",), ("orders", "--json", "--all"), ("signals", "--json"), ("audit",), ("inspect",)]
+
+
+def _assert_one_line(result: subprocess.CompletedProcess, path: Path, problem: str) -> None:
+    assert result.returncode == 2, (result.returncode, result.stderr)
+    assert "Traceback" not in result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith(f"tradeconsole: {path}: "), lines[0]
+    assert problem in lines[0].lower(), lines[0]
+    assert result.stdout == ""  # inspect: failed before drawing anything
+
+
+@pytest.mark.parametrize("kind", list(PROBLEMS))
+@pytest.mark.parametrize("command", READERS, ids=" ".join)
+def test_a_reader_on_a_bad_store_path_exits_2_with_one_line(tmp_path, command, kind):
+    path = _bad_store(tmp_path, kind)
+    _assert_one_line(tc(*command, "--db", str(path), input="", timeout=60), path, PROBLEMS[kind])
+
+
+CORE_KINDS = ["not a database", "directory", "under a file", "unreadable", "someone else's database"]
+
+
+@pytest.mark.parametrize("kind", CORE_KINDS)
+def test_a_headless_core_on_a_bad_store_path_exits_2_with_one_line(tmp_path, kind):
+    path = _bad_store(tmp_path, kind)
+    before = path.read_bytes() if path.is_file() else None
+    run = tc("run", "--headless", "--until-idle", "--signals", str(DATA / "signals.valid.jsonl"), "--db", str(path))
+    _assert_one_line(run, path, PROBLEMS[kind])
+    if before is not None:
+        assert path.read_bytes() == before, "the file is left as it was"
+    assert not Path(f"{path}.lock").exists(), "refused before the lock is taken"
+
+
+@pytest.mark.parametrize("kind", ["not a database", "directory", "under a file"])
+@pytest.mark.parametrize("command", ["run", "demo"])
+def test_a_console_core_on_a_bad_store_path_exits_2_before_its_ui(tmp_path, command, kind):
+    path = _bad_store(tmp_path, kind)
+    _assert_one_line(tc(command, "--db", str(path), input="", timeout=60), path, PROBLEMS[kind])
+
+
+def test_an_empty_file_is_a_new_store_for_a_core(tmp_path):
+    path = tmp_path / "new.db"
+    path.touch()
+    run = tc("run", "--headless", "--until-idle", "--signals", str(DATA / "signals.valid.jsonl"), "--db", str(path))
+    assert run.returncode == 0, run.stderr
+    assert tc("orders", "--db", str(path), "--all").returncode == 0

@@ -172,13 +172,17 @@ async def test_timeout_with_the_order_invisible_for_a_while_still_finds_it(h):
     assert lookups, "the first lookups ran into the visibility window"
 
 
-async def test_error_before_acting_resubmits_with_the_same_client_order_id(h):
+async def test_error_before_acting_resubmits_under_the_next_replacement_number(h):
+    # SPEC 6: certainly absent after the lookups -> the next replacement number, so that a late
+    # original would stay distinguishable (Binance accepts an id again once its order ended).
     h.faults.script("create_order", Fault.ERROR_BEFORE)
     record = await h.approved(id="m-before", symbol="BTC/USDT", amount=0.01, order_type="market")
     order = await h.executor.execute_signal(record)
-    assert order.status is O.FILLED and order.attempts == 2
+    assert order.status is O.FILLED and order.client_order_id == coid("m-before", 1) and order.attempts == 1
+    first = await h.store.get_order(coid("m-before", 0))
+    assert first.status is O.FAILED and first.last_error.startswith("certainly absent")
     placed = h.engine_orders()
-    assert [o.client_order_id for o in placed] == [coid("m-before")]
+    assert [o.client_order_id for o in placed] == [coid("m-before", 1)]
 
 
 async def test_duplicate_client_order_id_is_treated_as_placed(h):
@@ -418,11 +422,11 @@ async def test_restart_places_an_intent_that_was_never_sent_exactly_once(setting
 
 
 async def test_reconcile_adopts_prefixed_orders_and_leaves_external_ones(h):
-    h.engine.create_order("tc-stray-0", "BTC/USDT", Side.BUY, OrderType.LIMIT, Decimal("0.01"), Decimal("30000"))
+    h.engine.create_order(coid("stray"), "BTC/USDT", Side.BUY, OrderType.LIMIT, Decimal("0.01"), Decimal("30000"))
     h.engine.create_order("manual-1", "BTC/USDT", Side.BUY, OrderType.LIMIT, Decimal("0.01"), Decimal("30000"))
     result = await h.executor.reconcile()
     assert result.adopted == 1 and result.external == 1
-    adopted = await h.store.get_order("tc-stray-0")
+    adopted = await h.store.get_order(coid("stray"))
     assert adopted.origin == "adopted" and adopted.status is O.OPEN
     assert await h.store.get_order("manual-1") is None
     assert h.engine.get_order(client_order_id="manual-1").status.value == "open"

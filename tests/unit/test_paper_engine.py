@@ -123,9 +123,11 @@ def test_market_buy_walks_the_book_level_by_level_and_fills_fully():
     assert [(t.price, t.amount) for t in trades] == [asks[0], asks[1], (asks[2][0], D("0.01"))]
     assert all(not t.maker for t in trades)
     cost = sum((t.price * t.amount for t in trades), D(0))
-    assert order.fee == cost * D("0.001")
-    assert engine.balance("USDT").free == D(100_000) - cost - order.fee
-    assert engine.balance("BTC").free == 1 + amount
+    # a buy pays its fee in the base it receives, as Binance charges it; the quote pays the cost only
+    assert all(t.fee == t.amount * D("0.001") and t.fee_currency == "BTC" for t in trades)
+    assert order.fee == amount * D("0.001") and order.fee_currency == "BTC"
+    assert engine.balance("USDT").free == D(100_000) - cost
+    assert engine.balance("BTC").free == 1 + amount - order.fee
 
 
 def test_market_sell_walks_the_bids_downwards():
@@ -187,9 +189,10 @@ def test_resting_limit_fills_in_parts_at_its_price_as_the_market_crosses():
     assert len(fills) >= 2  # crossed on several steps, partially each time
     assert all(t.price == price and t.maker for t in fills)
     assert sum(t.amount for t in fills) == D(2)
-    assert all(t.fee == t.amount * price * D("0.001") for t in fills)
+    assert all(t.fee == t.amount * D("0.001") and t.fee_currency == "BTC" for t in fills)
     assert engine.balance("USDT").used == 0
-    assert engine.balance("BTC").free == 2
+    assert engine.balance("USDT").free == D(1_000_000) - 2 * price
+    assert engine.balance("BTC").free == D("1.998")
 
 
 def test_resting_orders_away_from_the_touch_are_left_alone():
@@ -211,8 +214,9 @@ def test_maker_fee_applies_to_resting_fills_and_taker_fee_to_takers():
     # funds are locked at the larger of the two fees, so either kind of fill is covered
     assert engine.get_order("mk").locked == D("0.1") * bid * D("1.001")
     filled = engine.force_fill("mk", D("0.1"))
-    assert filled.fee == D("0.1") * bid * D("0.0002")
-    assert engine.balance("USDT") == Balance("USDT", D(100_000) - D("0.1") * bid * D("1.0002"), D(0))
+    assert filled.fee == D("0.1") * D("0.0002") == D("0.00002") and filled.fee_currency == "BTC"
+    assert engine.balance("USDT") == Balance("USDT", D(100_000) - D("0.1") * bid, D(0))
+    assert engine.balance("BTC") == Balance("BTC", D("1.09998"), D(0))
 
 
 def test_buy_limit_locks_amount_times_price_plus_fee_and_cancel_releases_it_exactly():
@@ -246,9 +250,10 @@ def test_partial_fill_then_cancel_settles_to_the_last_decimal():
 
     cost = D("0.11111") * D("55000.03")
     assert order.filled == D("0.11111") and order.status is OrderStatus.CANCELED
-    assert engine.balance("USDT").free == D(100_000) - cost - cost * D("0.001")
+    assert order.fee == D("0.00011111") and order.fee_currency == "BTC"
+    assert engine.balance("USDT").free == D(100_000) - cost
     assert engine.balance("USDT").used == 0
-    assert engine.balance("BTC").free == D("1.11111")
+    assert engine.balance("BTC").free == D("1.11111") - D("0.00011111")
 
 
 def test_unknown_symbol_is_bad_symbol():
@@ -322,14 +327,24 @@ def test_market_buy_is_checked_against_the_cost_of_walking_the_book():
     assert engine.depth(BTC).asks[0][1] > D("0.3")  # a refused order consumes no liquidity
 
 
-def test_a_client_order_id_used_before_is_a_duplicate_even_after_the_order_ended():
+def test_a_client_order_id_is_a_duplicate_while_its_order_is_open_and_free_once_it_ended():
     engine = make_engine()
-    engine.create_order("dup", BTC, Side.BUY, OrderType.MARKET, D("0.001"), None)
+    engine.create_order("dup", BTC, Side.BUY, OrderType.LIMIT, D("0.001"), D(50000))
     with pytest.raises(EngineError) as info:
-        engine.create_order("dup", BTC, Side.BUY, OrderType.LIMIT, D("0.001"), D(50000))
+        engine.create_order("dup", BTC, Side.BUY, OrderType.MARKET, D("0.001"), None)
     assert info.value.kind is ErrorKind.DUPLICATE_ORDER
     assert "'dup'" in info.value.message and "paper-1" in info.value.message
     assert len(engine.all_orders()) == 1
+    engine.cancel_order("dup")
+    # ended: Binance accepts the id again, and a lookup by client order id finds the newest order
+    again = engine.create_order("dup", BTC, Side.BUY, OrderType.MARKET, D("0.001"), None)
+    assert again.exchange_order_id == "paper-2" and again.status is OrderStatus.FILLED
+    assert engine.get_order("dup").id == 2
+    assert engine.get_order("dup", exchange_order_id=1).status is OrderStatus.CANCELED
+    assert [t.order_id for t in engine.trades(client_order_id="dup")] == [2] * len(engine.trades())
+    third = engine.create_order("dup", BTC, Side.SELL, OrderType.LIMIT, D("0.001"), D(90000))
+    assert third.id == 3 and engine.get_order("dup").id == 3
+    assert [o.status for o in engine.all_orders()] == [OrderStatus.CANCELED, OrderStatus.FILLED, OrderStatus.OPEN]
 
 
 def test_a_refused_order_does_not_use_up_its_client_order_id():

@@ -186,11 +186,12 @@ async def test_kill_switch_pauses_and_cancels_every_open_order(manual):
     for n in range(3):
         await manual.receive(line(id=f"k{n}", price=30000), source="t")  # rests far below the market
         await manual.approve(f"k{n}")
-    await eventually(lambda: not manual._approving)
+    await eventually(lambda: not manual.executor.tasks_named("place"))
     assert [o.status for o in manual.executor.pending_orders.values()] == [OrderStatus.OPEN] * 3
-    canceled = await manual.kill_switch()
+    result = await manual.kill_switch()
     assert manual.paused
-    assert [o.status for o in canceled] == [OrderStatus.CANCELED] * 3
+    assert [o.status for o in result.orders] == [OrderStatus.CANCELED] * 3
+    assert result.left_open == 0 and result.describe().endswith("canceled 3; none left open")
     assert "kill_switch" in [a["action"] for a in await manual.store.audit()]
 
 

@@ -162,7 +162,7 @@ async def test_a_version_1_store_is_migrated_in_place(db_path):
         )
     store = await Store.open(db_path)
     try:
-        assert await store.schema_version() == SCHEMA_VERSION == 2
+        assert await store.schema_version() == SCHEMA_VERSION == 3
         assert [r.id for r in await store.signals()] == ["old"]
         await store.append_log([{"ts": NOW, "level": "error", "message": "boom"}])
         assert [r["message"] for r in await store.log_entries()] == ["boom"]

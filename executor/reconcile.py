@@ -1,0 +1,406 @@
+"""Reconciliation: the store made to agree with the venue, in bulk, inside the request budget.
+
+Before intake starts and every `reconcile.interval_seconds` (SPEC 7): per market one open-orders
+request and, only when some order is missing from it, one orders-since request from the oldest
+such order (Binance `allOrders` with `startTime`, every page); own trades for the fees the order
+answers leave out. Orders are matched by client order id and folded through the executor's one
+write path. What the bulk answers leave open gets single lookups, only as many per cycle as the
+budget allows. An order still inside the venue's visibility window is decided by a follow-up
+round once the window has passed, not by a lookup per order.
+
+At start it also re-drives what a crash left behind: `new` intents (certainly never sent) and
+approved signals without an order, each re-checked first (TTL, price moved, free balance);
+`submitting`/`unknown` orders the bulk answers show are adopted, those they certainly lack are
+replaced under the next replacement number. Orders given up as certainly absent are watched for
+a day: a late original is adopted for its signal, and the signal's other orders are cut back so
+that together they never exceed what it asked for.
+
+Balance drift is measured from an anchor taken at start, after the missed fills were folded:
+(venue balances - anchor) - (effect of our fills since the anchor). A candidate is reported when
+nothing of ours can be moving (no order live or in flight), or when two rounds in a row agree, so
+that a fill landing between two requests never shows as drift.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from datetime import datetime, timedelta
+from decimal import Decimal
+
+from executor.clientid import has_prefix
+from executor.events import Reconciled, ReconcileResult
+from executor.exchanges.base import ExchangeError, ExchangeOrder, Trade
+from executor.executor import ABSENT_WATCH, STALE, ExecutionError, PriceMoved, TradeExecutor, _Unresolved
+from executor.models import ZERO, Order, OrderStatus, OrderType, SignalStatus
+from executor.store import StaleWrite
+from executor.tracking import effect
+
+O = OrderStatus
+SKEW = timedelta(seconds=60)  # our clock against the venue's, for `since` windows
+_ACTIVE_UNPLACED = (O.SUBMITTING, O.UNKNOWN)
+
+
+def _freshest(*reports: ExchangeOrder | None) -> ExchangeOrder | None:
+    found = [r for r in reports if r is not None]
+    if not found:
+        return None
+    # the one that says most: final over open, then the larger filled amount
+    return max(found, key=lambda r: (not r.status.is_live, r.filled or ZERO))
+
+
+class _Market:
+    """What the venue said about one market in this round (None: the request failed)."""
+
+    def __init__(self) -> None:
+        self.open: dict[str, ExchangeOrder] | None = None
+        self.since: dict[str, ExchangeOrder] | None = None
+        self.open_list: list[ExchangeOrder] = []
+
+    def report(self, coid: str) -> ExchangeOrder | None:
+        return _freshest((self.open or {}).get(coid), (self.since or {}).get(coid))
+
+    @property
+    def complete(self) -> bool:
+        return self.open is not None and self.since is not None
+
+
+class Reconciler:
+    def __init__(self, executor: TradeExecutor) -> None:
+        self.ex = executor
+        self.anchor: tuple[dict[str, Decimal], dict[str, Decimal]] | None = None
+        self._candidate: dict[str, Decimal] | None = None
+        self._lock = asyncio.Lock()
+        self._followup: asyncio.Task | None = None
+
+    async def load(self) -> None:
+        """At start: the balance effect of every fill in the store, and the absent orders to watch."""
+        ex = self.ex
+        for symbol, side, filled, average, fee, fee_currency in await ex.store.filled_orders():
+            probe = Order(client_order_id="-", signal_id=None, symbol=symbol, side=side, type=OrderType.LIMIT,
+                          amount=filled, filled=filled, average=average, fee=fee, fee_currency=fee_currency)
+            for ccy, value in effect(probe, ex.markets.get(symbol)).items():
+                ex.effect[ccy] = ex.effect.get(ccy, ZERO) + value
+        since = ex.clock() - ABSENT_WATCH
+        for order in await ex.store.orders_failed_absent(since):
+            ex.absent.setdefault(order.client_order_id, order)
+
+    async def run(self, *, startup: bool = False) -> ReconcileResult:
+        async with self._lock:
+            return await self._run(startup)
+
+    async def _run(self, startup: bool) -> ReconcileResult:
+        ex = self.ex
+        started = ex.clock()
+        errors: list[str] = []
+        counts = {"checked": 0, "updated": 0, "resolved": 0, "adopted": 0}
+        targets = {**ex.absent, **ex.pending_orders}
+        by_symbol: dict[str, list[Order]] = {}
+        for order in targets.values():
+            by_symbol.setdefault(order.symbol, []).append(order)
+        symbols = sorted(set(ex.markets) | set(by_symbol))
+        answers = await asyncio.gather(*(self._bulk(s, by_symbol.get(s, []), errors) for s in symbols))
+        markets = dict(zip(symbols, answers, strict=True))
+        deferred: list[datetime] = []
+        late: list[Order] = []
+        single = ex.exchange.budget().affordable(ex.exchange.request_cost("fetch_order"), 0.3)
+        for coid, order in targets.items():
+            if ex.locks.locked(coid):
+                continue  # a request of this process owns it right now
+            counts["checked"] += 1
+            outcome = await self._settle(coid, markets[order.symbol], startup, deferred, errors)
+            if outcome in ("updated", "resolved", "late"):
+                counts["updated"] += 1
+            if outcome == "resolved":
+                counts["resolved"] += 1
+            if outcome == "late" and (current := ex.current(coid) or order).signal_id:
+                late.append(current)
+            if outcome == "lookup" and single > 0:
+                single -= 1
+                ex.spawn(self._recover(coid), name=f"recover:{coid}")
+        counts["adopted"], external = await self._orphans(markets, targets)
+        await self._fees(errors)
+        if startup:
+            await self._redrive_signals(errors)
+        for order in late:
+            ex.spawn(self.settle_signal(order), name=f"late-original:{order.client_order_id}")
+        if deferred:
+            self._schedule_followup(max(deferred))
+        drift = await self._drift(startup, errors)
+        statuses = [o.status for o in ex.pending_orders.values()]
+        result = ReconcileResult(
+            at=started,
+            checked=counts["checked"],
+            updated=counts["updated"],
+            resolved_unknown=counts["resolved"],
+            adopted=counts["adopted"],
+            external=external,
+            open=sum(1 for s in statuses if s.is_live or s is O.PENDING_CANCEL),
+            unknown=sum(1 for s in statuses if s in _ACTIVE_UNPLACED),
+            drift=drift,
+            errors=errors,
+        )
+        ex.last_reconcile = result
+        ex.bus.publish(Reconciled(result))
+        for message in errors:
+            ex._error(f"reconcile: {message}", level="warning")
+        return result
+
+    # -- the venue's answers ------------------------------------------------------------------
+
+    async def _bulk(self, symbol: str, orders: list[Order], errors: list[str]) -> _Market:
+        ex = self.ex
+        market = _Market()
+        try:
+            market.open_list = await ex._call("fetch_open_orders", ex.exchange.fetch_open_orders, symbol)
+            market.open = {r.client_order_id: r for r in market.open_list if r.client_order_id}
+        except ExchangeError as exc:
+            errors.append(f"{symbol} open orders: {exc}")
+        missing = [o for o in orders if o.status is not O.NEW and o.client_order_id not in (market.open or {})]
+        if not missing:
+            market.since = {}
+            return market
+        since = min(o.created_at for o in missing) - SKEW
+        try:
+            reports = await ex._call("fetch_orders_since", ex.exchange.fetch_orders_since, symbol, since)
+            market.since = {}
+            for report in reports:  # oldest first: a reused id ends on its newest order
+                if report.client_order_id:
+                    market.since[report.client_order_id] = report
+        except ExchangeError as exc:
+            errors.append(f"{symbol} orders since {since:%H:%M:%S}: {exc}")
+        return market
+
+    async def _settle(self, coid: str, market: _Market, startup: bool, deferred: list[datetime],
+                      errors: list[str]) -> str:
+        """Fold what the venue said about one order; the outcome names what happened."""
+        ex = self.ex
+        async with ex.locks.hold(coid):
+            current = ex.current(coid)
+            if current is None or (current.status.is_terminal and current.status is not O.FAILED):
+                return "gone"
+            before = current.status
+            report = market.report(coid)
+            if report is not None:
+                if before is O.NEW:  # an old store's intent that did leave: it was submitted
+                    await ex._commit(coid, O.SUBMITTING, source="reconcile")
+                revive = before is O.FAILED
+                try:
+                    new = await ex._fold(coid, report, "reconcile", revive=revive)
+                except StaleWrite:
+                    errors.append(f"{coid}: changed while reconciling; next round")
+                    return "stale"
+                if revive:
+                    ex._error(f"{coid}: given up as absent, yet on the venue ({new.status}): adopted for its signal",
+                              order=new, level="warning")
+                    return "late"
+                if before in (O.NEW, *_ACTIVE_UNPLACED) and new.status not in _ACTIVE_UNPLACED:
+                    return "resolved"
+                return "updated" if new.status != before or new.filled != current.filled else "same"
+            if before is O.FAILED:
+                if current.updated_at < ex.clock() - ABSENT_WATCH:
+                    ex.absent.pop(coid, None)
+                return "absent"
+            if before is O.NEW:
+                if startup:
+                    ex.spawn(self._redrive_new(coid), name=f"redrive:{coid}")
+                return "new"
+            recent = current.updated_at > ex.clock() - timedelta(seconds=ex.lookup_window)
+            if not market.complete:
+                return "lookup"
+            if recent:
+                deferred.append(current.updated_at + timedelta(seconds=ex.lookup_window))
+                return "deferred"
+            if before in _ACTIVE_UNPLACED:
+                # Not among every order of the market since before it was created: never placed.
+                failed = await ex._commit(coid, O.FAILED, source="reconcile",
+                                          last_error="certainly absent: not among the venue's orders")
+                ex.spawn(ex.replace_absent(failed, stale_check=True), name=f"replace:{coid}")
+                return "resolved"
+            return "lookup"  # live in the store, unknown to the venue: confirm with one lookup
+
+    async def _recover(self, coid: str) -> None:
+        """A single lookup for what the bulk answers could not settle."""
+        ex = self.ex
+        async with ex.locks.hold(coid):
+            current = ex.current(coid)
+            if current is None or current.status.is_terminal:
+                return
+            if current.status.is_live or current.status is O.PENDING_CANCEL:
+                report = await ex._fetch_missing(current)
+                if report is not None:
+                    await ex._fold(coid, report, "reconcile")
+                return
+            if current.status is O.SUBMITTING:
+                await ex._commit(coid, O.UNKNOWN, source="reconcile", last_error="interrupted while submitting")
+            try:
+                order = await ex._resolve(coid)
+            except _Unresolved as exc:
+                ex._error(f"{coid}: still unknown ({exc})", order=current)
+                return
+        if order.status is O.FAILED and coid in ex.absent:
+            await ex.replace_absent(order, stale_check=True)
+
+    def _schedule_followup(self, when: datetime) -> None:
+        if self._followup is not None and not self._followup.done():
+            return
+        delay = max(0.05, (when - self.ex.clock()).total_seconds() + 0.05)
+
+        async def followup() -> None:
+            await asyncio.sleep(delay)
+            await self.run()
+
+        self._followup = self.ex.spawn(followup(), name="reconcile-followup")
+
+    async def _orphans(self, markets: dict[str, _Market], targets: dict[str, Order]) -> tuple[int, int]:
+        """Adopt live orders with our prefix that the store lacks; count the others as external."""
+        ex = self.ex
+        adopted = external = 0
+        for market in markets.values():
+            for report in market.open_list:
+                coid = report.client_order_id
+                if coid in targets or ex.current(coid) is not None:
+                    continue
+                if not coid or not has_prefix(coid, ex.client_id_prefix):
+                    external += 1
+                    continue
+                stored = await ex.store.get_order(coid)
+                if stored is not None:
+                    ex._error(f"{coid}: {stored.status} in the store, yet open on the venue", order=stored)
+                    continue
+                now = ex.clock()
+                order = Order(
+                    client_order_id=coid, signal_id=None, exchange_order_id=report.exchange_order_id,
+                    symbol=report.symbol, side=report.side, type=report.type, amount=report.amount,
+                    price=report.price, status=O.UNKNOWN, created_at=report.ts or now, updated_at=now,
+                    origin="adopted", last_error="adopted: on the venue with our prefix but not in the store",
+                )
+                async with ex.locks.hold(coid):
+                    await ex._insert(order, source="reconcile", detail={"adopted": True})
+                    await ex._fold(coid, report, "reconcile")
+                adopted += 1
+                ex._error(f"{coid}: adopted an open order the store did not know", level="warning", order=order)
+        return adopted, external
+
+    async def _fees(self, errors: list[str]) -> None:
+        """Fees the order answers left out (Binance's carry none), from our own trades."""
+        ex = self.ex
+        by_symbol: dict[str, list[Order]] = {}
+        for order in ex.fee_unknown.values():
+            by_symbol.setdefault(order.symbol, []).append(order)
+        for symbol, orders in by_symbol.items():
+            since = min(o.created_at for o in orders) - SKEW
+            try:
+                trades = await ex._call("fetch_my_trades", ex.exchange.fetch_my_trades, symbol, since)
+            except ExchangeError as exc:
+                errors.append(f"{symbol} trades: {exc}")
+                continue
+            for order in orders:
+                await self._fee_from_trades(order, trades)
+
+    async def _fee_from_trades(self, order: Order, trades: list[Trade]) -> None:
+        ex = self.ex
+        mine = [t for t in trades if t.client_order_id == order.client_order_id
+                or (order.exchange_order_id and t.exchange_order_id == order.exchange_order_id)]
+        fees: dict[str, Decimal] = {}
+        for trade in mine:
+            if trade.fee and trade.fee_currency:
+                fees[trade.fee_currency] = fees.get(trade.fee_currency, ZERO) + trade.fee
+        coid = order.client_order_id
+        async with ex.locks.hold(coid):
+            current = ex.current(coid)
+            if current is None:
+                return
+            traded = sum((t.amount for t in mine), ZERO)
+            if not fees:
+                if traded >= current.filled:
+                    ex.fee_unknown.pop(coid, None)  # every fill seen, none charged
+                return
+            currency, fee = max(fees.items(), key=lambda item: item[1])
+            if fee != current.fee or currency != current.fee_currency:
+                await ex._commit(coid, source="reconcile", detail={"fee_from_trades": str(fee)}, fee=fee,
+                                 fee_currency=currency)
+            if traded < current.filled and (kept := ex.current(coid)) is not None:
+                ex.fee_unknown[coid] = kept  # some fills' trades not listed yet: asked again next round
+
+    # -- after a restart ----------------------------------------------------------------------
+
+    async def _redrive_new(self, coid: str) -> None:
+        """A `new` intent a crash left: certainly never sent. Re-checked, then sent or given up."""
+        ex = self.ex
+        order = ex.current(coid)
+        if order is None or order.status is not O.NEW:
+            return
+        record = await ex.store.get_signal(order.signal_id) if order.signal_id else None
+        if record is not None and record.status is SignalStatus.APPROVED and await ex.stale_signal(record, order):
+            return
+        await ex.run(coid)
+
+    async def _redrive_signals(self, errors: list[str]) -> None:
+        """Approved signals that own no order (a crash between approval and intent, in a store of
+        the first version): re-checked, then given their order."""
+        ex = self.ex
+        for record in await ex.store.approved_without_order():
+            try:
+                if await ex.stale_signal(record):
+                    continue
+                prepared, _ = await ex.next_order(record)
+                if prepared is not None and prepared.status is O.REJECTED:
+                    await ex.signal_back(record, SignalStatus.PENDING, f"{STALE}: {prepared.last_error}")
+                    continue
+                await ex.commit_intent(record)
+            except PriceMoved as exc:
+                await ex.signal_back(record, SignalStatus.PENDING, f"{STALE}: {exc}", live_price=exc.live_price)
+            except ExchangeError as exc:
+                errors.append(f"{record.id}: approved without an order, not re-driven yet: {exc}")
+
+    async def settle_signal(self, order: Order) -> None:
+        """A late original appeared: cut the signal's other live orders back so that together
+        they never exceed what it asked for; a signal already past it is a critical alert."""
+        ex = self.ex
+        if not order.signal_id:
+            return
+        record = await ex.store.get_signal(order.signal_id)
+        if record is None or record.amount is None:
+            return
+        siblings = [ex.current(o.client_order_id) or o for o in await ex.store.orders_for_signal(order.signal_id)]
+        filled = sum((o.filled for o in siblings), ZERO)
+        if filled > record.amount:
+            ex._error(f"{order.signal_id}: OVER-FILLED, {filled} of {record.amount} (a late original filled too)",
+                      order=order, level="critical")
+        committed = filled + sum((o.remaining for o in siblings if o.status.is_live), ZERO)
+        for other in sorted((o for o in siblings if o.status.is_live), key=lambda o: -o.replacement):
+            if committed <= record.amount:
+                break
+            with contextlib.suppress(ExchangeError, ExecutionError):
+                done = await ex.cancel_order(other.client_order_id, source="reconcile",
+                                             reason="late original appeared: the extra order is canceled")
+                committed -= other.remaining - (done.filled - other.filled)
+
+    # -- balances -----------------------------------------------------------------------------
+
+    async def _drift(self, startup: bool, errors: list[str]) -> dict[str, Decimal]:
+        ex = self.ex
+        try:
+            fresh = await ex.refresh_balances()
+        except ExchangeError as exc:
+            errors.append(f"balances: {exc}")
+            return {}
+        totals = {c: b.total for c, b in fresh.items()}
+        if self.anchor is None or startup:
+            self.anchor = (totals, dict(ex.effect))
+            self._candidate = {}
+            return {}
+        anchor_totals, anchor_effect = self.anchor
+        candidate: dict[str, Decimal] = {}
+        for ccy in set(totals) | set(anchor_totals) | set(ex.effect) | set(anchor_effect):
+            moved = totals.get(ccy, ZERO) - anchor_totals.get(ccy, ZERO)
+            explained = ex.effect.get(ccy, ZERO) - anchor_effect.get(ccy, ZERO)
+            if abs(moved - explained) > Decimal("1e-8"):
+                candidate[ccy] = moved - explained
+        quiet = not ex.creating and not any(
+            o.status.is_live or o.status is O.PENDING_CANCEL for o in ex.pending_orders.values()
+        )
+        previous, self._candidate = self._candidate, candidate
+        return candidate if quiet or candidate == previous else {}
+

@@ -1,0 +1,311 @@
+"""The request budget against the emulator: real ccxt binance, a venue announcing 1,200 weight/min.
+
+Nothing the core asks for may draw a 429 (SPEC 7): the adapter paces every request to the weight
+limit the venue announces, holds its queue when the venue counts more than the adapter sent, and
+pages Binance's allOrders and myTrades 1,000 at a time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+
+import pytest
+
+from executor.exchanges.base import NotPlaced, OrderNotFound
+from executor.exchanges.ccxt.adapter import PACE_SHARE, CcxtExchange
+from executor.exchanges.emulator import DEMO_API_KEY, DEMO_API_SECRET, RunningEmulator, start_emulator
+from executor.exchanges.emulator_faults import Limits
+from executor.models import OrderType, Side
+
+from .support import CLIENT_TIMEOUT_MS, MARKETS, emulator_faults, eventually, raw_binance
+
+pytestmark = pytest.mark.integration
+
+D = Decimal
+BTC, ETH = "BTC/USDT", "ETH/USDT"
+LIMIT = 1200  # weight per minute the emulator announces (Binance's limit until 2023)
+HAMMER_S = 12.0
+# Binance weights of what the hammer sends (all with a symbol)
+WEIGHTS = {
+    "GET /api/v3/exchangeInfo": 20,
+    "GET /api/v3/ticker/24hr": 2,
+    "GET /api/v3/account": 20,
+    "GET /api/v3/order": 4,
+    "POST /api/v3/order": 1,
+    "DELETE /api/v3/order": 1,
+    "GET /api/v3/openOrders": 6,
+    "GET /api/v3/allOrders": 20,
+    "GET /api/v3/myTrades": 20,
+}
+
+
+@pytest.fixture
+async def venue() -> AsyncIterator[RunningEmulator]:
+    faults = emulator_faults(limits=Limits(weight_per_minute=LIMIT, orders_per_10s=100, ban_after=3, ban_seconds=30))
+    running = await start_emulator(seed=5, faults=faults, markets=list(MARKETS))
+    try:
+        yield running
+    finally:
+        await running.stop()
+
+
+@pytest.fixture
+async def adapter(venue: RunningEmulator) -> AsyncIterator[CcxtExchange]:
+    exchange = CcxtExchange(
+        "binance",
+        api_key=DEMO_API_KEY,
+        api_secret=DEMO_API_SECRET,
+        api_url=venue.url,
+        markets=list(MARKETS),
+        timeout_ms=CLIENT_TIMEOUT_MS * 10,
+    )
+    try:
+        yield exchange
+    finally:
+        await exchange.close()
+
+
+def served_weight(venue: RunningEmulator) -> int:
+    return sum(WEIGHTS[endpoint] * n for endpoint, n in venue.emulator.requests.items() if endpoint in WEIGHTS)
+
+
+def no_rate_limit_answers(venue: RunningEmulator) -> bool:
+    return venue.emulator.statuses[429] == 0 and venue.emulator.statuses[418] == 0
+
+
+async def mid_minute() -> None:
+    """Wait until the minute's window is well under way and not about to roll over."""
+    await eventually(lambda: 3 <= time.time() % 60 <= 45, timeout=30, interval=0.05)
+
+
+# -- pacing ---------------------------------------------------------------------------------------
+
+
+async def test_many_tasks_asking_far_too_much_draw_no_429_they_queue_at_the_learned_pace(adapter, venue):
+    await adapter.load_markets()
+    assert adapter.budget().weight_per_minute == LIMIT
+    rng = random.Random(7)
+    since = datetime.now(UTC) - timedelta(minutes=1)
+    counter = iter(range(1_000_000))
+    most_queued = 0
+
+    async def one_request() -> None:
+        symbol = rng.choice(MARKETS)
+        kind = rng.choice(["ticker", "ticker", "balances", "open", "order", "since", "trades"])
+        if kind == "ticker":
+            await adapter.fetch_ticker(symbol)
+        elif kind == "balances":
+            await adapter.fetch_balances()
+        elif kind == "open":
+            await adapter.fetch_open_orders(symbol)
+        elif kind == "since":
+            await adapter.fetch_orders_since(symbol, since)
+        elif kind == "trades":
+            await adapter.fetch_my_trades(symbol, since)
+        else:
+            coid = f"tc-hammer-{next(counter)}"
+            await adapter.create_order(
+                client_order_id=coid, symbol=BTC, side=Side.BUY, type=OrderType.LIMIT, amount=D("0.001"), price=D(20000)
+            )
+            await adapter.fetch_order(coid, BTC)
+            await adapter.cancel_order(coid, BTC)
+
+    async def hammer() -> None:
+        while True:
+            await one_request()
+
+    before = served_weight(venue)
+    started = time.monotonic()
+    tasks = [asyncio.ensure_future(hammer()) for _ in range(40)]
+    try:
+        while time.monotonic() - started < HAMMER_S:
+            most_queued = max(most_queued, adapter.budget().queued)
+            done = [t for t in tasks if t.done()]
+            assert not done, [t.exception() for t in done]
+            await asyncio.sleep(0.05)
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+    elapsed = time.monotonic() - started
+    served = served_weight(venue) - before
+    assert no_rate_limit_answers(venue), venue.emulator.statuses
+    pace = PACE_SHARE * LIMIT / 60  # 18 weight/s
+    # 40 tasks would send thousands of weight a second unpaced: they queued instead ...
+    assert most_queued >= 20
+    # ... and left at the pace, not slower (a stalled queue) and not faster (a 429 in the making)
+
+    assert 0.6 * pace * elapsed <= served <= pace * elapsed + 45, (served, elapsed)
+    assert adapter.budget().used <= LIMIT
+
+
+async def test_requests_canceled_while_queued_cost_nothing(adapter, venue):
+    await adapter.load_markets()
+    before = served_weight(venue)
+    queued = [asyncio.ensure_future(adapter.fetch_balances()) for _ in range(30)]  # 600 weight
+    await eventually(lambda: adapter.budget().queued >= 25, timeout=5)
+    for task in queued:
+        task.cancel()
+    await asyncio.gather(*queued, return_exceptions=True)
+    started = time.monotonic()
+    await adapter.fetch_ticker(BTC)  # not behind 30 canceled requests' worth of tokens
+    assert time.monotonic() - started < 2.0
+    assert served_weight(venue) - before <= 5 * 20 + 2
+
+
+# -- the budget -----------------------------------------------------------------------------------
+
+
+async def test_the_budget_learns_the_limit_and_follows_the_venues_used_weight_header(adapter, venue):
+    assert adapter.budget().weight_per_minute == 6000  # Binance's default until the venue says
+    await mid_minute()
+    await adapter.load_markets()
+    assert adapter.budget().weight_per_minute == LIMIT
+    outsider = raw_binance(venue.url)  # another process on the same key
+    try:
+        for _ in range(3):
+            await outsider.fetch_balance()
+    finally:
+        await outsider.close()
+    await adapter.fetch_balances()
+    header = float(adapter._ex.last_response_headers["X-MBX-USED-WEIGHT-1M"])
+    assert header >= 20 + 3 * 20 + 20  # the venue counts the outsider too
+    budget = adapter.budget()
+    assert budget.used == header and budget.queued == 0
+    assert budget.headroom == pytest.approx(1 - header / LIMIT)
+
+
+async def test_the_queue_is_held_when_the_venue_counts_more_than_the_adapter_sent(adapter, venue):
+    await mid_minute()
+    outsider = raw_binance(venue.url)
+    try:
+        # 57 x exchangeInfo = 1,140 of the minute's 1,200 weight, spent elsewhere
+        await asyncio.gather(*(outsider.publicGetExchangeInfo() for _ in range(57)))
+    finally:
+        await outsider.close()
+    await adapter.load_markets()  # +20: the venue says 1,160
+    assert adapter.budget().used >= 1160
+    held = asyncio.ensure_future(adapter.fetch_balances())  # +20 would pass 95 % of 1,200
+    try:
+        done, _ = await asyncio.wait({held}, timeout=1.5)
+        assert not done, "sent into a nearly full window"
+        assert adapter.budget().queued == 1
+        assert adapter._window.holds == 1
+    finally:
+        held.cancel()
+        await asyncio.gather(held, return_exceptions=True)
+    assert no_rate_limit_answers(venue), venue.emulator.statuses
+
+
+async def test_an_order_count_429_holds_new_orders_only(venue):
+    running = await start_emulator(seed=6, faults=emulator_faults(limits=Limits(orders_per_10s=3)), markets=[BTC])
+    outsider = raw_binance(running.url)
+    adapter = CcxtExchange(
+        "binance", api_key=DEMO_API_KEY, api_secret=DEMO_API_SECRET, api_url=running.url, markets=[BTC]
+    )
+    try:
+        await adapter.load_markets()
+        # someone else on the key takes this 10 s window's three new orders
+        for n in range(3):
+            await outsider.create_order(BTC, "limit", "buy", 0.001, 20000, {"clientOrderId": f"other-{n}"})
+        with pytest.raises(NotPlaced) as caught:
+            await adapter.create_order(
+                client_order_id="tc-count-0",
+                symbol=BTC,
+                side=Side.BUY,
+                type=OrderType.LIMIT,
+                amount=D("0.001"),
+                price=D(20000),
+            )
+        assert caught.value.rate_limited and caught.value.retry_after > 0
+        assert "-1015" in str(caught.value)
+        assert adapter.cooldown.remaining == 0 and adapter.order_cooldown.remaining > 0
+        # reads and cancels go on at once
+        started = time.monotonic()
+        await adapter.fetch_ticker(BTC)
+        canceled = await adapter.cancel_order("other-0", BTC)
+        assert canceled.status == "canceled" and time.monotonic() - started < caught.value.retry_after
+        # the next new order waits the window out instead of drawing another -1015
+        order = await adapter.create_order(
+            client_order_id="tc-count-1",
+            symbol=BTC,
+            side=Side.BUY,
+            type=OrderType.LIMIT,
+            amount=D("0.001"),
+            price=D(20000),
+        )
+        assert order.status == "open" and running.emulator.codes[-1015] == 1
+        assert running.emulator.statuses[418] == 0
+    finally:
+        await outsider.close()
+        await adapter.close()
+        await running.stop()
+
+
+# -- paging ---------------------------------------------------------------------------------------
+
+
+async def test_orders_since_pages_binance_all_orders_past_1000(adapter, venue):
+    engine = venue.emulator.engine
+    await adapter.load_markets()
+    start = time.time()
+    for n in range(5):  # before `since`: not wanted
+        engine.place_resting(BTC, "buy", D("0.001"), client_order_id=f"tc-old-{n}", created_at=start - 3600)
+    since = datetime.fromtimestamp(start - 60, UTC)
+    for n in range(1100):
+        engine.place_resting(BTC, "buy", D("0.001"), client_order_id=f"tc-seed-{n}")
+    for n in range(20):
+        engine.place_resting(ETH, "buy", D("0.01"), client_order_id=f"tc-eth-{n}")
+    engine.cancel_order(client_order_id="tc-seed-7")  # ended orders are listed too
+    orders = await adapter.fetch_orders_since(BTC, since)
+    assert [o.client_order_id for o in orders] == [f"tc-seed-{n}" for n in range(1100)]
+    assert len({o.exchange_order_id for o in orders}) == 1100
+    assert all(o.created is not None and o.created >= since for o in orders)
+    assert orders[7].status == "canceled" and orders[8].status == "open"
+    # one page by startTime, then one by orderId: 2 x 20 weight
+    assert venue.emulator.requests["GET /api/v3/allOrders"] == 2
+    assert no_rate_limit_answers(venue) and venue.emulator.statuses[400] == 0
+    # what it listed, it can now name: a lookup by client id goes without a scan
+    assert (await adapter.fetch_order("tc-seed-1099", BTC)).exchange_order_id == orders[-1].exchange_order_id
+
+
+async def test_orders_since_more_than_a_day_ago_walks_24_hour_windows(adapter, venue):
+    engine = venue.emulator.engine
+    await adapter.load_markets()
+    now = time.time()
+    for n in range(3):
+        engine.place_resting(BTC, "buy", D("0.001"), client_order_id=f"tc-2d-{n}", created_at=now - 2 * 86400 + n)
+    for n in range(2):
+        engine.place_resting(BTC, "buy", D("0.001"), client_order_id=f"tc-1h-{n}", created_at=now - 3600 + n)
+    orders = await adapter.fetch_orders_since(BTC, datetime.fromtimestamp(now - 3 * 86400, UTC))
+    assert [o.client_order_id for o in orders] == ["tc-2d-0", "tc-2d-1", "tc-2d-2", "tc-1h-0", "tc-1h-1"]
+    # the first window (3 to 2 days ago) empty, the second holds the oldest, then by orderId
+    assert venue.emulator.requests["GET /api/v3/allOrders"] == 3
+    assert venue.emulator.statuses[400] == 0  # never more than 24 h between startTime and endTime
+
+
+async def test_my_trades_page_by_from_id_and_carry_the_client_ids_of_orders_seen(adapter, venue):
+    engine = venue.emulator.engine
+    await adapter.load_markets()
+    since = datetime.now(UTC) - timedelta(seconds=1)
+    for n in range(1010):
+        engine.create_order(f"tc-taker-{n}", BTC, "buy", "market", D("0.0002"))
+    expected = engine.trades(BTC)
+    assert len(expected) >= 1010
+    trades = await adapter.fetch_my_trades(BTC, since)
+    assert [t.trade_id for t in trades] == [str(t.id) for t in expected]
+    assert venue.emulator.requests["GET /api/v3/myTrades"] == 2  # 1,000 by startTime, the rest by fromId
+    # Binance's trades name only the orderId: the client id is known for the orders seen so far
+    assert {t.client_order_id for t in trades} == {None}
+    await adapter.fetch_orders_since(BTC, since)
+    trades = await adapter.fetch_my_trades(BTC)  # no `since`: every trade, from the first id
+    assert len(trades) == len(expected)
+    assert {t.client_order_id for t in trades} == {f"tc-taker-{n}" for n in range(1010)}
+    assert all(t.fee > 0 and t.fee_currency == "BTC" for t in trades)  # a buy pays in the asset received
+    with pytest.raises(OrderNotFound):
+        await adapter.fetch_order("tc-nobody-0", BTC)
