@@ -24,6 +24,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections import Counter
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -212,7 +213,7 @@ class TradeExecutor:
         self.balances: dict[str, Balance] = {}
         self.last_reconcile: ReconcileResult | None = None
         self.halted = False  # the kill switch: no create request leaves while set
-        self.creating: set[str] = set()  # client order ids with a create request in flight
+        self.creating: Counter[str] = Counter()  # client order ids whose create may still go live
         self.locks = KeyedLocks()
         self.effect: dict[str, Decimal] = {}  # cumulative balance effect of every fill in the store
         self._tickers: dict[str, tuple[float, Ticker]] = {}
@@ -221,6 +222,7 @@ class TradeExecutor:
         self._keep_open: set[str] = set()
         self._timing_out: set[str] = set()
         self._cancel_sent: dict[str, float] = {}  # coid -> monotonic time of its last cancel request
+        self.cancel_resend_after = CANCEL_RESEND_AFTER
         self._missing: dict[str, tuple[int, float]] = {}  # live coid -> (misses, first miss) on the venue
         self._settled = asyncio.Event()  # set whenever no create is in flight
         self._settled.set()
@@ -733,44 +735,47 @@ class TradeExecutor:
             if self.halted:
                 return await self._commit(coid, O.FAILED, source="request", last_error="kill switch: not sent")
             order = await self._commit(coid, O.SUBMITTING, source="request", attempts=order.attempts + 1)
-            self.creating.add(coid)
-            self._settled.clear()
-            try:
-                report = await self.exchange.create_order(
-                    client_order_id=coid, symbol=order.symbol, side=order.side, type=order.type,
-                    amount=order.amount, price=order.price,
-                )
-            except DuplicateOrder:
-                # The venue already holds this client order id: it was placed. Find it; never re-send.
-                await self._commit(coid, O.UNKNOWN, source="request", last_error="duplicate client order id")
-                return await self._resolve(coid, duplicate=True)
-            except NotPlaced as exc:
-                await self._commit(coid, O.NEW, source="request", last_error=str(exc))  # certainly not sent
-                raise
-            except MaybePlaced as exc:
-                await self._commit(coid, O.UNKNOWN, source="request", last_error=f"maybe placed: {exc}")
-                return await self._resolve(coid)
-            finally:
-                self._done_creating(coid)
-        return await self._fold(coid, report, "request")
+            with self.in_flight(coid):
+                try:
+                    report = await self.exchange.create_order(
+                        client_order_id=coid, symbol=order.symbol, side=order.side, type=order.type,
+                        amount=order.amount, price=order.price,
+                    )
+                except DuplicateOrder:
+                    # The venue already holds this client order id: it was placed. Find it; never re-send.
+                    await self._commit(coid, O.UNKNOWN, source="request", last_error="duplicate client order id")
+                    return await self._resolve(coid, duplicate=True)
+                except NotPlaced as exc:
+                    await self._commit(coid, O.NEW, source="request", last_error=str(exc))  # certainly not sent
+                    raise
+                except MaybePlaced as exc:
+                    await self._commit(coid, O.UNKNOWN, source="request", last_error=f"maybe placed: {exc}")
+                    return await self._resolve(coid)
+                return await self._fold(coid, report, "request")
 
-    def _done_creating(self, coid: str) -> None:
-        self.creating.discard(coid)
-        if not self.creating:
-            self._settled.set()
+    @contextlib.contextmanager
+    def in_flight(self, coid: str):
+        """A create of `coid` may still go live until this block ends with its outcome journaled:
+        the kill switch waits for every such block before it says that none is left open."""
+        self.creating[coid] += 1
+        self._settled.clear()
+        try:
+            yield
+        finally:
+            self.creating[coid] -= 1
+            if self.creating[coid] <= 0:
+                del self.creating[coid]
+            if not self.creating:
+                self._settled.set()
 
     async def _resolve(self, coid: str, *, duplicate: bool = False) -> Order:
         """Look a maybe-placed order up by client order id until found or certainly absent."""
         order = self.current(coid)
         assert order is not None
-        self.creating.add(coid)  # for the kill switch: this create may still go live
-        self._settled.clear()
-        try:
+        with self.in_flight(coid):
             report = await self.lookup(order)
-        finally:
-            self._done_creating(coid)
-        if report is not None:
-            return await self._fold(coid, report, "request")
+            if report is not None:
+                return await self._fold(coid, report, "request")
         if duplicate:
             # The venue said the id exists, then every lookup said it does not: nobody can tell.
             raise _Unresolved(order, "duplicate client order id, yet no lookup finds it")
@@ -991,7 +996,7 @@ class TradeExecutor:
             self._timing_out.add(coid)
             self.spawn(self._on_timeout(coid), name=f"timeout:{coid}")
         elif order.status is O.PENDING_CANCEL and \
-                time.monotonic() - self._cancel_sent.get(coid, 0.0) >= CANCEL_RESEND_AFTER:
+                time.monotonic() - self._cancel_sent.get(coid, 0.0) >= self.cancel_resend_after:
             self._timing_out.add(coid)
             self.spawn(self._on_timeout(coid, resend=True), name=f"cancel-again:{coid}")
 
@@ -1101,8 +1106,9 @@ class TradeExecutor:
                     self._error(f"{coid}: cancel failed: {result}")
             if not self.creating and all(isinstance(r, Order) and not r.status.is_live for r in results):
                 await asyncio.sleep(0)
-        left = sum(1 for o in self.pending_orders.values() if o.status.is_live or o.status is O.PENDING_CANCEL)
-        return KillSwitchResult(orders=tuple(canceled), left_open=left + len(self.creating))
+        # Unresolved creates count as open: nobody can say yet that they are not.
+        left = sum(1 for o in self.pending_orders.values() if o.status not in (O.NEW,))
+        return KillSwitchResult(orders=tuple(canceled), left_open=left)
 
     def resume(self) -> None:
         self.halted = False

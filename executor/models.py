@@ -77,7 +77,13 @@ TERMINAL_ORDER_STATES = frozenset(
     {OrderStatus.FILLED, OrderStatus.CANCELED, OrderStatus.EXPIRED, OrderStatus.REJECTED, OrderStatus.FAILED}
 )
 
+# Magnitudes no spot market trades: a price of 1e30 is a strategy's bug, refused at the door with
+# a reason naming the field, not an arithmetic error deep in execution (the schema says the same).
+MAX_PRICE = 1e15
+MAX_AMOUNT = 1e12
+MAX_TTL_SECONDS = 1e10  # ~300 years: still a date; 1e30 would overflow one
 _Positive = Annotated[float, Field(gt=0, strict=True, allow_inf_nan=False)]
+_Price = Annotated[float, Field(gt=0, le=MAX_PRICE, strict=True, allow_inf_nan=False)]
 
 
 def _iso_string(value: Any) -> Any:
@@ -98,16 +104,16 @@ class Signal(BaseModel):
     id: Annotated[str, Field(strict=True, pattern=r"^[A-Za-z0-9._:-]{1,64}$")]
     symbol: Annotated[str, Field(strict=True, pattern=r"^[A-Z0-9]{1,20}/[A-Z0-9]{1,20}$")]
     side: Side
-    amount: _Positive | None = None
-    quote_amount: _Positive | None = None
+    amount: Annotated[_Positive, Field(le=MAX_AMOUNT)] | None = None
+    quote_amount: _Price | None = None
     order_type: OrderType | None = None
-    price: _Positive | None = None
-    stop_loss: _Positive | None = None
-    take_profit: _Positive | None = None
+    price: _Price | None = None
+    stop_loss: _Price | None = None
+    take_profit: _Price | None = None
     strategy: Annotated[str, Field(strict=True, max_length=64)] | None = None
     note: Annotated[str, Field(strict=True, max_length=280)] | None = None
     created_at: _Timestamp | None = None
-    ttl_seconds: _Positive | None = None
+    ttl_seconds: Annotated[_Positive, Field(le=MAX_TTL_SECONDS)] | None = None
     meta: dict[str, Any] | None = None
 
     @model_validator(mode="after")

@@ -68,6 +68,9 @@ def _describe(error: dict[str, Any]) -> str:
         return f"{loc}: must be a finite number (got {_shown(value)})"
     if kind == "greater_than":
         return f"{loc}: must be greater than 0 (got {_shown(value)})"
+    if kind == "less_than_equal":
+        limit = error.get("ctx", {}).get("le")
+        return f"{loc}: must be at most {limit:g}, no market trades more (got {_shown(value)})"
     if kind in ("string_type",):
         return f"{loc}: must be a string (got {_shown(value)})"
     if kind == "string_too_long":

@@ -18,7 +18,8 @@ combination, -1001 / -1007 with 5xx); a client order id unique among open orders
 once its order ended; a lookup by it finds the most recent order); fees in the asset received
 (see `paper_engine`); request weights per endpoint (`emulator_binance.request_weight`) counted
 per minute, and new orders per 10 s and per day, in fixed windows aligned to the epoch, Binance's
-default limits unless the faults file says otherwise, announced exactly in exchangeInfo.
+default limits unless the faults file says otherwise, announced exactly in exchangeInfo; a
+cancel-replace checks its new order's filters and the order count before it cancels anything.
 
 Rate limits as Binance answers them: request weight over the minute's limit is 429 -1003; an
 exhausted order count is 429 -1015 for new orders only (`POST /api/v3/order`, and a
@@ -86,7 +87,7 @@ from executor.exchanges.emulator_faults import (
 )
 from executor.exchanges.emulator_record import Audit, audit_orders
 from executor.exchanges.paper_engine import EngineError, EngineOrder, PaperEngine
-from executor.models import MarketInfo, OrderType, to_decimal
+from executor.models import MarketInfo, OrderType, Side, to_decimal
 
 if TYPE_CHECKING:
     import argparse
@@ -474,12 +475,14 @@ class Emulator:
             raise wire.unknown_order(cancel=cancel)
         return order
 
-    def place(self, ctx: Ctx, params: Mapping[str, str], symbol: str) -> dict[str, Any]:
+    def order_args(self, params: Mapping[str, str]) -> tuple[Side, OrderType, Decimal, Decimal | None, str | None]:
+        """A new order's side, type, quantity, price and client order id, as Binance reads them."""
         side = wire.side_param(params)
         type_ = wire.type_param(params)
         if "quoteOrderQty" in params:
             raise BinanceError(400, -1014, "Unsupported order combination.")
         amount = wire.decimal_param(params, "quantity")
+        assert amount is not None
         price = wire.decimal_param(params, "price", required=False)
         if type_ is OrderType.LIMIT:
             if price is None:
@@ -491,7 +494,18 @@ class Emulator:
                 raise BinanceError(400, -1115, "Invalid timeInForce.")
         elif price is not None:
             raise BinanceError(400, -1106, "Parameter 'price' sent when not required.")
-        coid = params.get("newClientOrderId") or None
+        return side, type_, amount, price, params.get("newClientOrderId") or None
+
+    def check_filters(self, params: Mapping[str, str], symbol: str) -> None:
+        """Refuse a new order that breaks its market's filters, before anything is done (cancel-replace)."""
+        side, type_, amount, price, _ = self.order_args(params)
+        try:
+            self.engine.validate_order(symbol, side, type_, amount, price)
+        except EngineError as exc:
+            raise wire.engine_error(exc) from None
+
+    def place(self, ctx: Ctx, params: Mapping[str, str], symbol: str) -> dict[str, Any]:
+        side, type_, amount, price, coid = self.order_args(params)
         try:
             order = self.engine.create_order(coid, symbol, side, type_, amount, price)
         except EngineError as exc:

@@ -211,6 +211,9 @@ def _cancel_replace(emu: Emulator, ctx: Ctx) -> Any:
         raise wire.mandatory("cancelReplaceMode")
     if mode not in ("STOP_ON_FAILURE", "ALLOW_FAILURE"):
         raise BinanceError(400, -1100, "Illegal characters found in parameter 'cancelReplaceMode'.")
+    # As Binance: the new order's filters are checked before the cancel, so a bad new order
+    # leaves the old one working (and answers the filter failure itself).
+    emu.check_filters(p, symbol)
     cancel_response: Any = None
     cancel_ok = False
     try:

@@ -113,7 +113,7 @@ class EngineOrder:
     updated_at: float
     filled: Decimal = ZERO
     cost: Decimal = ZERO  # quote spent or received, fees excluded
-    fee: Decimal = ZERO
+    fee: Decimal = ZERO  # in `fee_currency`: the base for a buy, the quote for a sell
     fee_currency: str = ""
     locked: Decimal = ZERO  # what this order still holds in `used` (quote for buys, base for sells)
     ticks: int = 0  # price in ticks, the resting book's key
@@ -594,22 +594,7 @@ class PaperEngine:
     ) -> tuple[Side, OrderType, Decimal, Decimal | None, int, str]:
         """Everything refused before an order exists: syntax, filters, an open duplicate id."""
         side, type, amount, price = self._parse(client_order_id, side, type, amount, price)
-        info = m.info
-        ticks = 0
-        if price is not None:
-            self._check_price(info, price)
-            ticks = int(price / info.price_tick)
-        self._check_amount(info, amount)
-        # Market orders are checked at the touch, as Binance applies NOTIONAL to market orders.
-        touch = info.price_tick * (m.ask_t if side is Side.BUY else m.bid_t)
-        notional = amount * (price if price is not None else touch)
-        if notional < info.min_cost:
-            raise EngineError(
-                ErrorKind.FILTER_FAILURE,
-                f"Filter failure: NOTIONAL (notional {_fmt(notional)} {info.quote} is below the minimum "
-                f"{_fmt(info.min_cost)} {info.quote} for {info.symbol}).",
-                filter="NOTIONAL",
-            )
+        ticks = self._check_filters(m, side, amount, price)
         if client_order_id is None:
             client_order_id = f"paper-cid-{self._next_order_id}"
         previous = self._by_client_id.get(client_order_id)
@@ -661,6 +646,41 @@ class PaperEngine:
             self._free[currency] -= lock
             self._used[currency] += lock
         return order
+
+    def validate_order(
+        self,
+        symbol: str,
+        side: Side | str,
+        type: OrderType | str,
+        amount: Decimal | float | str,
+        price: Decimal | float | str | None = None,
+    ) -> None:
+        """Refuse, as `create_order` would, an order that breaks the syntax or a filter (PRICE_FILTER,
+        LOT_SIZE, NOTIONAL); funds and client order ids are not looked at. For cancel-replace,
+        which checks the new order's filters before it cancels anything."""
+        m = self._market(symbol)
+        side, _, amount, price = self._parse(None, side, type, amount, price)
+        self._check_filters(m, side, amount, price)
+
+    def _check_filters(self, m: _Market, side: Side, amount: Decimal, price: Decimal | None) -> int:
+        """PRICE_FILTER, LOT_SIZE and NOTIONAL; returns the price in ticks (0 for a market order)."""
+        info = m.info
+        ticks = 0
+        if price is not None:
+            self._check_price(info, price)
+            ticks = int(price / info.price_tick)
+        self._check_amount(info, amount)
+        # Market orders are checked at the touch, as Binance applies NOTIONAL to market orders.
+        touch = info.price_tick * (m.ask_t if side is Side.BUY else m.bid_t)
+        notional = amount * (price if price is not None else touch)
+        if notional < info.min_cost:
+            raise EngineError(
+                ErrorKind.FILTER_FAILURE,
+                f"Filter failure: NOTIONAL (notional {_fmt(notional)} {info.quote} is below the minimum "
+                f"{_fmt(info.min_cost)} {info.quote} for {info.symbol}).",
+                filter="NOTIONAL",
+            )
+        return ticks
 
     @staticmethod
     def _rest(m: _Market, order: EngineOrder) -> None:

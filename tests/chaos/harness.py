@@ -39,7 +39,7 @@ import urllib.request
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from decimal import Decimal
 from enum import StrEnum
 from pathlib import Path
@@ -48,7 +48,7 @@ from typing import Any, TextIO
 from executor.clientid import client_order_id
 from executor.exchanges.emulator import DEMO_API_KEY, DEMO_API_SECRET
 from executor.exchanges.emulator_faults import RESPONSE_FAULTS, EmulatorFault
-from executor.exchanges.emulator_record import audit_orders, signal_key
+from executor.exchanges.emulator_record import audit_orders, replacement_number, signal_key
 
 from .venue import BANNED, INJECTED, INSIDE_INJECTED
 
@@ -482,6 +482,15 @@ class Outcome:
             out[o["client_order_id"]].append(o)
         return out
 
+    def audited(self, entry: Mapping[str, Any]) -> list[dict[str, Any]]:
+        """The venue orders an `audit_orders` entry names: by venue order id when it gives them."""
+        orders = self.record.get("orders", [])
+        if entry.get("order_ids"):
+            by_id = {v["order_id"]: v for v in orders}
+            return [by_id[i] for i in entry["order_ids"]]
+        by_coid = {v["client_order_id"]: v for v in orders}
+        return [by_coid[c] for c in entry["client_order_ids"]]
+
     def venue_fills(self, venue_order: Mapping[str, Any]) -> dict[str, Any] | None:
         """The venue's own trades of one order (None if the record lacks them)."""
         fills = self.record.get("fills")
@@ -552,10 +561,36 @@ def run_soak(scenario: Scenario, workdir: Path, *, log: Callable[[str], None] | 
         if trader is not None and trader.process.poll() is None:
             trader.sigkill()
         venue_exit, record = venue.stop()
-    outcome = Outcome(scenario, plan.signals, runs, record, StoreRows.read(db), venue_exit)
+    seconds = time.monotonic() - started
+    save_runs(workdir, scenario, runs, venue_exit, seconds)
+    return judge(Outcome(scenario, plan.signals, runs, record, StoreRows.read(db), venue_exit), workdir, seconds)
+
+
+def judge(outcome: Outcome, workdir: Path, seconds: float) -> Soak:
     problems = {check.__name__: check(outcome) for check in CHECKS}
-    counts = count(outcome, problems, time.monotonic() - started)
-    return Soak(outcome, problems, counts, workdir)
+    return Soak(outcome, problems, count(outcome, problems, seconds), workdir)
+
+
+def save_runs(workdir: Path, scenario: Scenario, runs: list[Run], venue_exit: int, seconds: float) -> None:
+    """`soak.json`: what `recheck` needs besides the store, the venue's record and the signal file."""
+    rows = [{**asdict(r), "log": r.log.name} for r in runs]
+    data = {"scenario": asdict(scenario), "runs": rows, "venue_exit": venue_exit, "seconds": seconds}
+    (workdir / "soak.json").write_text(json.dumps(data, indent=1))
+
+
+def recheck(workdir: Path) -> Soak:
+    """The checks again, on what a finished soak left in `workdir` (after changing a check, say)."""
+    data = json.loads((workdir / "soak.json").read_text())
+    scenario = Scenario(**data["scenario"])
+    runs = []
+    for row in data["runs"]:
+        kill = row.pop("kill")
+        kill = None if kill is None else Kill(Moment(kill["moment"]), kill["delay_s"])
+        runs.append(Run(**{**row, "kill": kill, "log": workdir / row["log"]}))
+    sent = [json.loads(line) for line in (workdir / "signals.jsonl").read_text().splitlines() if line.strip()]
+    record = json.loads((workdir / "record.json").read_text())
+    outcome = Outcome(scenario, sent, runs, record, StoreRows.read(workdir / "store.db"), data["venue_exit"])
+    return judge(outcome, workdir, data["seconds"])
 
 
 def run_soaks(plans: list[Scenario], workdir: Path, *, jobs: int = 2, quiet: bool = False) -> list[Soak]:
@@ -618,31 +653,52 @@ def check_signals_recorded(o: Outcome) -> list[Problem]:
 
 
 def check_signals_settled(o: Outcome) -> list[Problem]:
-    """An approved signal has an order and every order ended; a pending one says why it waits."""
+    """An approved signal was placed (or refused by the venue) and every order of it ended; a pending
+    one says why it waits."""
     orders = o.store_orders_by_signal()
     problems = []
     for sid, s in o.accepted().items():
-        mine = orders.get(sid, [])
-        if s["status"] == "approved" and not mine:
-            problems.append(Problem("signals", sid, "approved, but no order in the store (an approval lost)"))
+        mine = sorted(orders.get(sid, []), key=_replacement)
         if s["status"] == "pending" and not s["reason"]:
             problems.append(Problem("signals", sid, "left pending without a reason"))
-        for order in mine:
-            if order["status"] not in TERMINAL:
-                problems.append(Problem("signals", sid, f"{order['client_order_id']} left {order['status']}"))
+        problems += [
+            Problem("signals", sid, f"{order['client_order_id']} left {order['status']}")
+            for order in mine
+            if order["status"] not in TERMINAL
+        ]
+        if s["status"] != "approved":
+            continue
+        if not mine:
+            problems.append(Problem("signals", sid, "approved, but no order in the store: the approval was lost"))
+        elif mine[-1]["status"] == "failed" and all(order["status"] in NEVER_PLACED for order in mine):
+            last = mine[-1]
+            problems.append(
+                Problem(
+                    "signals",
+                    sid,
+                    f"approved, never placed: its last order {last['client_order_id']} failed "
+                    f"({last['last_error']}) and nothing replaced it",
+                )
+            )
     return problems
+
+
+def _replacement(order: Mapping[str, Any]) -> tuple[int, str]:
+    number = order.get("replacement")
+    if number is None:
+        number = replacement_number(order["client_order_id"]) or 0
+    return int(number), order["created_at"]
 
 
 def check_no_double_execution(o: Outcome) -> list[Problem]:
     """Never two live orders of one signal at a time; never two orders of one filling past its amount."""
     audit = audit_orders(o.record.get("orders", []), o.amounts())
     found: dict[str, list[str]] = defaultdict(list)
-    venue = {v["client_order_id"]: v for v in o.record.get("orders", [])}
     for pair in audit.concurrent:
-        a, b = (venue[c] for c in pair["client_order_ids"])
+        a, b = o.audited(pair)
         found[pair["signal"]].append(f"live at once: {_venue_line(a)} and {_venue_line(b)}")
     for over in audit.overfilled:
-        filled = [c for c in over["client_order_ids"] if Decimal(venue[c]["filled"]) > 0]
+        filled = [v["client_order_id"] for v in o.audited(over) if Decimal(v["filled"]) > 0]
         if len(filled) > 1:
             found[over["signal"]].append(f"{len(filled)} orders filled {over['filled']} of {over['limit']}: {filled}")
     return [Problem("double execution", o.signal_of(key), "; ".join(lines)) for key, lines in sorted(found.items())]
@@ -797,7 +853,7 @@ def _fees_match(got: Mapping[str, Decimal], want: Mapping[str, Decimal], slack: 
 
 
 def _fmt_fees(fees: Mapping[str, Decimal]) -> str:
-    return ", ".join(f"{fee} {asset}" for asset, fee in sorted(fees.items())) or "0"
+    return ", ".join(f"{fee:f} {asset}" for asset, fee in sorted(fees.items())) or "0"
 
 
 def _venue_line(v: Mapping[str, Any]) -> str:
@@ -861,16 +917,14 @@ class Soak:
     def ok(self) -> bool:
         return not any(self.problems.values())
 
-    def failures(self) -> list[Problem]:
-        return [p for found in self.problems.values() for p in found]
-
     def report(self, *, evidence: int = 2, per_check: int = 5) -> str:
         """The counts, every failed invariant (a few examples each) and the evidence of the first ones."""
         lines = [format_table([self.counts]), f"workdir: {self.workdir}"]
-        for name, found in self.problems.items():
+        for check in CHECKS:
+            found = self.problems[check.__name__]
             if not found:
                 continue
-            lines.append(f"\nFAILED {name} ({len(found)}): {globals()[name].__doc__}")
+            lines.append(f"\nFAILED {check.__name__} ({len(found)}): {' '.join(check.__doc__.split())}")
             lines += [f"  {p.subject}: {p.detail}" for p in found[:per_check]]
             if len(found) > per_check:
                 lines.append(f"  ... and {len(found) - per_check} more")

@@ -2,6 +2,7 @@
 
     .venv/bin/python -m tests.chaos [--kills 110] [--signals 400] [--seed 1] [--jobs 2] [--workdir DIR]
     .venv/bin/python tests/chaos/run.py ...
+    .venv/bin/python -m tests.chaos --recheck DIR   # the checks again on a finished soak's workdir
 
 `--kills` and `--signals` are per soak (two soaks: 220 kills by default). Prints a line per run,
 then the counts of both soaks as one table and every failed invariant with its evidence; exits
@@ -20,7 +21,7 @@ from pathlib import Path
 if __package__ in (None, ""):  # `python tests/chaos/run.py`: import the tree this file is in
     sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from tests.chaos.harness import BINANCE_LIMITS, DEFAULT_LIMITS, Scenario, format_table, run_soaks
+from tests.chaos.harness import BINANCE_LIMITS, DEFAULT_LIMITS, Scenario, format_table, recheck, run_soaks
 
 
 def scenarios(kills: int, signals: int, seed: int) -> list[Scenario]:
@@ -37,16 +38,24 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--jobs", type=int, default=2, help="soaks run at once (default: 2)")
     parser.add_argument("--workdir", default=None, help="default: /tmp/tradeconsole-chaos-<pid>")
+    parser.add_argument("--recheck", metavar="DIR", help="run nothing: check the soaks a run left in DIR again")
     args = parser.parse_args(argv)
-    workdir = Path(args.workdir or f"/tmp/tradeconsole-chaos-{os.getpid()}")
     started = time.monotonic()
-    soaks = run_soaks(scenarios(args.kills, args.signals, args.seed), workdir, jobs=args.jobs)
+    if args.recheck:
+        workdir = Path(args.recheck)
+        soaks = [recheck(soak.parent) for soak in sorted(workdir.glob("*/soak.json"))]
+        if not soaks:
+            parser.error(f"no soak (*/soak.json) in {workdir}")
+    else:
+        workdir = Path(args.workdir or f"/tmp/tradeconsole-chaos-{os.getpid()}")
+        soaks = run_soaks(scenarios(args.kills, args.signals, args.seed), workdir, jobs=args.jobs)
     for soak in soaks:
         if not soak.ok:
             print(f"\n==== {soak.counts.scenario}: FAILED\n{soak.report()}")
     print(f"\n{format_table([s.counts for s in soaks])}")
     verdict = "every invariant held" if all(s.ok for s in soaks) else "INVARIANTS FAILED"
-    print(f"\nchaos: {sum(s.counts.kills for s in soaks)} kills, {verdict}, {time.monotonic() - started:.0f}s wall")
+    took = "rechecked" if args.recheck else f"{time.monotonic() - started:.0f}s wall"
+    print(f"\nchaos: {sum(s.counts.kills for s in soaks)} kills, {verdict}, {took}")
     print(f"workdir: {workdir}")
     return 0 if all(s.ok for s in soaks) else 1
 

@@ -56,8 +56,8 @@ def venue_fills(emulator: Emulator) -> dict[str, dict[str, Any]]:
         per_asset = fees.setdefault(key, {})
         per_asset[trade.fee_currency] = per_asset.get(trade.fee_currency, Decimal(0)) + trade.fee
     for key, entry in fills.items():
-        entry["amount"] = str(amounts[key])
-        entry["fees"] = {asset: str(fee) for asset, fee in sorted(fees[key].items())}
+        entry["amount"] = format(amounts[key], "f")
+        entry["fees"] = {asset: format(fee, "f") for asset, fee in sorted(fees[key].items())}
     return fills
 
 

@@ -254,11 +254,18 @@ def check(outcome: Outcome, sent: list[dict[str, Any]], *, secrets: tuple[str, .
         if o["status"] not in TERMINAL:
             problems.append(f"{o['client_order_id']} left {o['status']}")
     for sid in signals:
-        mine = by_signal.get(sid, [])
-        if len(mine) != 1:
-            problems.append(f"signal {sid}: {len(mine)} orders in the store")
+        # One logical order: a second exchange order only after the first was certainly absent
+        # (SPEC 6: the next replacement number), and the venue never saw the ones given up.
+        mine = sorted(by_signal.get(sid, []), key=lambda o: o["replacement"])
+        if not mine:
+            problems.append(f"signal {sid}: no order in the store")
             continue
-        order = mine[0]
+        for given_up in mine[:-1]:
+            if given_up["status"] != "failed" or not given_up["last_error"].startswith("certainly absent"):
+                problems.append(f"signal {sid}: {given_up['client_order_id']} replaced while {given_up['status']}")
+            elif given_up["client_order_id"] in venue:
+                problems.append(f"{given_up['client_order_id']} given up as absent but on the venue")
+        order = mine[-1]
         on_venue = [v for k, v in venue.items() if signal_key(k) == signal_key(order["client_order_id"])]
         if order["status"] in ("rejected", "failed"):
             if on_venue:

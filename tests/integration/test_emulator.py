@@ -10,9 +10,9 @@ import aiohttp
 import pytest
 
 from console.cli import main
+from executor.clientid import client_order_id
 from executor.exchanges.emulator import start_emulator
 from executor.exchanges.emulator_faults import Draw, EmulatorFault, EmulatorFaults, FaultsFileError
-from executor.clientid import client_order_id
 from executor.exchanges.emulator_record import audit_orders, signal_key
 
 pytestmark = pytest.mark.integration

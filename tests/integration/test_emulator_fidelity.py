@@ -91,6 +91,16 @@ async def until(predicate, timeout: float = 15.0, interval: float = 0.02) -> Non
         await asyncio.sleep(interval)
 
 
+async def clear_of_window_end(window_s: float, margin_s: float) -> None:
+    """Wait, if need be, until the venue's fixed `window_s` window (aligned to the epoch, as
+    Binance's) has more than `margin_s` left, so a test's few requests all fall into one window."""
+
+    async def clear() -> bool:
+        return window_s - time.time() % window_s > margin_s
+
+    await until(clear, timeout=margin_s + 15)
+
+
 def headers_of(exchange: Any) -> dict[str, str]:
     return {k.lower(): v for k, v in (exchange.last_response_headers or {}).items()}
 
@@ -212,6 +222,7 @@ async def test_a_resting_buy_filled_as_maker_pays_the_maker_fee_in_the_base(bina
 
 
 async def test_an_exhausted_order_count_is_a_429_minus_1015_for_new_orders_only_and_never_a_ban():
+    await clear_of_window_end(86_400, 30)  # not within half a minute of 00:00 UTC, when the day's count resets
     async with venue(Limits(orders_per_day=3, ban_after=2, ban_seconds=30)) as (running, exchange):
         placed = []
         for n in range(3):
@@ -262,6 +273,7 @@ async def test_the_ten_second_order_count_is_announced_enforced_and_counted_in_h
 
 
 async def test_cancel_replace_with_an_exhausted_order_count_cancels_only_when_asked_to():
+    await clear_of_window_end(86_400, 30)
     async with venue(Limits(orders_per_day=2, ban_after=2)) as (running, exchange):
         a = await exchange.create_order(BTC, "limit", "buy", 0.001, 30000, {"clientOrderId": "tc-cr-a-0"})
         b = await exchange.create_order(BTC, "limit", "buy", 0.001, 30000, {"clientOrderId": "tc-cr-b-0"})
@@ -303,7 +315,36 @@ async def test_cancel_replace_with_an_exhausted_order_count_cancels_only_when_as
         assert "418" not in record["statuses"]
 
 
+async def test_cancel_replace_checks_the_new_orders_filters_before_it_cancels(binance, emulator):
+    await binance.load_markets()
+    old = await binance.create_order(BTC, "limit", "buy", 0.001, 30000, {"clientOrderId": "tc-crf-0"})
+    replace = {
+        "symbol": "BTCUSDT",
+        "side": "BUY",
+        "type": "LIMIT",
+        "timeInForce": "GTC",
+        "cancelReplaceMode": "ALLOW_FAILURE",
+        "cancelOrderId": old["id"],
+        "newClientOrderId": "tc-crf-1",
+    }
+    for quantity, price, failure in (
+        ("0.000015", "30000", "LOT_SIZE"),
+        ("0.001", "30000.001", "PRICE_FILTER"),
+        ("0.0001", "30000", "NOTIONAL"),
+    ):
+        with pytest.raises(ccxt.BaseError, match=failure):
+            await binance.privatePostOrderCancelReplace({**replace, "quantity": quantity, "price": price})
+        assert body(binance) == {"code": -1013, "msg": f"Filter failure: {failure}"}
+        assert (await binance.fetch_order(old["id"], BTC))["status"] == "open"  # nothing was canceled
+    # funds are not a filter: the cancel frees what the new order needs
+    emulator.emulator.engine.deposit("USDT", -(emulator.emulator.engine.balance("USDT").free - 1))
+    done = await binance.privatePostOrderCancelReplace({**replace, "quantity": "0.001", "price": "30001"})
+    assert done["cancelResult"] == done["newOrderResult"] == "SUCCESS"
+    assert [o.status for o in emulator.emulator.engine.all_orders()] == [OrderStatus.CANCELED, OrderStatus.OPEN]
+
+
 async def test_only_repeated_request_weight_429s_lead_to_the_418():
+    await clear_of_window_end(86_400, 30)
     async with venue(Limits(weight_per_minute=50, orders_per_day=1, ban_after=3, ban_seconds=30)) as (
         running,
         exchange,
@@ -313,6 +354,7 @@ async def test_only_repeated_request_weight_429s_lead_to_the_418():
             with pytest.raises(ccxt.DDoSProtection, match="-1015"):
                 await exchange.create_order(BTC, "market", "buy", 0.001, None, {"clientOrderId": f"tc-w-{n + 1}"})
         assert running.emulator.statuses[418] == 0
+        await clear_of_window_end(60, 5)  # the weight 429's back-off lasts to the minute's end: not a moment
         with pytest.raises(ccxt.DDoSProtection, match="-1003") as caught:
             for _ in range(4):  # 20 weight each over a limit of 50 (exchangeInfo was 20 already)
                 await exchange.publicGetExchangeInfo()

@@ -10,10 +10,11 @@ from decimal import Decimal
 
 import pytest
 
+from executor.clientid import client_order_id
 from executor.exchanges.emulator_faults import RESPONSE_FAULTS, EmulatorFault
 from executor.models import OrderStatus
 
-from .support import HOLD_S, RETRY_AFTER_S, Rig, eventually, make_rig, rig_settings
+from .support import HOLD_S, PREFIX, RETRY_AFTER_S, Rig, eventually, make_rig, rig_settings
 
 pytestmark = pytest.mark.integration
 
@@ -64,11 +65,13 @@ async def test_timeout_after_accept_of_an_order_still_invisible_is_found_across_
     assert_one_clean_order(rig, "timeout-invisible")
 
 
-async def test_5xx_before_acting_is_resubmitted_with_the_same_client_order_id_once_absent(rig, faults):
+async def test_5xx_before_acting_is_resubmitted_under_the_next_replacement_number_once_absent(rig, faults):
     faults.script(ORDER, "error_before")
     order = await market_buy(rig, "before")
-    assert order.status is O.FILLED and order.attempts == 2
+    assert order.status is O.FILLED and order.replacement == 1 and order.attempts == 1
     assert rig.emulator.emulator.requests[ORDER] == 2
+    first = await rig.store.get_order(client_order_id(PREFIX, "before", 0))
+    assert first.status is O.FAILED and first.last_error.startswith("certainly absent")
     assert_one_clean_order(rig, "before")
 
 
@@ -188,14 +191,18 @@ async def test_thirty_signals_through_every_fault_at_random(emulator, tmp_path):
         stored = {o.client_order_id: o for o in await rig.store.orders()}
         venue = {o.client_order_id: o for o in rig.engine.all_orders()}
         for record in records:
-            mine = [o for o in stored.values() if o.signal_id == record.id]
-            assert len(mine) == 1
+            # one logical order; a second exchange order only after the first was certainly absent
+            mine = sorted((o for o in stored.values() if o.signal_id == record.id), key=lambda o: o.replacement)
+            assert mine, record.id
+            for given_up in mine[:-1]:
+                assert given_up.status is O.FAILED and given_up.last_error.startswith("certainly absent")
             placed = rig.venue_orders(record.id)
-            if mine[0].status in (O.REJECTED, O.FAILED):
-                assert placed == [], f"{record.id} is {mine[0].status} but the venue has it"
+            last = mine[-1]
+            if last.status in (O.REJECTED, O.FAILED):
+                assert placed == [], f"{record.id} is {last.status} but the venue has it"
             else:
-                assert len(placed) == 1, f"{record.id}: {len(placed)} orders on the venue"
-                assert venue[mine[0].client_order_id].filled == mine[0].filled
+                assert [o.client_order_id for o in placed] == [last.client_order_id], f"{record.id}: {placed}"
+                assert venue[last.client_order_id].filled == last.filled
         assert sum(1 for o in stored.values() if o.status is O.FILLED) >= 15
         audit = rig.audit()
         assert audit.ok, audit.to_json()

@@ -153,8 +153,8 @@ async def test_requests_canceled_while_queued_cost_nothing(adapter, venue):
         task.cancel()
     await asyncio.gather(*queued, return_exceptions=True)
     started = time.monotonic()
-    await adapter.fetch_ticker(BTC)  # not behind 30 canceled requests' worth of tokens
-    assert time.monotonic() - started < 2.0
+    await adapter.fetch_ticker(BTC)  # not behind 30 canceled requests' worth of tokens (30 s of them)
+    assert time.monotonic() - started < 3.5
     assert served_weight(venue) - before <= 5 * 20 + 2
 
 
@@ -202,15 +202,18 @@ async def test_the_queue_is_held_when_the_venue_counts_more_than_the_adapter_sen
     assert no_rate_limit_answers(venue), venue.emulator.statuses
 
 
-async def test_an_order_count_429_holds_new_orders_only(venue):
+async def test_an_order_count_429_holds_new_orders_only():
     running = await start_emulator(seed=6, faults=emulator_faults(limits=Limits(orders_per_10s=3)), markets=[BTC])
     outsider = raw_binance(running.url)
     adapter = CcxtExchange(
         "binance", api_key=DEMO_API_KEY, api_secret=DEMO_API_SECRET, api_url=running.url, markets=[BTC]
     )
     try:
+        await outsider.load_markets()
         await adapter.load_markets()
-        # someone else on the key takes this 10 s window's three new orders
+        # early in a 10 s order window, so that everything below happens inside it
+        await eventually(lambda: time.time() % 10 < 4, timeout=15, interval=0.02)
+        # someone else on the key takes this window's three new orders
         for n in range(3):
             await outsider.create_order(BTC, "limit", "buy", 0.001, 20000, {"clientOrderId": f"other-{n}"})
         with pytest.raises(NotPlaced) as caught:

@@ -224,3 +224,20 @@ def test_place_resting_backdates_orders_and_history_selects_by_time_and_id():
     assert [o.client_order_id for o in engine.all_orders(BTC, from_id=5)] == ["h4", "h5"]
     assert [o.client_order_id for o in engine.all_orders(from_id=6)] == ["h5", "eth"]
     assert [o.client_order_id for o in engine.all_orders(BTC, 2, since=EPOCH - 5 * 3600)] == ["h4", "h5"]
+
+
+def test_validate_order_refuses_what_the_filters_refuse_and_touches_nothing():
+    engine = make_engine(balances={"USDT": 1})
+    engine.validate_order(BTC, Side.BUY, OrderType.LIMIT, D("0.1"), D(50000))  # funds are not a filter
+    for args, which in (
+        ((BTC, Side.BUY, OrderType.LIMIT, D("0.000015"), D(50000)), "LOT_SIZE"),
+        ((BTC, Side.BUY, OrderType.LIMIT, D("0.1"), D("50000.001")), "PRICE_FILTER"),
+        ((BTC, Side.SELL, OrderType.MARKET, D("0.00001"), None), "NOTIONAL"),
+    ):
+        with pytest.raises(EngineError) as info:
+            engine.validate_order(*args)
+        assert info.value.filter == which
+    with pytest.raises(EngineError) as info:
+        engine.validate_order(BTC, Side.BUY, OrderType.LIMIT, D("0.1"), None)
+    assert info.value.kind is ErrorKind.BAD_REQUEST
+    assert engine.all_orders() == [] and engine.balance("USDT") == Balance("USDT", D(1), D(0))
