@@ -69,10 +69,12 @@ async def measure(n: int = 2000) -> dict:
     return {"signals": n, "seconds": elapsed, "per_second": n / elapsed}
 
 
-def run() -> tuple[str, str, str]:
+def run() -> dict:
     result = asyncio.run(measure())
-    return (
-        f"{result['per_second']:,.0f} signals/s",
-        ">= 5,000 signals/s",
-        f"{result['signals']} market signals in {result['seconds']:.2f}s",
-    )
+    return {
+        "value": round(result["per_second"]),
+        "unit": "signals/s",
+        "goal": ">= 5,000 signals/s",
+        "met": result["per_second"] >= 5000,
+        "detail": f"{result['signals']} market signals in {result['seconds']:.2f}s",
+    }

@@ -257,11 +257,12 @@ async def _run_headless(settings: Settings, db: Path, signals_path: str | None, 
         result = await service.start()
         if result is not None:
             log.info(
-                "reconciled: %d checked, %d open, %d unknown, %d adopted",
+                "reconciled: %d checked, %d open, %d unknown, %d adopted, drift %s",
                 result.checked,
                 result.open,
                 result.unknown,
                 result.adopted,
+                ", ".join(f"{c} {v}" for c, v in sorted(result.drift.items())) or "none",
             )
         attach(service, settings, signals_path)
         if until_idle:
