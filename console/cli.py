@@ -141,6 +141,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true")
     common(p)
 
+    p = sub.add_parser("positions", help="positions per market from fills, with realized and unrealized PnL")
+    p.add_argument("--json", action="store_true", help="JSON, every quantity and price a decimal string")
+    common(p)
+
     p = sub.add_parser("config", help="configuration helpers")
     csub = p.add_subparsers(dest="config_command", required=True, metavar="SUBCOMMAND")
     pi = csub.add_parser("init", help="write a commented config template")
@@ -191,7 +195,7 @@ def _dispatch(args: argparse.Namespace) -> int:
         print(f"wrote {target}")
         return EXIT_OK
     settings = _settings(args)
-    if command in ("orders", "signals", "audit"):
+    if command in ("orders", "signals", "audit", "positions"):
         db = check_store(_db(args, settings), must_exist=True)
         return asyncio.run(_export(command, args, db))
     if command == "run" and args.headless:
@@ -320,6 +324,8 @@ async def _export(command: str, args: argparse.Namespace, db: Path) -> int:
                 row["side"] = r.signal.side.value if r.signal else None
                 rows.append({f: row.get(f) for f in SIGNAL_FIELDS})
             _emit(rows, SIGNAL_FIELDS, as_json=args.json, as_csv=False)
+        elif command == "positions":
+            await _positions(store, as_json=args.json)
         else:
             rows = await store.audit()
             _emit(rows, ("seq", "ts", "actor", "action", "target", "detail"), as_json=args.json, as_csv=False)
@@ -328,6 +334,64 @@ async def _export(command: str, args: argparse.Namespace, db: Path) -> int:
     finally:
         await store.close()
     return EXIT_OK
+
+
+POSITION_COLUMNS = (
+    ("symbol", "symbol"),
+    ("amount", "amount"),
+    ("average_entry", "avg entry"),
+    ("realized", "realized"),
+    ("mark", "mark"),
+    ("unrealized", "unrealized"),
+    ("held_before", "held before"),
+    ("other_fees", "other fees"),
+)
+
+
+async def _positions(store: Any, *, as_json: bool) -> None:
+    """`positions`: from the store's fills, valued at the prices the core last persisted."""
+    from executor.positions import marks_from_balances_flag, positions
+
+    fills = await store.fills()
+    marks = marks_from_balances_flag(await store.get_flag("balances"), {f.symbol for f in fills})
+    result = positions(fills, marks)
+    out = sys.stdout
+    if as_json:
+        json.dump([p.as_json() for p in result], out, indent=2)
+        out.write("\n")
+        return
+    rows = []
+    for p in result:
+        data = p.as_json()
+        row = {k: _short(data[k]) for k, _ in POSITION_COLUMNS if k not in ("symbol", "other_fees")}
+        row["symbol"] = p.symbol
+        for key in ("realized", "unrealized"):
+            row[key] = f"{row[key]} {p.quote}" if data[key] is not None else "unknown"
+        row["held_before"] = f"{row['held_before']} {p.base}" if p.held_before else "-"
+        row["other_fees"] = ", ".join(f"{_short(v)} {c}" for c, v in data["other_fees"].items()) or "-"
+        rows.append(row)
+    widths = {k: max([len(h)] + [len(r[k]) for r in rows]) for k, h in POSITION_COLUMNS}
+    out.write("  ".join(h.ljust(widths[k]) for k, h in POSITION_COLUMNS).rstrip() + "\n")
+    for r in rows:
+        out.write("  ".join(r[k].ljust(widths[k]) for k, _ in POSITION_COLUMNS).rstrip() + "\n")
+    if not rows:
+        out.write("(none)\n")
+    elif any(p.unrealized is None for p in result):
+        out.write("no market price in the store for some markets: their unrealized PnL is unknown\n")
+
+
+def _short(value: str | None, places: int = 8) -> str:
+    """A decimal string for the table: at most `places` decimals, trailing zeros dropped."""
+    if value is None:
+        return "-"
+    d = Decimal(value)
+    exponent = d.as_tuple().exponent
+    if isinstance(exponent, int) and exponent < -places:
+        d = d.quantize(Decimal(1).scaleb(-places))
+    text = format(d, "f")
+    if "." in text:
+        text = text.rstrip("0").rstrip(".")
+    return "0" if text in ("", "-0") else text
 
 
 def _emit(rows: list[dict[str, Any]], fields: Sequence[str], *, as_json: bool, as_csv: bool) -> None:

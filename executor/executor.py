@@ -82,7 +82,9 @@ O = OrderStatus
 RATE_LIMITED_ATTEMPTS = 50  # 429s in a row before a create gives up (they never count as retries)
 MAX_RESUBMISSIONS = 3  # certainly absent orders of one signal replaced before it is left to the operator
 CANCEL_RESEND_AFTER = 10.0  # seconds a cancel may stay unconfirmed before it is sent again
-ABSENT_WATCH = timedelta(hours=24)  # how long a "certainly absent" order is watched for a late original
+# How long a "certainly absent" order is watched for a late original: well past any venue's
+# visibility delay, short enough that the orders-since window it keeps open stays one page.
+ABSENT_WATCH = timedelta(minutes=15)
 # Shares of the venue's request-weight budget the periodic work may plan for (orders need the rest).
 POLL_SHARE, BALANCE_SHARE, LOOKUP_SHARE = 0.30, 0.05, 0.30
 STALE = "stale after restart"

@@ -99,7 +99,7 @@ class Reconciler:
         for order in targets.values():
             by_symbol.setdefault(order.symbol, []).append(order)
         symbols = sorted(set(ex.markets) | set(by_symbol))
-        answers = await asyncio.gather(*(self._bulk(s, by_symbol.get(s, []), errors) for s in symbols))
+        answers = await asyncio.gather(*(self._bulk(s, by_symbol.get(s, []), startup, errors) for s in symbols))
         markets = dict(zip(symbols, answers, strict=True))
         deferred: list[datetime] = []
         late: list[Order] = []
@@ -117,7 +117,12 @@ class Reconciler:
                 late.append(current)
             if outcome == "lookup" and single > 0:
                 single -= 1
-                ex.spawn(self._recover(coid), name=f"recover:{coid}")
+                current = ex.current(coid)
+                if current is not None and (current.status.is_live or current.status is O.PENDING_CANCEL):
+                    if await self._lookup_live(coid):
+                        counts["updated"] += 1
+                else:  # a maybe-placed create: lookups across the visibility window, in the background
+                    ex.spawn(self._recover(coid), name=f"recover:{coid}")
         counts["adopted"], external = await self._orphans(markets, targets)
         await self._fees(errors)
         if startup:
@@ -148,8 +153,9 @@ class Reconciler:
 
     # -- the venue's answers ------------------------------------------------------------------
 
-    async def _bulk(self, symbol: str, orders: list[Order], errors: list[str]) -> _Market:
+    async def _bulk(self, symbol: str, orders: list[Order], startup: bool, errors: list[str]) -> _Market:
         ex = self.ex
+        cost = ex.exchange.request_cost
         market = _Market()
         try:
             market.open_list = await ex._call("fetch_open_orders", ex.exchange.fetch_open_orders, symbol)
@@ -160,6 +166,9 @@ class Reconciler:
         if not missing:
             market.since = {}
             return market
+        few = len(missing) * cost("fetch_order") <= cost("fetch_orders_since")
+        if not startup and few and all(o.status.is_live or o.status is O.PENDING_CANCEL for o in missing):
+            return market  # a few that ended, in a periodic round: single lookups are cheaper than a page
         since = min(o.created_at for o in missing) - SKEW
         try:
             reports = await ex._call("fetch_orders_since", ex.exchange.fetch_orders_since, symbol, since)
@@ -205,12 +214,12 @@ class Reconciler:
                 if startup:
                     ex.spawn(self._redrive_new(coid), name=f"redrive:{coid}")
                 return "new"
-            recent = current.updated_at > ex.clock() - timedelta(seconds=ex.lookup_window)
-            if not market.complete:
-                return "lookup"
-            if recent:
+            if before in _ACTIVE_UNPLACED and current.updated_at > ex.clock() - timedelta(seconds=ex.lookup_window):
+                # Still inside the venue's visibility window: a round after it decides, in bulk.
                 deferred.append(current.updated_at + timedelta(seconds=ex.lookup_window))
                 return "deferred"
+            if not market.complete:
+                return "lookup"
             if before in _ACTIVE_UNPLACED:
                 # Not among every order of the market since before it was created: never placed.
                 failed = await ex._commit(coid, O.FAILED, source="reconcile",
@@ -219,17 +228,24 @@ class Reconciler:
                 return "resolved"
             return "lookup"  # live in the store, unknown to the venue: confirm with one lookup
 
-    async def _recover(self, coid: str) -> None:
-        """A single lookup for what the bulk answers could not settle."""
+    async def _lookup_live(self, coid: str) -> bool:
+        """One lookup of a live order the bulk answers did not show. Whether it changed."""
         ex = self.ex
         async with ex.locks.hold(coid):
             current = ex.current(coid)
             if current is None or current.status.is_terminal:
-                return
-            if current.status.is_live or current.status is O.PENDING_CANCEL:
-                report = await ex._fetch_missing(current)
-                if report is not None:
-                    await ex._fold(coid, report, "reconcile")
+                return False
+            report = await ex._fetch_missing(current)
+            if report is None:
+                return False
+            return (await ex._fold(coid, report, "reconcile")).version != current.version
+
+    async def _recover(self, coid: str) -> None:
+        """Lookups across the visibility window for a create the bulk answers could not settle."""
+        ex = self.ex
+        async with ex.locks.hold(coid):
+            current = ex.current(coid)
+            if current is None or current.status.is_terminal or current.status.is_live:
                 return
             if current.status is O.SUBMITTING:
                 await ex._commit(coid, O.UNKNOWN, source="reconcile", last_error="interrupted while submitting")
