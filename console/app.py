@@ -26,9 +26,11 @@ from typing import TYPE_CHECKING
 from textual import on, work
 from textual.app import App, ComposeResult
 from textual.binding import Binding
+from textual.command import CommandPalette
 from textual.containers import Horizontal
 from textual.events import Resize
 from textual.reactive import reactive
+from textual.widget import Widget
 from textual.widgets import DataTable, Footer
 from textual.worker import Worker, WorkerState
 
@@ -36,6 +38,7 @@ from console import formatting as f
 from console.commands import ConsoleCommands
 from console.screens.amend import AmendRequest, AmendScreen, AmendTarget
 from console.screens.confirm import ConfirmScreen
+from console.screens.detail import DetailScreen
 from console.screens.help import HelpScreen
 from console.screens.history import HistoryScreen
 from console.state import Changes, ConsoleState, EventBuffer, LogEntry
@@ -45,6 +48,7 @@ from console.widgets.log import LogTable
 from console.widgets.orders import OrdersTable
 from console.widgets.signals import SignalsTable
 from console.widgets.statusbar import StatusBar
+from console.widgets.table import KeyedTable
 from executor.config import Settings, default_config_path, load_config
 from executor.models import Order, OrderType, SignalRecord, utcnow
 from executor.sources import attach as attach_sources
@@ -63,10 +67,12 @@ SourceStarter = Callable[["TradingService"], None]
 FLUSH_INTERVAL = 0.08  # seconds between two repaints under a burst of events
 FINISHED_LINGER = 5.0  # seconds of the clock a finished order stays in Orders, showing how it ended
 WRITE_ACTIONS = frozenset({"approve", "reject", "amend", "cancel_order", "kill_switch", "pause", "resume"})
+# The main screen's actions: hidden and refused while a modal (other than the palette) is open.
+MAIN_ACTIONS = WRITE_ACTIONS | {"history", "help", "quit", "command_palette"}
 
 
 def default_theme_dirs() -> list[Path]:
-    """The shipped themes, then the user's (`<config dir>/themes`), which may override them."""
+    """The shipped themes, then the user's (`<config dir>/themes`), which may add to them (never replace)."""
     return [THEMES_DIR, default_config_path().parent / "themes"]
 
 
@@ -75,7 +81,7 @@ class TradeConsole(App[None]):
     TITLE = "tradeconsole"
     COMMANDS = App.COMMANDS | {ConsoleCommands}
     HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (110, "-wide")]
-    VERTICAL_BREAKPOINTS = [(0, "-short"), (30, "-tall")]
+    VERTICAL_BREAKPOINTS = [(0, "-short"), (30, "-tall"), (44, "-huge")]
     BINDINGS = [
         Binding("a", "approve", "approve", id="approve", tooltip="approve the selected signal"),
         Binding("x", "reject", "reject", id="reject", tooltip="reject the selected signal"),
@@ -258,9 +264,9 @@ class TradeConsole(App[None]):
         done = [k for k, at in self._finished.items() if (now - at).total_seconds() >= FINISHED_LINGER]
         for key in done:
             del self._finished[key]
-            self.orders.discard(key)
         if done:
-            self._sync_bindings()  # the selection may have moved to another order
+            self.orders.discard_many(done, {k: self._order_gone(k) for k in done})
+            self._sync_bindings()  # the selected order may be among them: nothing is selected then
         if self.state.sample_equity(now):
             self.balances.show_equity([v for _, v in self.state.equity], self.state.quote)
         self._show_status()
@@ -270,19 +276,22 @@ class TradeConsole(App[None]):
         with self.batch_update():
             signals, orders = self.signals, self.orders
             signals.now = orders.now = now
-            for key in changes.signals_gone:
-                signals.discard(key)
+            if changes.signals_gone:
+                signals.discard_many(changes.signals_gone, changes.signals_gone)
             for key in changes.signals:
                 signals.upsert(key, state.signals[key])
+            dropped = []
             for key in changes.orders_done:
                 # It stays a moment with its final state (an approved market order is seen to fill),
                 # then the tick moves it out; the history keeps it.
                 finished = state.history.get(key)
                 if finished is None:
-                    orders.discard(key)
+                    dropped.append(key)
                 else:
                     orders.upsert(key, finished)
                     self._finished[key] = finished.updated_at
+            if dropped:
+                orders.discard_many(dropped, {k: self._order_gone(k) for k in dropped})
             for key in changes.orders:
                 orders.upsert(key, state.orders[key])
             signals.show_count()
@@ -294,7 +303,27 @@ class TradeConsole(App[None]):
             if changes.log:
                 self.log_pane.append(changes.log)
             self._show_status()
+        self._tell_modals(changes)
         self._sync_bindings()
+
+    def _order_gone(self, key: str) -> str:
+        """What an order that left Orders was, and how it ended: "sig-0103 filled"."""
+        order = self.state.history.get(key)
+        if order is None:
+            return f"{key} left"
+        return f"{order.signal_id or key} {order.status.value}"
+
+    def _tell_modals(self, changes: Changes) -> None:
+        """A modal about a signal or order that just left (approved elsewhere, filled) is told why."""
+        for screen in self.screen_stack[1:]:
+            about = getattr(screen, "about", None)
+            if about is None:
+                continue
+            kind, key = about
+            if kind == "signal" and key in changes.signals_gone:
+                screen.row_gone(changes.signals_gone[key])
+            elif kind == "order" and key in changes.orders_done:
+                screen.row_gone(self._order_gone(key))
 
     def _show_status(self) -> None:
         state, service = self.state, self.service
@@ -322,8 +351,13 @@ class TradeConsole(App[None]):
     def selected_order(self) -> Order | None:
         return self.orders.selected
 
+    @property
+    def focused_pane(self) -> Widget | None:
+        """The main screen's focused pane, whatever modal is on top of it."""
+        return self.screen_stack[0].focused if self.screen_stack else None
+
     def _amend_kind(self) -> str | None:
-        focused = self.screen_stack[0].focused if self.screen_stack else None
+        focused = self.focused_pane
         if focused is self.orders:
             order = self.selected_order
             return "order" if order is not None and order.status.is_live and order.price is not None else None
@@ -332,6 +366,17 @@ class TradeConsole(App[None]):
         return None
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        stack = self.screen_stack
+        if action in MAIN_ACTIONS and len(stack) > 1 and not isinstance(stack[-1], CommandPalette):
+            return False  # a modal is open: its own bindings only
+        return self.can(action)
+
+    def can(self, action: str) -> bool | None:
+        """On the main screen: True enabled, None shown but disabled, False not offered here.
+
+        Row actions act on the focused pane's selection only: approve and reject on Signals, cancel
+        on Orders, amend on either; with another pane focused they are not offered at all.
+        """
         if action not in WRITE_ACTIONS:
             return True
         if self.read_only:
@@ -340,31 +385,42 @@ class TradeConsole(App[None]):
             return False if self.state.paused else (True if self.ready else None)
         if action == "resume":
             return True if self.state.paused and self.ready else False
-        if not self.ready:
-            return None
+        focused = self.focused_pane
         if action in ("approve", "reject"):
-            return True if self.selected_signal is not None else None
+            if focused is not self.signals:
+                return False
+            return True if self.ready and self.selected_signal is not None else None
         if action == "amend":
-            return True if self._amend_kind() else None
+            if focused is not self.signals and focused is not self.orders:
+                return False
+            return True if self.ready and self._amend_kind() else None
         if action == "cancel_order":
+            if focused is not self.orders:
+                return False
             order = self.selected_order
-            return True if order is not None and order.status.is_live else None
-        return True  # kill_switch
+            return True if self.ready and order is not None and order.status.is_live else None
+        return True if self.ready else None  # kill_switch
 
     def _sync_bindings(self) -> None:
         """Refresh the footer only when something it shows changed (not on every flush)."""
-        if not self.is_mounted:
+        if not self.is_mounted or not self.screen_stack:
             return
         order = self.selected_order
         key = (self.ready, self.read_only, self.state.paused, self.signals.selected_key,
-               order and (order.client_order_id, order.status), self._amend_kind())
+               order and (order.client_order_id, order.status), self._amend_kind(), self.focused_pane,
+               len(self.screen_stack))
         if key != self._bindings_state:
             self._bindings_state = key
             self.refresh_bindings()
 
     @on(DataTable.RowHighlighted)
+    @on(KeyedTable.SelectionMoved)
     def _row_highlighted(self) -> None:
         self._sync_bindings()
+
+    @on(LogTable.Opened)
+    def _open_log_line(self, event: LogTable.Opened) -> None:
+        self.push_screen(DetailScreen(event.title, event.text))
 
     def on_descendant_focus(self) -> None:
         self._sync_bindings()
@@ -376,7 +432,7 @@ class TradeConsole(App[None]):
 
     def action_approve(self) -> None:
         record, service = self.selected_signal, self.service
-        if record is None or service is None or record.id is None:
+        if not self.can("approve") or record is None or service is None or record.id is None:
             return
         sid = record.id
         cap = self.settings.approval.confirm_notional
@@ -388,6 +444,7 @@ class TradeConsole(App[None]):
                     f"{sid}: {f.signal_summary(record)}\nnotional {notional} is above approval.confirm_notional "
                     f"{f.money(cap)}.",
                     confirm="Approve",
+                    about=("signal", sid),
                 ),
                 callback=lambda ok: ok and self.send(f"approve {sid}", partial(service.approve, sid)),
             )
@@ -396,12 +453,12 @@ class TradeConsole(App[None]):
 
     def action_reject(self) -> None:
         record, service = self.selected_signal, self.service
-        if record is not None and record.id is not None and service is not None:
+        if self.can("reject") and record is not None and record.id is not None and service is not None:
             self.send(f"reject {record.id}", partial(service.reject, record.id))
 
     def action_amend(self) -> None:
         kind, service = self._amend_kind(), self.service
-        if service is None:
+        if service is None or not self.can("amend"):
             return
         if kind == "signal" and (record := self.selected_signal) is not None:
             self._amend_signal(service, record)
@@ -421,7 +478,7 @@ class TradeConsole(App[None]):
                 self.send(f"amend {sid}", partial(service.amend_signal, sid, price=request.price,
                                                   amount=request.amount))
 
-        self.push_screen(AmendScreen(target, check), callback=done)
+        self.push_screen(AmendScreen(target, check, about=("signal", sid)), callback=done)
 
     def _amend_order(self, service: TradingService, order: Order) -> None:
         coid = order.client_order_id
@@ -435,11 +492,11 @@ class TradeConsole(App[None]):
                 self.send(f"amend {coid}", partial(service.amend_order, coid, price=request.price,
                                                    amount=request.amount))
 
-        self.push_screen(AmendScreen(target, check), callback=done)
+        self.push_screen(AmendScreen(target, check, about=("order", coid)), callback=done)
 
     def action_cancel_order(self) -> None:
         order, service = self.selected_order, self.service
-        if order is not None and service is not None:
+        if self.can("cancel_order") and order is not None and service is not None:
             self.send(f"cancel {order.client_order_id}", partial(service.cancel_order, order.client_order_id))
 
     def action_kill_switch(self) -> None:

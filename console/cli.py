@@ -352,9 +352,12 @@ async def _positions(store: Any, *, as_json: bool) -> None:
     """`positions`: from the store's fills, valued at the prices the core last persisted."""
     from executor.positions import marks_from_balances_flag, positions
 
-    fills = await store.fills()
-    marks = marks_from_balances_flag(await store.get_flag("balances"), {f.symbol for f in fills})
-    result = positions(fills, marks)
+    try:
+        fills = await store.fills()
+        marks = marks_from_balances_flag(await store.get_flag("balances"), {f.symbol for f in fills})
+        result = positions(fills, marks)
+    except (ValueError, ArithmeticError) as exc:  # a fill row no venue could have reported
+        raise UsageError(f"{store.path}: cannot compute positions ({exc})") from None
     out = sys.stdout
     if as_json:
         json.dump([p.as_json() for p in result], out, indent=2)

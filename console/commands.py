@@ -16,7 +16,7 @@ class ConsoleCommands(Provider):
         app: TradeConsole = self.app  # type: ignore[assignment]
         commands: list[tuple[str, str, object]] = []
         for binding in app.console_bindings():
-            if app.check_action(binding.action, ()):
+            if app.can(binding.action):
                 name = binding.tooltip[:1].upper() + binding.tooltip[1:]
                 key = app.get_key_display(binding)
                 commands.append((name, f"key: {key}", partial(app.run_action, binding.action)))

@@ -69,17 +69,23 @@ class CellStyles:
         )
 
 
-def to_text(cell: Cell, styles: CellStyles, *, width: int, justify: str = "left", keep_end: bool = False) -> Text:
+def to_text(cell: Cell, styles: CellStyles, *, width: int, justify: str = "left", keep_end: bool = False,
+            wrap: bool = False) -> Text:
+    """A cell as styled text `width` wide: cut with an ellipsis, or wrapped onto more lines."""
     if isinstance(cell, str):
         text = Text(cell, end="")
     else:
         text = Text(end="")
         for part, style in cell:
             text.append(part, getattr(styles, style, styles.plain))
+    text.justify = justify  # type: ignore[assignment]
+    if wrap:
+        text.overflow = "fold"  # a word longer than the column is broken, not cut
+        return text
     if keep_end and text.cell_len > width:
         text = Text("…", end="") + text[text.cell_len - width + 1:]
+        text.justify = justify  # type: ignore[assignment]
     text.truncate(width, overflow="ellipsis")
-    text.justify = justify  # type: ignore[assignment]
     text.no_wrap = True
     return text
 

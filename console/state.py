@@ -48,7 +48,7 @@ class Changes:
 
     # dicts used as ordered sets: new rows are added in the order their events arrived
     signals: dict[str, None] = field(default_factory=dict)
-    signals_gone: dict[str, None] = field(default_factory=dict)
+    signals_gone: dict[str, str] = field(default_factory=dict)  # left Signals: "sig-7 approved"
     orders: dict[str, None] = field(default_factory=dict)
     orders_done: dict[str, None] = field(default_factory=dict)
     balances: bool = False
@@ -173,7 +173,7 @@ class ConsoleState:
                 self.add_log(LogEntry(record.decided_at or record.received_at, "warning",
                                       f"signal {key} back to pending: {record.reason}"), changes)
         elif self.signals.pop(key, None) is not None:
-            changes.signals_gone[key] = None
+            changes.signals_gone[key] = f"{key} {record.status.value}"
             changes.signals.pop(key, None)
             if log and record.status is S.EXPIRED:
                 self.add_log(LogEntry(record.decided_at or record.received_at, "info",

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from textual.color import Color, ColorParseError
-from textual.theme import Theme
+from textual.theme import BUILTIN_THEMES, Theme
 
 DEFAULT_THEME = "tradeconsole-dark"
 FALLBACK_THEME = "textual-dark"  # built into Textual: used only when the default's file is broken
@@ -82,8 +82,13 @@ def parse_theme(path: Path) -> Theme:
 
 
 def load_themes(*directories: Path) -> ThemeLoad:
-    """Every `*.toml` in `directories` (later ones override earlier ones by name)."""
+    """Every `*.toml` in `directories`; the first holds the shipped themes.
+
+    A theme is never replaced silently: a file whose name is taken (a shipped theme, one of
+    Textual's, or an earlier file) is refused with a problem saying so, and the first one stays.
+    """
     result = ThemeLoad()
+    where: dict[str, Path] = {}
     for directory in directories:
         if not directory.is_dir():
             continue
@@ -93,6 +98,16 @@ def load_themes(*directories: Path) -> ThemeLoad:
             except ValueError as exc:
                 result.problems.append(f"theme file {path}: {exc}")
                 continue
+            taken = where.get(theme.name)
+            if taken is not None or theme.name in BUILTIN_THEMES:
+                owner = f"the theme in {taken}" if taken is not None else "a theme built into Textual"
+                if taken is not None and taken.parent == directories[0]:
+                    owner = "a shipped theme"
+                result.problems.append(
+                    f"theme file {path}: name {theme.name!r} is already {owner}; refused (give it "
+                    f"another name, e.g. name = \"{theme.name}-mine\")")
+                continue
+            where[theme.name] = path
             result.themes[theme.name] = theme
     return result
 

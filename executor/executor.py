@@ -31,7 +31,7 @@ from datetime import datetime, timedelta
 from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal, InvalidOperation
 from typing import TYPE_CHECKING, Any
 
-from tenacity import AsyncRetrying, RetryCallState, RetryError, retry_if_exception_type, stop_after_attempt
+from tenacity import AsyncRetrying, RetryCallState, RetryError, retry_if_exception_type
 from tenacity import wait_exponential_jitter as _jitter
 
 from executor.clientid import client_order_id
@@ -215,6 +215,9 @@ class TradeExecutor:
         self.balances: dict[str, Balance] = {}
         self.last_reconcile: ReconcileResult | None = None
         self.halted = False  # the kill switch: no create request leaves while set
+        self.contested: set[str] = set()  # signals whose given-up order appeared after all
+        self.redrive_due = False  # a restart re-drive could not finish: reconciliation tries again
+        self.owned: set[str] = set()  # `new` intents a task of this process is (about to be) placing
         self.creating: Counter[str] = Counter()  # client order ids whose create may still go live
         self.locks = KeyedLocks()
         self.effect: dict[str, Decimal] = {}  # cumulative balance effect of every fill in the store
@@ -328,9 +331,15 @@ class TradeExecutor:
     async def _insert(self, order: Order, *, source: str, detail: dict | None = None, extra=()) -> list[int | None]:
         """A new order row (an intent, an adopted order), with `extra` in the same transaction.
         Returns the rowids of the statements written."""
-        ids = await self.store.transact(
-            extra, self.store.order_write(order, old=None, expect_version=None, source=source, detail=detail)
-        )
+        if order.status is O.NEW:
+            self.owned.add(order.client_order_id)  # its task is on its way: reconciliation leaves it alone
+        try:
+            ids = await self.store.transact(
+                extra, self.store.order_write(order, old=None, expect_version=None, source=source, detail=detail)
+            )
+        except BaseException:
+            self.owned.discard(order.client_order_id)
+            raise
         self._track(None, order)
         return ids
 
@@ -354,10 +363,8 @@ class TradeExecutor:
                 self.absent[coid] = new
         else:
             self.pending_orders[coid] = new
-        if new.filled > 0 and not new.fee and (new.status.is_live or new.status.is_terminal):
-            self.fee_unknown[coid] = new
-        else:
-            self.fee_unknown.pop(coid, None)
+        if coid in self.fee_unknown:
+            self.fee_unknown[coid] = new  # kept current: a terminal order's fee is still to be learned
         self.bus.publish(OrderUpdated(new))
 
     async def _fold(self, coid: str, report: ExchangeOrder, source: str, *, revive: bool = False) -> Order:
@@ -369,6 +376,9 @@ class TradeExecutor:
             return current
         base = current
         if revive:
+            if not states_fills(report) or report.status not in (O.OPEN, O.PARTIALLY_FILLED, O.FILLED, O.CANCELED,
+                                                                 O.EXPIRED):
+                return current  # not a placed order's full report: nothing to adopt on it
             # A late original: the venue has it after all. Fold from the state it was given up in.
             base = current.model_copy(update={"status": O.UNKNOWN})
         applied = apply_report(base, report, self.clock())
@@ -388,10 +398,18 @@ class TradeExecutor:
         changes["last_error"] = "late original: on the venue after all" if revive else current.last_error
         if current.status in (O.UNKNOWN, O.SUBMITTING) and new.status not in (O.UNKNOWN, O.SUBMITTING):
             changes["last_error"] = ""
-        return await self._commit(
+        folded = await self._commit(
             coid, new.status, source=source, fills=applied.fills, base=current, detail={"revived": True} if revive
             else None, **changes
         )
+        if applied.fills:
+            # A fill the answer did not price the fee of (Binance's order answers carry none): the
+            # fee, and the fills as the venue made them, come from our trades in reconciliation.
+            if report.fee_currency is None:
+                self.fee_unknown[coid] = folded
+            else:
+                self.fee_unknown.pop(coid, None)
+        return folded
 
     # -- events -------------------------------------------------------------------------------
 
@@ -439,15 +457,36 @@ class TradeExecutor:
         delay = self.execution_config.retry_delay_seconds if delay is None else delay
         return _jitter(multiplier=delay, max=delay * 32, jitter=delay / 2)
 
+    def _retrying(self, operation: str, retry_on, *, order: Order | None = None, reraise: bool = False,
+                  attempts: int | None = None, wait_strategy=None) -> tuple[AsyncRetrying, dict[str, int]]:
+        """SPEC 6's retry policy: exponential backoff with jitter over `max_retries`, where an
+        attempt the venue's rate limit refused never counts (it never reached the matching engine;
+        the adapter's shared cooldown holds the next one until the venue allows it)."""
+        allowed = attempts if attempts is not None else self.execution_config.max_retries + 1
+        counts = {"counted": 0, "limited": 0}
+        base_wait = wait_strategy or self._wait()
+
+        def limited(state: RetryCallState) -> bool:
+            exc = state.outcome.exception() if state.outcome else None
+            return isinstance(exc, NotPlaced) and exc.rate_limited
+
+        def stop(state: RetryCallState) -> bool:
+            if limited(state):
+                counts["limited"] += 1
+                return counts["limited"] >= RATE_LIMITED_ATTEMPTS
+            counts["counted"] += 1
+            return counts["counted"] >= allowed
+
+        def wait(state: RetryCallState) -> float:
+            return 0.0 if limited(state) else base_wait(state)
+
+        retrying = AsyncRetrying(stop=stop, wait=wait, retry=retry_if_exception_type(retry_on), reraise=reraise,
+                                 before_sleep=self._log_retry(operation, order, allowed))
+        return retrying, counts
+
     async def _call(self, operation: str, fn, *args, **kwargs):
         """A read (or a cancel: idempotent), retried on every error class but `Rejected`."""
-        retrying = AsyncRetrying(
-            stop=stop_after_attempt(self.execution_config.max_retries + 1),
-            wait=self._wait(),
-            retry=retry_if_exception_type((NotPlaced, MaybePlaced)),
-            before_sleep=self._log_retry(operation),
-            reraise=True,
-        )
+        retrying, _ = self._retrying(operation, (NotPlaced, MaybePlaced), reraise=True)
         async for attempt in retrying:
             with attempt:
                 return await fn(*args, **kwargs)
@@ -677,36 +716,35 @@ class TradeExecutor:
 
     async def run(self, coid: str) -> Order:
         """Place one intent; a certainly absent one is replaced under the next replacement number."""
-        async with self.locks.hold(coid):
-            order = await self._place(coid)
+        self.owned.add(coid)
+        try:
+            async with self.locks.hold(coid):
+                order = await self._place(coid)
+        finally:
+            self.owned.discard(coid)
         if order.status is O.FAILED and coid in self.absent and order.signal_id:
-            return await self.replace_absent(order) or order
+            try:
+                return await self.replace_absent(order) or order
+            except ExchangeError as exc:
+                self.redrive_due = True  # reconciliation gives the signal its order once the venue answers
+                self._error(f"{coid} certainly absent; its replacement waits: {exc}", order=order, level="warning")
         return order
+
+    async def _superseded(self, order: Order) -> str | None:
+        """Why an intent of a signal whose late original appeared may no longer be sent."""
+        assert order.signal_id is not None
+        record = await self.store.get_signal(order.signal_id)
+        siblings = [self.current(o.client_order_id) or o for o in await self.store.orders_for_signal(order.signal_id)]
+        others = [o for o in siblings if o.client_order_id != order.client_order_id]
+        filled = sum((o.filled for o in siblings), ZERO)
+        active = sum((o.remaining for o in others if not o.status.is_terminal), ZERO)
+        if record is None or record.amount is None or filled + active + order.amount > record.amount:
+            return "superseded: a late original of its signal covers it"
+        return None
 
     async def _place(self, coid: str) -> Order:
         """Get one order placed under the error policy (caller holds its lock)."""
-        cfg = self.execution_config
-        counted = limited = 0
-
-        def stop(state: RetryCallState) -> bool:
-            nonlocal counted, limited
-            exc = state.outcome.exception() if state.outcome else None
-            if isinstance(exc, NotPlaced) and exc.rate_limited:
-                limited += 1  # never reached the matching engine: not a retry
-                return limited >= RATE_LIMITED_ATTEMPTS
-            counted += 1
-            return counted > cfg.max_retries
-
-        base_wait = self._wait()
-
-        def wait(state: RetryCallState) -> float:
-            exc = state.outcome.exception() if state.outcome else None
-            if isinstance(exc, NotPlaced) and exc.rate_limited:
-                return 0.0  # the adapter's cooldown holds the next attempt until the venue allows it
-            return base_wait(state)
-
-        retrying = AsyncRetrying(stop=stop, wait=wait, retry=retry_if_exception_type(NotPlaced),
-                                 before_sleep=self._log_retry("create_order", self.pending_orders.get(coid)))
+        retrying, counts = self._retrying("create_order", NotPlaced, order=self.pending_orders.get(coid))
         try:
             async for attempt in retrying:
                 with attempt:
@@ -714,7 +752,7 @@ class TradeExecutor:
         except RetryError as exc:
             last = exc.last_attempt.exception()
             order = await self._commit(coid, O.FAILED, source="request",
-                                       last_error=f"not placed after {counted} attempts: {last}")
+                                       last_error=f"not placed after {counts['counted']} attempts: {last}")
             self._error(f"{coid}: {order.last_error}", order=order)
             return order
         except Rejected as exc:
@@ -734,10 +772,12 @@ class TradeExecutor:
         if order.status is not O.NEW:  # the state a crash or an earlier attempt left it in
             return await self._resolve(coid) if order.status in (O.SUBMITTING, O.UNKNOWN) else order
         async with self.exchange.admit():
-            if self.halted:
-                return await self._commit(coid, O.FAILED, source="request", last_error="kill switch: not sent")
-            order = await self._commit(coid, O.SUBMITTING, source="request", attempts=order.attempts + 1)
-            with self.in_flight(coid):
+            with self.in_flight(coid):  # from here the kill switch waits for this create's outcome
+                if self.halted:
+                    return await self._commit(coid, O.FAILED, source="request", last_error="kill switch: not sent")
+                if order.signal_id in self.contested and (reason := await self._superseded(order)):
+                    return await self._commit(coid, O.FAILED, source="request", last_error=reason)
+                order = await self._commit(coid, O.SUBMITTING, source="request", attempts=order.attempts + 1)
                 try:
                     report = await self.exchange.create_order(
                         client_order_id=coid, symbol=order.symbol, side=order.side, type=order.type,
@@ -777,7 +817,10 @@ class TradeExecutor:
         with self.in_flight(coid):
             report = await self.lookup(order)
             if report is not None:
-                return await self._fold(coid, report, "request")
+                found = await self._fold(coid, report, "request")
+                if found.signal_id in self.contested:
+                    self.spawn(self.reconciler.settle_signal(found), name=f"late-original:{coid}")
+                return found
         if duplicate:
             # The venue said the id exists, then every lookup said it does not: nobody can tell.
             raise _Unresolved(order, "duplicate client order id, yet no lookup finds it")
@@ -794,9 +837,8 @@ class TradeExecutor:
         first_absent: float | None = None
         absent_answers = 0
         last_error: Exception | None = None
-        retrying = AsyncRetrying(stop=stop_after_attempt(attempts), wait=wait,
-                                 retry=retry_if_exception_type((OrderNotFound, NotPlaced, MaybePlaced)),
-                                 before_sleep=self._log_retry("lookup", order, attempts))
+        retrying, _ = self._retrying("lookup", (OrderNotFound, NotPlaced, MaybePlaced), order=order,
+                                     attempts=attempts, wait_strategy=wait)
         try:
             async for attempt in retrying:
                 with attempt:
@@ -818,15 +860,18 @@ class TradeExecutor:
         raise _Unresolved(order, str(last_error))
 
     def _lookup_schedule(self):
-        """How many lookups, and how far apart, so that together they outlast `lookup_window`."""
+        """How many lookups, and how far apart, so that together they outlast `lookup_window`:
+        exponential from `retry_delay_seconds`, but never further apart than the window spread
+        over the attempts (a venue hides an order for a moment, not for half a minute)."""
         delay = max(self.execution_config.retry_delay_seconds, 0.05)
+        cap = max(delay, self.lookup_window / max(self.lookup_attempts - 1, 1))
         attempts, covered = self.lookup_attempts, 0.0
         for k in range(attempts - 1):
-            covered += min(delay * 2**k, delay * 32)
+            covered += min(delay * 2**k, cap)
         while covered < self.lookup_window:
-            covered += min(delay * 2 ** (attempts - 1), delay * 32)
+            covered += cap
             attempts += 1
-        return attempts + 2, self._wait(delay)
+        return attempts + 2, _jitter(multiplier=delay, max=cap, jitter=delay / 2)
 
     async def replace_absent(self, absent: Order, *, stale_check: bool = False) -> Order | None:
         """A certainly absent order's signal gets its next order (next replacement number), for
@@ -878,6 +923,9 @@ class TradeExecutor:
         extra: list[Statement] = []
         if order is not None and order.status is O.NEW:
             async with self.locks.hold(order.client_order_id):
+                mine = self.current(order.client_order_id)
+                if mine is None or mine.status is not O.NEW:
+                    return None  # someone sent or ended it meanwhile: nothing stale to give up
                 extra = self._signal_back_statements(record, status, reason, live)
                 await self._commit(order.client_order_id, O.FAILED, source="reconcile", last_error=reason,
                                    extra=extra)
@@ -1109,8 +1157,8 @@ class TradeExecutor:
             if not self.creating and all(isinstance(r, Order) and not r.status.is_live for r in results):
                 await asyncio.sleep(0)
         # Unresolved creates count as open: nobody can say yet that they are not.
-        left = sum(1 for o in self.pending_orders.values() if o.status not in (O.NEW,))
-        return KillSwitchResult(orders=tuple(canceled), left_open=left)
+        left = {c for c, o in self.pending_orders.items() if o.status is not O.NEW} | set(self.creating)
+        return KillSwitchResult(orders=tuple(canceled), left_open=len(left))
 
     def resume(self) -> None:
         self.halted = False

@@ -32,12 +32,14 @@ from executor.clientid import has_prefix
 from executor.events import Reconciled, ReconcileResult
 from executor.exchanges.base import ExchangeError, ExchangeOrder, Trade
 from executor.executor import ABSENT_WATCH, STALE, ExecutionError, PriceMoved, TradeExecutor, _Unresolved
-from executor.models import ZERO, Order, OrderStatus, OrderType, SignalStatus
+from executor.models import ZERO, Fill, Order, OrderStatus, OrderType, SignalStatus
+from executor.states import IllegalTransition
 from executor.store import StaleWrite
 from executor.tracking import effect
 
 O = OrderStatus
 SKEW = timedelta(seconds=60)  # our clock against the venue's, for `since` windows
+FEE_WATCH = timedelta(hours=24)  # how far back an ended order's fee is still looked for in the trades
 _ACTIVE_UNPLACED = (O.SUBMITTING, O.UNKNOWN)
 
 
@@ -84,6 +86,8 @@ class Reconciler:
         since = ex.clock() - ABSENT_WATCH
         for order in await ex.store.orders_failed_absent(since):
             ex.absent.setdefault(order.client_order_id, order)
+        for order in await ex.store.orders_fee_unknown(ex.clock() - FEE_WATCH):
+            ex.fee_unknown.setdefault(order.client_order_id, order)
 
     async def run(self, *, startup: bool = False) -> ReconcileResult:
         async with self._lock:
@@ -103,12 +107,15 @@ class Reconciler:
         markets = dict(zip(symbols, answers, strict=True))
         deferred: list[datetime] = []
         late: list[Order] = []
+        unsettled = 0  # orders this round could not settle: no balance anchor is taken on such a round
         single = ex.exchange.budget().affordable(ex.exchange.request_cost("fetch_order"), 0.3)
         for coid, order in targets.items():
             if ex.locks.locked(coid):
                 continue  # a request of this process owns it right now
             counts["checked"] += 1
             outcome = await self._settle(coid, markets[order.symbol], startup, deferred, errors)
+            if outcome in ("lookup", "deferred", "stale", "new"):
+                unsettled += 1
             if outcome in ("updated", "resolved", "late"):
                 counts["updated"] += 1
             if outcome == "resolved":
@@ -121,17 +128,19 @@ class Reconciler:
                 if current is not None and (current.status.is_live or current.status is O.PENDING_CANCEL):
                     if await self._lookup_live(coid):
                         counts["updated"] += 1
+                        unsettled -= 1
                 else:  # a maybe-placed create: lookups across the visibility window, in the background
                     ex.spawn(self._recover(coid), name=f"recover:{coid}")
         counts["adopted"], external = await self._orphans(markets, targets)
         await self._fees(errors)
-        if startup:
+        if startup or ex.redrive_due:
+            ex.redrive_due = False
             await self._redrive_signals(errors)
         for order in late:
             ex.spawn(self.settle_signal(order), name=f"late-original:{order.client_order_id}")
         if deferred:
             self._schedule_followup(max(deferred))
-        drift = await self._drift(startup, errors)
+        drift = await self._drift(startup, errors, settled=unsettled == 0 and not errors)
         statuses = [o.status for o in ex.pending_orders.values()]
         result = ReconcileResult(
             at=started,
@@ -196,8 +205,8 @@ class Reconciler:
                 revive = before is O.FAILED
                 try:
                     new = await ex._fold(coid, report, "reconcile", revive=revive)
-                except StaleWrite:
-                    errors.append(f"{coid}: changed while reconciling; next round")
+                except (StaleWrite, IllegalTransition) as exc:
+                    errors.append(f"{coid}: not folded ({exc}); next round")
                     return "stale"
                 if revive:
                     ex._error(f"{coid}: given up as absent, yet on the venue ({new.status}): adopted for its signal",
@@ -211,7 +220,10 @@ class Reconciler:
                     ex.absent.pop(coid, None)
                 return "absent"
             if before is O.NEW:
-                if startup:
+                # Certainly never sent, and no task of this process is placing it: a crash left it
+                # (at start), or its re-drive met a venue that did not answer.
+                if coid not in ex.owned:
+                    ex.owned.add(coid)
                     ex.spawn(self._redrive_new(coid), name=f"redrive:{coid}")
                 return "new"
             if before in _ACTIVE_UNPLACED and current.updated_at > ex.clock() - timedelta(seconds=ex.lookup_window):
@@ -258,7 +270,8 @@ class Reconciler:
             await ex.replace_absent(order, stale_check=True)
 
     def _schedule_followup(self, when: datetime) -> None:
-        if self._followup is not None and not self._followup.done():
+        running = self._followup is not None and not self._followup.done()
+        if running and self._followup is not asyncio.current_task():
             return
         delay = max(0.05, (when - self.ex.clock()).total_seconds() + 0.05)
 
@@ -315,48 +328,66 @@ class Reconciler:
                 await self._fee_from_trades(order, trades)
 
     async def _fee_from_trades(self, order: Order, trades: list[Trade]) -> None:
+        """Once the trades of an order add up to its filled amount, they are its fills: the store's
+        fill rows become the venue's trades (amount, price, fee and its asset) and the order's fee
+        their sum. Until then nothing is written: a partial fee is no fact."""
         ex = self.ex
-        mine = [t for t in trades if t.client_order_id == order.client_order_id
-                or (order.exchange_order_id and t.exchange_order_id == order.exchange_order_id)]
-        fees: dict[str, Decimal] = {}
-        for trade in mine:
-            if trade.fee and trade.fee_currency:
-                fees[trade.fee_currency] = fees.get(trade.fee_currency, ZERO) + trade.fee
         coid = order.client_order_id
+        mine = [t for t in trades if t.client_order_id == coid
+                or (order.exchange_order_id and t.exchange_order_id == order.exchange_order_id)]
         async with ex.locks.hold(coid):
             current = ex.current(coid)
-            if current is None:
-                return
-            traded = sum((t.amount for t in mine), ZERO)
-            if not fees:
-                if traded >= current.filled:
-                    ex.fee_unknown.pop(coid, None)  # every fill seen, none charged
-                return
-            currency, fee = max(fees.items(), key=lambda item: item[1])
-            if fee != current.fee or currency != current.fee_currency:
-                await ex._commit(coid, source="reconcile", detail={"fee_from_trades": str(fee)}, fee=fee,
-                                 fee_currency=currency)
-            if traded < current.filled and (kept := ex.current(coid)) is not None:
-                ex.fee_unknown[coid] = kept  # some fills' trades not listed yet: asked again next round
+            if current is None or sum((t.amount for t in mine), ZERO) != current.filled:
+                return  # some trades not listed yet (or none): asked again next round
+            fees: dict[str, Decimal] = {}
+            for trade in mine:
+                if trade.fee_currency:
+                    fees[trade.fee_currency] = fees.get(trade.fee_currency, ZERO) + trade.fee
+            currency, fee = max(fees.items(), key=lambda item: item[1]) if fees else (None, ZERO)
+            if len(fees) > 1:
+                ex._error(f"{coid}: fees in {', '.join(sorted(fees))}; the order shows the {currency} part",
+                          order=current, level="warning")
+            fills = [
+                Fill(fill_id=f"{coid}:t{t.trade_id}", client_order_id=coid, signal_id=current.signal_id,
+                     symbol=current.symbol, side=current.side, amount=t.amount, price=t.price, fee=t.fee,
+                     fee_currency=t.fee_currency, ts=t.ts or ex.clock())
+                for t in mine
+            ]
+            await ex._commit(coid, source="reconcile", detail={"fee_from_trades": str(fee)}, fee=fee,
+                             fee_currency=currency or current.fee_currency,
+                             extra=ex.store.fills_replace(coid, fills))
+            ex.fee_unknown.pop(coid, None)
 
     # -- after a restart ----------------------------------------------------------------------
 
     async def _redrive_new(self, coid: str) -> None:
         """A `new` intent a crash left: certainly never sent. Re-checked, then sent or given up."""
         ex = self.ex
-        order = ex.current(coid)
-        if order is None or order.status is not O.NEW:
-            return
-        record = await ex.store.get_signal(order.signal_id) if order.signal_id else None
-        if record is not None and record.status is SignalStatus.APPROVED and await ex.stale_signal(record, order):
-            return
-        await ex.run(coid)
+        try:
+            order = ex.current(coid)
+            if order is None or order.status is not O.NEW:
+                return
+            try:
+                record = await ex.store.get_signal(order.signal_id) if order.signal_id else None
+                if record is not None and record.status is SignalStatus.APPROVED and \
+                        await ex.stale_signal(record, order):
+                    return
+            except ExchangeError as exc:
+                ex._error(f"{coid}: {STALE}: not re-checked yet ({exc}); the next round tries again", order=order,
+                          level="warning")
+                return
+            await ex.run(coid)
+        finally:
+            ex.owned.discard(coid)
 
     async def _redrive_signals(self, errors: list[str]) -> None:
-        """Approved signals that own no order (a crash between approval and intent, in a store of
-        the first version): re-checked, then given their order."""
+        """Approved signals that own no active order and still need one: none at all (a crash
+        between approval and intent, in a store of the first version), or only orders given up as
+        certainly absent (a crash before the replacement's intent). Re-checked, then given it."""
         ex = self.ex
-        for record in await ex.store.approved_without_order():
+        for record in await ex.store.approved_needing_order():
+            if ex.locks.locked(f"signal:{record.id}"):
+                continue
             try:
                 if await ex.stale_signal(record):
                     continue
@@ -368,6 +399,7 @@ class Reconciler:
             except PriceMoved as exc:
                 await ex.signal_back(record, SignalStatus.PENDING, f"{STALE}: {exc}", live_price=exc.live_price)
             except ExchangeError as exc:
+                ex.redrive_due = True
                 errors.append(f"{record.id}: approved without an order, not re-driven yet: {exc}")
 
     async def settle_signal(self, order: Order) -> None:
@@ -379,12 +411,20 @@ class Reconciler:
         record = await ex.store.get_signal(order.signal_id)
         if record is None or record.amount is None:
             return
+        ex.contested.add(order.signal_id)  # an intent of it still waiting for the pacer re-checks first
         siblings = [ex.current(o.client_order_id) or o for o in await ex.store.orders_for_signal(order.signal_id)]
         filled = sum((o.filled for o in siblings), ZERO)
         if filled > record.amount:
             ex._error(f"{order.signal_id}: OVER-FILLED, {filled} of {record.amount} (a late original filled too)",
                       order=order, level="critical")
-        committed = filled + sum((o.remaining for o in siblings if o.status.is_live), ZERO)
+        committed = filled + sum((o.remaining for o in siblings if not o.status.is_terminal), ZERO)
+        for other in siblings:  # intents not yet sent and not being sent: given up right here
+            if committed > record.amount and other.status is O.NEW and not ex.locks.locked(other.client_order_id):
+                async with ex.locks.hold(other.client_order_id):
+                    if (mine := ex.current(other.client_order_id)) is not None and mine.status is O.NEW:
+                        await ex._commit(other.client_order_id, O.FAILED, source="reconcile",
+                                         last_error="superseded: a late original of its signal covers it")
+                        committed -= mine.remaining
         for other in sorted((o for o in siblings if o.status.is_live), key=lambda o: -o.replacement):
             if committed <= record.amount:
                 break
@@ -395,7 +435,7 @@ class Reconciler:
 
     # -- balances -----------------------------------------------------------------------------
 
-    async def _drift(self, startup: bool, errors: list[str]) -> dict[str, Decimal]:
+    async def _drift(self, startup: bool, errors: list[str], *, settled: bool) -> dict[str, Decimal]:
         ex = self.ex
         try:
             fresh = await ex.refresh_balances()
@@ -403,9 +443,14 @@ class Reconciler:
             errors.append(f"balances: {exc}")
             return {}
         totals = {c: b.total for c, b in fresh.items()}
-        if self.anchor is None or startup:
-            self.anchor = (totals, dict(ex.effect))
-            self._candidate = {}
+        if startup:
+            self.anchor = None
+        if self.anchor is None:
+            # The anchor is taken on the first round that settled every order, so that a fill made
+            # while the core was down is already folded on both sides of it.
+            if settled:
+                self.anchor = (totals, dict(ex.effect))
+                self._candidate = {}
             return {}
         anchor_totals, anchor_effect = self.anchor
         candidate: dict[str, Decimal] = {}

@@ -450,6 +450,27 @@ class Store:
         detail: dict[str, Any] | None,
         fills: Sequence[Fill],
     ) -> list[Statement]:
+        statements = self._fill_rows(fills)
+        if old != order.status or detail or fills:
+            info = dict(detail or {})
+            info.setdefault("filled", str(order.filled))
+            if order.last_error and order.status in (OrderStatus.REJECTED, OrderStatus.FAILED, OrderStatus.UNKNOWN):
+                info.setdefault("error", order.last_error)
+            statements.append(
+                self._event(
+                    "order",
+                    order.client_order_id,
+                    old.value if old else None,
+                    order.status.value,
+                    source,
+                    info,
+                    _ts(order.updated_at) or "",
+                )
+            )
+        return statements
+
+    @staticmethod
+    def _fill_rows(fills: Sequence[Fill]) -> list[Statement]:
         statements: list[Statement] = []
         for fill in fills:
             statements.append(
@@ -470,23 +491,12 @@ class Store:
                     ),
                 )
             )
-        if old != order.status or detail or fills:
-            info = dict(detail or {})
-            info.setdefault("filled", str(order.filled))
-            if order.last_error and order.status in (OrderStatus.REJECTED, OrderStatus.FAILED, OrderStatus.UNKNOWN):
-                info.setdefault("error", order.last_error)
-            statements.append(
-                self._event(
-                    "order",
-                    order.client_order_id,
-                    old.value if old else None,
-                    order.status.value,
-                    source,
-                    info,
-                    _ts(order.updated_at) or "",
-                )
-            )
         return statements
+
+    def fills_replace(self, client_order_id: str, fills: Sequence[Fill]) -> list[Statement]:
+        """An order's fill rows replaced by `fills` (the venue's own trades, once all are known)."""
+        return [("DELETE FROM fills WHERE client_order_id=?", (client_order_id,)),
+                *self._fill_rows(fills)]
 
     async def record_audit(
         self, actor: str, action: str, target: str | None, detail: dict[str, Any] | None, ts: datetime
@@ -600,6 +610,33 @@ class Store:
         ) as cur:
             rows = await cur.fetchall()
         return [_signal_from_row(r) for r in rows]
+
+    async def approved_needing_order(self) -> list[SignalRecord]:
+        """Approved signals with no active order whose orders are none at all, or end in one given
+        up as certainly absent: a crash came before their (next) intent. Re-driven (SPEC 7)."""
+        terminal = ",".join(f"'{s.value}'" for s in TERMINAL_ORDER_STATES)
+        async with self._conn.execute(
+            "SELECT * FROM signals s WHERE s.status = 'approved' "
+            f"AND NOT EXISTS (SELECT 1 FROM orders o WHERE o.signal_id = s.id AND o.status NOT IN ({terminal})) "
+            "AND (NOT EXISTS (SELECT 1 FROM orders o WHERE o.signal_id = s.id) OR EXISTS ("
+            "  SELECT 1 FROM orders o WHERE o.signal_id = s.id AND o.status = 'failed' "
+            "  AND o.last_error LIKE 'certainly absent%' "
+            "  AND o.replacement = (SELECT MAX(replacement) FROM orders m WHERE m.signal_id = s.id))) "
+            "ORDER BY s.seq"
+        ) as cur:
+            rows = await cur.fetchall()
+        return [_signal_from_row(r) for r in rows]
+
+    async def orders_fee_unknown(self, since: datetime) -> list[Order]:
+        """Orders updated since `since` with a fill whose fee the venue has not stated yet (a fill
+        row without a fee currency): their fees and fills are learned from the trades."""
+        async with self._conn.execute(
+            f"SELECT {_ORDER_COLUMNS} FROM orders o WHERE o.updated_at >= ? AND EXISTS ("
+            "SELECT 1 FROM fills f WHERE f.client_order_id = o.client_order_id AND f.fee_currency IS NULL)",
+            (since.isoformat(),),
+        ) as cur:
+            rows = await cur.fetchall()
+        return [_order_from_row(r) for r in rows]
 
     async def orders_failed_absent(self, since: datetime) -> list[Order]:
         """Orders given up as certainly absent since `since`: watched for a late original."""

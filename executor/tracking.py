@@ -87,7 +87,7 @@ def apply_report(order: Order, report: ExchangeOrder, now: datetime) -> Applied:
                 amount=delta,
                 price=price,
                 fee=fee_delta,
-                fee_currency=report.fee_currency or order.fee_currency,
+                fee_currency=report.fee_currency,  # None: not stated, learned from the trades later
                 ts=now,
             )
         )

@@ -18,7 +18,7 @@ from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.content import Content
 from textual.screen import ModalScreen
-from textual.widgets import Button, Input, Label, Static
+from textual.widgets import Button, Footer, Input, Label, Static
 
 from console import formatting as f
 from executor.models import Order, OrderType, SignalRecord
@@ -147,15 +147,18 @@ class AmendScreen(ModalScreen[AmendRequest | None]):
     }
     """
 
+    # esc only closes the dialog: "back", never "cancel", which would read like canceling the order.
     BINDINGS = [
-        Binding("escape", "cancel", "cancel", id="amend.cancel"),
+        Binding("escape", "back", "back", id="amend.back"),
         Binding("ctrl+s", "submit", "amend", id="amend.submit"),
     ]
 
-    def __init__(self, target: AmendTarget, check: Check) -> None:
+    def __init__(self, target: AmendTarget, check: Check, *, about: tuple[str, str] | None = None) -> None:
         super().__init__()
         self.target = target
         self.check = check
+        self.about = about  # ("signal", id) or ("order", client order id): the row this amends
+        self.gone = ""  # why that row left while the dialog was open: nothing can be submitted
         self.errors: dict[str, str] = {}
         self.checks = 0  # validations finished, so tests can wait for one
         self._request: AmendRequest | None = None
@@ -177,7 +180,8 @@ class AmendScreen(ModalScreen[AmendRequest | None]):
             yield Static("", id="result")
             with Horizontal(id="buttons"):
                 yield Button("Amend (enter)", id="submit", variant="primary", disabled=True)
-                yield Button("Cancel (esc)", id="cancel")
+                yield Button("Back (esc)", id="back")
+        yield Footer()
 
     def on_mount(self) -> None:
         self.query_one("#amount", Input).focus()
@@ -214,6 +218,8 @@ class AmendScreen(ModalScreen[AmendRequest | None]):
                 errors = dict(check.errors)
         if not errors and new_price is None and new_amount is None:
             errors["change"] = "change the price or the amount"
+        if self.gone:
+            errors["gone"] = self.gone
         self._show(errors, check)
         self._request = AmendRequest(new_price, new_amount) if not errors else None
         self.query_one("#submit", Button).disabled = self._request is None
@@ -228,7 +234,8 @@ class AmendScreen(ModalScreen[AmendRequest | None]):
             box.set_class(message is None, "-hint")
             box.update(message or (t.amount_hint if name == "amount" else ""))
             self.query_one(f"#{name}", Input).set_class(message is not None, "-invalid")
-        others = [f"{k}: {v}" for k, v in errors.items() if k not in ("price", "amount", "change")]
+        others = [v if k == "gone" else f"{k}: {v}" for k, v in errors.items()
+                  if k not in ("price", "amount", "change")]
         parts: list[Content] = []
         if check is not None and check.notional is not None:
             parts.append(Content.from_markup(
@@ -254,6 +261,22 @@ class AmendScreen(ModalScreen[AmendRequest | None]):
         if self._request is not None:
             self.dismiss(self._request)
 
-    @on(Button.Pressed, "#cancel")
-    def action_cancel(self) -> None:
+    @on(Button.Pressed, "#back")
+    def action_back(self) -> None:
         self.dismiss(None)
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "submit":
+            return None if self.gone else True
+        return True
+
+    def row_gone(self, why: str) -> None:
+        """The signal or order this amends left (approved, filled, expired...): nothing to submit."""
+        if self.gone:
+            return
+        self.gone = f"{why}: nothing to amend"
+        self._request = None
+        self.query_one("#submit", Button).disabled = True
+        self.query_one("#dialog").add_class("-gone")
+        self.refresh_bindings()
+        self.validate()

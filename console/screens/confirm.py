@@ -7,7 +7,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
-from textual.widgets import Button, Label, Static
+from textual.widgets import Button, Footer, Label, Static
 
 
 class ConfirmScreen(ModalScreen[bool]):
@@ -51,12 +51,14 @@ class ConfirmScreen(ModalScreen[bool]):
 
     BINDINGS = [
         Binding("y", "confirm", "yes", id="confirm.yes"),
-        Binding("n,escape", "back_out", "no", id="confirm.no"),
+        Binding("n,escape", "back_out", "no", id="confirm.no", key_display="n/esc"),
     ]
 
     def __init__(self, title: str, message: str, *, confirm: str = "Yes", back_out: str = "No",
-                 danger: bool = False) -> None:
+                 danger: bool = False, about: tuple[str, str] | None = None) -> None:
         super().__init__(classes="-danger" if danger else "")
+        self.about = about  # ("signal", id): the row this question is about, if any
+        self.gone = ""
         self.danger = danger
         self.title_text = title
         self.message = message
@@ -71,13 +73,29 @@ class ConfirmScreen(ModalScreen[bool]):
                 yield Button(f"{self.confirm_label} (y)", id="confirm", variant="error" if self.danger else "primary")
                 yield Button(f"{self.back_out_label} (n)", id="back-out")
             yield Label("y confirms · n or esc backs out", id="hint")
+        yield Footer()
 
     def on_mount(self) -> None:
         self.query_one("#back-out", Button).focus()  # the safe answer is the default
 
     @on(Button.Pressed, "#confirm")
     def action_confirm(self) -> None:
-        self.dismiss(True)
+        if not self.gone:
+            self.dismiss(True)
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        return None if action == "confirm" and self.gone else True
+
+    def row_gone(self, why: str) -> None:
+        """What this asks about left while it was open: it can only be backed out of now."""
+        if self.gone:
+            return
+        self.gone = why
+        self.query_one("#confirm", Button).disabled = True
+        left = f"{why}: nothing left to {self.confirm_label.lower()}."
+        self.query_one("#message", Static).update(f"{self.message}\n\n{left}")
+        self.query_one("#hint", Label).update("n or esc goes back")
+        self.refresh_bindings()
 
     @on(Button.Pressed, "#back-out")
     def action_back_out(self) -> None:

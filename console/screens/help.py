@@ -6,7 +6,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Grid, Vertical, VerticalScroll
 from textual.screen import ModalScreen
-from textual.widgets import Label, Static
+from textual.widgets import Footer, Label, Static
 
 HelpRow = tuple[str, str, str]  # key as shown, what it does, a longer explanation
 
@@ -63,7 +63,7 @@ class HelpScreen(ModalScreen[None]):
     }
     """
 
-    BINDINGS = [Binding("escape,question_mark,q", "dismiss", "close", id="help.close")]
+    BINDINGS = [Binding("escape,question_mark,q", "dismiss", "close", id="help.close", key_display="esc")]
 
     def __init__(self, rows: list[HelpRow], footnote: str = "") -> None:
         super().__init__()
@@ -81,6 +81,7 @@ class HelpScreen(ModalScreen[None]):
             if self.footnote:
                 yield Static(self.footnote, id="footnote")
             yield Label("esc or ? closes", id="hint")
+        yield Footer()
 
     async def action_dismiss(self, result: None = None) -> None:
         self.dismiss(result)

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import dataclass
 from itertools import count
 
+from textual.binding import Binding
+from textual.message import Message
 from textual.widgets import DataTable
 
 from console import formatting as f
@@ -16,12 +19,13 @@ LEVEL_STYLE = {"info": "muted", "warning": "warning", "retry": "warning", "error
 
 
 class LogTable(KeyedTable[LogEntry]):
+    BINDINGS = [Binding("enter", "select_cursor", "open whole", id="log.open")]
     COLUMNS = (
         Column("time", "time", 8),
         Column("level", "level", 7),
         Column("attempt", "try", 3, justify="right", wide_only=True),
         Column("delay", "next", 5, justify="right", wide_only=True),
-        Column("reason", "reason", 20, flex=True),
+        Column("reason", "reason", 20, flex=True, wrap=True),  # long reasons wrap; enter opens one whole
     )
 
     def __init__(self, *, id: str | None = None, limit: int = 500) -> None:
@@ -46,16 +50,24 @@ class LogTable(KeyedTable[LogEntry]):
         following = not self.has_focus or self.cursor_row >= self.row_count - 1
         for entry in entries:
             self.upsert(str(next(self._keys)), entry)
-        while len(self.items) > self.limit:
-            self.discard(next(iter(self.items)))
+        if len(self.items) > self.limit:
+            self.discard_many(list(self.items)[: len(self.items) - self.limit])
         if following and self.row_count:
-            self.move_cursor(row=self.row_count - 1, animate=False)
+            self.select(next(reversed(self.items)))
         errors = sum(1 for e in self.items.values() if e.level == "error")
-        self.border_subtitle = f"{errors} error{'s' if errors != 1 else ''} · enter: full line" if errors else (
-            "enter: full line" if self.items else "")
+        self.show_summary(f"{errors} error{'s' if errors != 1 else ''} · enter: full line" if errors else (
+            "enter: full line" if self.items else ""))
 
     def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
         entry = self.items.get(event.row_key.value or "")
         if entry is not None:
-            detail = f"attempt {entry.attempt}, next in {entry.delay}: " if entry.attempt else ""
-            self.notify(f"{detail}{entry.reason}", title=f"{f.hms(entry.ts)} {entry.level}", timeout=15)
+            event.stop()
+            detail = f"attempt {entry.attempt}, next in {entry.delay}\n\n" if entry.attempt else ""
+            self.post_message(self.Opened(f"{f.hms(entry.ts)} {entry.level}", f"{detail}{entry.reason}"))
+
+    @dataclass
+    class Opened(Message):
+        """The operator asked for one line whole (enter)."""
+
+        title: str
+        text: str

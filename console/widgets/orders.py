@@ -55,6 +55,7 @@ class OrdersTable(KeyedTable[Order]):
         Column("status", "status", 16),
         Column("timeout", "timeout", 7, justify="right", narrow=5, narrow_label="t/out"),
         Column("attempts", "att", 3, justify="right", wide_only=True),
+        Column("reason", "last error", 24, extra=True),  # on wide screens: why it is retrying, stuck
     )
 
     def __init__(self, *, id: str | None = None) -> None:
@@ -69,4 +70,4 @@ class OrdersTable(KeyedTable[Order]):
 
     def show_count(self, active_orders: int, history: int) -> None:
         active = f"{active_orders} active" if active_orders else "none active"
-        self.border_subtitle = f"{active} · {history} finished (h)"
+        self.show_summary(f"{active} · {history} finished (h)")

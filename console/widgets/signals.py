@@ -12,15 +12,16 @@ class SignalsTable(KeyedTable[SignalRecord]):
     """Pending signals keyed by signal id, in arrival order."""
 
     COLUMNS = (
-        Column("id", "signal", 14, narrow=12, keep_end=True),
+        # At 80 columns the type and the price stay: one approves knowing limit from market.
+        Column("id", "signal", 14, narrow=10, keep_end=True),
         Column("symbol", "symbol", 9, narrow=8),
         Column("side", "side", 6),
-        Column("type", "type", 6, wide_only=True),
-        Column("amount", "amount", 10, justify="right", narrow=9),
-        Column("price", "ref. price", 11, justify="right", wide_only=True),
-        Column("notional", "notional", 10, justify="right", narrow=9),
+        Column("type", "type", 6),
+        Column("amount", "amount", 10, justify="right", narrow=8),
+        Column("price", "ref. price", 11, justify="right", narrow=9, narrow_label="ref.price"),
+        Column("notional", "notional", 10, justify="right", wide_only=True),
         Column("ttl", "TTL", 6, justify="right", narrow=5),
-        Column("strategy", "strategy", 11, flex=True, narrow=8),
+        Column("strategy", "strategy", 11, flex=True, narrow=6),
     )
 
     def __init__(self, *, id: str | None = None) -> None:
@@ -51,4 +52,4 @@ class SignalsTable(KeyedTable[SignalRecord]):
 
     def show_count(self) -> None:
         n = len(self.items)
-        self.border_subtitle = f"{n} pending" if n else "none pending"
+        self.show_summary(f"{n} pending" if n else "none pending")

@@ -17,11 +17,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from textual.app import App, ComposeResult  # noqa: E402
+from textual.app import App, ComposeResult
 
-from console.themes import THEMES_DIR, load_themes  # noqa: E402
-from console.widgets.orders import OrdersTable  # noqa: E402
-from executor.models import Order, OrderStatus, OrderType, Side  # noqa: E402
+from console.themes import THEMES_DIR, load_themes
+from console.widgets.orders import OrdersTable
+from executor.models import Order, OrderStatus, OrderType, Side
 
 T0 = datetime(2026, 11, 23, 10, 0, 0, tzinfo=UTC)
 
@@ -60,6 +60,9 @@ async def main(n: int, finished: int) -> None:
             start = time.perf_counter()
             with app.batch_update():
                 step()
+            await pilot.pause()
+            while table._require_update_dimensions:  # the table measures new rows when idle
+                await pilot.pause()
             await pilot.pause()  # the frame that shows it
             print(f"{what:<40} {time.perf_counter() - start:8.3f} s")
 

@@ -39,7 +39,17 @@ async def started(app: TradeConsole, pilot, clock):
                 "the populated screen")
     app.tick()  # the filled market order of the scenario has lingered long enough: only the open two
     assert len(app.orders.items) == 2
+    await choose_first_rows(pilot)
     return scenario
+
+
+async def choose_first_rows(pilot) -> None:
+    """The operator puts the cursor on the first order and the first signal (ctrl+home), Signals focused.
+
+    The scenario's filled order, and any signal shown before it was approved, left while under the
+    cursor: until the operator moves, nothing is selected.
+    """
+    await pilot.press("tab", "ctrl+home", "shift+tab", "ctrl+home")
 
 
 def lingered(app: TradeConsole, clock) -> None:

@@ -17,6 +17,7 @@ from textual.widgets import Input
 
 from console.screens.amend import AmendScreen
 from console.screens.confirm import ConfirmScreen
+from console.screens.detail import DetailScreen
 from console.screens.help import HelpScreen
 from console.screens.history import HistoryScreen
 
@@ -36,6 +37,9 @@ def populated(clock: Clock, then: Step | None = None, *, read_only: bool = False
                     lambda: len(app.signals.items) == 3 and len(app.state.orders) == 2 and bool(app.state.balances),
                     "the populated screen")
         app.tick()  # countdowns, and the scenario's filled order leaves Orders for the history
+        if not read_only:
+            # The operator chooses the first rows: what passed under the cursor meanwhile depends on timing.
+            await pilot.press("tab", "ctrl+home", "shift+tab", "ctrl+home")
         if then is not None:
             await then(pilot)
         app.flush()
@@ -84,6 +88,41 @@ def test_main_screen(snap_compare, tmp_path, size):
     assert snap_compare(app, terminal_size=size, run_before=populated(clock))
 
 
+@pytest.mark.parametrize("size", [(200, 50)], ids=["200x50"])
+def test_main_screen_large(snap_compare, tmp_path, size):
+    """200x50: the panes grow with the terminal."""
+    clock = Clock()
+    app = console_app(tmp_path / "console.db", clock)
+    assert snap_compare(app, terminal_size=size, run_before=populated(clock))
+
+
+async def selected_signal_left(pilot: Pilot) -> None:
+    """The selected signal is rejected by another client: nothing is selected, the pane says why."""
+    app = pilot.app
+    await app.service.reject(app.signals.selected_key)
+    await shown(app, pilot.pause, lambda: bool(app.signals.lost), "the selected signal to leave")
+
+
+def test_selected_signal_left(snap_compare, tmp_path):
+    clock = Clock()
+    app = console_app(tmp_path / "console.db", clock)
+    assert snap_compare(app, terminal_size=(120, 36), run_before=populated(clock, selected_signal_left))
+
+
+async def open_log_line(pilot: Pilot) -> None:
+    app = pilot.app
+    key = next(k for k, e in app.log_pane.items.items() if "cancel not confirmed" in e.reason)
+    await pilot.press("tab", "tab")
+    app.log_pane.select(key)
+    await opens(DetailScreen, "enter")(pilot)
+
+
+def test_a_long_log_reason_opened_whole(snap_compare, tmp_path):
+    clock = Clock()
+    app = console_app(tmp_path / "console.db", clock)
+    assert snap_compare(app, terminal_size=(120, 36), run_before=populated(clock, open_log_line))
+
+
 @SIZES
 def test_amend_signal_shows_a_validation_error(snap_compare, tmp_path, size):
     clock = Clock()
@@ -111,10 +150,11 @@ def test_help(snap_compare, tmp_path, size):
     assert snap_compare(app, terminal_size=size, run_before=populated(clock, opens(HelpScreen, "question_mark")))
 
 
-def test_order_history(snap_compare, tmp_path):
+@SIZES
+def test_order_history(snap_compare, tmp_path, size):
     clock = Clock()
     app = console_app(tmp_path / "console.db", clock)
-    assert snap_compare(app, terminal_size=(120, 36), run_before=populated(clock, opens(HistoryScreen, "h")))
+    assert snap_compare(app, terminal_size=size, run_before=populated(clock, opens(HistoryScreen, "h")))
 
 
 @SIZES

@@ -81,3 +81,15 @@ def test_colours_appear_only_as_theme_variables_in_console_code_and_styles():
         for match in hex_colour.finditer(path.read_text())
     ]
     assert not offenders
+
+
+def test_a_user_theme_named_like_a_shipped_theme_is_refused_with_a_message(tmp_path):
+    write(tmp_path, "mine", 'name = "tradeconsole-dark"\nprimary = "#112233"\n')
+    write(tmp_path, "textual", 'name = "textual-dark"\nprimary = "#112233"\n')
+    loaded = load_themes(THEMES_DIR, tmp_path)
+    shipped = parse_theme(THEMES_DIR / "tradeconsole-dark.toml")
+    assert loaded.themes["tradeconsole-dark"].primary == shipped.primary  # never silently replaced
+    assert "textual-dark" not in loaded.themes
+    problems = "\n".join(loaded.problems)
+    assert f"{tmp_path / 'mine.toml'}: name 'tradeconsole-dark' is already a shipped theme; refused" in problems
+    assert "name 'textual-dark' is already a theme built into Textual" in problems
