@@ -210,6 +210,13 @@ class ApprovalConfig(_Section):
         ge=0,
         description="approving a signal above this notional asks for confirmation (0 = never)",
     )
+    far_from_market_pct: Dec = Field(
+        Decimal(5),
+        ge=0,
+        lt=100,
+        description="approving or amending further than this from the market needs a confirmation; "
+        "auto-approval leaves it pending (0 = never)",
+    )
 
 
 class SignalsConfig(_Section):

@@ -260,8 +260,9 @@ class TradeExecutor:
 
     @property
     def idle(self) -> bool:
-        """No order in a non-terminal state and no request in flight."""
-        return not self._tasks and not self.pending_orders
+        """No order in a non-terminal state, no request in flight, and no fill whose fee the
+        venue has yet to state (a run that ends must leave the store agreeing with the venue)."""
+        return not self._tasks and not self.pending_orders and not self.fee_unknown
 
     def tasks_named(self, prefix: str) -> list[str]:
         """The names of this executor's running tasks that start with `prefix` (e.g. "place")."""
@@ -961,12 +962,16 @@ class TradeExecutor:
     # -- tracking -----------------------------------------------------------------------------
 
     async def _watch(self) -> None:
-        last_balances = time.monotonic()
+        last_balances = last_fees = time.monotonic()
         interval = self.poll_interval
         while True:
             await asyncio.sleep(interval)
             try:
                 markets = await self.poll()
+                fees_every = self.budget_interval("fetch_my_trades", BALANCE_SHARE, self.balance_interval)
+                if self.fee_unknown and not self.pending_orders and time.monotonic() - last_fees >= fees_every:
+                    last_fees = time.monotonic()  # nothing else to track: the fees need not wait a round
+                    await self.reconciler.learn_fees()
                 interval = self.budget_interval("fetch_open_orders", POLL_SHARE, self.poll_interval, markets)
                 every = self.budget_interval("fetch_balances", BALANCE_SHARE, self.balance_interval)
                 if time.monotonic() - last_balances >= every:

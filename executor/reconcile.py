@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections import Counter
 from datetime import datetime, timedelta
 from decimal import Decimal
 
@@ -39,6 +40,7 @@ from executor.tracking import effect
 
 O = OrderStatus
 SKEW = timedelta(seconds=60)  # our clock against the venue's, for `since` windows
+FEE_TRIES = 10  # rounds an order's trades may take to add up to its filled amount
 FEE_WATCH = timedelta(hours=24)  # how far back an ended order's fee is still looked for in the trades
 _ACTIVE_UNPLACED = (O.SUBMITTING, O.UNKNOWN)
 
@@ -74,6 +76,7 @@ class Reconciler:
         self._candidate: dict[str, Decimal] | None = None
         self._lock = asyncio.Lock()
         self._followup: asyncio.Task | None = None
+        self._fee_tries: Counter[str] = Counter()
 
     async def load(self) -> None:
         """At start: the balance effect of every fill in the store, and the absent orders to watch."""
@@ -311,9 +314,23 @@ class Reconciler:
                 ex._error(f"{coid}: adopted an open order the store did not know", level="warning", order=order)
         return adopted, external
 
+    async def learn_fees(self) -> None:
+        """The fees round alone (tracking calls it once nothing else is active)."""
+        errors: list[str] = []
+        async with self._lock:
+            await self._fees(errors)
+        for message in errors:
+            self.ex._error(f"fees: {message}", level="warning")
+
     async def _fees(self, errors: list[str]) -> None:
-        """Fees the order answers left out (Binance's carry none), from our own trades."""
+        """Fees the order answers left out (Binance's carry none), from our own trades. An order
+        whose trades never add up is given up after `FEE_TRIES` rounds, with an error."""
         ex = self.ex
+        for coid in [c for c, n in self._fee_tries.items() if n >= FEE_TRIES]:
+            if (order := ex.fee_unknown.pop(coid, None)) is not None:
+                ex._error(f"{coid}: the venue's trades never add up to its {order.filled} filled; fee left unknown",
+                          order=order)
+            del self._fee_tries[coid]
         by_symbol: dict[str, list[Order]] = {}
         for order in ex.fee_unknown.values():
             by_symbol.setdefault(order.symbol, []).append(order)
@@ -323,8 +340,9 @@ class Reconciler:
                 trades = await ex._call("fetch_my_trades", ex.exchange.fetch_my_trades, symbol, since)
             except ExchangeError as exc:
                 errors.append(f"{symbol} trades: {exc}")
-                continue
+                trades = []
             for order in orders:
+                self._fee_tries[order.client_order_id] += 1
                 await self._fee_from_trades(order, trades)
 
     async def _fee_from_trades(self, order: Order, trades: list[Trade]) -> None:
@@ -357,6 +375,7 @@ class Reconciler:
                              fee_currency=currency or current.fee_currency,
                              extra=ex.store.fills_replace(coid, fills))
             ex.fee_unknown.pop(coid, None)
+            self._fee_tries.pop(coid, None)
 
     # -- after a restart ----------------------------------------------------------------------
 

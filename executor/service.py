@@ -30,7 +30,6 @@ from executor.events import (
     BalancesUpdated,
     ErrorOccurred,
     EventBus,
-    OrderUpdated,
     Reconciled,
     ReconcileResult,
     RetryScheduled,
@@ -113,27 +112,6 @@ def _log_row(event: ErrorOccurred | RetryScheduled) -> dict[str, Any]:
     }
 
 
-def _log_event(row: dict[str, Any]) -> ErrorOccurred | RetryScheduled:
-    if row["level"] == "retry":
-        return RetryScheduled(
-            operation=row["operation"] or "",
-            attempt=row["attempt"] or 0,
-            max_attempts=row["max_attempts"] or 0,
-            delay=row["delay"] or 0.0,
-            reason=row["message"],
-            client_order_id=row["client_order_id"],
-            signal_id=row["signal_id"],
-            ts=row["ts"],
-        )
-    return ErrorOccurred(
-        message=row["message"],
-        level=row["level"],
-        client_order_id=row["client_order_id"],
-        signal_id=row["signal_id"],
-        ts=row["ts"],
-    )
-
-
 def build_exchange(settings: Settings) -> ExchangePort:
     """The exchange port for `[exchange] id`: the paper exchange, or a ccxt venue."""
     if settings.exchange.id == "paper":
@@ -203,7 +181,8 @@ class TradingService:
         self._closers: list[Callable[[], Awaitable[object]]] = []
         self._persisting: set[asyncio.Task] = set()
         self._balances_saved = datetime.min.replace(tzinfo=UTC)
-        self._log_seen = 0
+        self._poll_interval = poll_interval  # read-only: how often the follower looks for commits
+        self.follower = None  # read-only: the StoreFollower (executor/follower.py), once started
         self.bus.subscribe(self._remember)
 
     # -- opening ------------------------------------------------------------------------------
@@ -274,15 +253,11 @@ class TradingService:
     async def start(self) -> ReconcileResult | None:
         """Reconcile with the venue (before any intake), then start the periodic loops."""
         if self.read_only:
-            await self._load_published_state()
-            # Take the baseline now, not in the task: a commit landing between start() and the
-            # task's first run must still count as a change.
-            baseline = (
-                await self.store.data_version(),
-                {r.seq: r for r in await self.store.signals(limit=500)},
-                {o.client_order_id: o for o in await self.store.orders(limit=500)},
-            )
-            self._loops.append(asyncio.create_task(self._follow_store(*baseline), name="follow-store"))
+            from executor.follower import StoreFollower  # the whole read-only path lives there
+
+            self.follower = StoreFollower(self, interval=self._poll_interval or 0.5)
+            await self.follower.start()  # the journal position first: nothing after it is missed
+            self._loops.append(asyncio.create_task(self.follower.run(), name="follow-store"))
             return self._last_reconcile
         assert self.executor is not None
         self.paused = (await self.store.get_flag("paused")) == "1"
@@ -334,6 +309,8 @@ class TradingService:
 
     async def snapshot(self, *, history: int = 200) -> Snapshot:
         signals = await self.store.signals(limit=history)
+        if signals:  # every pending signal, also those older than the recent `history`
+            signals = [r for r in await self.store.signals([S.PENDING]) if r.seq < signals[0].seq] + signals
         orders = await self.store.orders(include_terminal=False)
         orders += [o for o in await self.store.orders(limit=history) if o.status.is_terminal]
         balances, prices, quote = self._balances
@@ -800,56 +777,3 @@ class TradingService:
 
     async def wait_stopped(self) -> None:
         await self._stopping.wait()
-
-    # -- read-only follower -------------------------------------------------------------------
-
-    async def _load_published_state(self) -> None:
-        raw = await self.store.get_flag("balances")
-        if raw:
-            data = json.loads(raw)
-            balances = {c: Balance(c, Decimal(f), Decimal(u)) for c, (f, u) in data["balances"].items()}
-            prices = {c: Decimal(p) for c, p in data["prices"].items()}
-            self._balances = (balances, prices, data["quote"])
-            self.bus.publish(BalancesUpdated(balances, prices, data["quote"]))
-        raw = await self.store.get_flag("last_reconcile")
-        if raw:
-            data = json.loads(raw)
-            self._last_reconcile = ReconcileResult(
-                at=datetime.fromisoformat(data["at"]),
-                checked=data["checked"],
-                updated=data["updated"],
-                resolved_unknown=data["resolved_unknown"],
-                adopted=data["adopted"],
-                external=data["external"],
-                open=data["open"],
-                unknown=data["unknown"],
-                drift={k: Decimal(v) for k, v in data["drift"].items()},
-                errors=list(data["errors"]),
-            )
-            self.bus.publish(Reconciled(self._last_reconcile))
-        self.paused = (await self.store.get_flag("paused")) == "1"
-        for row in await self.store.log_entries(after=self._log_seen):
-            self._log_seen = row["seq"]
-            self.bus.publish(_log_event(row))
-
-    async def _follow_store(self, seen_version: int, signals: dict, orders: dict, interval: float = 0.5) -> None:
-        """Republish what another process wrote: SQLite's data_version changes on every commit."""
-        while True:
-            await asyncio.sleep(interval)
-            version = await self.store.data_version()
-            if version == seen_version:
-                continue
-            seen_version = version
-            for record in await self.store.signals(limit=500):
-                before = signals.get(record.seq)
-                if before is None:
-                    self.bus.publish(SignalReceived(record))
-                elif before != record:
-                    self.bus.publish(SignalDecided(record))
-                signals[record.seq] = record
-            for order in await self.store.orders(limit=500):
-                if orders.get(order.client_order_id) != order:
-                    self.bus.publish(OrderUpdated(order))
-                orders[order.client_order_id] = order
-            await self._load_published_state()
-            self._publish_state()

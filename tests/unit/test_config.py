@@ -66,6 +66,7 @@ def test_defaults_with_no_file(tmp_path: Path) -> None:
         "auto_max_notional": 0,
         "signal_ttl_seconds": 120,
         "confirm_notional": 0,
+        "far_from_market_pct": 5,
     }
     assert s.signals.model_dump() == {"jsonl": "", "follow": False, "webhook_port": 0, "demo": False}
     assert s.paper.model_dump() == {
@@ -263,6 +264,8 @@ nope = 1
         ("approval", 'mode = "automatic"'),
         ("approval", "auto_max_notional = -1"),
         ("approval", "confirm_notional = nan"),
+        ("approval", "far_from_market_pct = -1"),
+        ("approval", "far_from_market_pct = 100"),
         ("signals", "webhook_port = 65536"),
         ("paper", "balances = { BTC = -1 }"),
         ("paper", "balances = { btc = 1 }"),

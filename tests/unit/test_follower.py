@@ -1,0 +1,154 @@
+"""The read-only follower behind `inspect` (executor/follower.py): it follows the whole store by
+journal sequence (every non-terminal order, however old), reads only what changed, and publishes
+the Log from before it opened."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+
+import pytest
+from conftest import eventually, make_settings
+
+from executor.events import ErrorOccurred, OrderUpdated, RetryScheduled, SignalDecided, SignalReceived
+from executor.models import Order, OrderStatus, OrderType, Side, Signal, SignalRecord, SignalStatus
+from executor.service import TradingService
+from executor.store import JournalPosition, Store
+
+T0 = datetime(2026, 11, 23, 10, 0, tzinfo=UTC)
+N = 10_000
+
+
+def order(i: int, **changes) -> Order:
+    base = dict(client_order_id=f"tc-{i:06d}", signal_id=f"sig-{i:06d}", symbol="BTC/USDT",
+                side=Side.BUY if i % 2 else Side.SELL, type=OrderType.LIMIT, amount=Decimal("0.01"),
+                price=Decimal(58000 + i % 500), status=OrderStatus.OPEN, created_at=T0 + timedelta(seconds=i),
+                updated_at=T0 + timedelta(seconds=i))
+    return Order(**(base | changes))
+
+
+def signal(signal_id: str | None, status: SignalStatus = SignalStatus.PENDING, *, at: datetime = T0,
+           reason: str = "") -> SignalRecord:
+    sig = Signal(id=signal_id, symbol="BTC/USDT", side=Side.BUY, amount=0.01) if signal_id else None
+    return SignalRecord(id=signal_id, status=status, reason=reason, source="test", received_at=at,
+                        raw=json.dumps({"id": signal_id}), signal=sig, amount=Decimal("0.01") if sig else None)
+
+
+@pytest.fixture
+async def writer(db_path):
+    """The other process: a writable connection to the store `inspect` reads."""
+    store = await Store.open(db_path)
+    yield store
+    await store.close()
+
+
+async def seed_orders(store: Store, n: int) -> list[Order]:
+    orders = [order(i) for i in range(n)]
+    await store.transact(*(store.order_write(o, old=None, expect_version=None, source="seed") for o in orders))
+    return orders
+
+
+async def inspect(db_path, events: list) -> TradingService:
+    service = await TradingService.open(make_settings(), db_path, read_only=True, poll_interval=0.02)
+    service.bus.subscribe(events.append)
+    await service.start()
+    return service
+
+
+def updates(events: list, coid: str | None = None) -> list[Order]:
+    return [e.order for e in events if isinstance(e, OrderUpdated) and coid in (None, e.order.client_order_id)]
+
+
+async def test_an_old_open_order_among_10000_is_republished_and_only_it(db_path, writer):
+    orders = await seed_orders(writer, N)
+    events: list = []
+    ro = await inspect(db_path, events)
+    try:
+        snapshot = await ro.snapshot()
+        assert len([o for o in snapshot.orders if not o.status.is_terminal]) == N  # every open order
+        oldest = orders[0]  # far outside any "newest 500"
+        fill = oldest.model_copy(update={"status": OrderStatus.PARTIALLY_FILLED, "filled": Decimal("0.004"),
+                                         "version": oldest.version + 1})
+        await writer.transact(writer.order_write(fill, old=OrderStatus.OPEN, expect_version=oldest.version,
+                                                 source="poll"))
+        await eventually(lambda: updates(events, oldest.client_order_id))
+        assert updates(events) == [updates(events, oldest.client_order_id)[0]]  # nothing else re-read
+        got = updates(events)[0]
+        assert got.status is OrderStatus.PARTIALLY_FILLED and got.filled == Decimal("0.004")
+        assert ro.follower is not None and ro.follower.position.event_seq == N + 1
+    finally:
+        await ro.close()
+
+
+async def test_a_poll_reads_only_what_the_journal_names(db_path, writer):
+    await seed_orders(writer, N)
+    position = await writer.journal_position()
+    assert position == JournalPosition(event_seq=N, signal_seq=0, log_seq=0)
+    first = order(7, status=OrderStatus.CANCELED, version=1)
+    await writer.transact(writer.order_write(first, old=OrderStatus.OPEN, expect_version=0, source="operator"))
+    changes = await writer.changes_since(position, flags=("paused",))
+    assert [o.client_order_id for o in changes.orders] == [first.client_order_id]
+    assert changes.position.event_seq == N + 1 and not changes.more
+    assert changes.flags == {"paused": None}
+    assert not await writer.changes_since(changes.position)  # nothing newer: nothing read
+
+
+async def test_the_log_from_before_opening_is_published_at_start(db_path, writer):
+    await writer.insert_signal(signal("s1", at=T0))
+    await writer.insert_signal(signal(None, SignalStatus.INVALID, at=T0 + timedelta(seconds=1), reason="no id"))
+    await writer.append_log([{"ts": T0 + timedelta(seconds=2), "level": "retry", "message": "429 Too Many",
+                              "operation": "create_order", "attempt": 1, "max_attempts": 4, "delay": 1.5,
+                              "client_order_id": "tc-1", "signal_id": "s1"}])
+    await writer.insert_signal(signal("s1", SignalStatus.DUPLICATE, at=T0 + timedelta(seconds=3),
+                                      reason="id s1 seen before"))
+    await writer.append_log([{"ts": T0 + timedelta(seconds=4), "level": "warning", "message": "cancel not confirmed"}])
+    events: list = []
+    ro = await inspect(db_path, events)  # no waiting: start() itself publishes the backlog
+    try:
+        logged = [e for e in events if isinstance(e, ErrorOccurred | RetryScheduled | SignalReceived)]
+        assert [(type(e).__name__, getattr(e, "record", None) and e.record.status) for e in logged] == [
+            ("SignalReceived", SignalStatus.INVALID),
+            ("RetryScheduled", None),
+            ("SignalReceived", SignalStatus.DUPLICATE),
+            ("ErrorOccurred", None),
+        ]
+        assert logged[1].attempt == 1 and logged[1].max_attempts == 4 and logged[3].message == "cancel not confirmed"
+        assert not [e for e in events if isinstance(e, OrderUpdated)]
+    finally:
+        await ro.close()
+
+
+async def test_signals_and_orders_written_by_another_connection_appear(db_path, writer):
+    events: list = []
+    ro = await inspect(db_path, events)
+    try:
+        stored = await writer.insert_signal(signal("live"))
+        await eventually(lambda: any(isinstance(e, SignalReceived) and e.record.id == "live" for e in events))
+        rejected = stored.model_copy(update={"status": SignalStatus.REJECTED, "reason": "rejected by ops",
+                                             "decided_at": T0, "decided_by": "ops"})
+        await writer.update_signal(rejected, SignalStatus.PENDING, source="operator")
+        await eventually(lambda: any(isinstance(e, SignalDecided) and e.record.status is SignalStatus.REJECTED
+                                     for e in events))
+        await writer.transact(writer.order_write(order(1), old=None, expect_version=None, source="request"))
+        await writer.append_log([{"ts": T0, "level": "error", "message": "venue down"}])
+        await writer.set_flag("paused", "1")
+        await eventually(lambda: updates(events, "tc-000001")
+                         and any(isinstance(e, ErrorOccurred) and e.message == "venue down" for e in events)
+                         and ro.paused)
+        assert [e.record.id for e in events if isinstance(e, SignalReceived)] == ["live"]  # once, never again
+    finally:
+        await ro.close()
+
+
+async def test_every_pending_signal_is_in_the_snapshot_not_only_the_recent_ones(db_path, writer):
+    await writer.insert_signal(signal("old-pending"))
+    for i in range(300):
+        await writer.insert_signal(signal(f"done-{i}", SignalStatus.REJECTED))
+    events: list = []
+    ro = await inspect(db_path, events)
+    try:
+        snapshot = await ro.snapshot(history=200)
+        assert "old-pending" in [r.id for r in snapshot.signals if r.status is SignalStatus.PENDING]
+    finally:
+        await ro.close()
