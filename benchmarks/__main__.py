@@ -19,8 +19,8 @@ RESULTS = Path(__file__).with_name("results.json")
 BENCHMARKS = [
     ("B1", "signal-to-ack through the executor / bare ccxt create_order (emulator, 5 ms latency)", None),
     ("B2", "headless paper throughput, auto-approved, full lifecycle, journal on", "b2_paper_throughput"),
-    ("B3", "console, 10,000 open orders, 500 updates/s: key press to screen p95", None),
-    ("B4", "demo process start to first full screen", None),
+    ("B3", "console, 10,000 open orders, 500 updates/s: key press to screen p95", "b3_console"),
+    ("B4", "demo process start to first full screen", "b4_startup"),
     ("B5", "restart after kill -9 with 1,000 resting orders (emulator, 6,000 weight/min) to reconciled", "b5_restart"),
     ("B6", "burst of 500 resting orders: share of the venue's order-rate limit, zero 429s", None),
     ("B7", "attach start to first full screen, core running", None),

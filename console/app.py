@@ -45,6 +45,7 @@ from console.state import Changes, ConsoleState, EventBuffer, LogEntry
 from console.themes import THEMES_DIR, choose, load_themes, variable_defaults
 from console.widgets.balances import BalancesPane
 from console.widgets.log import LogTable
+from console.widgets.markets import MarketsStrip
 from console.widgets.orders import OrdersTable
 from console.widgets.signals import SignalsTable
 from console.widgets.statusbar import StatusBar
@@ -127,6 +128,7 @@ class TradeConsole(App[None]):
         self.state = ConsoleState()
         self.ready = False
         # The panes, kept by reference: the app updates them (never the other way round).
+        self.markets_strip = MarketsStrip(id="markets")
         self.signals = SignalsTable(id="signals")
         self.orders = OrdersTable(id="orders")
         self.log_pane = LogTable(id="log", limit=self.state.log.maxlen or 500)
@@ -146,6 +148,7 @@ class TradeConsole(App[None]):
     # -- layout -------------------------------------------------------------------------------
 
     def compose(self) -> ComposeResult:
+        yield self.markets_strip
         yield self.signals
         yield self.orders
         with Horizontal(id="bottom"):
@@ -174,6 +177,8 @@ class TradeConsole(App[None]):
         for problem in self._startup_problems:
             self.report(problem, level="warning")
         self.signals.default_type = self.settings.execution.order_type
+        self.signals.far = self.settings.approval.far_from_market_pct
+        self.markets_strip.symbols = list(self.settings.exchange.markets)
         self.signals.focus()
         self._show_status()
         self.set_interval(1.0, self.tick)
@@ -196,7 +201,7 @@ class TradeConsole(App[None]):
         await service.start()
         snapshot = await service.snapshot(history=self.state.history_limit)
         markets = service.markets
-        self.signals.markets = self.orders.markets = markets
+        self.signals.markets = self.orders.markets = self.markets_strip.markets = markets
         places = {m.base: f.decimals(m.amount_step) for m in markets.values()}
         self.balances.table.places = {k: v for k, v in places.items() if v is not None} | {
             m.quote: 2 for m in markets.values()
@@ -242,9 +247,32 @@ class TradeConsole(App[None]):
         self.state.add_log(entry)
         self.log_pane.append([entry])
 
-    def send(self, what: str, command: Callable[[], Awaitable[object]]) -> None:
-        """Run one operator command against the service; a failure is reported with `what`."""
-        self.run_worker(command(), name=what, group="commands", exit_on_error=False)
+    def send(self, what: str, command: Callable[..., Awaitable[object]], *, confirmable: bool = False) -> None:
+        """Run one operator command against the service; a failure is reported with `what`.
+
+        `confirmable`: the core may refuse it as far from the market (`FarFromMarket`); the
+        operator is then asked, and a yes sends it again with `confirm=True`."""
+        if not confirmable:
+            self.run_worker(command(), name=what, group="commands", exit_on_error=False)
+            return
+
+        async def run() -> None:
+            from executor.markets import FarFromMarket
+
+            try:
+                await command()
+            except FarFromMarket as refusal:
+                self.call_later(self._confirm_far, what, command, refusal)
+
+        self.run_worker(run(), name=what, group="commands", exit_on_error=False)
+
+    def _confirm_far(self, what: str, command: Callable[..., Awaitable[object]], refusal: Exception) -> None:
+        kind, _, key = getattr(refusal, "subject", " ").partition(" ")
+        self.push_screen(
+            ConfirmScreen(f"{what.capitalize()}: far from the market?", str(refusal), confirm="Go ahead",
+                          back_out="Back", danger=True, about=(kind, key) if key else None),
+            callback=lambda ok: ok and self.send(what, partial(command, confirm=True)),
+        )
 
     # -- the event stream ---------------------------------------------------------------------
 
@@ -302,8 +330,18 @@ class TradeConsole(App[None]):
                 pane.show_equity([v for _, v in state.equity], state.quote)
             if changes.log:
                 self.log_pane.append(changes.log)
+            if changes.markets:
+                self.markets_strip.show(state.markets)
+                if signals.quotes != state.markets:
+                    signals.quotes = dict(state.markets)
+                    for key, record in state.signals.items():  # the distance from the market moved
+                        signals.upsert(key, record)
             self._show_status()
         self._tell_modals(changes)
+        if changes.alerts:
+            last = changes.alerts[-1]
+            more = f" (and {len(changes.alerts) - 1} more in the Log)" if len(changes.alerts) > 1 else ""
+            self.notify(f"{last.reason}{more}", severity="error" if last.level == "error" else "warning", timeout=8)
         self._sync_bindings()
 
     def _order_gone(self, key: str) -> str:
@@ -446,10 +484,11 @@ class TradeConsole(App[None]):
                     confirm="Approve",
                     about=("signal", sid),
                 ),
-                callback=lambda ok: ok and self.send(f"approve {sid}", partial(service.approve, sid)),
+                callback=lambda ok: ok and self.send(f"approve {sid}", partial(service.approve, sid),
+                                                     confirmable=True),
             )
             return
-        self.send(f"approve {sid}", partial(service.approve, sid))
+        self.send(f"approve {sid}", partial(service.approve, sid), confirmable=True)
 
     def action_reject(self) -> None:
         record, service = self.selected_signal, self.service
@@ -468,7 +507,11 @@ class TradeConsole(App[None]):
     def _amend_signal(self, service: TradingService, record: SignalRecord) -> None:
         sid = record.id
         assert sid is not None
-        target = AmendTarget.for_signal(record, OrderType(self.settings.execution.order_type))
+        approval, execution = self.settings.approval, self.settings.execution
+        target = AmendTarget.for_signal(
+            record, OrderType(execution.order_type), self.state.markets.get(record.signal.symbol) if record.signal
+            else None, approval.far_from_market_pct, execution.slippage_tolerance_pct,
+        )
 
         async def check(price: Decimal | None, amount: Decimal | None) -> AmendCheck:
             return service.check_signal_amend(record, price=price, amount=amount)
@@ -476,13 +519,14 @@ class TradeConsole(App[None]):
         def done(request: AmendRequest | None) -> None:
             if request is not None:
                 self.send(f"amend {sid}", partial(service.amend_signal, sid, price=request.price,
-                                                  amount=request.amount))
+                                                  amount=request.amount), confirmable=True)
 
         self.push_screen(AmendScreen(target, check, about=("signal", sid)), callback=done)
 
     def _amend_order(self, service: TradingService, order: Order) -> None:
         coid = order.client_order_id
-        target = AmendTarget.for_order(order, self.state.signal_total(order))
+        target = AmendTarget.for_order(order, self.state.signal_total(order), self.state.markets.get(order.symbol),
+                                       self.settings.approval.far_from_market_pct)
 
         async def check(price: Decimal | None, amount: Decimal | None) -> AmendCheck:
             return await service.check_order_amend(coid, price=price, amount=amount)
@@ -490,7 +534,7 @@ class TradeConsole(App[None]):
         def done(request: AmendRequest | None) -> None:
             if request is not None:
                 self.send(f"amend {coid}", partial(service.amend_order, coid, price=request.price,
-                                                   amount=request.amount))
+                                                   amount=request.amount), confirmable=True)
 
         self.push_screen(AmendScreen(target, check, about=("order", coid)), callback=done)
 

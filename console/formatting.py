@@ -179,3 +179,29 @@ def progress(filled: Decimal, total: Decimal, width: int) -> Cell:
 def hms(ts: datetime) -> str:
     """Wall time of an event, in UTC like the rest of the store."""
     return (ts.astimezone(UTC) if ts.tzinfo else ts).strftime("%H:%M:%S")
+
+
+def pct(value: Decimal | None, places: int = 2) -> str:
+    """A signed percentage: "+0.12%", "-5.40%"; unknown: "—"."""
+    if value is None:
+        return "—"
+    return f"{value:+.{places}f}%"
+
+
+def change(value: Decimal | None) -> Cell:
+    """A market's change: the sign in words (▲/▼), not only in colour."""
+    if value is None:
+        return (("—", "muted"),)
+    if value == 0:
+        return ((" 0.00%", "muted"),)
+    return ((f"{'▲' if value > 0 else '▼'}{abs(value):.2f}%", "buy" if value > 0 else "sell"),)
+
+
+def distance(value: Decimal | None, far: Decimal) -> Cell:
+    """A price's distance from the market, flagged beyond `far` % (the core asks to confirm there)."""
+    if value is None:
+        return (("—", "muted"),)
+    text = pct(value, 1)
+    if far and abs(value) > far:
+        return ((f"{text}!", "warning"),)
+    return ((text, "muted" if abs(value) < Decimal("0.5") else "plain"),)

@@ -20,6 +20,9 @@ from executor.events import (
     ErrorOccurred,
     Event,
     EventBus,
+    LogLine,
+    MarketQuote,
+    MarketsUpdated,
     OrderUpdated,
     Reconciled,
     ReconcileResult,
@@ -53,12 +56,14 @@ class Changes:
     orders_done: dict[str, None] = field(default_factory=dict)
     balances: bool = False
     status: bool = False
+    markets: bool = False
     log: list[LogEntry] = field(default_factory=list)
+    alerts: list[LogEntry] = field(default_factory=list)  # failures: also a notification
 
     def __bool__(self) -> bool:
         return bool(
             self.signals or self.signals_gone or self.orders or self.orders_done or self.balances or self.status
-            or self.log
+            or self.log or self.markets
         )
 
 
@@ -94,6 +99,7 @@ class ConsoleState:
         self.history_limit = history_limit
         self.balances: dict[str, Balance] = {}
         self.prices: dict[str, Decimal] = {}
+        self.markets: dict[str, MarketQuote] = {}  # the core's market view
         self.quote = "USDT"
         self.reconcile: ReconcileResult | None = None
         self.paused = False
@@ -116,6 +122,8 @@ class ConsoleState:
         self.balances, self.prices, self.quote = dict(snapshot.balances), dict(snapshot.prices), snapshot.quote
         self.reconcile = snapshot.reconcile
         self.paused, self.mode, self.exchange = snapshot.paused, snapshot.mode, snapshot.exchange
+        self.markets = dict(getattr(snapshot, "markets", {}))
+        changes.markets = True
         self.sample_equity(now)
         changes.orders_done.clear()  # the history as it was: nothing just finished
         return changes
@@ -143,8 +151,15 @@ class ConsoleState:
                              attempt=f"{event.attempt}/{event.max_attempts}", delay=f"{event.delay:.2f}s"),
                     changes,
                 )
-            elif isinstance(event, ErrorOccurred):
-                self.add_log(LogEntry(event.ts, event.level, event.message), changes)
+            elif isinstance(event, MarketsUpdated):
+                self.markets.update(event.quotes)
+                changes.markets = True
+            elif isinstance(event, ErrorOccurred | LogLine):
+                entry = LogEntry(event.ts, event.level, event.message)
+                self.add_log(entry, changes)
+                # The core's trace (LogLine) and its errors: a failure is also a notification.
+                if event.level in ("error", "critical") or (isinstance(event, LogLine) and event.level == "warning"):
+                    changes.alerts.append(entry)
         if changes.balances:
             self.sample_equity(now)
         return changes
@@ -165,19 +180,13 @@ class ConsoleState:
         if key is None:
             return
         if record.status is S.PENDING:
-            before = self.signals.get(key)
             self.signals[key] = record
             changes.signals[key] = None
             changes.signals_gone.pop(key, None)
-            if log and before is not None and record.decided_by == "executor":
-                self.add_log(LogEntry(record.decided_at or record.received_at, "warning",
-                                      f"signal {key} back to pending: {record.reason}"), changes)
         elif self.signals.pop(key, None) is not None:
+            # Why it left is a Log line of the core's trace (approved, rejected, expired: by whom).
             changes.signals_gone[key] = f"{key} {record.status.value}"
             changes.signals.pop(key, None)
-            if log and record.status is S.EXPIRED:
-                self.add_log(LogEntry(record.decided_at or record.received_at, "info",
-                                      f"signal {key} expired: {record.reason}"), changes)
 
     def _order(self, order: Order, changes: Changes) -> None:
         coid = order.client_order_id
@@ -195,6 +204,11 @@ class ConsoleState:
             changes.orders[coid] = None
 
     # -- derived ------------------------------------------------------------------------------
+
+    def market_price(self, symbol: str) -> Decimal | None:
+        """The market's price as the core's far-from-market rule sees it: the mid of bid and ask."""
+        quote = self.markets.get(symbol)
+        return quote.mid if quote is not None else None
 
     def value(self, currency: str, quantity: Decimal) -> Decimal | None:
         price = self.prices.get(currency)

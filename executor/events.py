@@ -64,6 +64,46 @@ class ErrorOccurred(Event):
 
 
 @dataclass(frozen=True, slots=True)
+class LogLine(Event):
+    """One line of the trace: an operator action or an outcome, with who did it (`actor`).
+
+    `message` already names the actor ("sig-7 approved (by ann@desk)"), so a journaled line read
+    back elsewhere says the same without the field."""
+
+    message: str
+    actor: str
+    level: str = "info"  # info | warning | error
+    client_order_id: str | None = None
+    signal_id: str | None = None
+    ts: datetime = field(default_factory=utcnow)
+
+
+@dataclass(frozen=True, slots=True)
+class MarketQuote:
+    """One market as the market view last saw it. `change_pct` is the venue's 24h change, or, when
+    the venue gives none, the change since `change_since` (the view's oldest quote in 24h)."""
+
+    symbol: str
+    last: Decimal
+    bid: Decimal
+    ask: Decimal
+    change_pct: Decimal | None
+    ts: datetime
+    change_since: datetime | None = None  # None: the venue's own 24h change
+
+    @property
+    def mid(self) -> Decimal:
+        return (self.bid + self.ask) / 2
+
+
+@dataclass(frozen=True, slots=True)
+class MarketsUpdated(Event):
+    """The market view's latest round: every configured market it has a quote for."""
+
+    quotes: dict[str, MarketQuote]
+
+
+@dataclass(frozen=True, slots=True)
 class BalancesUpdated(Event):
     balances: dict[str, Balance]
     prices: dict[str, Decimal]  # currency -> price in the quote currency (quote itself: 1)

@@ -19,7 +19,7 @@ import logging
 import os
 import socket
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -30,6 +30,10 @@ from executor.events import (
     BalancesUpdated,
     ErrorOccurred,
     EventBus,
+    LogLine,
+    MarketQuote,
+    MarketsUpdated,
+    OrderUpdated,
     Reconciled,
     ReconcileResult,
     RetryScheduled,
@@ -39,9 +43,11 @@ from executor.events import (
 )
 from executor.exchanges.base import ExchangeError, ExchangePort
 from executor.executor import AmendCheck, ExecutionError, KillSwitchResult, PriceMoved, TradeExecutor
+from executor.markets import FarFromMarket, MarketView, distance_pct
 from executor.models import (
     Balance,
     Order,
+    OrderStatus,
     OrderType,
     SignalRecord,
     SignalStatus,
@@ -55,6 +61,26 @@ from executor.store import StaleWrite, Store
 log = logging.getLogger("tradeconsole.service")
 
 S = SignalStatus
+O = OrderStatus
+
+
+def _note(reason: str, plain: str) -> str:
+    """A decision's reason, unless it only says what the line says anyway ("approved by ann")."""
+    return f"; {reason.removeprefix(plain + '; ')}" if reason and reason != plain else ""
+
+
+def _signal_words(record: SignalRecord) -> str:
+    signal = record.signal
+    if signal is None:
+        return ""
+    at = f" at {fmt(record.reference_price)}" if record.reference_price is not None else ""
+    kind = signal.order_type.value if signal.order_type else "order"
+    return f"{signal.side.value} {fmt(record.amount or 0)} {signal.symbol} {kind}{at}"
+
+
+def _order_words(order: Order) -> str:
+    at = f" at {fmt(order.price)}" if order.price is not None else ""
+    return f"({order.side.value} {fmt(order.amount)} {order.symbol} {order.type.value}{at})"
 
 
 class ReadOnlyError(ExecutionError):
@@ -88,9 +114,10 @@ class Snapshot:
     paused: bool
     mode: str
     exchange: str
+    markets: dict[str, MarketQuote] = field(default_factory=dict)  # the market view's latest quotes
 
 
-def _log_row(event: ErrorOccurred | RetryScheduled) -> dict[str, Any]:
+def _log_row(event: ErrorOccurred | RetryScheduled | LogLine) -> dict[str, Any]:
     if isinstance(event, RetryScheduled):
         return {
             "ts": event.ts,
@@ -183,6 +210,13 @@ class TradingService:
         self._balances_saved = datetime.min.replace(tzinfo=UTC)
         self._poll_interval = poll_interval  # read-only: how often the follower looks for commits
         self.follower = None  # read-only: the StoreFollower (executor/follower.py), once started
+        # The trace: the last status each active order was seen in, so that an outcome line is
+        # written once per status change (never one per partial fill).
+        self._order_seen: dict[str, OrderStatus] = {}
+        self.market_view: MarketView | None = None
+        if self.executor is not None:
+            self.market_view = MarketView(self.executor, list(settings.exchange.markets), bus=self.bus, clock=clock)
+        self._markets_saved = datetime.min.replace(tzinfo=UTC)
         self.bus.subscribe(self._remember)
 
     # -- opening ------------------------------------------------------------------------------
@@ -226,7 +260,13 @@ class TradingService:
                 self._background(self._persist_balances())
         elif isinstance(event, Reconciled):
             self._last_reconcile = event.result
-        elif isinstance(event, ErrorOccurred | RetryScheduled) and not self.read_only:
+        elif isinstance(event, OrderUpdated | SignalDecided) and not self.read_only:
+            self._trace_outcome(event)
+        elif isinstance(event, MarketsUpdated) and not self.read_only:
+            if self.clock() - self._markets_saved >= timedelta(seconds=2):
+                self._markets_saved = self.clock()
+                self._background(self._persist_markets(event.quotes))
+        if isinstance(event, ErrorOccurred | RetryScheduled | LogLine) and not self.read_only:
             # Journaled so that `inspect` (another process, maybe hours later) shows the Log too.
             self._log_buffer.append(_log_row(event))
             if len(self._log_buffer) == 1:
@@ -250,6 +290,113 @@ class TradingService:
             except Exception:
                 log.exception("could not journal %d log lines", len(rows))
 
+    async def _persist_markets(self, quotes: dict[str, MarketQuote]) -> None:
+        # For `inspect`: the market as this core last saw it.
+        await self.store.set_flag("markets", json.dumps({
+            s: {"last": str(q.last), "bid": str(q.bid), "ask": str(q.ask),
+                "change_pct": None if q.change_pct is None else str(q.change_pct), "ts": q.ts.isoformat(),
+                "change_since": q.change_since.isoformat() if q.change_since else None}
+            for s, q in quotes.items()
+        }))
+
+    # -- the trace ----------------------------------------------------------------------------
+    # Every operator action and every outcome becomes one Log line with its actor, journaled
+    # through `_remember` like errors and retries. Outcomes are derived here, in one place, from
+    # the events the core publishes anyway; the executor knows nothing about the trace.
+
+    def trace(self, message: str, *, actor: str, level: str = "info", signal_id: str | None = None,
+              client_order_id: str | None = None) -> None:
+        self.bus.publish(LogLine(f"{message} (by {actor})", actor, level, client_order_id, signal_id, self.clock()))
+
+    def _trace_outcome(self, event: OrderUpdated | SignalDecided) -> None:
+        if isinstance(event, SignalDecided):
+            self._trace_signal(event.record)
+        else:
+            self._trace_order(event.order)
+
+    def _trace_signal(self, record: SignalRecord) -> None:
+        sid, reason, who = record.id or "(no id)", record.reason, record.decided_by or "executor"
+        if record.status is S.APPROVED:
+            self.trace(f"{sid} approved: {_signal_words(record)}{_note(reason, f'approved by {who}')}", actor=who,
+                       signal_id=record.id)
+        elif record.status is S.REJECTED:
+            self.trace(f"{sid} rejected{_note(reason, f'rejected by {who}')}", actor=who, signal_id=record.id)
+        elif record.status is S.EXPIRED:
+            self.trace(f"{sid} expired: {reason}", actor=who, signal_id=record.id)
+        elif record.status is S.PENDING and not reason.startswith("amended by "):
+            if who == "executor":
+                self.trace(f"{sid} back to pending: {reason}", actor=who, level="warning", signal_id=record.id)
+            elif who == "auto":
+                self.trace(f"{sid} waits for an operator: {reason}", actor=who, signal_id=record.id)
+
+    def _trace_order(self, order: Order) -> None:
+        coid, status = order.client_order_id, order.status
+        before = self._order_seen.get(coid)
+        if status.is_terminal:
+            self._order_seen.pop(coid, None)
+        else:
+            self._order_seen[coid] = status
+        if status is before:
+            return  # more fills of a partially filled order: one line per status, not per fill
+        was_placed = before in (O.OPEN, O.PARTIALLY_FILLED, O.PENDING_CANCEL)
+        what, actor, level = "", "exchange", "info"
+        filled = f"{fmt(order.filled)} of {fmt(order.amount)} filled"
+        if status is O.OPEN and before is not O.PENDING_CANCEL:
+            what = "placed"
+        elif status is O.PARTIALLY_FILLED and before is not O.PENDING_CANCEL:
+            what = f"{'partially filled' if was_placed else 'placed, partially filled'}: {filled}"
+        elif status is O.FILLED:
+            at = f" at {fmt(order.average)}" if order.average is not None else ""
+            what = f"{'filled' if was_placed else 'placed and filled'}: {fmt(order.filled)}{at}"
+        elif status is O.CANCELED:
+            reason = order.last_error
+            if reason.startswith("timeout"):
+                what, actor = f"timed out ({reason}), canceled: {filled}", "timer"
+            else:
+                what = f"canceled: {filled}"
+                actor = reason.rsplit(" by ", 1)[1] if " by " in reason else "exchange"
+        elif status is O.EXPIRED:
+            what = f"expired on the venue: {filled}"
+        elif status in (O.REJECTED, O.FAILED):
+            actor = "exchange" if was_placed or before in (O.SUBMITTING, O.UNKNOWN) else "executor"
+            what, level = f"{status.value}: {order.last_error or 'no reason given'}", "warning"
+        if what:
+            self.trace(f"{coid} {_order_words(order)} {what}", actor=actor, level=level,
+                       signal_id=order.signal_id, client_order_id=coid)
+
+    def far_from_market(self, symbol: str, price: Decimal | None, subject: str) -> FarFromMarket | None:
+        """The refusal an approval or amend at order price `price` earns, or None: within
+        `[approval] far_from_market_pct` of the market (or the rule is off, or no market known)."""
+        limit = to_decimal(self.settings.approval.far_from_market_pct)
+        market = self.market_view.price(symbol) if self.market_view is not None else None
+        if not limit or price is None or not market:
+            return None
+        distance = distance_pct(price, market)
+        return FarFromMarket(subject, price, market, distance, limit) if abs(distance) > limit else None
+
+    async def _market_price(self, symbol: str) -> None:
+        """Make sure the market view knows `symbol` (a quote at most a few seconds old)."""
+        view = self.market_view
+        if view is not None and symbol not in view.quotes and self.executor is not None \
+                and symbol in self.executor.markets:
+            await view.refresh()
+
+    def order_price(self, record: SignalRecord, price: Decimal | None = None,
+                    order_type: OrderType | None = None) -> Decimal | None:
+        """The limit price a signal's order gets (the slippage rule applied to its reference), or
+        None for a market order."""
+        signal = record.signal
+        if signal is None or self.executor is None:
+            return None
+        type_ = order_type or OrderType(signal.order_type or self.settings.execution.order_type)
+        ref = price if price is not None else record.reference_price
+        market = self.executor.markets.get(signal.symbol)
+        if type_ is not OrderType.LIMIT or ref is None or market is None:
+            return None
+        from executor.executor import limit_price
+
+        return limit_price(ref, self.settings.execution.slippage_tolerance_pct, market.price_tick, signal.side)
+
     async def start(self) -> ReconcileResult | None:
         """Reconcile with the venue (before any intake), then start the periodic loops."""
         if self.read_only:
@@ -264,8 +411,13 @@ class TradingService:
         if self.paused:
             self._resume.clear()
         self._seen = await self.store.accepted_signal_ids()
+        # Orders from before this start: their next status change is an outcome, not a placement.
+        self._order_seen = {o.client_order_id: o.status for o in await self.store.orders(include_terminal=False)}
         result = await self.executor.start()
         await self._persist_reconcile(result)
+        if self.market_view is not None:
+            await self.market_view.refresh()
+            self._loops.append(asyncio.create_task(self.market_view.run(), name="markets"))
         self._loops.append(asyncio.create_task(self._reconcile_loop(), name="reconcile"))
         self._loops.append(asyncio.create_task(self._expire_loop(), name="expire"))
         self._publish_state()
@@ -324,6 +476,7 @@ class TradingService:
             paused=self.paused,
             mode=self.mode,
             exchange=self.exchange_name,
+            markets=dict(self.market_view.quotes) if self.market_view is not None else {},
         )
 
     @property
@@ -430,6 +583,8 @@ class TradingService:
             expires_at=(signal.created_at or received) + timedelta(seconds=ttl),
         )
         decision = self._policy(record)
+        if decision is not None and decision[0] is S.APPROVED and (far := await self._far(record)) is not None:
+            decision = S.PENDING, far.reason  # auto-approval never confirms: an operator decides
         if decision is None:
             record = await self.store.insert_signal(record)
             self.bus.publish(SignalReceived(record))
@@ -451,6 +606,8 @@ class TradingService:
                 held = record.model_copy(update={"reason": str(exc), "reference_price": exc.live_price})
                 decided = await self.store.insert_signal(held)
                 self.bus.publish(SignalReceived(decided))
+                self.trace(f"{record.id} back to pending: {exc}", actor="executor", level="warning",
+                           signal_id=record.id)
                 return decided
             decided = decided.model_copy(update={"seq": ids[0]})
         self.bus.publish(SignalReceived(record.model_copy(update={"seq": decided.seq})))
@@ -485,6 +642,15 @@ class TradingService:
             return S.PENDING, f"notional {fmt(notional or 0)} above auto_max_notional {fmt(cap)}: waits for an operator"
         return S.APPROVED, "approved by auto"
 
+    async def _far(self, record: SignalRecord, *, price: Decimal | None = None,
+                   order_type: OrderType | None = None) -> FarFromMarket | None:
+        """The far-from-market refusal for the order this signal would get (with an amended price)."""
+        if record.signal is None or not self.settings.approval.far_from_market_pct:
+            return None
+        await self._market_price(record.signal.symbol)
+        return self.far_from_market(record.signal.symbol, self.order_price(record, price, order_type),
+                                    f"signal {record.id}")
+
     # -- commands -----------------------------------------------------------------------------
 
     def _writable(self) -> None:
@@ -505,16 +671,22 @@ class TradingService:
             raise ExecutionError(f"signal {signal_id} expired")
         return record
 
-    async def approve(self, signal_id: str, *, actor: str | None = None) -> None:
+    async def approve(self, signal_id: str, *, confirm: bool = False, actor: str | None = None) -> None:
+        """Approve a pending signal. Its order price beyond `[approval] far_from_market_pct` from
+        the market raises `FarFromMarket` unless `confirm` (the client asked its operator)."""
         self._writable()
         record = await self._pending(signal_id)
-        await self._audit("approve", signal_id, {"notional": str(record.notional)}, actor)
-        await self._approve(record, actor=actor or self.actor)
+        far = await self._far(record)
+        if far is not None and not confirm:
+            raise far
+        await self._audit("approve", signal_id, {"notional": str(record.notional), "confirmed": confirm}, actor)
+        note = f"; confirmed {fmt(abs(far.distance).quantize(Decimal('0.01')))} % from the market" if far else ""
+        await self._approve(record, actor=actor or self.actor, note=note)
 
-    async def _approve(self, record: SignalRecord, *, actor: str) -> None:
+    async def _approve(self, record: SignalRecord, *, actor: str, note: str = "") -> None:
         """The approval and the order's intent, in one transaction (SPEC 9)."""
         assert self.executor is not None
-        approved = self._decided(record, S.APPROVED, actor=actor, reason=f"approved by {actor}")
+        approved = self._decided(record, S.APPROVED, actor=actor, reason=f"approved by {actor}{note}")
         try:
             await self.executor.commit_intent(approved, extra=self.store.signal_update(approved, record.status,
                                                                                        "operator"))
@@ -598,6 +770,7 @@ class TradingService:
         amount: Decimal | None = None,
         price: Decimal | None = None,
         order_type: OrderType | None = None,
+        confirm: bool = False,
         actor: str | None = None,
     ) -> SignalRecord:
         self._writable()
@@ -605,6 +778,9 @@ class TradingService:
         check = self.check_signal_amend(record, amount=amount, price=price, order_type=order_type)
         if not check.ok:
             raise ExecutionError("; ".join(f"{k}: {v}" for k, v in check.errors.items()))
+        if (price is not None or order_type is not None) and not confirm and \
+                (far := await self._far(record, price=price, order_type=order_type)) is not None:
+            raise far
         assert record.signal is not None
         changes: dict[str, Any] = {}
         if amount is not None:
@@ -636,6 +812,10 @@ class TradingService:
         )
         await self.store.update_signal(updated, record.status, source="operator")
         self.bus.publish(SignalDecided(updated))
+        changed = ", ".join(f"{k} {fmt(v) if isinstance(v, Decimal) else v.value}"
+                            for k, v in {"reference price": price, "amount": amount, "type": order_type}.items()
+                            if v is not None)
+        self.trace(f"{signal_id} amended: {changed}", actor=who, signal_id=signal_id)
         return updated
 
     async def check_order_amend(self, coid: str, *, price=None, amount=None) -> AmendCheck:
@@ -643,22 +823,38 @@ class TradingService:
             return AmendCheck({"order": "read-only"}, amount, price, None, None)
         return await self.executor.check_amend(coid, price=price, amount=amount)
 
-    async def amend_order(self, coid: str, *, price=None, amount=None, actor: str | None = None) -> Order | None:
+    async def amend_order(self, coid: str, *, price=None, amount=None, confirm: bool = False,
+                          actor: str | None = None) -> Order | None:
+        """Replace an open order. A new order price beyond `far_from_market_pct` raises
+        `FarFromMarket` unless `confirm`."""
         self._writable()
         assert self.executor is not None
+        order = self.executor.current(coid)
+        if price is not None and order is not None and not confirm:
+            await self._market_price(order.symbol)
+            if (far := self.far_from_market(order.symbol, price, f"order {coid}")) is not None:
+                raise far
+        who = actor or self.actor
         await self._audit("amend_order", coid, {"price": str(price), "amount": str(amount)}, actor)
+        changed = ", ".join(f"{k} {fmt(v)}" for k, v in {"order price": price, "total amount": amount}.items()
+                            if v is not None)
+        self.trace(f"{coid} amend requested: {changed}", actor=who, client_order_id=coid,
+                   signal_id=order.signal_id if order else None)
         return await self.executor.amend_order(coid, price=price, amount=amount, source="operator")
 
     async def cancel_order(self, coid: str, *, actor: str | None = None) -> Order:
         self._writable()
         assert self.executor is not None
+        who = actor or self.actor
         await self._audit("cancel_order", coid, None, actor)
-        return await self.executor.cancel_order(coid, source="operator", reason=f"canceled by {actor or self.actor}")
+        self.trace(f"{coid} cancel requested", actor=who, client_order_id=coid)
+        return await self.executor.cancel_order(coid, source="operator", reason=f"canceled by {who}")
 
     async def pause(self, *, actor: str | None = None) -> None:
         self._writable()
         await self._audit("pause", None, None, actor)
         await self._set_paused(True)
+        self.trace("paused: no intake, no auto-approval", actor=actor or self.actor)
 
     async def resume(self, *, actor: str | None = None) -> None:
         self._writable()
@@ -666,6 +862,7 @@ class TradingService:
         if self.executor is not None:
             self.executor.resume()  # lifts the kill switch's block on new orders too
         await self._set_paused(False)
+        self.trace("resumed: intake and auto-approval", actor=actor or self.actor)
 
     async def _set_paused(self, paused: bool) -> None:
         self.paused = paused
@@ -680,10 +877,12 @@ class TradingService:
         assert self.executor is not None
         who = actor or self.actor
         await self._audit("kill_switch", None, {"open": len(self.executor.pending_orders)}, actor)
+        live = sum(1 for o in self.executor.pending_orders.values() if o.status.is_live)
+        self.trace(f"kill switch: pausing intake and auto-approval, canceling {live} open",
+                   actor=who, level="warning")
         await self._set_paused(True)
         result = await self.executor.kill_switch(source="operator", reason=f"kill switch by {who}")
-        self.bus.publish(ErrorOccurred(f"{result.describe()} (by {who})", level="error" if result.left_open
-                                       else "warning"))
+        self.trace(result.describe(), actor=who, level="error" if result.left_open else "warning")
         return result
 
     def _publish_state(self) -> None:

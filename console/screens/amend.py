@@ -2,7 +2,10 @@
 
 The modal knows nothing about the service: it is given the current values and a `check`
 coroutine (the service's `check_signal_amend` / `check_order_amend`), shows the errors per field
-with the resulting notional and fee, and dismisses with the changed values only.
+with the resulting order price, notional and fee, the market price and how far the order price is
+from it, and dismisses with the changed values only. Its fields say what they are: a signal's
+"reference price" (the slippage rule turns it into the order price) or an open order's "order
+price" (sent as typed). Beyond `far_from_market_pct` the core asks for a confirmation on submit.
 """
 
 from __future__ import annotations
@@ -21,6 +24,8 @@ from textual.screen import ModalScreen
 from textual.widgets import Button, Footer, Input, Label, Static
 
 from console import formatting as f
+from executor.events import MarketQuote
+from executor.markets import distance_pct
 from executor.models import Order, OrderType, SignalRecord
 
 if TYPE_CHECKING:
@@ -40,9 +45,13 @@ class AmendTarget:
     price_label: str = "price"
     amount_label: str = "amount"
     amount_hint: str = ""
+    market: MarketQuote | None = None  # the core's market view when the dialog opened
+    far_pct: Decimal = Decimal(0)  # `[approval] far_from_market_pct` (0 = never)
+    price_hint: str = ""
 
     @classmethod
-    def for_signal(cls, record: SignalRecord, default_type: OrderType) -> AmendTarget:
+    def for_signal(cls, record: SignalRecord, default_type: OrderType, market: MarketQuote | None = None,
+                   far_pct: Decimal = Decimal(0), slippage_pct: Decimal | float = 0) -> AmendTarget:
         signal = record.signal
         assert signal is not None and record.amount is not None
         order_type = signal.order_type or default_type
@@ -53,11 +62,17 @@ class AmendTarget:
             amount=record.amount,
             quote=signal.quote,
             base=signal.base,
-            price_label="limit price" if order_type is OrderType.LIMIT else "reference price",
+            price_label="reference price",
+            market=market,
+            far_pct=far_pct,
+            price_hint=f"the order price is this {'+' if signal.side.value == 'buy' else '-'} the "
+            f"{f.number(Decimal(str(slippage_pct)))} % slippage rule" if order_type is OrderType.LIMIT
+            else "a market order: checked against the live price when sent",
         )
 
     @classmethod
-    def for_order(cls, order: Order, total: Decimal) -> AmendTarget:
+    def for_order(cls, order: Order, total: Decimal, market: MarketQuote | None = None,
+                  far_pct: Decimal = Decimal(0)) -> AmendTarget:
         """`total` is what the signal asked for: the amount field is the signal's new total."""
         base, quote = order.symbol.split("/")
         filled = total - order.amount + order.filled
@@ -68,8 +83,12 @@ class AmendTarget:
             amount=total,
             quote=quote,
             base=base,
+            price_label="order price",
             amount_label="total amount",
             amount_hint=f"the signal's total; {f.number(filled)} filled so far, the replacement trades the rest",
+            market=market,
+            far_pct=far_pct,
+            price_hint="sent as typed: the replacement order's limit price",
         )
 
 
@@ -168,11 +187,12 @@ class AmendScreen(ModalScreen[AmendRequest | None]):
         with Vertical(id="dialog") as dialog:
             dialog.border_title = t.title
             yield Static(t.summary, id="summary")
+            yield Static(self._market_line(), id="market")
             with Horizontal(classes="field"):
                 yield Label(f"{t.price_label} ({t.quote})", classes="field-label")
                 yield Input(f.number(t.price) .replace(",", "") if t.price is not None else "", id="price",
                             restrict=r"[0-9.,]*", placeholder="market")
-            yield Static("", id="price-error", classes="field-error")
+            yield Static(t.price_hint, id="price-error", classes="field-error -hint")
             with Horizontal(classes="field"):
                 yield Label(f"{t.amount_label} ({t.base})", classes="field-label")
                 yield Input(f.number(t.amount).replace(",", ""), id="amount", restrict=r"[0-9.,]*")
@@ -232,7 +252,7 @@ class AmendScreen(ModalScreen[AmendRequest | None]):
             box = self.query_one(f"#{name}-error", Static)
             message = errors.get(name)
             box.set_class(message is None, "-hint")
-            box.update(message or (t.amount_hint if name == "amount" else ""))
+            box.update(message or (t.amount_hint if name == "amount" else t.price_hint))
             self.query_one(f"#{name}", Input).set_class(message is not None, "-invalid")
         others = [v if k == "gone" else f"{k}: {v}" for k, v in errors.items()
                   if k not in ("price", "amount", "change")]
@@ -242,12 +262,36 @@ class AmendScreen(ModalScreen[AmendRequest | None]):
                 "notional [b]$n[/b] $q · fee $fee $q", n=f.money(check.notional), q=t.quote,
                 fee=f.number(check.fee.quantize(Decimal("0.0001")) if check.fee is not None else None),
             ))
-            if check.price is not None and check.price != (self._price_input() or t.price):
-                parts.append(Content.from_markup("order price $p", p=f.number(check.price)))
+        if check is not None and check.price is not None:
+            parts.insert(0, Content.from_markup("order price [b]$p[/b] $q", p=f.number(check.price), q=t.quote))
+            far = self._far_note(check.price)
+            if far is not None:
+                parts.insert(1, far)
         if "change" in errors:
             parts.append(Content(errors["change"]).stylize("$text-muted"))
         parts.extend(Content(o).stylize("$text-error") for o in others)
         self.query_one("#result", Static).update(Content(" · ").join(parts))
+
+    def _market_line(self) -> Content:
+        quote = self.target.market
+        if quote is None:
+            return Content("market: no price yet").stylize("$text-muted")
+        return Content.from_markup(
+            "market [b]$m[/b] $q [$text-muted](mid; bid $bid, ask $ask, last $last)[/]",
+            m=f.number(quote.mid), q=self.target.quote, bid=f.number(quote.bid), ask=f.number(quote.ask),
+            last=f.number(quote.last),
+        )
+
+    def _far_note(self, price: Decimal) -> Content | None:
+        """How far the order price is from the market; beyond the limit, that submitting asks first."""
+        quote, limit = self.target.market, self.target.far_pct
+        if quote is None or not quote.mid:
+            return None
+        distance = distance_pct(price, quote.mid)
+        text = f"{f.pct(distance, 2)} from the market"
+        if limit and abs(distance) > limit:
+            return Content(f"{text}, beyond {f.number(limit)} %: asks to confirm").stylize("$text-warning")
+        return Content(text).stylize("$text-muted")
 
     def _price_input(self) -> Decimal | None:
         try:

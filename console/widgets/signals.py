@@ -1,10 +1,14 @@
-"""The Signals pane: signals waiting for an operator, with their TTL counting down."""
+"""The Signals pane: signals waiting for an operator, with their TTL and distance from the market."""
 
 from __future__ import annotations
+
+from decimal import Decimal
 
 from console import formatting as f
 from console.formatting import Cell
 from console.widgets.table import Column, KeyedTable
+from executor.events import MarketQuote
+from executor.markets import distance_pct
 from executor.models import MarketInfo, OrderType, SignalRecord
 
 
@@ -20,14 +24,17 @@ class SignalsTable(KeyedTable[SignalRecord]):
         Column("amount", "amount", 10, justify="right", narrow=8),
         Column("price", "ref. price", 11, justify="right", narrow=9, narrow_label="ref.price"),
         Column("notional", "notional", 10, justify="right", wide_only=True),
+        Column("market", "vs mkt", 7, justify="right", narrow=6, narrow_label="mkt"),
         Column("ttl", "TTL", 6, justify="right", narrow=5),
-        Column("strategy", "strategy", 11, flex=True, narrow=6),
+        Column("strategy", "strategy", 11, extra=True),  # where the others leave room
     )
 
     def __init__(self, *, id: str | None = None) -> None:
         super().__init__(id=id)
         self.markets: dict[str, MarketInfo] = {}
         self.default_type = "limit"  # `[execution] order_type`, for signals that name none
+        self.quotes: dict[str, MarketQuote] = {}  # the core's market view
+        self.far = Decimal(0)  # `[approval] far_from_market_pct`: beyond it the distance is flagged
         self.border_title = "Signals"
 
     def cells(self, item: SignalRecord) -> dict[str, Cell]:
@@ -46,9 +53,17 @@ class SignalsTable(KeyedTable[SignalRecord]):
             "amount": f.amount(item.amount, market),
             "price": f.price(item.reference_price, market),
             "notional": f.money(item.notional),
+            "market": f.distance(self.distance(item), self.far),
             "ttl": f.countdown(item.expires_at, self.now, warn_below=15),
             "strategy": ((note, "muted"),) if note else "",
         }
+
+    def distance(self, item: SignalRecord) -> Decimal | None:
+        """The signal's reference price from the market (the mid of bid and ask), in %."""
+        quote = self.quotes.get(item.signal.symbol) if item.signal else None
+        if quote is None or item.reference_price is None or not quote.mid:
+            return None
+        return distance_pct(item.reference_price, quote.mid)
 
     def show_count(self) -> None:
         n = len(self.items)

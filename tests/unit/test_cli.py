@@ -171,7 +171,8 @@ def test_a_stop_signal_ends_a_run_gracefully_with_exit_0(tmp_path, sig):
         stdin=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
-        env=base | {"XDG_CONFIG_HOME": "/nonexistent-config", "TRADECONSOLE_APPROVAL__MODE": "auto"},
+        env=base | {"XDG_CONFIG_HOME": "/nonexistent-config", "TRADECONSOLE_APPROVAL__MODE": "auto",
+             "TRADECONSOLE_APPROVAL__FAR_FROM_MARKET_PCT": "0"},  # the order rests far below the market
     )
     assert proc.stdin and proc.stderr
     proc.stdin.write('{"id": "live-1", "symbol": "BTC/USDT", "side": "buy", "amount": 0.01, "price": 30000}\n')

@@ -230,7 +230,7 @@ async def test_a_store_failure_at_approval_leaves_the_signal_pending_with_no_ord
 
     monkeypatch.setattr(manual.store, "transact", failing)
     with pytest.raises(StoreError):
-        await manual.approve("no-disk")
+        await manual.approve("no-disk", confirm=True)
     monkeypatch.setattr(manual.store, "transact", real)
     assert (await manual.store.get_signal("no-disk")).status is S.PENDING
     assert await manual.store.orders_for_signal("no-disk") == []
@@ -238,7 +238,7 @@ async def test_a_store_failure_at_approval_leaves_the_signal_pending_with_no_ord
 
 async def test_an_approval_and_its_intent_are_one_transaction(manual):
     await manual.receive(_line(id="atomic"), source="t")
-    await manual.approve("atomic")
+    await manual.approve("atomic", confirm=True)
     events = [e for e in await manual.store.events() if e["entity_id"] in ("atomic", coid("atomic"))]
     approval = next(e for e in events if e["entity"] == "signal" and e["to_state"] == "approved")
     intent = next(e for e in events if e["entity"] == "order" and e["to_state"] == "new")
@@ -248,7 +248,7 @@ async def test_an_approval_and_its_intent_are_one_transaction(manual):
 async def test_an_expiry_racing_an_approval_never_expires_an_executed_signal(manual, monkeypatch):
     await manual.receive(_line(id="race-ttl"), source="t")
     stale = await manual.store.signals([S.PENDING])  # the expiry loop read it pending ...
-    await manual.approve("race-ttl")  # ... the operator approved it meanwhile
+    await manual.approve("race-ttl", confirm=True)  # ... the operator approved it meanwhile
     stale = [r.model_copy(update={"expires_at": utcnow() - timedelta(seconds=1)}) for r in stale]
 
     async def signals(statuses=None, limit=None):
@@ -491,3 +491,24 @@ def test_ids_in_the_first_versions_form_stay_recognised():
     old = "tc-abcdefghijklmnop-2"
     assert has_prefix(old, "tc") and replacement_number(old) == 2 and signal_key(old) == "tc-abcdefghijklmnop"
     assert not has_prefix("manual-1", "tc")
+
+
+async def test_a_run_goes_idle_only_once_the_trades_have_told_every_fee(settings, db_path):
+    h = await make_harness(settings, db_path)
+    _swap(h, NoFeesInOrders(h.engine, faults=h.faults))
+    await h.executor.start()
+    try:
+        record = await h.approved(id="fee-idle", symbol="BTC/USDT", amount=0.01, order_type="market")
+        order = await h.executor.execute_signal(record)
+        assert order.status is O.FILLED and order.fee == 0 and not h.executor.idle  # fee still unknown
+        await eventually(lambda: h.executor.idle)
+        stored = await h.store.get_order(order.client_order_id)
+        trades = h.engine.trades(client_order_id=order.client_order_id)
+        assert stored.fee == sum(t.fee for t in trades) > 0
+        fills = await h.store.fills(order.client_order_id)
+        assert sorted((f.amount, f.fee, f.fee_currency) for f in fills) == sorted(
+            (t.amount, t.fee, t.fee_currency) for t in trades
+        )
+    finally:
+        await h.executor.stop()
+        await h.store.close()

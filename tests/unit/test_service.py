@@ -185,7 +185,7 @@ async def test_pause_stops_intake_until_resumed(manual):
 async def test_kill_switch_pauses_and_cancels_every_open_order(manual):
     for n in range(3):
         await manual.receive(line(id=f"k{n}", price=30000), source="t")  # rests far below the market
-        await manual.approve(f"k{n}")
+        await manual.approve(f"k{n}", confirm=True)
     await eventually(lambda: not manual.executor.tasks_named("place"))
     assert [o.status for o in manual.executor.pending_orders.values()] == [OrderStatus.OPEN] * 3
     result = await manual.kill_switch()
