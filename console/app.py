@@ -161,6 +161,9 @@ class TradeConsole(App[None]):
         footer = self.footer
         footer.compact = event.size.width < 110
         footer.show_command_palette = event.size.width >= 110  # ? lists it on small screens
+        if self.markets_strip.full != (event.size.height >= 30):
+            self.markets_strip.full = event.size.height >= 30  # on a short screen the panes need the rows
+            self.markets_strip.refresh(layout=True)
 
     def get_theme_variable_defaults(self) -> dict[str, str]:
         return variable_defaults(self.current_theme)

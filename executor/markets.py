@@ -96,8 +96,10 @@ class MarketView:
         quote = self.quotes.get(symbol)
         return quote.mid if quote is not None else None
 
-    async def refresh(self) -> dict[str, MarketQuote]:
-        """One round of requests; publishes `MarketsUpdated` with what it got."""
+    async def refresh(self, *, max_age: float | None = None) -> dict[str, MarketQuote]:
+        """One round of requests; publishes `MarketsUpdated` with what it got. Without the bulk
+        request, a ticker the executor fetched less than `max_age` seconds ago (default: most of a
+        round) is reused."""
         symbols = [s for s in self.symbols if s in self.executor.markets] or self.symbols
         now = self.clock()
         try:
@@ -105,7 +107,8 @@ class MarketView:
                 raw = await self._bulk(symbols)
                 tickers = {s: raw[s] for s in symbols if s in raw}
             else:
-                max_age = max(self.interval() - 0.5, 1.0)
+                if max_age is None:
+                    max_age = max(self.interval() - 0.5, 1.0)
                 tickers = {s: await self.executor.ticker(s, max_age=max_age) for s in symbols}
         except ExchangeError as exc:
             if not self._failing:  # one line when it starts failing, not one per round

@@ -78,9 +78,16 @@ def _signal_words(record: SignalRecord) -> str:
     return f"{signal.side.value} {fmt(record.amount or 0)} {signal.symbol} {kind}{at}"
 
 
+def _order_name(order: Order) -> str:
+    """An order by its signal (the id an operator knows), its replacement number after an amend."""
+    if order.signal_id is None:
+        return order.client_order_id
+    return f"{order.signal_id} order" + (f" #{order.replacement + 1}" if order.replacement else "")
+
+
 def _order_words(order: Order) -> str:
     at = f" at {fmt(order.price)}" if order.price is not None else ""
-    return f"({order.side.value} {fmt(order.amount)} {order.symbol} {order.type.value}{at})"
+    return f"{order.side.value} {fmt(order.amount)} {order.symbol} {order.type.value}{at}"
 
 
 class ReadOnlyError(ExecutionError):
@@ -361,7 +368,7 @@ class TradingService:
             actor = "exchange" if was_placed or before in (O.SUBMITTING, O.UNKNOWN) else "executor"
             what, level = f"{status.value}: {order.last_error or 'no reason given'}", "warning"
         if what:
-            self.trace(f"{coid} {_order_words(order)} {what}", actor=actor, level=level,
+            self.trace(f"{_order_name(order)} {what} ({_order_words(order)})", actor=actor, level=level,
                        signal_id=order.signal_id, client_order_id=coid)
 
     def far_from_market(self, symbol: str, price: Decimal | None, subject: str) -> FarFromMarket | None:

@@ -1,7 +1,7 @@
 """The Markets strip: last, bid, ask and change of every configured market, from the core's market view.
 
-One cell per market, as many on a line as fit: with bid and ask when every market fits on one line
-that way (or the screen is wide), else the last price and the change only, wrapping as needed.
+One cell per market, as many on a line as fit, wrapping as needed: last, change, bid and ask; on a
+short screen (`full` off) the last price and the change only, unless bid and ask fit on one line too.
 """
 
 from __future__ import annotations
@@ -30,6 +30,7 @@ class MarketsStrip(Widget):
         self.quotes: dict[str, MarketQuote] = {}
         self.markets: dict[str, MarketInfo] = {}
         self.symbols: list[str] = []  # the configured markets, in their order
+        self.full = True  # bid and ask too, on as many lines as that takes (the app turns it off at 80x24)
 
     def show(self, quotes: dict[str, MarketQuote]) -> None:
         if quotes == self.quotes:
@@ -60,7 +61,7 @@ class MarketsStrip(Widget):
             return [Content("waiting for the first prices").stylize("$text-muted")]
         full = [self._cell(q, True) for q in ordered]
         one_line = sum(c.cell_length for c in full) + len(GAP) * (len(full) - 1)
-        cells = full if one_line <= width or width >= 150 else [self._cell(q, False) for q in ordered]
+        cells = full if one_line <= width or self.full else [self._cell(q, False) for q in ordered]
         lines: list[list[Content]] = [[]]
         used = 0
         for cell in cells:

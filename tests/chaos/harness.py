@@ -210,6 +210,8 @@ def trader_env(home: Path, url: str, scenario: Scenario) -> dict[str, str]:
         "TRADECONSOLE_EXCHANGE__ID": "binance",
         "TRADECONSOLE_EXCHANGE__API_URL": url,
         "TRADECONSOLE_APPROVAL__MODE": "auto",
+        # limit orders resting far from the market are part of the scenario: no operator to confirm them
+        "TRADECONSOLE_APPROVAL__FAR_FROM_MARKET_PCT": "0",
         "TRADECONSOLE_EXECUTION__ORDER_TIMEOUT_SECONDS": str(scenario.order_timeout_s),
         "TRADECONSOLE_EXECUTION__MAX_RETRIES": "6",
         "TRADECONSOLE_EXECUTION__RETRY_DELAY_SECONDS": "0.1",

@@ -159,6 +159,9 @@ async def populate(service: TradingService, clock: Clock) -> Scenario:
         f"{coid(s.resting)}: cancel not confirmed (503 Service Unavailable); tracking continues",
         level="warning", client_order_id=coid(s.resting), ts=clock(),
     ))
+    # The market view as the fills left it (the last trade moved ETH's last price): a round now, so
+    # that the view's own rounds (every few seconds of real time) find nothing new to show.
+    await service.market_view.refresh(max_age=0)
     await service.reconcile()  # balances after the fills, and "reconciled 4s ago" once the clock moves on
     clock.advance(4)
     return s

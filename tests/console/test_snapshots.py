@@ -130,6 +130,21 @@ def test_amend_signal_shows_a_validation_error(snap_compare, tmp_path, size):
     assert snap_compare(app, terminal_size=size, run_before=populated(clock, amend_signal_with_an_error))
 
 
+async def amend_signal_price(pilot: Pilot) -> None:
+    """A limit signal's reference price changed: the market, the order price after the slippage rule."""
+    await opens(AmendScreen, "down", "e")(pilot)
+    modal = pilot.app.screen
+    await pilot.press("shift+tab", "home", "ctrl+k", *"3010")
+    await eventually(lambda: modal._request is not None, pause=pilot.pause, what="a valid amend")
+    await steady_inputs(pilot)
+
+
+def test_amend_signal_shows_the_market_and_the_order_price(snap_compare, tmp_path):
+    clock = Clock()
+    app = console_app(tmp_path / "console.db", clock)
+    assert snap_compare(app, terminal_size=(120, 36), run_before=populated(clock, amend_signal_price))
+
+
 def test_amend_open_order_shows_notional_and_fee(snap_compare, tmp_path):
     clock = Clock()
     app = console_app(tmp_path / "console.db", clock)

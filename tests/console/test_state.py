@@ -8,7 +8,15 @@ from decimal import Decimal
 from console_harness import T0
 
 from console.state import ConsoleState, EventBuffer
-from executor.events import BalancesUpdated, ErrorOccurred, EventBus, OrderUpdated, RetryScheduled, SignalReceived
+from executor.events import (
+    BalancesUpdated,
+    ErrorOccurred,
+    EventBus,
+    LogLine,
+    OrderUpdated,
+    RetryScheduled,
+    SignalReceived,
+)
 from executor.models import Balance, Order, OrderStatus, OrderType, Side, Signal, SignalRecord, SignalStatus
 
 D = Decimal
@@ -57,13 +65,23 @@ def test_a_duplicate_never_removes_the_pending_signal_it_repeats():
     assert "duplicate" in changes.log[0].reason
 
 
-def test_decided_signals_leave_and_expiry_is_logged():
+def test_decided_signals_leave_and_the_log_line_is_the_cores():
+    """The core traces every decision (journaled, so every view shows the same); the console adds none."""
     state = ConsoleState()
     state.apply([SignalReceived(signal("s1")), SignalReceived(signal("s2"))], T0)
     changes = state.apply([SignalReceived(signal("s1", SignalStatus.APPROVED)),
-                           SignalReceived(signal("s2", SignalStatus.EXPIRED, "TTL passed"))], T0)
+                           SignalReceived(signal("s2", SignalStatus.EXPIRED, "TTL passed")),
+                           LogLine("s2 expired: TTL passed (by ttl)", "ttl", ts=T0)], T0)
     assert set(changes.signals_gone) == {"s1", "s2"} and not state.signals
-    assert [e.level for e in changes.log] == ["info"]
+    assert [(e.level, e.reason) for e in changes.log] == [("info", "s2 expired: TTL passed (by ttl)")]
+    assert not changes.alerts
+
+
+def test_a_failure_in_the_trace_is_also_an_alert():
+    state = ConsoleState()
+    changes = state.apply([LogLine("tc-x rejected: insufficient balance (by exchange)", "exchange",
+                                   level="warning", ts=T0)], T0)
+    assert [e.level for e in changes.alerts] == ["warning"]
 
 
 def test_retries_and_errors_reach_the_log_with_attempt_and_delay():
