@@ -208,7 +208,6 @@ class TradingService:
         self._stopping = asyncio.Event()
         self._reconcile_lock = asyncio.Lock()
         self._seen: set[str] = set()  # accepted signal ids (the store's unique index is the backstop)
-        self._approving: set[asyncio.Task] = set()
         self._balances: tuple[dict[str, Balance], dict[str, Decimal], str] = ({}, {}, "USDT")
         self._last_reconcile: ReconcileResult | None = None
         self._log_buffer: list[dict[str, Any]] = []
@@ -436,8 +435,6 @@ class TradingService:
         for task in self._sources + self._loops:
             task.cancel()
         await asyncio.gather(*self._sources, *self._loops, return_exceptions=True)
-        if self._approving:
-            await asyncio.gather(*list(self._approving), return_exceptions=True)
         if self.executor is not None:
             await self.executor.stop()
         if self._log_buffer:
@@ -491,10 +488,10 @@ class TradingService:
         return self.executor.markets if self.executor else {}
 
     def idle(self) -> bool:
-        """No signal being decided and no order in a non-terminal state."""
+        """No order in a non-terminal state and nothing of the executor in flight (see TradeExecutor.idle)."""
         if self.executor is None:
             return True
-        return not self._approving and self.executor.idle
+        return self.executor.idle
 
     # -- intake -------------------------------------------------------------------------------
 

@@ -603,15 +603,6 @@ class Store:
             row = await cur.fetchone()
         return _order_from_row(row) if row else None
 
-    async def approved_without_order(self) -> list[SignalRecord]:
-        """Approved signals that own no order at all: re-driven at start (SPEC 7)."""
-        async with self._conn.execute(
-            "SELECT * FROM signals s WHERE s.status = 'approved' "
-            "AND NOT EXISTS (SELECT 1 FROM orders o WHERE o.signal_id = s.id) ORDER BY s.seq"
-        ) as cur:
-            rows = await cur.fetchall()
-        return [_signal_from_row(r) for r in rows]
-
     async def approved_needing_order(self) -> list[SignalRecord]:
         """Approved signals with no active order whose orders are none at all, or end in one given
         up as certainly absent: a crash came before their (next) intent. Re-driven (SPEC 7)."""
