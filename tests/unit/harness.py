@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -9,6 +10,7 @@ from pathlib import Path
 
 from executor.config import Settings
 from executor.events import Event, EventBus
+from executor.exchanges.base import ExchangeOrder
 from executor.exchanges.paper import FaultPlan, PaperExchange
 from executor.exchanges.paper_engine import PaperEngine
 from executor.executor import TradeExecutor
@@ -89,3 +91,47 @@ async def make_harness(
     harness = Harness(engine, exchange, faults, store, executor)
     bus.subscribe(harness.events.append)
     return harness
+
+
+class GatedPaper(PaperExchange):
+    """The paper exchange whose order-rate pacer admits an order only when the test says so."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.gate = asyncio.Event()
+        self.waiting = 0
+
+    def admit(self):
+        exchange = self
+
+        class _Admission:
+            async def __aenter__(self):
+                exchange.waiting += 1
+                await exchange.gate.wait()
+                exchange.waiting -= 1
+
+            async def __aexit__(self, *exc):
+                return False
+
+        return _Admission()
+
+
+class NoFeesInOrders(PaperExchange):
+    """A venue whose order answers carry no fee (Binance's order endpoints): fees only in the trades."""
+
+    @staticmethod
+    def _strip(report):
+        return ExchangeOrder(report.client_order_id, report.exchange_order_id, report.symbol, report.side,
+                             report.type, report.amount, report.price, report.status, report.filled, report.average)
+
+    async def create_order(self, **kw):
+        return self._strip(await super().create_order(**kw))
+
+    async def fetch_order(self, client_order_id, symbol):
+        return self._strip(await super().fetch_order(client_order_id, symbol))
+
+    async def fetch_open_orders(self, symbol=None):
+        return [self._strip(r) for r in await super().fetch_open_orders(symbol)]
+
+    async def fetch_orders_since(self, symbol, since):
+        return [self._strip(r) for r in await super().fetch_orders_since(symbol, since)]

@@ -8,7 +8,7 @@ from datetime import timedelta
 from decimal import Decimal
 
 from conftest import eventually
-from harness import make_harness
+from harness import GatedPaper, NoFeesInOrders, make_harness
 
 from executor.clientid import client_order_id
 from executor.exchanges.base import ExchangeOrder
@@ -79,29 +79,6 @@ async def test_a_crash_after_certainly_absent_before_the_replacement_intent_stil
 
 
 # -- over-fill: a late original adopted while its replacement waits behind the pacer -------------
-
-
-class GatedPaper(PaperExchange):
-    """The paper exchange whose order-rate pacer admits an order only when the test says so."""
-
-    def __init__(self, *args, **kwargs) -> None:
-        super().__init__(*args, **kwargs)
-        self.gate = asyncio.Event()
-        self.waiting = 0
-
-    def admit(self):
-        exchange = self
-
-        class _Admission:
-            async def __aenter__(self):
-                exchange.waiting += 1
-                await exchange.gate.wait()
-                exchange.waiting -= 1
-
-            async def __aexit__(self, *exc):
-                return False
-
-        return _Admission()
 
 
 async def test_a_late_original_adopted_while_its_replacement_waits_for_the_pacer_is_not_sent_twice(
@@ -232,27 +209,6 @@ async def test_a_certainly_absent_order_the_venue_lists_as_rejected_does_not_bre
 
 
 # -- fees: a fill whose fee was still to be learned from the trades when the process died --------
-
-
-class NoFeesInOrders(PaperExchange):
-    """A venue whose order answers carry no fee (Binance's order endpoints): fees only in the trades."""
-
-    @staticmethod
-    def _strip(report):
-        return ExchangeOrder(report.client_order_id, report.exchange_order_id, report.symbol, report.side,
-                             report.type, report.amount, report.price, report.status, report.filled, report.average)
-
-    async def create_order(self, **kw):
-        return self._strip(await super().create_order(**kw))
-
-    async def fetch_order(self, client_order_id, symbol):
-        return self._strip(await super().fetch_order(client_order_id, symbol))
-
-    async def fetch_open_orders(self, symbol=None):
-        return [self._strip(r) for r in await super().fetch_open_orders(symbol)]
-
-    async def fetch_orders_since(self, symbol, since):
-        return [self._strip(r) for r in await super().fetch_orders_since(symbol, since)]
 
 
 async def test_a_fee_still_unknown_at_a_crash_is_learned_from_the_trades_after_the_restart(settings, db_path):

@@ -9,7 +9,7 @@ from decimal import Decimal
 
 import pytest
 from conftest import FakeClock, eventually, make_settings
-from harness import make_harness
+from harness import NoFeesInOrders, make_harness
 
 from executor.clientid import client_order_id, has_prefix, replacement_number, signal_key
 from executor.events import ErrorOccurred
@@ -50,27 +50,6 @@ class BareCancelAck(PaperExchange):
         report = await super().cancel_order(client_order_id, symbol)
         return ExchangeOrder(client_order_id, report.exchange_order_id, report.symbol, report.side, report.type,
                              report.amount, report.price, O.CANCELED, filled=None)
-
-
-class NoFeesInOrders(PaperExchange):
-    """A venue whose order answers carry no fee (Binance's GET order): fees only in the trades."""
-
-    @staticmethod
-    def _strip(report):
-        return ExchangeOrder(report.client_order_id, report.exchange_order_id, report.symbol, report.side,
-                             report.type, report.amount, report.price, report.status, report.filled, report.average)
-
-    async def create_order(self, **kw):
-        return self._strip(await super().create_order(**kw))
-
-    async def fetch_order(self, client_order_id, symbol):
-        return self._strip(await super().fetch_order(client_order_id, symbol))
-
-    async def fetch_open_orders(self, symbol=None):
-        return [self._strip(r) for r in await super().fetch_open_orders(symbol)]
-
-    async def fetch_orders_since(self, symbol, since):
-        return [self._strip(r) for r in await super().fetch_orders_since(symbol, since)]
 
 
 # -- 1. over-fill on amend or timeout after a bare cancel acknowledgement -----------------------

@@ -11,7 +11,7 @@ from decimal import Decimal
 
 import pytest
 from conftest import eventually
-from harness import make_harness
+from harness import GatedPaper, make_harness
 
 from executor.clientid import client_order_id
 from executor.exchanges.base import RequestBudget
@@ -44,29 +44,6 @@ class CountingPaper(PaperExchange):
     async def fetch_open_orders(self, symbol=None):
         self.calls["fetch_open_orders"] += 1
         return await super().fetch_open_orders(symbol)
-
-
-class GatedPaper(PaperExchange):
-    """The paper exchange whose order-rate pacer admits an order only when the test says so."""
-
-    def __init__(self, *args, **kwargs) -> None:
-        super().__init__(*args, **kwargs)
-        self.gate = asyncio.Event()
-        self.waiting = 0
-
-    def admit(self):
-        exchange = self
-
-        class _Admission:
-            async def __aenter__(self):
-                exchange.waiting += 1
-                await exchange.gate.wait()
-                exchange.waiting -= 1
-
-            async def __aexit__(self, *exc):
-                return False
-
-        return _Admission()
 
 
 async def _harness(settings, db_path, exchange_cls=PaperExchange, **kwargs):
