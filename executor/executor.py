@@ -80,7 +80,9 @@ log = logging.getLogger("tradeconsole.executor")
 
 O = OrderStatus
 RATE_LIMITED_ATTEMPTS = 50  # 429s in a row before a create gives up (they never count as retries)
-MAX_RESUBMISSIONS = 3  # certainly absent orders of one signal replaced before it is left to the operator
+# Certainly absent orders of one signal replaced before it goes back to the operator (crashes while
+# submitting, a venue that keeps losing creates): never left approved without an order.
+MAX_RESUBMISSIONS = 10
 CANCEL_RESEND_AFTER = 10.0  # seconds a cancel may stay unconfirmed before it is sent again
 # How long a "certainly absent" order is watched for a late original: well past any venue's
 # visibility delay, short enough that the orders-since window it keeps open stays one page.
@@ -881,9 +883,11 @@ class TradeExecutor:
         if record is None or record.status is not SignalStatus.APPROVED or self.halted:
             return None
         siblings = await self.store.orders_for_signal(record.id or "")
-        if sum(1 for o in siblings if o.last_error.startswith("certainly absent")) > MAX_RESUBMISSIONS:
-            self._error(f"{record.id}: {MAX_RESUBMISSIONS} orders certainly absent; left to the operator",
-                        order=absent)
+        absent_orders = sum(1 for o in siblings if o.last_error.startswith("certainly absent"))
+        if absent_orders > MAX_RESUBMISSIONS:
+            reason = f"{absent_orders} orders certainly absent: back to the operator"
+            await self.signal_back(record, SignalStatus.PENDING, reason)
+            self._error(f"{record.id}: {reason}", order=absent)
             return None
         if stale_check and await self.stale_signal(record):
             return None

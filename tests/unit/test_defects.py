@@ -491,3 +491,15 @@ async def test_a_run_goes_idle_only_once_the_trades_have_told_every_fee(settings
     finally:
         await h.executor.stop()
         await h.store.close()
+
+
+async def test_a_signal_whose_orders_keep_being_certainly_absent_goes_back_to_the_operator(h, monkeypatch):
+    import executor.executor as executor_module
+
+    monkeypatch.setattr(executor_module, "MAX_RESUBMISSIONS", 2)
+    h.faults.script("create_order", *[Fault.ERROR_BEFORE] * 6)  # maybe placed, each time in fact not
+    record = await h.approved(id="keeps-vanishing", symbol="BTC/USDT", amount=0.01, order_type="market")
+    await h.executor.execute_signal(record)
+    signal = await h.store.get_signal("keeps-vanishing")
+    assert signal.status is S.PENDING and "certainly absent: back to the operator" in signal.reason
+    assert h.engine_orders() == [] and h.executor.idle
