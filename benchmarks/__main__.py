@@ -23,8 +23,8 @@ BENCHMARKS = [
     ("B4", "demo process start to first full screen", "b4_startup"),
     ("B5", "restart after kill -9 with 1,000 resting orders (emulator, 6,000 weight/min) to reconciled", "b5_restart"),
     ("B6", "burst of 500 resting orders: share of the venue's order-rate limit, zero 429s", None),
-    ("B7", "attach start to first full screen, core running", None),
-    ("B8", "core event to an attached console's screen at 500 updates/s, p95", None),
+    ("B7", "attach start to first full screen, core running", "b7_attach"),
+    ("B8", "core event to an attached console's screen at 500 updates/s, p95", "b8_attached_latency"),
     ("B9", "core resident memory growth from 10,000 to 100,000 paper signals", None),
 ]
 

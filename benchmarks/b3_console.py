@@ -94,7 +94,7 @@ async def measure(n_orders: int = N_ORDERS, rate: int = RATE, presses: int = PRE
                 app.service.bus.publish(OrderUpdated(order))
             app.flush()
             table = app.orders
-            while table._require_update_dimensions or table.row_count < n_orders:
+            while table.row_count < n_orders or table.virtual_size.height <= n_orders:  # rows, then their size
                 await pilot.pause(0.01)
             await pilot.pause(0.05)
             load_seconds = time.perf_counter() - started

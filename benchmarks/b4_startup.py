@@ -45,7 +45,10 @@ def once(index: int) -> tuple[float, float]:
         demo = shlex.join([*command, "demo", "--db", str(Path(tmp) / "demo.db")])
         script = f"date +%s.%N > {shlex.quote(str(stamp))}; {exports} exec {demo}"
         socket = f"tcb4-{os.getpid()}-{index}"
-        clean = {k: v for k, v in os.environ.items() if not k.startswith(("TRADECONSOLE_", "TMUX"))}
+        # As a user's installation starts: with Python's bytecode caches (pip compiles them at install;
+        # a PYTHONDONTWRITEBYTECODE of the machine's would make every start compile from source).
+        clean = {k: v for k, v in os.environ.items()
+                 if not k.startswith(("TRADECONSOLE_", "TMUX")) and k != "PYTHONDONTWRITEBYTECODE"}
         subprocess.run(["tmux", "-L", socket, "-f", "/dev/null", "new-session", "-d", "-s", "b4", "-x",
                         str(SIZE[0]), "-y", str(SIZE[1]), "sh", "-c", script], check=True, env=clean, timeout=10)
         try:

@@ -1,11 +1,14 @@
-"""The trading console: a thin Textual `App` over the executor's public API (`TradingService`).
+"""The trading console: a thin Textual `App` over the core's public API, through a `CoreClient`.
 
-The app opens its service inside its own event loop (from a factory, or one handed to it), takes
-one `snapshot()` at start and from then on follows the service's event stream through a single
-`EventBuffer`. The buffer is flushed every `flush_interval` seconds inside `batch_update()`, and
-`ConsoleState` says which keys changed, so a burst of events costs one repaint of the cells that
-really changed. Operator keys become service commands run in workers; worker errors are reported
-in one place (`on_worker_state_changed`: a notification and a line in the Log pane).
+The app holds one client (`executor/control/client.py`): a core in this process (`LocalClient`)
+or one behind its control socket (`RemoteClient`); it never touches the executor, the exchanges
+or the store. It takes one `snapshot()` at start and from then on follows the client's event
+stream through a single `EventBuffer`. The buffer is flushed every `flush_interval` seconds inside
+`batch_update()`, and `ConsoleState` says which keys changed, so a burst of events costs one
+repaint of the cells that really changed. Operator keys become client commands run in workers;
+worker errors are reported in one place (`on_worker_state_changed`: a notification and a line in
+the Log pane). A remote core that goes away is said in the status bar, and its state is reloaded
+from a fresh snapshot when it is back.
 """
 
 from __future__ import annotations
@@ -14,14 +17,12 @@ import asyncio
 import contextlib
 import logging
 import signal
-import sys
-import tempfile
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
 from decimal import Decimal
 from functools import partial
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from textual import on, work
 from textual.app import App, ComposeResult
@@ -37,13 +38,13 @@ from textual.worker import Worker, WorkerState
 from console import formatting as f
 from console.commands import ConsoleCommands
 from console.screens.amend import AmendRequest, AmendScreen, AmendTarget
-from console.screens.confirm import ConfirmScreen
+from console.screens.confirm import ConfirmScreen, DetachScreen
 from console.screens.detail import DetailScreen
 from console.screens.help import HelpScreen
 from console.screens.history import HistoryScreen
 from console.state import Changes, ConsoleState, EventBuffer, LogEntry
 from console.themes import THEMES_DIR, choose, load_themes, variable_defaults
-from console.widgets.balances import BalancesPane
+from console.widgets.balances import BalancesPane, PositionsTable
 from console.widgets.log import LogTable
 from console.widgets.markets import MarketsStrip
 from console.widgets.orders import OrdersTable
@@ -51,19 +52,18 @@ from console.widgets.signals import SignalsTable
 from console.widgets.statusbar import StatusBar
 from console.widgets.table import KeyedTable
 from executor.config import Settings, default_config_path, load_config
+from executor.control.client import ConnectionChanged, CoreClient, LocalClient, NeedsConfirmation, Refused
 from executor.models import Order, OrderType, SignalRecord, utcnow
-from executor.sources import attach as attach_sources
 
 if TYPE_CHECKING:
     # The service stack (executor, store, exchanges) is imported once the first screen is up.
-    from executor.executor import AmendCheck
-    from executor.service import TradingService
+    from executor.events import AmendCheck
 
 log = logging.getLogger("tradeconsole.console")
 
-ServiceFactory = Callable[[], Awaitable["TradingService"]]
+ServiceFactory = Callable[[], Awaitable[Any]]  # a TradingService, opened by the wiring (or a test)
 Clock = Callable[[], datetime]
-SourceStarter = Callable[["TradingService"], None]
+SourceStarter = Callable[[Any], object]
 
 FLUSH_INTERVAL = 0.08  # seconds between two repaints under a burst of events
 FINISHED_LINGER = 5.0  # seconds of the clock a finished order stays in Orders, showing how it ended
@@ -108,7 +108,7 @@ class TradeConsole(App[None]):
 
     def __init__(
         self,
-        service: TradingService | ServiceFactory,
+        core: CoreClient | ServiceFactory,
         *,
         settings: Settings | None = None,
         clock: Clock = utcnow,
@@ -121,9 +121,11 @@ class TradeConsole(App[None]):
         self.settings = settings or load_config(None, env={})
         self.clock = clock
         self.flush_interval = flush_interval
-        self._service_source = service
-        self._start_sources = start_sources
-        self.service: TradingService | None = None
+        # The one way to the core: a client, whether the core runs here or behind its socket.
+        # A bare service factory (tests, benchmarks) is a core in this process.
+        self.client: CoreClient = core if isinstance(core, CoreClient) else LocalClient(core, on_started=start_sources)
+        self.connected = True
+        self.stopping_core = False  # the operator chose to stop a core in another process on quitting
         self.buffer: EventBuffer | None = None
         self.state = ConsoleState()
         self.ready = False
@@ -193,59 +195,96 @@ class TradeConsole(App[None]):
         # Draw the empty screen first: importing and starting the service stack takes a moment.
         self.call_after_refresh(self.open_service)
 
+    @property
+    def service(self) -> Any:
+        """The in-process core's service, for tests; None when attached to another process."""
+        return getattr(self.client, "service", None)
+
     @work(group="service", exclusive=True, exit_on_error=False)
     async def open_service(self) -> None:
-        source = self._service_source
-        service = await source() if callable(source) else source
-        self.service = service
-        self.read_only = service.read_only
+        client = self.client
+        if isinstance(client, LocalClient):
+            await client.open()  # its bus is the service's from here on
         # Subscribe before start(): whatever happens between the start and the snapshot is kept.
-        self.buffer = EventBuffer(service.bus)
-        await service.start()
-        snapshot = await service.snapshot(history=self.state.history_limit)
-        markets = service.markets
-        self.signals.markets = self.orders.markets = self.markets_strip.markets = markets
+        self.buffer = EventBuffer(client.bus)
+        client.bus.subscribe(self._connection)
+        await client.start()
+        self.read_only = client.read_only
+        snapshot = await client.snapshot(history=self.state.history_limit)
+        markets = client.markets
+        self.signals.markets = self.orders.markets = self.markets_strip.markets = self.balances.markets = markets
         places = {m.base: f.decimals(m.amount_step) for m in markets.values()}
         self.balances.table.places = {k: v for k, v in places.items() if v is not None} | {
             m.quote: 2 for m in markets.values()
         }
         changes = self.state.load(snapshot, self.clock())
-        if service.read_only:
-            self.state.add_log(LogEntry(self.clock(), "info", "inspect mode: a read-only view of the store, "
-                                        "refreshed as another process writes it; no action changes anything"),
-                               changes)
+        if client.read_only:
+            where = "the store, refreshed as another process writes it" if client.owns_core else \
+                f"the core at {client.where}, live"
+            self.state.add_log(LogEntry(self.clock(), "info", f"inspect mode: a read-only view of {where}; "
+                                        "no action changes anything"), changes)
+        elif not client.owns_core:
+            self.state.add_log(LogEntry(self.clock(), "info", f"attached to the core at {client.where}: "
+                                        "quitting detaches, trading goes on"), changes)
         self._show(changes)
         self.ready = True
         self.flush()
-        if self._start_sources is not None and not service.read_only:
-            self._start_sources(service)
+        if isinstance(client, LocalClient) and not client.read_only:
+            self._watch_stop(client)
+
+    @work(group="stop", exit_on_error=False)
+    async def _watch_stop(self, client: LocalClient) -> None:
+        """A core in this process asked to stop from elsewhere (`ctl`, an attached console): quit."""
+        await client.stopped()
+        self.exit()
+
+    def _connection(self, event: object) -> None:
+        """A remote core went away or came back (published by its client, on the event loop)."""
+        if isinstance(event, ConnectionChanged):
+            self.call_later(self._connection_changed, event)
+
+    def _connection_changed(self, event: ConnectionChanged) -> None:
+        self.connected = event.connected
+        if event.connected:
+            self.report(f"core reconnected at {self.client.where}", level="info")
+            self._reload()
+        else:
+            self.report(event.detail or "core disconnected, reconnecting…", level="warning")
+        self._show_status()
+        self._sync_bindings()
+
+    @work(group="reload", exclusive=True, exit_on_error=False)
+    async def _reload(self) -> None:
+        """Back on a core after a disconnection: the state is what its snapshot says now."""
+        snapshot = await self.client.snapshot(history=self.state.history_limit)
+        if self.buffer is not None:
+            self.flush()
+        self._show(self.state.reload(snapshot, self.clock()))
 
     async def on_unmount(self) -> None:
         if self.buffer is not None:
             self.buffer.close()
-        if self.service is not None:
-            # Stops intake and waits for requests in flight; open orders stay on the exchange.
-            await self.service.close()
+        # A core in this process stops (intake stops, requests in flight finish, open orders stay
+        # on the exchange); a remote one is left running, detached.
+        await self.client.close()
 
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
         """The one place worker errors are reported."""
         if event.state is not WorkerState.ERROR:
             return
-        from executor.exchanges.base import ExchangeError
-        from executor.executor import ExecutionError
-
         worker, error = event.worker, event.worker.error
         if worker.group == "service":
             log.error("could not start: %s", error, exc_info=error)
             self.exit(return_code=1, message=f"tradeconsole: could not start: {error}")
             return
-        known = isinstance(error, ExecutionError | ExchangeError)
+        known = isinstance(error, Refused)
         self.report(f"{worker.name}: {error if known else f'{type(error).__name__}: {error}'}", level="error")
 
     def report(self, message: str, *, level: str = "error") -> None:
         """Tell the operator: a notification, a line in the Log pane, and the Python log."""
-        log.log(logging.ERROR if level == "error" else logging.WARNING, "%s", message)
-        self.notify(message, severity="error" if level == "error" else "warning", timeout=8)
+        log.log({"error": logging.ERROR, "warning": logging.WARNING}.get(level, logging.INFO), "%s", message)
+        self.notify(message, severity={"error": "error", "warning": "warning"}.get(level, "information"),
+                    timeout=8)
         entry = LogEntry(self.clock(), level, message)
         self.state.add_log(entry)
         self.log_pane.append([entry])
@@ -260,11 +299,9 @@ class TradeConsole(App[None]):
             return
 
         async def run() -> None:
-            from executor.markets import FarFromMarket
-
             try:
                 await command()
-            except FarFromMarket as refusal:
+            except NeedsConfirmation as refusal:
                 self.call_later(self._confirm_far, what, command, refusal)
 
         self.run_worker(run(), name=what, group="commands", exit_on_error=False)
@@ -331,6 +368,8 @@ class TradeConsole(App[None]):
                 pane = self.balances
                 pane.show([(b, state.value(c, b.total)) for c, b in state.balances.items()], state.quote)
                 pane.show_equity([v for _, v in state.equity], state.quote)
+            if changes.positions:
+                self.balances.show_positions(state.positions)
             if changes.log:
                 self.log_pane.append(changes.log)
             if changes.markets:
@@ -367,8 +406,7 @@ class TradeConsole(App[None]):
                 screen.row_gone(self._order_gone(key))
 
     def _show_status(self) -> None:
-        state, service = self.state, self.service
-        exchange = service.exchange if service is not None else None
+        state = self.state
         self.status_bar.show(
             mode=state.mode or ("READ-ONLY" if self.read_only else ""),
             exchange=state.exchange or self.settings.exchange.id,
@@ -378,8 +416,9 @@ class TradeConsole(App[None]):
             now=self.clock(),
             paused=state.paused,
             intake_done=state.intake_done,
-            rate_limit=exchange.rate_limit_state().describe() if exchange is not None else None,
+            rate_limit=self.client.rate_limit() if self.connected else None,
             read_only=self.read_only,
+            disconnected=None if self.connected else "core disconnected, reconnecting…",
         )
 
     # -- which actions are possible -----------------------------------------------------------
@@ -422,6 +461,8 @@ class TradeConsole(App[None]):
             return True
         if self.read_only:
             return False  # hidden: inspect mode offers no action at all
+        if not self.connected:
+            return None  # the core is away: nothing can be sent until it is back
         if action == "pause":
             return False if self.state.paused else (True if self.ready else None)
         if action == "resume":
@@ -447,7 +488,7 @@ class TradeConsole(App[None]):
         if not self.is_mounted or not self.screen_stack:
             return
         order = self.selected_order
-        key = (self.ready, self.read_only, self.state.paused, self.signals.selected_key,
+        key = (self.ready, self.read_only, self.connected, self.state.paused, self.signals.selected_key,
                order and (order.client_order_id, order.status), self._amend_kind(), self.focused_pane,
                len(self.screen_stack))
         if key != self._bindings_state:
@@ -460,7 +501,8 @@ class TradeConsole(App[None]):
         self._sync_bindings()
 
     @on(LogTable.Opened)
-    def _open_log_line(self, event: LogTable.Opened) -> None:
+    @on(PositionsTable.Opened)
+    def _open_log_line(self, event: LogTable.Opened | PositionsTable.Opened) -> None:
         self.push_screen(DetailScreen(event.title, event.text))
 
     def on_descendant_focus(self) -> None:
@@ -472,8 +514,8 @@ class TradeConsole(App[None]):
     # -- actions ------------------------------------------------------------------------------
 
     def action_approve(self) -> None:
-        record, service = self.selected_signal, self.service
-        if not self.can("approve") or record is None or service is None or record.id is None:
+        record, client = self.selected_signal, self.client
+        if not self.can("approve") or record is None or record.id is None:
             return
         sid = record.id
         cap = self.settings.approval.confirm_notional
@@ -487,28 +529,28 @@ class TradeConsole(App[None]):
                     confirm="Approve",
                     about=("signal", sid),
                 ),
-                callback=lambda ok: ok and self.send(f"approve {sid}", partial(service.approve, sid),
+                callback=lambda ok: ok and self.send(f"approve {sid}", partial(client.approve, sid),
                                                      confirmable=True),
             )
             return
-        self.send(f"approve {sid}", partial(service.approve, sid), confirmable=True)
+        self.send(f"approve {sid}", partial(client.approve, sid), confirmable=True)
 
     def action_reject(self) -> None:
-        record, service = self.selected_signal, self.service
-        if self.can("reject") and record is not None and record.id is not None and service is not None:
-            self.send(f"reject {record.id}", partial(service.reject, record.id))
+        record = self.selected_signal
+        if self.can("reject") and record is not None and record.id is not None:
+            self.send(f"reject {record.id}", partial(self.client.reject, record.id))
 
     def action_amend(self) -> None:
-        kind, service = self._amend_kind(), self.service
-        if service is None or not self.can("amend"):
+        kind = self._amend_kind()
+        if not self.can("amend"):
             return
         if kind == "signal" and (record := self.selected_signal) is not None:
-            self._amend_signal(service, record)
+            self._amend_signal(record)
         elif kind == "order" and (order := self.selected_order) is not None:
-            self._amend_order(service, order)
+            self._amend_order(order)
 
-    def _amend_signal(self, service: TradingService, record: SignalRecord) -> None:
-        sid = record.id
+    def _amend_signal(self, record: SignalRecord) -> None:
+        sid, client = record.id, self.client
         assert sid is not None
         approval, execution = self.settings.approval, self.settings.execution
         target = AmendTarget.for_signal(
@@ -517,38 +559,37 @@ class TradeConsole(App[None]):
         )
 
         async def check(price: Decimal | None, amount: Decimal | None) -> AmendCheck:
-            return service.check_signal_amend(record, price=price, amount=amount)
+            return await client.check_signal_amend(sid, price=price, amount=amount)
 
         def done(request: AmendRequest | None) -> None:
             if request is not None:
-                self.send(f"amend {sid}", partial(service.amend_signal, sid, price=request.price,
+                self.send(f"amend {sid}", partial(client.amend_signal, sid, price=request.price,
                                                   amount=request.amount), confirmable=True)
 
         self.push_screen(AmendScreen(target, check, about=("signal", sid)), callback=done)
 
-    def _amend_order(self, service: TradingService, order: Order) -> None:
-        coid = order.client_order_id
+    def _amend_order(self, order: Order) -> None:
+        coid, client = order.client_order_id, self.client
         target = AmendTarget.for_order(order, self.state.signal_total(order), self.state.markets.get(order.symbol),
                                        self.settings.approval.far_from_market_pct)
 
         async def check(price: Decimal | None, amount: Decimal | None) -> AmendCheck:
-            return await service.check_order_amend(coid, price=price, amount=amount)
+            return await client.check_order_amend(coid, price=price, amount=amount)
 
         def done(request: AmendRequest | None) -> None:
             if request is not None:
-                self.send(f"amend {coid}", partial(service.amend_order, coid, price=request.price,
+                self.send(f"amend {coid}", partial(client.amend_order, coid, price=request.price,
                                                    amount=request.amount), confirmable=True)
 
         self.push_screen(AmendScreen(target, check, about=("order", coid)), callback=done)
 
     def action_cancel_order(self) -> None:
-        order, service = self.selected_order, self.service
-        if self.can("cancel_order") and order is not None and service is not None:
-            self.send(f"cancel {order.client_order_id}", partial(service.cancel_order, order.client_order_id))
+        order = self.selected_order
+        if self.can("cancel_order") and order is not None:
+            self.send(f"cancel {order.client_order_id}", partial(self.client.cancel_order, order.client_order_id))
 
     def action_kill_switch(self) -> None:
-        service = self.service
-        if service is None:
+        if not self.can("kill_switch"):
             return
         n = self.state.live_orders
         self.push_screen(
@@ -560,30 +601,37 @@ class TradeConsole(App[None]):
                 back_out="Back",
                 danger=True,
             ),
-            callback=lambda ok: ok and self.send("kill switch", service.kill_switch),
+            callback=lambda ok: ok and self.send("kill switch", self.client.kill_switch),
         )
 
     def action_pause(self) -> None:
-        if self.service is not None:
-            self.send("pause", self.service.pause)
+        if self.can("pause"):
+            self.send("pause", self.client.pause)
 
     def action_resume(self) -> None:
-        if self.service is not None:
-            self.send("resume", self.service.resume)
+        if self.can("resume"):
+            self.send("resume", self.client.resume)
 
     def action_history(self) -> None:
-        markets = self.service.markets if self.service is not None else {}
+        markets = self.client.markets
         self.push_screen(HistoryScreen(self.state.history.values(), markets, self.state.history_limit))
 
     def action_help(self) -> None:
-        rows = [(self.get_key_display(b), b.description, b.tooltip) for b in self.console_bindings()]
+        rows = [(self.get_key_display(b), b.description, b.tooltip) for b in self.console_bindings()
+                if not (self.read_only and b.action in WRITE_ACTIONS)]  # inspect lists what it has
         rows.append((self.get_key_display(Binding("ctrl+p", "")), "palette", "every action, and the themes"))
         note = "inspect mode is read-only: no action changes anything." if self.read_only else ""
         self.push_screen(HelpScreen(rows, note))
 
     async def action_quit(self) -> None:
         n = len(self.state.orders)
-        if self.read_only or n == 0:
+        if self.read_only:
+            self.exit()
+            return
+        if not self.client.owns_core:
+            self._quit_attached(n)
+            return
+        if n == 0:
             self.exit()
             return
         self.push_screen(
@@ -598,112 +646,30 @@ class TradeConsole(App[None]):
             callback=lambda ok: ok and self.exit(),
         )
 
+    def _quit_attached(self, n: int) -> None:
+        """Attached to a core in another process: detach (it goes on trading) or stop it."""
+        open_words = f"{n} order{'s are' if n != 1 else ' is'} open. " if n else ""
 
-# -- the command line's entry point -----------------------------------------------------------
+        async def stop() -> None:
+            await self.client.stop_core()
+            self.stopping_core = True
+            self.exit()
 
+        def chosen(answer: bool | None) -> None:
+            if answer is None:
+                return  # stay
+            if answer:
+                self.run_worker(stop(), name="stop the core", group="commands", exit_on_error=False)
+            else:
+                self.exit()
 
-def _demo_settings(settings: Settings, seed: int | None) -> Settings:
-    """Whatever the config says: the paper exchange, manual approval, the demo strategy."""
-    update = {
-        "exchange": settings.exchange.model_copy(update={"id": "paper"}),
-        "approval": settings.approval.model_copy(update={"mode": "manual"}),
-        "signals": settings.signals.model_copy(update={"demo": True, "jsonl": ""}),
-    }
-    if seed is not None:
-        update["paper"] = settings.paper.model_copy(update={"seed": seed})
-    return settings.model_copy(update=update)
-
-
-def run_console(
-    settings: Settings,
-    mode: str = "run",
-    *,
-    db: str | Path | None = None,
-    seed: int | None = None,
-    via_emulator: bool = False,
-    signals: str | None = None,
-) -> int:
-    """`demo`, `run` (with the UI) and `inspect`. Returns the process exit code."""
-    if via_emulator and mode != "demo":
-        print("tradeconsole: --via-emulator is a demo option", file=sys.stderr)
-        return 2
-    if mode == "demo":
-        settings = _demo_settings(settings, seed)
-        if db is None:
-            db = Path(tempfile.mkdtemp(prefix="tradeconsole-demo-")) / "demo.db"
-    if db is None:
-        db = settings.db_path()
-    db = Path(db)
-    read_only = mode == "inspect"
-    path = signals or (settings.signals.jsonl if mode == "run" else "")
-    if path == "-":
-        print("tradeconsole: --signals - needs --headless (the console reads the keyboard)", file=sys.stderr)
-        return 2
-    if path and not Path(path).exists():
-        print(f"tradeconsole: --signals {path}: no such file", file=sys.stderr)
-        return 2
-    # Before the UI is drawn: a path that is no store fails with one line, and a core (`run`,
-    # `demo`) takes the store's lock before the store is opened for writing. `inspect` never locks.
-    from executor.storelock import StoreLock, StoreLocked, StorePathError, check_store
-
-    lock: StoreLock | None = None
-    try:
-        check_store(db, must_exist=read_only, writable=not read_only)
-        if not read_only:
-            lock = StoreLock.acquire(db)
-    except StoreLocked as exc:
-        from console.cli import store_in_use
-
-        print(f"tradeconsole: {store_in_use(exc)}", file=sys.stderr)
-        return 2
-    except StorePathError as exc:
-        print(f"tradeconsole: {exc}", file=sys.stderr)
-        return 2
-    try:
-        return _run_app(settings, mode, db, seed=seed, via_emulator=via_emulator, signals=signals,
-                        read_only=read_only)
-    finally:
-        if lock is not None:
-            lock.release()
-
-
-def _run_app(
-    settings: Settings,
-    mode: str,
-    db: Path,
-    *,
-    seed: int | None,
-    via_emulator: bool,
-    signals: str | None,
-    read_only: bool,
-) -> int:
-    async def open_service() -> TradingService:
-        from executor.service import TradingService
-
-        if not via_emulator:
-            return await TradingService.open(settings, db, read_only=read_only)
-        # The same demo, but through the real ccxt client against a Binance-compatible emulator
-        # on 127.0.0.1 that this process serves and stops when the service closes.
-        from executor.exchanges.emulator import start_demo_emulator
-
-        running, exchange = await start_demo_emulator(settings, seed=seed)
-        try:
-            service = await TradingService.open(settings, db, exchange=exchange)
-        except BaseException:
-            await exchange.close()
-            await running.stop()
-            raise
-        service.on_close(running.stop)
-        return service
-
-    app = TradeConsole(
-        open_service,
-        settings=settings,
-        start_sources=None if read_only else partial(attach_sources, settings=settings, signals=signals),
-        read_only=read_only,
-    )
-    app.run()
-    if mode == "demo":
-        print(f"demo store: {db}\nlook at it again with: tradeconsole inspect --db {db}")
-    return app.return_code or 0
-
+        self.push_screen(
+            DetachScreen(
+                "Quit: leave the core running?",
+                f"{open_words}Detaching leaves the core trading: `tradeconsole attach` comes back to it. "
+                f"Stopping it stops intake and trading; open orders stay on the exchange and are reconciled "
+                f"at its next start.",
+                default_confirm=n == 0 and self.client.started_here,
+            ),
+            callback=chosen,
+        )

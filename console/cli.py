@@ -24,6 +24,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+from console.ctl import add_parser as add_ctl_parser
 from executor.config import ConfigError, Settings, load_config, write_template
 from executor.storelock import StoreLock, StoreLocked, StorePathError, check_store
 
@@ -115,7 +116,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--signals", metavar="PATH", help="JSONL signals file, or - for stdin")
     common(p)
 
-    p = sub.add_parser("inspect", help="the console, read-only, on a store another process is writing")
+    p = sub.add_parser("attach", help="the full console on a running core, over its control socket")
+    p.add_argument("--socket", metavar="PATH", help="the core's control socket (default: found from --db)")
+    common(p)
+
+    p = sub.add_parser("inspect", help="the console, read-only: attached to the store's core, or following the store")
     common(p)
 
     p = sub.add_parser("emulator", help="a Binance-spot-compatible REST exchange on 127.0.0.1")
@@ -144,6 +149,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("positions", help="positions per market from fills, with realized and unrealized PnL")
     p.add_argument("--json", action="store_true", help="JSON, every quantity and price a decimal string")
     common(p)
+
+    add_ctl_parser(sub)
 
     p = sub.add_parser("config", help="configuration helpers")
     csub = p.add_subparsers(dest="config_command", required=True, metavar="SUBCOMMAND")
@@ -195,6 +202,10 @@ def _dispatch(args: argparse.Namespace) -> int:
         print(f"wrote {target}")
         return EXIT_OK
     settings = _settings(args)
+    if command == "ctl":
+        from console.ctl import run as run_ctl
+
+        return run_ctl(args, settings)
     if command in ("orders", "signals", "audit", "positions"):
         db = check_store(_db(args, settings), must_exist=True)
         return asyncio.run(_export(command, args, db))
@@ -212,13 +223,15 @@ def _dispatch(args: argparse.Namespace) -> int:
         from executor.exchanges.emulator import serve_cli
 
         return serve_cli(args, settings)
-    from console.app import run_console
+    from console.wiring import run_console
 
     if command == "demo":
         return run_console(settings, mode="demo", db=args.db, seed=args.seed, via_emulator=args.via_emulator)
     if command == "inspect":
         return run_console(settings, mode="inspect", db=str(_db(args, settings)))
-    return run_console(settings, mode="run", db=str(_db(args, settings)), signals=args.signals)
+    if command == "attach":
+        return run_console(settings, mode="attach", db=str(_db(args, settings)), socket=args.socket)
+    return run_console(settings, mode="run", db=str(_db(args, settings)), signals=args.signals, config=args.config)
 
 
 def _setup_logging() -> None:
@@ -231,6 +244,7 @@ def _setup_logging() -> None:
 
 
 async def _run_headless(settings: Settings, db: Path, signals_path: str | None, until_idle: bool) -> int:
+    from executor.control.paths import ControlError
     from executor.events import ErrorOccurred, OrderUpdated, SignalDecided
     from executor.service import TradingService
     from executor.sources import attach
@@ -257,8 +271,16 @@ async def _run_headless(settings: Settings, db: Path, signals_path: str | None, 
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, service.request_stop)
+    control = None
     try:
         result = await service.start()
+        try:
+            control = await serve(service, settings, db)
+        except ControlError as exc:
+            # The socket is how consoles reach the core, not what trades: a home too deep for a
+            # socket path or a directory of someone else's must not stop a core that traded
+            # yesterday. `ctl` and `attach` then say no core answers at that path.
+            log.error("no control socket, trading goes on without one: %s", exc)
         if result is not None:
             log.info(
                 "reconciled: %d checked, %d open, %d unknown, %d adopted, drift %s",
@@ -287,7 +309,18 @@ async def _run_headless(settings: Settings, db: Path, signals_path: str | None, 
     finally:
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(sig)
+        if control is not None:
+            await control.close()
         await service.close()
+
+
+async def serve(service: Any, settings: Settings, db: Path) -> Any:
+    """Serve `service`'s control socket (SPEC section 12) where `[control]` says; its path is logged
+    at INFO. Raises `ControlError` (executor.control.paths) when it cannot. Returns the started
+    `ControlServer`: close it before the service."""
+    from executor.control.server import serve as serve_control
+
+    return await serve_control(service, settings, db)
 
 
 # -- exports ----------------------------------------------------------------------------------

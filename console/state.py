@@ -9,12 +9,13 @@ knows about Textual; the widgets are views of this state, never the other way ro
 
 from __future__ import annotations
 
-from collections import OrderedDict, deque
+from collections import Counter, OrderedDict, deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
 
+from console.positions import FillBook, marks
 from executor.events import (
     BalancesUpdated,
     ErrorOccurred,
@@ -32,8 +33,10 @@ from executor.events import (
     StateChanged,
 )
 from executor.models import ZERO, Balance, Order, OrderStatus, SignalRecord, SignalStatus
+from executor.positions import Position
 
 S = SignalStatus
+HISTORY_LIMIT = 500  # finished orders kept (and asked for in a snapshot)
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,13 +60,14 @@ class Changes:
     balances: bool = False
     status: bool = False
     markets: bool = False
+    positions: bool = False
     log: list[LogEntry] = field(default_factory=list)
     alerts: list[LogEntry] = field(default_factory=list)  # failures: also a notification
 
     def __bool__(self) -> bool:
         return bool(
             self.signals or self.signals_gone or self.orders or self.orders_done or self.balances or self.status
-            or self.log or self.markets
+            or self.log or self.markets or self.positions
         )
 
 
@@ -91,10 +95,11 @@ class EventBuffer:
 class ConsoleState:
     """Pending signals, active orders, recent history, balances, status and the log."""
 
-    def __init__(self, *, history_limit: int = 500, log_limit: int = 500, equity_points: int = 120,
+    def __init__(self, *, history_limit: int = HISTORY_LIMIT, log_limit: int = 500, equity_points: int = 120,
                  equity_bucket: float = 5.0) -> None:
         self.signals: dict[str, SignalRecord] = {}  # pending only, in arrival order
-        self.orders: dict[str, Order] = {}  # non-terminal only
+        self.orders: dict[str, Order] = {}  # non-terminal only (change it through _put/_drop: counted)
+        self._statuses: Counter[OrderStatus] = Counter()  # of self.orders, kept as they change
         self.history: OrderedDict[str, Order] = OrderedDict()  # finished, newest last
         self.history_limit = history_limit
         self.balances: dict[str, Balance] = {}
@@ -109,6 +114,9 @@ class ConsoleState:
         self.log: deque[LogEntry] = deque(maxlen=log_limit)
         self.equity: deque[tuple[int, Decimal]] = deque(maxlen=equity_points)
         self.equity_bucket = equity_bucket
+        self.fills = FillBook()  # every fill the core told of: the positions are folded from it
+        self.positions: dict[str, Position] = {}  # per market with fills, valued at `marks`
+        self._position_problems: dict[str, str] = {}
 
     # -- folding ------------------------------------------------------------------------------
 
@@ -124,15 +132,37 @@ class ConsoleState:
         self.paused, self.mode, self.exchange = snapshot.paused, snapshot.mode, snapshot.exchange
         self.markets = dict(getattr(snapshot, "markets", {}))
         changes.markets = True
+        self.fills.load(getattr(snapshot, "fills", ()))  # a core without fills in its snapshot: none
+        self._value_positions(changes, now)
         self.sample_equity(now)
         changes.orders_done.clear()  # the history as it was: nothing just finished
         return changes
 
+    def reload(self, snapshot, now: datetime) -> Changes:
+        """A fresh snapshot over what is shown (a remote core is back after a disconnection): rows
+        the snapshot no longer has leave, the others are folded as events would be."""
+        pending = {r.id for r in snapshot.signals if r.id is not None and r.status is S.PENDING}
+        gone = {sid: f"{sid} decided while disconnected" for sid in self.signals if sid not in pending}
+        for sid in gone:
+            del self.signals[sid]
+        live_before = set(self.orders)
+        known = {o.client_order_id for o in snapshot.orders}
+        for coid in live_before - known:
+            self._drop(coid)  # ended while away, older than the snapshot's history
+        changes = self.load(snapshot, now)
+        changes.signals_gone.update(gone)
+        changes.orders_done.update(dict.fromkeys(c for c in live_before if c not in self.orders))
+        return changes
+
     def apply(self, events: Iterable[Event], now: datetime) -> Changes:
         changes = Changes()
+        refold: set[str] = set()
         for event in events:
             if isinstance(event, OrderUpdated):
                 self._order(event.order, changes)
+                if event.fills or event.fills_replaced:
+                    refold |= self.fills.add(event.fills, replacing=event.order.client_order_id
+                                             if event.fills_replaced else None)
             elif isinstance(event, SignalReceived | SignalDecided):
                 self._signal(event.record, changes)
             elif isinstance(event, BalancesUpdated):
@@ -160,9 +190,24 @@ class ConsoleState:
                 # The core's trace (LogLine) and its errors: a failure is also a notification.
                 if event.level in ("error", "critical") or (isinstance(event, LogLine) and event.level == "warning"):
                     changes.alerts.append(entry)
+        if refold or changes.balances or changes.markets:
+            self.fills.refold(refold)
+            self._value_positions(changes, now)
         if changes.balances:
             self.sample_equity(now)
         return changes
+
+    def _value_positions(self, changes: Changes, now: datetime) -> None:
+        """The positions at the current marks; `changes.positions` only if any of them moved."""
+        for symbol, why in self.fills.problems.items():
+            if self._position_problems.get(symbol) != why:  # said once, not at every price
+                self.add_log(LogEntry(now, "warning", f"positions: the fills of {symbol} cannot be folded ({why})"),
+                             changes)
+        self._position_problems = dict(self.fills.problems)
+        valued = self.fills.marked(marks(self.fills.symbols, self.markets, self.prices, self.quote))
+        if valued != self.positions:
+            self.positions = valued
+            changes.positions = True
 
     def add_log(self, entry: LogEntry, changes: Changes | None = None) -> None:
         self.log.append(entry)
@@ -192,7 +237,7 @@ class ConsoleState:
         coid = order.client_order_id
         if order.status.is_terminal:
             # Finished in this batch (also when its first event is already final, e.g. rejected).
-            if self.orders.pop(coid, None) is not None or coid not in self.history:
+            if self._drop(coid) is not None or coid not in self.history:
                 changes.orders_done[coid] = None
             changes.orders.pop(coid, None)
             self.history.pop(coid, None)
@@ -200,7 +245,7 @@ class ConsoleState:
             while len(self.history) > self.history_limit:
                 self.history.popitem(last=False)
         else:
-            self.orders[coid] = order
+            self._put(coid, order)
             changes.orders[coid] = None
 
     # -- derived ------------------------------------------------------------------------------
@@ -233,19 +278,33 @@ class ConsoleState:
         self.equity.append((bucket, value))
         return True
 
+    def _put(self, coid: str, order: Order) -> None:
+        old = self.orders.get(coid)
+        if old is not None:
+            self._statuses[old.status] -= 1
+        self.orders[coid] = order
+        self._statuses[order.status] += 1
+
+    def _drop(self, coid: str) -> Order | None:
+        old = self.orders.pop(coid, None)
+        if old is not None:
+            self._statuses[old.status] -= 1
+        return old
+
+    # Counted as orders change, not by a pass over 10,000 of them at every repaint.
     @property
     def live_orders(self) -> int:
         """Resting on the exchange: what a cancel or the kill switch can act on."""
-        return sum(1 for o in self.orders.values() if o.status.is_live)
+        return sum(n for status, n in self._statuses.items() if status.is_live)
 
     @property
     def open_orders(self) -> int:
         """Open as the reconciler counts them: live, or with a cancel in flight."""
-        return sum(1 for o in self.orders.values() if o.status.is_live or o.status is OrderStatus.PENDING_CANCEL)
+        return self.live_orders + self._statuses[OrderStatus.PENDING_CANCEL]
 
     @property
     def unknown_orders(self) -> int:
-        return sum(1 for o in self.orders.values() if o.status is OrderStatus.UNKNOWN)
+        return self._statuses[OrderStatus.UNKNOWN]
 
     def signal_total(self, order: Order) -> Decimal:
         """What the signal behind `order` asked for: filled parts of earlier replacements plus this order."""

@@ -53,6 +53,7 @@ __all__ = [
     "ApprovalConfig",
     "ConfigError",
     "ConfigProblem",
+    "ControlConfig",
     "Credentials",
     "ExchangeConfig",
     "ExecutionConfig",
@@ -251,6 +252,41 @@ class ReconcileConfig(_Section):
     interval_seconds: Float = Field(10.0, gt=0, description="how often open orders are checked against the exchange")
 
 
+class ControlConfig(_Section):
+    socket: str = Field(
+        "",
+        description="default: $XDG_RUNTIME_DIR/tradeconsole/<hash of the store path>.sock; mode 0600",
+    )
+    allow: list[int | str] = Field(
+        default_factory=list,
+        description="extra uids or group names allowed to connect (the owner always is)",
+    )
+
+    @field_validator("socket")
+    @classmethod
+    def _socket_fits_sun_path(cls, value: str) -> str:
+        # A Unix socket path has a hard limit (108 bytes on Linux, 104 on macOS) and must be a path.
+        if value and len(os.fsencode(os.path.expanduser(value))) >= 100:
+            raise ValueError("must be shorter than 100 bytes (a Unix socket path limit)")
+        if value.endswith("/"):
+            raise ValueError('must be a socket file path, like "/run/tradeconsole/core.sock"')
+        return value
+
+    @field_validator("allow", mode="before")
+    @classmethod
+    def _allow_uids_or_groups(cls, value: Any) -> Any:
+        # `true` would pass as the uid 1 in lax mode; a float uid is a typo.
+        if isinstance(value, list):
+            for item in value:
+                if isinstance(item, bool) or not isinstance(item, int | str):
+                    raise ValueError(f"each entry must be a uid (a number) or a group name (a string), not {item!r}")
+                if isinstance(item, int) and item < 0:
+                    raise ValueError(f"uid {item} must not be negative")
+                if isinstance(item, str) and not re.match(r"^[A-Za-z_][A-Za-z0-9_.-]{0,31}\$?$", item):
+                    raise ValueError(f"{item!r} is not a group name")
+        return value
+
+
 class UIConfig(_Section):
     theme: str = Field("tradeconsole-dark", min_length=1, description="console theme name (themes/*.toml)")
 
@@ -281,6 +317,7 @@ class Settings(BaseSettings):
     paper: PaperConfig = Field(default_factory=PaperConfig)
     store: StoreConfig = Field(default_factory=StoreConfig)
     reconcile: ReconcileConfig = Field(default_factory=ReconcileConfig)
+    control: ControlConfig = Field(default_factory=ControlConfig)
     ui: UIConfig = Field(default_factory=UIConfig)
 
     @classmethod
@@ -680,7 +717,7 @@ def _read_env(
             try:
                 value = json.loads(value)
             except json.JSONDecodeError as exc:
-                example = '["BTC/USDT"]' if key == "markets" else '{"USDT": 1000}'
+                example = {"markets": '["BTC/USDT"]', "allow": '[1001, "traders"]'}.get(key, '{"USDT": 1000}')
                 unknown(f"{section}.{key} must be JSON, like '{example}': {exc.msg} (got {_show(value)})")
                 continue
         data.setdefault(section, {})[key] = value
@@ -805,6 +842,7 @@ _SECTION_NOTES = {
     "paper": "the built-in paper exchange",
     "store": "the durable record",
     "reconcile": "keeping the store in step with the exchange",
+    "control": "the control socket consoles and `ctl` attach to",
     "ui": "the console",
 }
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
 
-from executor.models import Balance, Order, SignalRecord, utcnow
+from executor.models import Balance, Fill, Order, SignalRecord, utcnow
 
 log = logging.getLogger(__name__)
 
@@ -39,7 +39,13 @@ class SignalDecided(Event):
 
 @dataclass(frozen=True, slots=True)
 class OrderUpdated(Event):
+    """An order as one write left it, with the fills that write recorded (positions are folded
+    from these). `fills_replaced`: `fills` are now all of the order's fills, replacing every one
+    recorded before (the venue's own trades, once they add up to the filled amount)."""
+
     order: Order
+    fills: tuple[Fill, ...] = ()
+    fills_replaced: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,6 +146,53 @@ class StateChanged(Event):
     paused: bool
     intake_done: bool
     mode: str
+
+
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    """Everything a view needs to draw itself from scratch."""
+
+    signals: list[SignalRecord]
+    orders: list[Order]
+    balances: dict[str, Balance]
+    prices: dict[str, Decimal]
+    quote: str
+    reconcile: ReconcileResult | None
+    paused: bool
+    mode: str
+    exchange: str
+    markets: dict[str, MarketQuote] = field(default_factory=dict)  # the market view's latest quotes
+    fills: list[Fill] = field(default_factory=list)  # every fill in the store, by time: for positions
+
+
+@dataclass(frozen=True, slots=True)
+class AmendCheck:
+    """The result of validating an amend before it is sent (the console validates as you type)."""
+
+    errors: dict[str, str]
+    amount: Decimal | None
+    price: Decimal | None
+    notional: Decimal | None
+    fee: Decimal | None
+
+    @property
+    def ok(self) -> bool:
+        return not self.errors
+
+
+@dataclass(frozen=True, slots=True)
+class KillSwitchResult:
+    orders: tuple[Order, ...]  # the orders this kill switch canceled, as they ended
+    left_open: int  # live orders it could not cancel (0 once it is true that none is left)
+
+    @property
+    def canceled(self) -> int:
+        return len(self.orders)
+
+    def describe(self) -> str:
+        if self.left_open:
+            return f"kill switch: canceled {self.canceled}; {self.left_open} still open, cancel them by hand"
+        return f"kill switch: canceled {self.canceled}; none left open"
 
 
 Subscriber = Callable[[Event], None]

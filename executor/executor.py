@@ -25,8 +25,7 @@ import contextlib
 import logging
 import time
 from collections import Counter
-from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Callable, Sequence
 from datetime import datetime, timedelta
 from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal, InvalidOperation
 from typing import TYPE_CHECKING, Any
@@ -35,10 +34,12 @@ from tenacity import AsyncRetrying, RetryCallState, RetryError, retry_if_excepti
 from tenacity import wait_exponential_jitter as _jitter
 
 from executor.clientid import client_order_id
-from executor.events import (
+from executor.events import (  # AmendCheck, KillSwitchResult: the API's results, re-exported here
+    AmendCheck,
     BalancesUpdated,
     ErrorOccurred,
     EventBus,
+    KillSwitchResult,
     OrderUpdated,
     ReconcileResult,
     RetryScheduled,
@@ -58,6 +59,7 @@ from executor.exchanges.base import (
 from executor.models import (
     ZERO,
     Balance,
+    Fill,
     MarketInfo,
     Order,
     OrderStatus,
@@ -89,6 +91,7 @@ CANCEL_RESEND_AFTER = 10.0  # seconds a cancel may stay unconfirmed before it is
 ABSENT_WATCH = timedelta(minutes=15)
 # Shares of the venue's request-weight budget the periodic work may plan for (orders need the rest).
 POLL_SHARE, BALANCE_SHARE, LOOKUP_SHARE = 0.30, 0.05, 0.30
+POLL_SLICE = 200  # tracked orders folded between two yields to the event loop
 STALE = "stale after restart"
 
 
@@ -110,34 +113,13 @@ class _Unresolved(Exception):
         self.order = order
 
 
-@dataclass(frozen=True, slots=True)
-class AmendCheck:
-    """The result of validating an amend before it is sent (the console validates as you type)."""
-
-    errors: dict[str, str]
-    amount: Decimal | None
-    price: Decimal | None
-    notional: Decimal | None
-    fee: Decimal | None
-
-    @property
-    def ok(self) -> bool:
-        return not self.errors
-
-
-@dataclass(frozen=True, slots=True)
-class KillSwitchResult:
-    orders: tuple[Order, ...]  # the orders this kill switch canceled, as they ended
-    left_open: int  # live orders it could not cancel (0 once it is true that none is left)
-
-    @property
-    def canceled(self) -> int:
-        return len(self.orders)
-
-    def describe(self) -> str:
-        if self.left_open:
-            return f"kill switch: canceled {self.canceled}; {self.left_open} still open, cancel them by hand"
-        return f"kill switch: canceled {self.canceled}; none left open"
+def _unchanged(order: Order, report: ExchangeOrder, now: datetime) -> bool:
+    """A report that would change nothing of `order` (most of a poll's answers): no lock, no fold.
+    The same pure fold `_fold` runs, so what it skips is exactly what `_fold` would return as is."""
+    if order.status.is_terminal:
+        return True
+    applied = apply_report(order, report, now)
+    return not applied.changed and applied.order.exchange_order_id == order.exchange_order_id
 
 
 def quantize_price(price: Decimal, tick: Decimal, side: Side) -> Decimal:
@@ -302,12 +284,14 @@ class TradeExecutor:
         source: str,
         detail: dict | None = None,
         fills=(),
+        replace_fills: Sequence[Fill] | None = None,
         base: Order | None = None,
         extra: tuple[Statement, ...] | list[Statement] = (),
         **changes: Any,
     ) -> Order:
         """Change order `coid` from its current copy (or `base`, a fold of it): checked against the
-        table, written with a compare-and-set on its version, then tracked and published."""
+        table, written with a compare-and-set on its version, then tracked and published.
+        `fills` are added to the order's fills; `replace_fills`, when given, replace all of them."""
         current = self.current(coid)
         if current is None:
             raise ExecutionError(f"{coid} is not an order this process can change")
@@ -323,12 +307,17 @@ class TradeExecutor:
         write = self.store.order_write(
             new, old=current.status, expect_version=current.version, source=source, detail=detail, fills=fills
         )
+        if replace_fills is not None:
+            extra = [*extra, *self.store.fills_replace(coid, replace_fills)]
         try:
             await self.store.transact(extra, write)
         except StaleWrite:
             log.error("%s: the store changed under this process (version %d)", coid, current.version)
             raise
-        self._track(current, new)
+        if replace_fills is not None:
+            self._track(current, new, fills=(*replace_fills, *fills), fills_replaced=True)
+        else:
+            self._track(current, new, fills=tuple(fills))
         return new
 
     async def _insert(self, order: Order, *, source: str, detail: dict | None = None, extra=()) -> list[int | None]:
@@ -346,7 +335,8 @@ class TradeExecutor:
         self._track(None, order)
         return ids
 
-    def _track(self, old: Order | None, new: Order) -> None:
+    def _track(self, old: Order | None, new: Order, *, fills: tuple[Fill, ...] = (),
+               fills_replaced: bool = False) -> None:
         coid = new.client_order_id
         market = self.markets.get(new.symbol)
         before = effect(old, market) if old is not None else {}
@@ -368,7 +358,7 @@ class TradeExecutor:
             self.pending_orders[coid] = new
         if coid in self.fee_unknown:
             self.fee_unknown[coid] = new  # kept current: a terminal order's fee is still to be learned
-        self.bus.publish(OrderUpdated(new))
+        self.bus.publish(OrderUpdated(new, fills, fills_replaced))
 
     async def _fold(self, coid: str, report: ExchangeOrder, source: str, *, revive: bool = False) -> Order:
         """Fold a venue report into the current copy of `coid` (under its lock). Returns the order."""
@@ -1007,7 +997,10 @@ class TradeExecutor:
             asked.add(symbol)
             open_reports.update((r.client_order_id, r) for r in answer)
         lookups = self.exchange.budget().affordable(self.exchange.request_cost("fetch_order"), LOOKUP_SHARE)
-        for order in tracked:
+        now = self.clock()
+        for i, order in enumerate(tracked):
+            if i % POLL_SLICE == POLL_SLICE - 1:
+                await asyncio.sleep(0)  # 10,000 tracked orders: commands and events are not held up
             coid = order.client_order_id
             if order.symbol not in asked or self.locks.locked(coid):
                 continue  # no answer for its market this round, or a cancel or amend owns it right now
@@ -1015,7 +1008,8 @@ class TradeExecutor:
             if report is None and lookups > 0:
                 lookups -= 1
                 report = await self._fetch_missing(order)
-            if report is not None:
+            current = self.current(coid)
+            if report is not None and current is not None and not _unchanged(current, report, now):
                 async with self.locks.hold(coid):
                     if self.current(coid) is not None:
                         await self._fold(coid, report, "request")

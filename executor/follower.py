@@ -11,9 +11,10 @@ it draws a live one. It follows the store incrementally by journal sequence:
 - then, whenever SQLite's `data_version` says another connection committed, it reads only what
   was written after its position (`Store.changes_since`: new signal rows by seq, the signals and
   orders named by newer journal entries, newer log lines, three kv flags) in one read transaction,
-  publishes it and moves on. Every order is followed, not the newest few: an order opened hours
-  ago that fills now is named by its journal entry. A poll costs what changed, not the size of
-  the store: with 10,000 open orders one fill reads one order row.
+  publishes it and moves on (an order with fills comes with all of them, as the store has them
+  now, so a view's positions follow too). Every order is followed, not the newest few: an order
+  opened hours ago that fills now is named by its journal entry. A poll costs what changed, not
+  the size of the store: with 10,000 open orders one fill reads one order row (and its fills).
 
 What the journal does not record is not seen until the next journaled change of that row: every
 order write with a new status, a fill or a detail is journaled (`Store._order_journal`); a write
@@ -32,6 +33,8 @@ from typing import TYPE_CHECKING, Any
 from executor.events import (
     BalancesUpdated,
     ErrorOccurred,
+    MarketQuote,
+    MarketsUpdated,
     OrderUpdated,
     Reconciled,
     ReconcileResult,
@@ -47,7 +50,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("tradeconsole.follower")
 
-FLAGS = ("balances", "last_reconcile", "paused")
+FLAGS = ("balances", "last_reconcile", "paused", "markets")
 LOG_BACKLOG = 200  # Log lines from before opening that are published at start
 
 
@@ -94,6 +97,22 @@ def parse_reconcile(raw: str) -> ReconcileResult:
         drift={k: Decimal(v) for k, v in data["drift"].items()},
         errors=list(data["errors"]),
     )
+
+
+def parse_markets(raw: str) -> dict[str, MarketQuote]:
+    """The `markets` flag (the writer's market view, saved every few seconds) as quotes."""
+    try:
+        data = json.loads(raw)
+        return {
+            s: MarketQuote(s, Decimal(q["last"]), Decimal(q["bid"]), Decimal(q["ask"]),
+                           None if q["change_pct"] is None else Decimal(q["change_pct"]),
+                           datetime.fromisoformat(q["ts"]),
+                           datetime.fromisoformat(q["change_since"]) if q.get("change_since") else None)
+            for s, q in data.items()
+        }
+    except (ValueError, KeyError, TypeError, ArithmeticError):
+        log.warning("the store's markets flag is unreadable")
+        return {}
 
 
 class StoreFollower:
@@ -164,7 +183,9 @@ class StoreFollower:
         for record in changes.changed_signals:
             publish(SignalDecided(record))
         for order in changes.orders:
-            publish(OrderUpdated(order))
+            fills = changes.fills.get(order.client_order_id)
+            # The order's fills as the store has them now (the writer may have replaced them).
+            publish(OrderUpdated(order, tuple(fills), fills_replaced=True) if fills else OrderUpdated(order))
         for row in changes.log:
             publish(log_event(row))
         self._publish_flags(changes.flags)
@@ -177,6 +198,10 @@ class StoreFollower:
             self.bus.publish(parse_balances(changed["balances"]))
         if changed.get("last_reconcile"):
             self.bus.publish(Reconciled(parse_reconcile(changed["last_reconcile"])))
+        if changed.get("markets"):
+            quotes = parse_markets(changed["markets"])
+            if quotes:
+                self.bus.publish(MarketsUpdated(quotes))
         if "paused" in changed:
             self.service.paused = changed["paused"] == "1"
             self.service._publish_state()

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 from executor.events import ErrorOccurred, EventBus, MarketQuote, MarketsUpdated
 from executor.exchanges.base import ExchangeError
 from executor.executor import ExecutionError
-from executor.models import utcnow
+from executor.models import distance_pct, utcnow
 from executor.signals import fmt
 
 if TYPE_CHECKING:
@@ -55,9 +55,6 @@ class FarFromMarket(ExecutionError):
                 f"from {fmt(self.market)} (far_from_market_pct {fmt(self.limit)}): waits for an operator")
 
 
-def distance_pct(price: Decimal, market: Decimal) -> Decimal:
-    """How far `price` is from `market`, in % of the market (positive: above it)."""
-    return (price - market) / market * 100
 
 
 class MarketView:

@@ -237,3 +237,8 @@ class MarketInfo:
     taker_fee: Decimal = Decimal("0.001")
     max_amount: Decimal | None = None
     extra: dict[str, Any] = field(default_factory=dict, compare=False)
+
+
+def distance_pct(price: Decimal, market: Decimal) -> Decimal:
+    """How far `price` is from `market`, in % of the market (positive: above it)."""
+    return (price - market) / market * 100

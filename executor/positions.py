@@ -35,7 +35,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from decimal import Decimal, localcontext
 from typing import Any
@@ -70,6 +70,12 @@ class Position:
     fills: int = 0
     first_fill: datetime | None = None
     last_fill: datetime | None = None
+
+    def at_mark(self, mark: Decimal | None) -> Position:
+        """The same position valued at another mark (a live view re-marks it without a re-fold)."""
+        with localcontext() as ctx:
+            ctx.prec = PRECISION
+            return replace(self, mark=mark, unrealized=_unrealized(self.amount, self.cost, mark))
 
     @property
     def total_pnl(self) -> Decimal | None:
@@ -175,12 +181,7 @@ class _Book:
             self.held_before_proceeds += proceeds - closed_proceeds
 
     def position(self, mark: Decimal | None) -> Position:
-        if not self.amount:
-            unrealized: Decimal | None = ZERO
-        elif mark is None:
-            unrealized = None
-        else:
-            unrealized = self.amount * mark - self.cost
+        unrealized = _unrealized(self.amount, self.cost, mark)
         return Position(
             symbol=self.symbol,
             base=self.base,
@@ -251,6 +252,12 @@ def marks_from_balances_flag(raw: str | None, symbols: Iterable[str]) -> dict[st
     except (ValueError, TypeError, KeyError, ArithmeticError):
         return {}
     return marks_from_prices({c: p for c, p in prices.items() if p.is_finite() and p > 0}, quote, symbols)
+
+
+def _unrealized(amount: Decimal, cost: Decimal, mark: Decimal | None) -> Decimal | None:
+    if not amount:
+        return ZERO
+    return None if mark is None else amount * mark - cost
 
 
 def _s(value: Decimal | None) -> str | None:

@@ -372,8 +372,7 @@ class Reconciler:
                 for t in mine
             ]
             await ex._commit(coid, source="reconcile", detail={"fee_from_trades": str(fee)}, fee=fee,
-                             fee_currency=currency or current.fee_currency,
-                             extra=ex.store.fills_replace(coid, fills))
+                             fee_currency=currency or current.fee_currency, replace_fills=fills)
             ex.fee_unknown.pop(coid, None)
             self._fee_tries.pop(coid, None)
 

@@ -13,13 +13,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import getpass
 import json
 import logging
 import os
 import socket
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -39,6 +39,7 @@ from executor.events import (
     RetryScheduled,
     SignalDecided,
     SignalReceived,
+    Snapshot,
     StateChanged,
 )
 from executor.exchanges.base import ExchangeError, ExchangePort
@@ -46,6 +47,7 @@ from executor.executor import AmendCheck, ExecutionError, KillSwitchResult, Pric
 from executor.markets import FarFromMarket, MarketView, distance_pct
 from executor.models import (
     Balance,
+    MarketInfo,
     Order,
     OrderStatus,
     OrderType,
@@ -108,22 +110,6 @@ def operator_actor(env: dict[str, str] | None = None) -> str:
     return actor
 
 
-@dataclass(frozen=True, slots=True)
-class Snapshot:
-    """Everything a view needs to draw itself from scratch."""
-
-    signals: list[SignalRecord]
-    orders: list[Order]
-    balances: dict[str, Balance]
-    prices: dict[str, Decimal]
-    quote: str
-    reconcile: ReconcileResult | None
-    paused: bool
-    mode: str
-    exchange: str
-    markets: dict[str, MarketQuote] = field(default_factory=dict)  # the market view's latest quotes
-
-
 def _log_row(event: ErrorOccurred | RetryScheduled | LogLine) -> dict[str, Any]:
     if isinstance(event, RetryScheduled):
         return {
@@ -144,6 +130,17 @@ def _log_row(event: ErrorOccurred | RetryScheduled | LogLine) -> dict[str, Any]:
         "client_order_id": event.client_order_id,
         "signal_id": event.signal_id,
     }
+
+
+def parse_market_info(raw: str | None) -> dict[str, MarketInfo]:
+    """The `market_info` flag a writing core leaves for readers; {} when absent or unreadable."""
+    try:
+        data = json.loads(raw) if raw else {}
+        return {s: MarketInfo(**{k: v if k in ("symbol", "base", "quote") else Decimal(v) for k, v in m.items()})
+                for s, m in data.items()}
+    except (ValueError, TypeError, ArithmeticError):
+        log.warning("the store's market_info flag is unreadable: amounts are shown unrounded")
+        return {}
 
 
 def build_exchange(settings: Settings) -> ExchangePort:
@@ -223,6 +220,7 @@ class TradingService:
         if self.executor is not None:
             self.market_view = MarketView(self.executor, list(settings.exchange.markets), bus=self.bus, clock=clock)
         self._markets_saved = datetime.min.replace(tzinfo=UTC)
+        self._market_info: dict[str, MarketInfo] = {}  # read-only: the writer's markets, from the store
         self.bus.subscribe(self._remember)
 
     # -- opening ------------------------------------------------------------------------------
@@ -408,6 +406,7 @@ class TradingService:
         if self.read_only:
             from executor.follower import StoreFollower  # the whole read-only path lives there
 
+            self._market_info = parse_market_info(await self.store.get_flag("market_info"))
             self.follower = StoreFollower(self, interval=self._poll_interval or 0.5)
             await self.follower.start()  # the journal position first: nothing after it is missed
             self._loops.append(asyncio.create_task(self.follower.run(), name="follow-store"))
@@ -421,6 +420,12 @@ class TradingService:
         self._order_seen = {o.client_order_id: o.status for o in await self.store.orders(include_terminal=False)}
         result = await self.executor.start()
         await self._persist_reconcile(result)
+        # For `inspect`: the markets' precision, so a reader shows amounts and prices as this core does.
+        await self.store.set_flag("market_info", json.dumps({
+            s: {f.name: str(getattr(m, f.name)) for f in dataclasses.fields(m)
+                if f.name != "extra" and getattr(m, f.name) is not None}
+            for s, m in self.executor.markets.items()
+        }))
         if self.market_view is not None:
             await self.market_view.refresh()
             self._loops.append(asyncio.create_task(self.market_view.run(), name="markets"))
@@ -467,7 +472,11 @@ class TradingService:
         signals = await self.store.signals(limit=history)
         if signals:  # every pending signal, also those older than the recent `history`
             signals = [r for r in await self.store.signals([S.PENDING]) if r.seq < signals[0].seq] + signals
-        orders = await self.store.orders(include_terminal=False)
+        if self.executor is not None:
+            # The live orders as this core holds them (the store's copy, without re-reading 10,000 rows).
+            orders = [o for o in self.executor.pending_orders.values() if not o.status.is_terminal]
+        else:
+            orders = await self.store.orders(include_terminal=False)
         orders += [o for o in await self.store.orders(limit=history) if o.status.is_terminal]
         balances, prices, quote = self._balances
         return Snapshot(
@@ -481,11 +490,12 @@ class TradingService:
             mode=self.mode,
             exchange=self.exchange_name,
             markets=dict(self.market_view.quotes) if self.market_view is not None else {},
+            fills=await self.store.fills(),  # a view folds positions from these, then from OrderUpdated
         )
 
     @property
     def markets(self) -> dict:
-        return self.executor.markets if self.executor else {}
+        return self.executor.markets if self.executor else self._market_info
 
     def idle(self) -> bool:
         """No order in a non-terminal state and nothing of the executor in flight (see TradeExecutor.idle)."""
@@ -974,6 +984,11 @@ class TradingService:
                 return
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._stopping.wait(), timeout=settle)
+
+    @property
+    def stopping(self) -> bool:
+        """Asked to stop (or stopped): nothing new should be started on it."""
+        return self._stopping.is_set()
 
     def request_stop(self) -> None:
         self._stopping.set()

@@ -666,21 +666,7 @@ class Store:
             sql, params = sql + " WHERE client_order_id=?", (client_order_id,)
         async with self._conn.execute(sql + " ORDER BY ts, fill_id", params) as cur:
             rows = await cur.fetchall()
-        return [
-            Fill(
-                fill_id=r["fill_id"],
-                client_order_id=r["client_order_id"],
-                signal_id=r["signal_id"],
-                symbol=r["symbol"],
-                side=Side(r["side"]),
-                amount=Decimal(r["amount"]),
-                price=Decimal(r["price"]),
-                fee=Decimal(r["fee"]),
-                fee_currency=r["fee_currency"],
-                ts=datetime.fromisoformat(r["ts"]),
-            )
-            for r in rows
-        ]
+        return [_fill_from_row(r) for r in rows]
 
     async def events(self, entity_id: str | None = None, limit: int | None = None) -> list[dict[str, Any]]:
         sql, params = "SELECT * FROM events", []
@@ -715,7 +701,8 @@ class Store:
                             page: int = 2000) -> JournalChanges:
         """What was written after `position`, read in one read transaction (a consistent view):
         signal rows with a newer seq, the signals and orders named by newer journal entries (each
-        read once, as it is now), newer log lines, and the current value of `flags`. Reads only
+        read once, as it is now, an order with its fills), newer log lines, and the current value
+        of `flags`. Reads only
         what changed (primary-key and seq ranges), whatever the size of the store. At most `page`
         journal entries and new signals are taken; `more` says whether to call again at once."""
         return await self._conn._execute(_read_changes, self._conn._conn, position, tuple(flags), page)
@@ -748,6 +735,7 @@ class JournalChanges:
     log: list[dict[str, Any]] = field(default_factory=list)
     flags: dict[str, str | None] = field(default_factory=dict)
     more: bool = False
+    fills: dict[str, list[Fill]] = field(default_factory=dict)  # all fills of each of `orders` that has any
 
     def __bool__(self) -> bool:
         return bool(self.new_signals or self.changed_signals or self.orders or self.log)
@@ -782,6 +770,13 @@ def _read_changes(conn: sqlite3.Connection, pos: JournalPosition, flags: tuple[s
                 f"SELECT {_ORDER_COLUMNS} FROM orders WHERE client_order_id IN ({','.join('?' * len(chunk))})",
                 chunk)]
         orders.sort(key=lambda o: (o.created_at, o.client_order_id))
+        fills: dict[str, list[Fill]] = {}
+        filled = [o.client_order_id for o in orders if o.filled]
+        for i in range(0, len(filled), _IN_CHUNK):
+            chunk = filled[i:i + _IN_CHUNK]
+            for r in conn.execute(f"SELECT * FROM fills WHERE client_order_id IN ({','.join('?' * len(chunk))}) "
+                                  "ORDER BY ts, fill_id", chunk):
+                fills.setdefault(r["client_order_id"], []).append(_fill_from_row(r))
         log_rows = [dict(r) | {"ts": datetime.fromisoformat(r["ts"])} for r in conn.execute(
             "SELECT * FROM (SELECT * FROM log WHERE seq > ? ORDER BY seq DESC LIMIT ?) ORDER BY seq",
             (pos.log_seq, page))]
@@ -801,7 +796,22 @@ def _read_changes(conn: sqlite3.Connection, pos: JournalPosition, flags: tuple[s
         log_seq,
     )
     return JournalChanges(position, new_signals, changed, orders, log_rows, values,
-                          more=len(entries) == page or len(new_signals) == page)
+                          more=len(entries) == page or len(new_signals) == page, fills=fills)
+
+
+def _fill_from_row(r: Any) -> Fill:
+    return Fill(
+        fill_id=r["fill_id"],
+        client_order_id=r["client_order_id"],
+        signal_id=r["signal_id"],
+        symbol=r["symbol"],
+        side=Side(r["side"]),
+        amount=Decimal(r["amount"]),
+        price=Decimal(r["price"]),
+        fee=Decimal(r["fee"]),
+        fee_currency=r["fee_currency"],
+        ts=datetime.fromisoformat(r["ts"]),
+    )
 
 
 def _order_row(order: Order) -> tuple[Any, ...]:

@@ -25,11 +25,10 @@ from textual.widgets import Button, Footer, Input, Label, Static
 
 from console import formatting as f
 from executor.events import MarketQuote
-from executor.markets import distance_pct
-from executor.models import Order, OrderType, SignalRecord
+from executor.models import Order, OrderType, SignalRecord, distance_pct
 
 if TYPE_CHECKING:
-    from executor.executor import AmendCheck
+    from executor.events import AmendCheck
 
 Check = Callable[[Decimal | None, Decimal | None], Awaitable["AmendCheck"]]
 

@@ -97,9 +97,7 @@ class HistoryScreen(ModalScreen[None]):
     @on(DataTable.RowSelected)
     def action_open(self) -> None:
         table = self.query_one(HistoryTable)
-        if not table.row_count:
-            return
-        order = table.items.get(table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value or "")
+        order = table.items.get(table.cursor_key or "")
         if order is not None:
             self.app.push_screen(DetailScreen(f"{order.signal_id or order.origin} · {order.client_order_id}",
                                               order_detail(order)))

@@ -8,8 +8,7 @@ from console import formatting as f
 from console.formatting import Cell
 from console.widgets.table import Column, KeyedTable
 from executor.events import MarketQuote
-from executor.markets import distance_pct
-from executor.models import MarketInfo, OrderType, SignalRecord
+from executor.models import MarketInfo, OrderType, SignalRecord, distance_pct
 
 
 class SignalsTable(KeyedTable[SignalRecord]):

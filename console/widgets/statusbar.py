@@ -60,13 +60,17 @@ class StatusBar(Horizontal):
     def show(
         self, *, mode: str, exchange: str, reconcile: ReconcileResult | None, open_orders: int, unknown: int,
         now: datetime, paused: bool, intake_done: bool, rate_limit: str | None, read_only: bool = False,
+        disconnected: str | None = None,
     ) -> None:
         badge = self.mode
         self._update(badge, f" {mode or '…'} ")
         for name in MODES:
             badge.set_class(mode == name, f"-{name.lower()}")
         self._update(self.exchange, exchange)
-        self._update(self.reconcile, reconcile_summary(reconcile, now, open_orders, unknown))
+        summary = reconcile_summary(reconcile, now, open_orders, unknown)
+        if disconnected:  # an attached console whose core went away: what it shows is as of then
+            summary = Content(" · ").join([Content(disconnected).stylize("$text-error bold"), summary])
+        self._update(self.reconcile, summary)
         intake = self.intake
         self._update(intake, " PAUSED " if paused else "intake done" if intake_done else "intake live")
         intake.set_class(paused, "-paused")

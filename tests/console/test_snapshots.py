@@ -9,9 +9,22 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
+from decimal import Decimal
 
 import pytest
-from console_harness import Clock, console_app, eventually, make_settings, populate, populated_store, ready, shown
+from console_harness import (
+    Clock,
+    Scenario,
+    approve_and_wait,
+    coid,
+    console_app,
+    eventually,
+    make_settings,
+    populate,
+    populated_store,
+    ready,
+    shown,
+)
 from textual.pilot import Pilot
 from textual.widgets import Input
 
@@ -20,6 +33,7 @@ from console.screens.confirm import ConfirmScreen
 from console.screens.detail import DetailScreen
 from console.screens.help import HelpScreen
 from console.screens.history import HistoryScreen
+from executor.models import OrderStatus
 
 SIZES = pytest.mark.parametrize("size", [(120, 36), (80, 24)], ids=["120x36", "80x24"])
 Step = Callable[[Pilot], Awaitable[None]]
@@ -149,6 +163,29 @@ def test_amend_open_order_shows_notional_and_fee(snap_compare, tmp_path):
     clock = Clock()
     app = console_app(tmp_path / "console.db", clock)
     assert snap_compare(app, terminal_size=(120, 36), run_before=populated(clock, amend_order))
+
+
+async def positions_with_pnl(pilot: Pilot) -> None:
+    """The resting BTC buy fills (its fee in BTC) and the pending BTC market sell of 0.02 is
+    approved and fills (its fee in USDT): a position partly closed, beside the scenario's SOL buy and
+    its ETH sale of a balance held before the fills. The positions focused."""
+    app, s = pilot.app, Scenario()
+    service = app.service
+    service.exchange.engine.force_fill(coid(s.resting), Decimal("0.05"))
+    await service.executor.poll()
+    await approve_and_wait(service, s.pending[0], OrderStatus.FILLED)
+    await service.market_view.refresh(max_age=0)  # the market as the fills left it (its last trade)
+    await service.reconcile()  # the balances after the fills
+    await shown(app, pilot.pause, lambda: app.balances.positions.items.get("BTC/USDT") is not None
+                and app.balances.positions.items["BTC/USDT"].sold > 0, "the BTC position, partly closed")
+    await pilot.press("tab", "tab", "tab", "tab", "ctrl+home")  # the operator chooses the first row
+    await eventually(lambda: app.focused is app.balances.positions, pause=pilot.pause, what="the positions focused")
+
+
+def test_positions_with_pnl(snap_compare, tmp_path):
+    clock = Clock()
+    app = console_app(tmp_path / "console.db", clock)
+    assert snap_compare(app, terminal_size=(120, 36), run_before=populated(clock, positions_with_pnl))
 
 
 @SIZES

@@ -6,6 +6,8 @@ from datetime import timedelta
 from decimal import Decimal
 
 from console_harness import T0
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from console.state import ConsoleState, EventBuffer
 from executor.events import (
@@ -131,3 +133,23 @@ def test_an_order_final_on_its_first_event_still_counts_as_just_finished_but_the
     assert list(changes.orders_done) == ["r"] and "r" in state.history
     again = state.apply([OrderUpdated(order("r", OrderStatus.REJECTED))], T0)
     assert not again.orders_done
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 7), st.sampled_from(list(OrderStatus)), st.booleans()), max_size=60))
+def test_the_order_counts_kept_as_orders_change_equal_a_recount(steps):
+    """The status bar's counts are kept incrementally (no pass over 10,000 orders per repaint):
+    after any sequence of updates, snapshots and reloads they equal a count over the orders."""
+    from executor.events import Snapshot
+
+    state = ConsoleState()
+    for key, status, reload in steps:
+        if reload:  # a reconnection: the snapshot keeps the even keys only
+            kept = [o for k, o in state.orders.items() if int(k[1:]) % 2 == 0]
+            state.reload(Snapshot(signals=[], orders=kept, balances={}, prices={}, quote="USDT", reconcile=None,
+                                  paused=False, mode="PAPER", exchange="paper"), T0)
+        state.apply([OrderUpdated(order(f"o{key}", status))], T0)
+        orders = list(state.orders.values())
+        assert state.live_orders == sum(1 for o in orders if o.status.is_live)
+        assert state.open_orders == sum(1 for o in orders if o.status.is_live or o.status is OrderStatus.PENDING_CANCEL)
+        assert state.unknown_orders == sum(1 for o in orders if o.status is OrderStatus.UNKNOWN)

@@ -152,3 +152,28 @@ async def test_every_pending_signal_is_in_the_snapshot_not_only_the_recent_ones(
         assert "old-pending" in [r.id for r in snapshot.signals if r.status is SignalStatus.PENDING]
     finally:
         await ro.close()
+
+
+async def test_inspect_shows_the_writers_market_prices_and_precision(db_path):
+    from executor.events import MarketsUpdated
+
+    core = await TradingService.open(make_settings(), db_path)
+    await core.start()
+    try:
+        await eventually(lambda: core.market_view is not None and core.market_view.quotes)
+        quotes = dict(core.market_view.quotes)
+        await core._persist_markets(quotes)
+        events: list = []
+        ro = await inspect(db_path, events)
+        try:
+            published = [e for e in events if isinstance(e, MarketsUpdated)]
+            assert published and published[-1].quotes == quotes  # last, bid, ask, change as the core saw them
+            assert ro.markets == core.markets  # amounts and prices rounded as the core rounds them
+            quotes2 = {s: q.__class__(s, q.last + 1, q.bid + 1, q.ask + 1, q.change_pct, q.ts, q.change_since)
+                       for s, q in quotes.items()}
+            await core._persist_markets(quotes2)
+            await eventually(lambda: [e for e in events if isinstance(e, MarketsUpdated)][-1].quotes == quotes2)
+        finally:
+            await ro.close()
+    finally:
+        await core.close()

@@ -256,6 +256,7 @@ def test_a_refused_core_never_opens_the_store(tmp_path, locker):
 
 def test_inspect_opens_a_held_store_read_only_without_the_lock(tmp_path, locker, monkeypatch):
     from console import app as console_app
+    from console import wiring
     from executor.store import Store
 
     db = tmp_path / "x.db"
@@ -270,16 +271,16 @@ def test_inspect_opens_a_held_store_read_only_without_the_lock(tmp_path, locker,
 
     def run(self: console_app.TradeConsole) -> None:  # instead of drawing: open the service as the app does
         async def look() -> None:
-            service = await self._service_source()
+            service = await self.client.open()
             try:
                 seen["read_only"] = service.read_only
             finally:
-                await service.close()
+                await self.client.close()
 
         asyncio.run(look())
 
     monkeypatch.setattr(console_app.TradeConsole, "run", run)
-    assert console_app.run_console(make_settings(), mode="inspect", db=db) == 0
+    assert wiring.run_console(make_settings(), mode="inspect", db=db) == 0
     assert seen == {"read_only": True}
     holder = StoreLock.holder_of(db)
     assert holder is not None and holder.pid == child.pid
@@ -287,22 +288,24 @@ def test_inspect_opens_a_held_store_read_only_without_the_lock(tmp_path, locker,
 
 def test_demo_holds_the_lock_while_its_console_runs_and_releases_it(tmp_path, monkeypatch):
     from console import app as console_app
+    from console import wiring
 
     db = tmp_path / "demo.db"
     seen: list[LockHolder | None] = []
     monkeypatch.setattr(console_app.TradeConsole, "run", lambda self: seen.append(StoreLock.holder_of(db)))
-    assert console_app.run_console(make_settings(), mode="demo", db=db) == 0
+    assert wiring.run_console(make_settings(), mode="demo", db=db) == 0
     assert len(seen) == 1 and seen[0] is not None and seen[0].pid == os.getpid()
     assert StoreLock.holder_of(db) is None
 
 
 def test_a_console_core_on_a_held_store_is_refused_before_its_ui(tmp_path, monkeypatch, capsys):
     from console import app as console_app
+    from console import wiring
 
     db = tmp_path / "x.db"
     monkeypatch.setattr(console_app.TradeConsole, "run", lambda self: pytest.fail("the UI was started"))
     with StoreLock.acquire(db):
         for mode in ("run", "demo"):
-            assert console_app.run_console(make_settings(), mode=mode, db=db) == 2
+            assert wiring.run_console(make_settings(), mode=mode, db=db) == 2
             err = capsys.readouterr().err.strip().splitlines()
             assert len(err) == 1 and f"is in use by pid {os.getpid()}" in err[0] and "attach --db" in err[0]

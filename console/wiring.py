@@ -1,0 +1,260 @@
+"""The CLI's wiring of the console: which core, where, and how the console reaches it.
+
+The app (`console/app.py`) knows only a `CoreClient`. This module decides which one:
+
+- `demo`: a core in this process (paper exchange, demo strategy) serving its control socket too,
+  so `attach` and `ctl` work on a demo; it stops when the console quits.
+- `run` with the UI: the core runs in a process of its own (`run --headless`, in a new session,
+  detached from the terminal, logging to `<store>.core.log`), and the console attaches to it over
+  its control socket. Closing the terminal, a lost SSH connection or a killed console leave the
+  core trading; `q` asks whether to stop it.
+- `attach`: the console on a core that runs already.
+- `inspect`: read-only; attached to the core when one answers on the store's socket, else
+  following the store file.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from executor.config import Settings
+
+EXIT_OK, EXIT_FAILURE, EXIT_USAGE, EXIT_NO_CORE = 0, 1, 2, 3
+CORE_START_SECONDS = 60.0  # how long `run` waits for the core it started to answer on its socket
+SERVE_AFTER = 0.5  # seconds after an in-process core started that its control socket is served
+
+
+def _demo_settings(settings: Settings, seed: int | None) -> Settings:
+    """Whatever the config says: the paper exchange, manual approval, the demo strategy."""
+    update = {
+        "exchange": settings.exchange.model_copy(update={"id": "paper"}),
+        "approval": settings.approval.model_copy(update={"mode": "manual"}),
+        "signals": settings.signals.model_copy(update={"demo": True, "jsonl": ""}),
+    }
+    if seed is not None:
+        update["paper"] = settings.paper.model_copy(update={"seed": seed})
+    return settings.model_copy(update=update)
+
+
+def _err(message: str) -> None:
+    print(f"tradeconsole: {message}", file=sys.stderr)
+
+
+def run_console(
+    settings: Settings,
+    mode: str = "run",
+    *,
+    db: str | Path | None = None,
+    seed: int | None = None,
+    via_emulator: bool = False,
+    signals: str | None = None,
+    config: str | None = None,
+    socket: str | None = None,
+) -> int:
+    """`demo`, `run` (with the UI), `attach` and `inspect`. Returns the process exit code."""
+    if via_emulator and mode != "demo":
+        _err("--via-emulator is a demo option")
+        return EXIT_USAGE
+    if mode == "demo":
+        settings = _demo_settings(settings, seed)
+        if db is None:
+            db = Path(tempfile.mkdtemp(prefix="tradeconsole-demo-")) / "demo.db"
+    if db is None:
+        db = settings.db_path()
+    db = Path(db)
+    if mode == "attach":
+        return _attach(settings, db, socket)
+    read_only = mode == "inspect"
+    path = signals or (settings.signals.jsonl if mode == "run" else "")
+    if path == "-":
+        _err("--signals - needs --headless (the console reads the keyboard)")
+        return EXIT_USAGE
+    if path and not Path(path).exists():
+        _err(f"--signals {path}: no such file")
+        return EXIT_USAGE
+    # Before the UI is drawn: a path that is no store fails with one line, and a core (`run`,
+    # `demo`) takes the store's lock before the store is opened for writing. `inspect` never locks.
+    from executor.storelock import StoreLock, StoreLocked, StorePathError, check_store
+
+    if read_only:
+        client = _running_core(settings, db, read_only=True)
+        if client is not None:
+            return _run_app(client, settings)
+    try:
+        check_store(db, must_exist=read_only, writable=not read_only)
+        if mode == "run":
+            held = StoreLock.holder_of(db)
+            if held is not None:
+                raise StoreLocked(db, held)
+            return _run_detached(settings, db, signals=signals, config=config)
+        lock = None if read_only else StoreLock.acquire(db)
+    except StoreLocked as exc:
+        from console.cli import store_in_use
+
+        _err(store_in_use(exc))
+        return EXIT_USAGE
+    except StorePathError as exc:
+        _err(str(exc))
+        return EXIT_USAGE
+    try:
+        code = _run_app(_local_client(settings, db, seed=seed, via_emulator=via_emulator, signals=signals,
+                                      read_only=read_only), settings)
+    finally:
+        if lock is not None:
+            lock.release()
+    if mode == "demo":
+        print(f"demo store: {db}\nlook at it again with: tradeconsole inspect --db {db}")
+    return code
+
+
+def _run_app(client, settings: Settings) -> int:
+    return _app(client, settings).return_code or 0
+
+
+def _app(client, settings: Settings):
+    from console.app import TradeConsole
+
+    app = TradeConsole(client, settings=settings, read_only=client.read_only)
+    app.run()
+    return app
+
+
+def _local_client(settings: Settings, db: Path, *, seed: int | None, via_emulator: bool, signals: str | None,
+                  read_only: bool):
+    """A core in this process (`demo`, `inspect` without a core): it serves its control socket."""
+    from executor.control.client import LocalClient
+
+    async def open_service():
+        from executor.service import TradingService
+
+        if not via_emulator:
+            return await TradingService.open(settings, db, read_only=read_only)
+        # The same demo, but through the real ccxt client against a Binance-compatible emulator
+        # on 127.0.0.1 that this process serves and stops when the service closes.
+        from executor.exchanges.emulator import start_demo_emulator
+
+        running, exchange = await start_demo_emulator(settings, seed=seed)
+        try:
+            service = await TradingService.open(settings, db, exchange=exchange)
+        except BaseException:
+            await exchange.close()
+            await running.stop()
+            raise
+        service.on_close(running.stop)
+        return service
+
+    def started(service) -> None:
+        from executor.sources import attach
+
+        attach(service, settings, signals)
+        asyncio.get_running_loop().create_task(_serve(service, settings, db), name="control socket")
+
+    return LocalClient(open_service, on_started=None if read_only else started)
+
+
+async def _serve(service, settings: Settings, db: Path) -> None:
+    """The in-process core's control socket (so `attach`/`ctl` reach a demo too); a socket that
+    cannot be made is said in the Log and never stops the core."""
+    from executor.events import ErrorOccurred
+
+    # After the first full screen: importing the server (aiohttp) would hold the loop before it.
+    await asyncio.sleep(SERVE_AFTER)
+    if service.stopping:
+        return
+    try:
+        from executor.control.server import serve
+
+        server = await serve(service, settings, db)
+    except Exception as exc:  # a socket problem must not stop trading
+        service.bus.publish(ErrorOccurred(f"control socket: {exc}", level="warning"))
+        return
+    service.on_close(server.close)
+
+
+def _running_core(settings: Settings, db: Path | None, *, read_only: bool, socket: str | None = None):
+    """A client of the core serving `db` (or `socket`) when one answers there, else None."""
+    from executor.control.paths import default_socket_path
+
+    path = Path(socket) if socket else default_socket_path(db, settings)
+    if not path.exists():
+        return None
+    from executor.control.remote import RemoteClient
+
+    if not asyncio.run(_answers(RemoteClient(path, read_only=True))):
+        return None
+    from console.state import HISTORY_LIMIT
+
+    # The console's first snapshot asks for that many finished orders: the connect snapshot is it.
+    return RemoteClient(path, read_only=read_only, history=HISTORY_LIMIT)
+
+
+async def _answers(client) -> bool:
+    try:
+        await client.status()
+        return True
+    except Exception:
+        return False
+    finally:
+        await client.close()
+
+
+def _attach(settings: Settings, db: Path, socket: str | None) -> int:
+    from executor.control.paths import default_socket_path
+
+    path = Path(socket) if socket else default_socket_path(db, settings)
+    client = _running_core(settings, db, read_only=False, socket=str(path))
+    if client is None:
+        _err(f"no core answers at {path} (the store {db}); start one with "
+             f"'tradeconsole run --headless --db {db}'")
+        return EXIT_NO_CORE
+    return _run_app(client, settings)
+
+
+def _run_detached(settings: Settings, db: Path, *, signals: str | None, config: str | None) -> int:
+    """`run` with the UI: start the core in its own session (it outlives this terminal), then attach."""
+    from executor.control.paths import default_socket_path
+
+    argv = [sys.executable, "-m", "console", "run", "--headless", "--db", str(db)]
+    if config:
+        argv += ["--config", config]
+    if signals:
+        argv += ["--signals", str(Path(signals).resolve())]
+    log_path = db.with_name(db.name + ".core.log")
+    with open(log_path, "ab") as log:
+        core = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True,
+                                close_fds=True, cwd=os.getcwd())
+    path = default_socket_path(db, settings)
+    deadline = time.monotonic() + CORE_START_SECONDS
+    client = None
+    while time.monotonic() < deadline:
+        if core.poll() is not None:
+            tail = log_path.read_text(errors="replace").strip().splitlines()[-1:] if log_path.exists() else []
+            _err(f"the core exited with {core.returncode} before it answered"
+                 f"{': ' + tail[0] if tail else ''} (its log: {log_path})")
+            return EXIT_FAILURE
+        client = _running_core(settings, db, read_only=False)
+        if client is not None:
+            break
+        time.sleep(0.1)
+    if client is None:
+        _err(f"the core (pid {core.pid}) did not answer at {path} within {CORE_START_SECONDS:g} s; "
+             f"its log: {log_path}")
+        return EXIT_FAILURE
+    client.started_here = True
+    app = _app(client, settings)
+    try:
+        core.wait(timeout=30 if app.stopping_core else 0.5)
+        print(f"the core (pid {core.pid}) stopped with exit code {core.returncode}; its log: {log_path}")
+    except subprocess.TimeoutExpired:
+        print(f"the core (pid {core.pid}) goes on trading on {db}; its log: {log_path}\n"
+              f"attach again with: tradeconsole attach --db {db}")
+    return app.return_code or 0
+
+
+__all__ = ["run_console"]

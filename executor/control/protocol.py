@@ -1,0 +1,294 @@
+"""The control socket's wire format, version 1: requests, answers, and the event stream.
+
+HTTP on a Unix socket (served by `server.py`, spoken by `remote.py`):
+
+- `POST /v1/command` with a `Request`
+  `{"v": 1, "id": 7, "command": "approve", "args": {"signal_id": "sig-7", "confirm": false},
+  "client": {"host": "desk", "ssh": "10.0.0.5", "role": "operator"}}`, answered with
+  `{"v": 1, "id": 7, "ok": true, "result": ...}` or
+  `{"v": 1, "id": 7, "ok": false, "error": {"kind": "refused", "message": "...", "subject": ""}}`.
+  `kind` is one of `ERROR_KINDS`. The commands are the `CoreClient` API (`COMMANDS`).
+- `GET /v1/events` upgrades to a WebSocket. The core sends `{"v": 1, "type": "snapshot", "data":
+  <Snapshot>, "markets": {symbol: <MarketInfo>}, "reason": "connect" | "reply" | "resync"}` first,
+  then `{"v": 1, "type": "event", "event": "<class name>", "data": <event>}` for every event in
+  publish order, and `{"v": 1, "type": "status", "data": <CoreStatus>}` every second. The client
+  may send `{"v": 1, "type": "resnapshot", "history": 200}`; the snapshot it gets back sits at its
+  place in the stream (every event after it happened after it).
+
+Values are the core's own dataclasses and pydantic models, encoded by pydantic `TypeAdapter`s:
+Decimals as strings, datetimes ISO 8601 with their offset, enums as their values; decoding gives
+back equal objects (`decode(T, encode(x)) == x`).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from decimal import Decimal
+from functools import cache
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
+
+from executor import events as _events
+from executor.control.client import CoreStatus
+from executor.events import Event, Snapshot
+from executor.executor import AmendCheck, KillSwitchResult
+from executor.models import MarketInfo
+
+__all__ = [
+    "COMMANDS",
+    "ERROR_KINDS",
+    "EVENT_TYPES",
+    "VERSION",
+    "Answer",
+    "BadMessage",
+    "ClientInfo",
+    "ErrorInfo",
+    "Request",
+    "decode",
+    "decode_event",
+    "dumps",
+    "encode",
+    "event_text",
+    "parse_request",
+]
+
+VERSION = 1
+ERROR_KINDS = ("refused", "needs_confirmation", "bad_request", "forbidden", "unknown_command", "internal")
+ErrorKind = Literal["refused", "needs_confirmation", "bad_request", "forbidden", "unknown_command", "internal"]
+
+# Every event the core publishes, by class name (the wire's "event" field). A test checks that
+# every Event subclass of executor.events is here.
+EVENT_TYPES: dict[str, type[Event]] = {
+    cls.__name__: cls
+    for cls in (
+        _events.SignalReceived,
+        _events.SignalDecided,
+        _events.OrderUpdated,
+        _events.RetryScheduled,
+        _events.ErrorOccurred,
+        _events.LogLine,
+        _events.MarketsUpdated,
+        _events.BalancesUpdated,
+        _events.Reconciled,
+        _events.StateChanged,
+    )
+}
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+# --- requests -----------------------------------------------------------------------------------
+
+Id = Annotated[str, Field(min_length=1, max_length=64)]
+Amount = Annotated[Decimal, Field(allow_inf_nan=False)]
+
+
+class ClientInfo(_Strict):
+    """Who sends the command, as the client says: the core trusts only the peer uid it reads from
+    the socket, and adds these to the actor's name (`ann@desk from 10.0.0.5`)."""
+
+    host: Annotated[str, Field(max_length=253, pattern=r"^[A-Za-z0-9._-]*$")] = ""
+    ssh: Annotated[str, Field(max_length=64, pattern=r"^[0-9A-Za-z:.%_-]*$")] = ""  # SSH_CONNECTION: client address
+    role: Literal["operator", "read_only"] = "operator"
+
+
+class NoArgs(_Strict):
+    pass
+
+
+class SignalArgs(_Strict):
+    signal_id: Id
+
+
+class ApproveArgs(SignalArgs):
+    confirm: bool = False
+
+
+class RejectArgs(SignalArgs):
+    reason: Annotated[str, Field(max_length=280)] = ""
+
+
+class SignalAmendCheckArgs(SignalArgs):
+    price: Amount | None = None
+    amount: Amount | None = None
+
+
+class SignalAmendArgs(SignalAmendCheckArgs):
+    confirm: bool = False
+
+
+class OrderArgs(_Strict):
+    coid: Id
+
+
+class OrderAmendCheckArgs(OrderArgs):
+    price: Amount | None = None
+    amount: Amount | None = None
+
+
+class OrderAmendArgs(OrderAmendCheckArgs):
+    confirm: bool = False
+
+
+class SnapshotArgs(_Strict):
+    history: Annotated[int, Field(ge=0, le=100_000)] = 200
+
+
+@dataclass(frozen=True, slots=True)
+class Command:
+    """One command of the API: its arguments, what it answers, whether a read-only client may send it."""
+
+    args: type[BaseModel]
+    result: Any = None  # the type of `result`, None when the command answers nothing
+    read_only: bool = False
+
+
+COMMANDS: dict[str, Command] = {
+    "approve": Command(args=ApproveArgs),
+    "reject": Command(args=RejectArgs),
+    "check_signal_amend": Command(args=SignalAmendCheckArgs, result=AmendCheck),
+    "amend_signal": Command(args=SignalAmendArgs),
+    "check_order_amend": Command(args=OrderAmendCheckArgs, result=AmendCheck),
+    "amend_order": Command(args=OrderAmendArgs),
+    "cancel_order": Command(args=OrderArgs),
+    "pause": Command(args=NoArgs),
+    "resume": Command(args=NoArgs),
+    "kill_switch": Command(args=NoArgs, result=KillSwitchResult),
+    "snapshot": Command(args=SnapshotArgs, result=Snapshot, read_only=True),
+    "status": Command(args=NoArgs, result=CoreStatus, read_only=True),
+    "stop": Command(args=NoArgs),
+}
+
+
+class Request(_Strict):
+    v: Literal[1]
+    id: int
+    command: str
+    args: dict[str, Any] = Field(default_factory=dict)
+    client: ClientInfo = ClientInfo()
+
+
+class ErrorInfo(_Strict):
+    kind: ErrorKind
+    message: str
+    subject: str = ""
+
+
+class Answer(_Strict):
+    v: int = VERSION
+    id: int | None = None
+    ok: bool
+    result: Any = None
+    error: ErrorInfo | None = None
+
+    @classmethod
+    def failure(cls, request_id: int | None, kind: ErrorKind, message: str, subject: str = "") -> Answer:
+        return cls(id=request_id, ok=False, error=ErrorInfo(kind=kind, message=message, subject=subject))
+
+
+class BadMessage(Exception):
+    """A request the core cannot take; `answer` is what it says back."""
+
+    def __init__(self, answer: Answer) -> None:
+        assert answer.error is not None
+        super().__init__(answer.error.message)
+        self.answer = answer
+
+
+def _problems(exc: ValidationError) -> str:
+    parts = []
+    for error in exc.errors(include_url=False)[:5]:
+        where = ".".join(str(p) for p in error["loc"]) or "message"
+        parts.append(f"{where}: {error['msg']}")
+    return "; ".join(parts)
+
+
+def parse_request(raw: bytes | str) -> tuple[Request, BaseModel]:
+    """A request and its validated arguments, or `BadMessage` with the answer to give."""
+    try:
+        data = json.loads(raw)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise BadMessage(Answer.failure(None, "bad_request", f"not JSON: {exc}")) from None
+    if not isinstance(data, dict):
+        raise BadMessage(Answer.failure(None, "bad_request", "a request is a JSON object"))
+    request_id = data.get("id") if isinstance(data.get("id"), int) and not isinstance(data.get("id"), bool) else None
+    version = data.get("v")
+    if isinstance(version, bool) or version != VERSION:
+        raise BadMessage(Answer.failure(
+            request_id, "bad_request", f"unsupported protocol version {version!r}: this core speaks {VERSION}"))
+    try:
+        request = Request.model_validate(data)
+    except ValidationError as exc:
+        raise BadMessage(Answer.failure(request_id, "bad_request", _problems(exc))) from None
+    command = COMMANDS.get(request.command)
+    if command is None:
+        raise BadMessage(Answer.failure(
+            request.id, "unknown_command", f"unknown command {request.command!r}; known: {', '.join(COMMANDS)}"))
+    try:
+        args = command.args.model_validate(request.args)
+    except ValidationError as exc:
+        raise BadMessage(Answer.failure(request.id, "bad_request", f"{request.command}: {_problems(exc)}")) from None
+    return request, args
+
+
+# --- values -------------------------------------------------------------------------------------
+
+
+@cache
+def adapter(kind: Any) -> TypeAdapter[Any]:
+    return TypeAdapter(kind)
+
+
+# MarketInfo.extra is the venue's raw market description: not compared, not needed by a console.
+_EXCLUDE: dict[Any, Any] = {dict[str, MarketInfo]: {"__all__": {"extra"}}, MarketInfo: {"extra"}}
+
+
+def encode(value: Any, kind: Any | None = None) -> Any:
+    """`value` as JSON-ready data (Decimals as strings, datetimes ISO 8601)."""
+    kind = kind if kind is not None else type(value)
+    return adapter(kind).dump_python(value, mode="json", exclude=_EXCLUDE.get(kind))
+
+
+def encode_json(value: Any, kind: Any | None = None) -> str:
+    kind = kind if kind is not None else type(value)
+    return adapter(kind).dump_json(value, exclude=_EXCLUDE.get(kind)).decode()
+
+
+def decode(kind: Any, data: Any) -> Any:
+    """The value of type `kind` that `encode` gave `data` for (ValidationError when it is not one)."""
+    return adapter(kind).validate_python(data)
+
+
+def dumps(data: Mapping[str, Any]) -> str:
+    return json.dumps(data, separators=(",", ":"), ensure_ascii=False)
+
+
+def event_text(event: Event) -> str:
+    """An event as one WebSocket text message."""
+    name = type(event).__name__
+    return f'{{"v":{VERSION},"type":"event","event":"{name}","data":{encode_json(event)}}}'
+
+
+def decode_event(message: Mapping[str, Any]) -> Event:
+    kind = EVENT_TYPES.get(str(message.get("event")))
+    if kind is None:
+        raise ValueError(f"unknown event {message.get('event')!r}")
+    return decode(kind, message.get("data"))
+
+
+def snapshot_text(snapshot: Snapshot, markets: Mapping[str, MarketInfo], reason: str) -> str:
+    return (f'{{"v":{VERSION},"type":"snapshot","reason":"{reason}","data":{encode_json(snapshot)},'
+            f'"markets":{encode_json(dict(markets), dict[str, MarketInfo])}}}')
+
+
+def status_text(status: CoreStatus) -> str:
+    return f'{{"v":{VERSION},"type":"status","data":{encode_json(status)}}}'
+
+
+def decode_markets(data: Any) -> dict[str, MarketInfo]:
+    return decode(dict[str, MarketInfo], data or {})

@@ -1,0 +1,369 @@
+"""`RemoteClient`: a `CoreClient` for a core in another process, over its control socket.
+
+Commands are `POST /v1/command` requests (one connection each, so a restarted core is never
+asked over a dead keep-alive connection); events come over the `GET /v1/events` WebSocket and are
+published on `bus` in the order the core published them. `ctl` uses the commands alone, without
+`start()`; a console calls `start()`, which waits for the core's first snapshot.
+
+Liveness: the core sends its status every second; nothing for `liveness` seconds, or a dropped
+connection, and the client publishes `ConnectionChanged(False, "core disconnected, reconnecting…")`
+and reconnects with a capped exponential backoff. Once back it publishes `ConnectionChanged(True)`:
+the console then reloads with `snapshot()`, whose answer sits at its place in the event stream
+(events published after it come after it). The same `ConnectionChanged(True)` follows a resync,
+when the core had to drop events this client was too slow to take.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import json
+import logging
+import os
+import re
+import socket
+from collections import deque
+from collections.abc import Mapping
+from decimal import Decimal
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import aiohttp
+from pydantic import ValidationError
+
+from executor.control import protocol as wire
+from executor.control.client import ConnectionChanged, CoreClient, CoreStatus, NeedsConfirmation, Refused
+from executor.events import EventBus, Snapshot
+
+if TYPE_CHECKING:
+    from executor.executor import AmendCheck, KillSwitchResult
+
+__all__ = ["CoreUnreachable", "Forbidden", "ProtocolError", "RemoteClient"]
+
+log = logging.getLogger("tradeconsole.control.remote")
+
+BASE = "http://tradeconsole"  # the host part of the URL means nothing on a Unix socket
+
+
+class CoreUnreachable(Refused):
+    """No core answers on `path`; `reason` says what happened ("no socket there", "refused")."""
+
+    def __init__(self, path: str | os.PathLike[str], reason: str) -> None:
+        self.path = Path(path)
+        self.reason = reason
+        super().__init__(f"no core answers on {self.path}: {reason}")
+
+
+class Forbidden(Refused):
+    """The core does not take this command from this client (read-only role, or not allowed)."""
+
+
+class ProtocolError(Refused):
+    """The core did not understand the request, or the client did not understand the answer."""
+
+
+def _reason(exc: BaseException, *, sent: bool = False) -> str:
+    if isinstance(exc, aiohttp.ClientConnectorError):
+        exc, sent = exc.os_error, False
+    if isinstance(exc, FileNotFoundError):
+        return "no socket there (is a core running on this store?)"
+    if isinstance(exc, ConnectionRefusedError):
+        return "connection refused (the socket of a core that is gone)"
+    if isinstance(exc, PermissionError):
+        return "permission denied"
+    text = "no answer in time" if isinstance(exc, TimeoutError) else (
+        "the core closed the connection" if isinstance(exc, aiohttp.ServerDisconnectedError)
+        else str(exc) or type(exc).__name__)
+    return text + ("; the command may have been carried out: check before sending it again" if sent else "")
+
+
+def _client_info(read_only: bool, env: Mapping[str, str]) -> dict[str, str]:
+    host = re.sub(r"[^A-Za-z0-9._-]", "", socket.gethostname())[:253]
+    ssh = env.get("SSH_CONNECTION", "").split()
+    address = re.sub(r"[^0-9A-Za-z:.%_-]", "", ssh[0])[:64] if ssh else ""
+    return {"host": host, "ssh": address, "role": "read_only" if read_only else "operator"}
+
+
+class RemoteClient(CoreClient):
+    def __init__(self, path: str | os.PathLike[str], *, read_only: bool = False, history: int = 200,
+                 env: Mapping[str, str] | None = None, liveness: float = 5.0, max_backoff: float = 2.0,
+                 connect_timeout: float = 10.0) -> None:
+        self.path = Path(path)
+        self.where = str(self.path)
+        self.bus = EventBus()
+        self.read_only = read_only
+        self.markets = {}
+        self.connected = False
+        self.liveness = liveness
+        self.max_backoff = max_backoff
+        self.connect_timeout = connect_timeout
+        self._client = _client_info(read_only, os.environ if env is None else env)
+        self._history = history
+        self._session: aiohttp.ClientSession | None = None
+        self._ws: aiohttp.ClientWebSocketResponse | None = None
+        self._task: asyncio.Task | None = None
+        self._closing = False
+        self._ids = itertools.count(1)
+        self._status: CoreStatus | None = None
+        self._waiters: deque[asyncio.Future[Snapshot]] = deque()
+        self._fresh: tuple[int, Snapshot] | None = None  # the last stream snapshot, while no event followed it
+
+    # -- connection ---------------------------------------------------------------------------
+
+    def _http(self) -> aiohttp.ClientSession:
+        if self._session is None or self._session.closed:
+            connector = aiohttp.UnixConnector(path=os.fspath(self.path), force_close=True)
+            timeout = aiohttp.ClientTimeout(total=None, sock_connect=5.0)
+            self._session = aiohttp.ClientSession(connector=connector, timeout=timeout)
+        return self._session
+
+    async def _connect(self) -> aiohttp.ClientWebSocketResponse:
+        """Open the event stream and take its first snapshot; CoreUnreachable when nothing answers."""
+        try:
+            ws = await self._http().ws_connect(
+                f"{BASE}/v1/events", params={"history": str(self._history), "role": self._client["role"]},
+                max_msg_size=0, autoping=True, timeout=aiohttp.ClientWSTimeout(ws_close=2.0),
+            )
+        except aiohttp.WSServerHandshakeError as exc:
+            if exc.status == 403:
+                raise Forbidden(f"{self.path}: this user may not use the core's control socket") from None
+            raise CoreUnreachable(self.path, f"the event stream was refused (HTTP {exc.status})") from None
+        except (aiohttp.ClientError, OSError, TimeoutError) as exc:
+            raise CoreUnreachable(self.path, _reason(exc)) from None
+        try:
+            message = await ws.receive(timeout=self.connect_timeout)
+            if message.type is not aiohttp.WSMsgType.TEXT:
+                raise CoreUnreachable(self.path, "the core closed the event stream before its snapshot")
+            data = json.loads(message.data)
+            if data.get("v") != wire.VERSION or data.get("type") != "snapshot":
+                raise ProtocolError(f"{self.path}: the core's first message is not a version {wire.VERSION} snapshot")
+            snapshot = wire.decode(Snapshot, data["data"])
+            self.markets = wire.decode_markets(data.get("markets"))
+        except TimeoutError:
+            await ws.close()
+            raise CoreUnreachable(self.path, f"no snapshot within {self.connect_timeout:g} s") from None
+        except (ValueError, KeyError, ValidationError) as exc:
+            await ws.close()
+            raise ProtocolError(f"{self.path}: the core's snapshot is not understood: {exc}") from None
+        except BaseException:
+            await ws.close()
+            raise
+        self._fresh = (self._history, snapshot)
+        self._ws = ws
+        self.connected = True
+        return ws
+
+    async def start(self) -> None:
+        if self._task is not None:
+            return
+        self._closing = False
+        ws = await self._connect()
+        self._task = asyncio.create_task(self._follow(ws), name=f"control-client:{self.path.name}")
+
+    async def _follow(self, ws: aiohttp.ClientWebSocketResponse) -> None:
+        while not self._closing:
+            await self._read(ws)
+            if self._closing:
+                return
+            self.connected, self._ws, self._fresh = False, None, None
+            self._fail_waiters("the core went away before the snapshot came")
+            self.bus.publish(ConnectionChanged(False, "core disconnected, reconnecting…"))
+            ws = await self._reconnect()
+            self.bus.publish(ConnectionChanged(True, f"core reconnected at {self.where}"))
+
+    async def _reconnect(self) -> aiohttp.ClientWebSocketResponse:
+        delay = 0.1
+        while True:
+            await asyncio.sleep(delay)
+            try:
+                return await self._connect()
+            except Refused as exc:  # not there yet, or not yet ours again: keep trying
+                log.debug("reconnecting to %s: %s", self.path, exc)
+            except Exception:  # whatever it is, the console waits for its core: keep trying
+                log.exception("reconnecting to %s failed", self.path)
+            delay = min(delay * 2, self.max_backoff)
+
+    async def _read(self, ws: aiohttp.ClientWebSocketResponse) -> None:
+        """Publish what the stream brings until it ends (closed, broken, or silent too long)."""
+        try:
+            while True:
+                # A snapshot asked for may take the core a while to build: more patience meanwhile.
+                message = await ws.receive(timeout=self.liveness * (3 if self._waiters else 1))
+                if message.type is aiohttp.WSMsgType.TEXT:
+                    if self._handle(message.data):
+                        await asyncio.sleep(0)  # let the snapshot's waiter apply it before later events
+                elif message.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSING,
+                                      aiohttp.WSMsgType.CLOSED, aiohttp.WSMsgType.ERROR):
+                    if message.type is aiohttp.WSMsgType.CLOSE and message.extra:
+                        log.info("the core closed the event stream: %s", message.extra)
+                    return
+        except TimeoutError:
+            log.warning("no word from the core at %s for %g s: reconnecting", self.path, self.liveness)
+        except (aiohttp.ClientError, OSError) as exc:
+            log.info("the event stream from %s broke: %s", self.path, exc)
+        except Exception:
+            log.exception("reading the event stream from %s failed", self.path)
+        finally:
+            with contextlib.suppress(Exception):
+                await ws.close()
+
+    def _handle(self, text: str) -> bool:
+        """One stream message; True when it answered a snapshot request."""
+        try:
+            data = json.loads(text)
+            kind = data.get("type")
+            if kind == "event":
+                event = wire.decode_event(data)
+                self._fresh = None
+                self.bus.publish(event)
+            elif kind == "status":
+                self._status = wire.decode(CoreStatus, data["data"])
+            elif kind == "snapshot":
+                return self._snapshot_arrived(wire.decode(Snapshot, data["data"]), data.get("reason"))
+            elif kind == "error":
+                log.warning("the core says: %s", (data.get("error") or {}).get("message"))
+        except (ValueError, KeyError, TypeError, AttributeError, ValidationError) as exc:
+            log.warning("a message from the core was not understood and is skipped: %s", exc)
+        return False
+
+    def _snapshot_arrived(self, snapshot: Snapshot, reason: str | None) -> bool:
+        if reason == "resync":
+            # The core dropped events this client was too slow for: this snapshot replaces them.
+            if self._waiters:
+                self._resolve_waiters(snapshot, every=True)
+                return True
+            self._fresh = (self._history, snapshot)
+            self.bus.publish(ConnectionChanged(True, "events fell behind: reloading"))
+            return False
+        return self._resolve_waiters(snapshot, every=False)  # a reply nobody waits for any more: dropped
+
+    def _resolve_waiters(self, snapshot: Snapshot, *, every: bool) -> bool:
+        resolved = False
+        while self._waiters:
+            waiter = self._waiters.popleft()
+            if not waiter.done():
+                waiter.set_result(snapshot)
+                resolved = True
+                if not every:
+                    break
+        return resolved
+
+    def _fail_waiters(self, reason: str) -> None:
+        while self._waiters:
+            waiter = self._waiters.popleft()
+            if not waiter.done():
+                waiter.set_exception(CoreUnreachable(self.path, reason))
+
+    # -- the CoreClient API -------------------------------------------------------------------
+
+    async def snapshot(self, *, history: int = 200) -> Snapshot:
+        fresh, self._fresh = self._fresh, None
+        if fresh is not None and fresh[0] == history:
+            return fresh[1]
+        ws = self._ws
+        if self._task is None:
+            return await self._call("snapshot", history=history)  # no stream (ctl): a one-off
+        if ws is None or ws.closed or not self.connected:
+            raise CoreUnreachable(self.path, "core disconnected, reconnecting…")
+        waiter: asyncio.Future[Snapshot] = asyncio.get_running_loop().create_future()
+        self._waiters.append(waiter)
+        try:
+            await ws.send_str(wire.dumps({"v": wire.VERSION, "type": "resnapshot", "history": history}))
+        except (aiohttp.ClientError, OSError, RuntimeError) as exc:
+            raise CoreUnreachable(self.path, _reason(exc)) from None
+        return await waiter
+
+    def rate_limit(self) -> str | None:
+        return self._status.rate_limit if self._status is not None and self.connected else None
+
+    async def status(self) -> CoreStatus:
+        return await self._call("status")
+
+    async def approve(self, signal_id: str, *, confirm: bool = False) -> None:
+        await self._call("approve", signal_id=signal_id, confirm=confirm)
+
+    async def reject(self, signal_id: str, *, reason: str = "") -> None:
+        await self._call("reject", signal_id=signal_id, reason=reason)
+
+    async def check_signal_amend(self, signal_id: str, *, price: Decimal | None = None,
+                                 amount: Decimal | None = None) -> AmendCheck:
+        return await self._call("check_signal_amend", signal_id=signal_id, price=price, amount=amount)
+
+    async def amend_signal(self, signal_id: str, *, price: Decimal | None = None, amount: Decimal | None = None,
+                           confirm: bool = False) -> None:
+        await self._call("amend_signal", signal_id=signal_id, price=price, amount=amount, confirm=confirm)
+
+    async def check_order_amend(self, coid: str, *, price: Decimal | None = None,
+                                amount: Decimal | None = None) -> AmendCheck:
+        return await self._call("check_order_amend", coid=coid, price=price, amount=amount)
+
+    async def amend_order(self, coid: str, *, price: Decimal | None = None, amount: Decimal | None = None,
+                          confirm: bool = False) -> None:
+        await self._call("amend_order", coid=coid, price=price, amount=amount, confirm=confirm)
+
+    async def cancel_order(self, coid: str) -> None:
+        await self._call("cancel_order", coid=coid)
+
+    async def pause(self) -> None:
+        await self._call("pause")
+
+    async def resume(self) -> None:
+        await self._call("resume")
+
+    async def kill_switch(self) -> KillSwitchResult:
+        return await self._call("kill_switch")
+
+    async def stop_core(self) -> None:
+        await self._call("stop")
+
+    async def close(self) -> None:
+        """Detach: the core goes on."""
+        self._closing = True
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+        ws, self._ws = self._ws, None
+        if ws is not None:
+            with contextlib.suppress(Exception):
+                await ws.close()
+        self._fail_waiters("the client was closed")
+        self.connected = False
+        session, self._session = self._session, None
+        if session is not None:
+            await session.close()
+
+    async def _call(self, command: str, **args: Any) -> Any:
+        """Send one command; its decoded result, or the core's refusal raised."""
+        body = {
+            "v": wire.VERSION,
+            "id": next(self._ids),
+            "command": command,
+            "args": {k: str(v) if isinstance(v, Decimal) else v for k, v in args.items() if v is not None},
+            "client": self._client,
+        }
+        try:
+            async with self._http().post(f"{BASE}/v1/command", data=wire.dumps(body),
+                                         headers={"Content-Type": "application/json"}) as response:
+                text = await response.text()
+        except (aiohttp.ClientError, OSError, TimeoutError) as exc:
+            raise CoreUnreachable(self.path, _reason(exc, sent=True)) from None
+        try:
+            answer = wire.Answer.model_validate_json(text)
+        except ValidationError:
+            raise ProtocolError(f"the core's answer to {command} is not understood (HTTP {response.status}): "
+                                f"{text[:200]}") from None
+        if answer.ok:
+            result_type = wire.COMMANDS[command].result
+            return None if result_type is None or answer.result is None else wire.decode(result_type, answer.result)
+        error = answer.error
+        if error is None:
+            raise ProtocolError(f"the core refused {command} without saying why")
+        if error.kind == "needs_confirmation":
+            raise NeedsConfirmation(error.message, error.subject)
+        if error.kind == "refused":
+            raise Refused(error.message)
+        if error.kind == "forbidden":
+            raise Forbidden(error.message)
+        raise ProtocolError(f"{error.kind}: {error.message}")

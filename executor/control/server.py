@@ -1,0 +1,527 @@
+"""The control endpoint of a core: its public API on a Unix socket (SPEC sections 2 and 12).
+
+`ControlServer` serves `protocol.py` with aiohttp on a socket it binds itself (mode 0600 in a
+directory only its owner enters; see `paths.py`): `POST /v1/command` carries out one command as
+the connecting user, `GET /v1/events` streams a snapshot then every event of the service's bus.
+
+Who is acting: the peer's uid, read from the socket (SO_PEERCRED), names the user; the host and
+SSH client address the client sends complete the actor (`ann@desk from 10.0.0.5`), which the
+service writes into the audit trail and the Log line. A peer that is neither the owner nor in
+`[control] allow` is answered 403 and audited, and nothing else happens. A client announcing the
+read-only role may snapshot, ask the status and follow events, nothing more. The socket file is
+0600; 0660 and given to the group when `allow` names one group; 0666 when it names single uids
+or several groups (no one file group fits them: the peer check above is then the gate). Other
+users reach it only on a configured `[control] socket`: the default runtime directory is private.
+
+The core never waits for a console: the bus hands each event to every watcher's bounded queue
+and returns. A watcher that falls `queue_limit` events behind loses its queue and gets a fresh
+snapshot at that point of the stream; one that falls behind twice within `RESYNC_WINDOW` seconds
+is closed (code 1013) and reconnects on its own. A malformed or unknown message gets an error
+answer; nothing a client sends raises into the core.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import grp
+import json
+import logging
+import os
+import pwd
+import socket
+import stat
+import struct
+import time
+from collections import deque
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from aiohttp import WSMsgType, web
+
+from executor.control import protocol as wire
+from executor.control.client import NeedsConfirmation, _refusal, core_status
+from executor.control.paths import ControlError, check_length, default_socket_path, prepare_directory
+
+if TYPE_CHECKING:
+    from executor.config import Settings
+    from executor.service import TradingService
+
+__all__ = ["ControlError", "ControlServer", "Peer", "serve"]
+
+log = logging.getLogger("tradeconsole.control")
+
+PeerCredentials = Callable[[web.Request], "tuple[int, int, int]"]
+MAX_REQUEST = 64 * 1024
+RESYNC_WINDOW = 5.0
+_HTTP_STATUS = {"bad_request": 400, "unknown_command": 400, "forbidden": 403, "refused": 409,
+                "needs_confirmation": 409, "internal": 500}
+
+
+@dataclass(frozen=True, slots=True)
+class Peer:
+    pid: int
+    uid: int
+    gid: int
+
+    @property
+    def user(self) -> str:
+        try:
+            return pwd.getpwuid(self.uid).pw_name
+        except KeyError:
+            return f"uid{self.uid}"
+
+
+def socket_peer(request: web.Request) -> tuple[int, int, int]:
+    """(pid, uid, gid) of the process at the other end of the request's Unix socket."""
+    transport = request.transport
+    sock = transport.get_extra_info("socket") if transport is not None else None
+    if sock is None:
+        raise OSError("no socket under this request")
+    size = struct.calcsize("3i")
+    return struct.unpack("3i", sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, size))
+
+
+def actor_of(peer: Peer, client: wire.ClientInfo) -> str:
+    """`user@host`, plus ` from <ip>` when the client came in over SSH."""
+    actor = f"{peer.user}@{client.host or socket.gethostname()}"
+    return actor + (f" from {client.ssh}" if client.ssh else "")
+
+
+class _Outgoing:
+    """One message for every watcher, encoded once, by the first sender that needs it."""
+
+    __slots__ = ("_encode", "_text")
+
+    def __init__(self, encode: Callable[[], str]) -> None:
+        self._encode: Callable[[], str] | None = encode
+        self._text = ""
+
+    def text(self) -> str:
+        if self._encode is not None:
+            self._text, self._encode = self._encode(), None
+        return self._text
+
+
+@dataclass(frozen=True, slots=True)
+class _SnapshotHere:
+    """Take a snapshot at this place of the stream (`reason`: connect, reply or resync)."""
+
+    history: int
+    reason: str
+
+
+class _Watcher:
+    """One event-stream client: its queue, fed synchronously by the bus, drained by its sender."""
+
+    def __init__(self, limit: int, history: int) -> None:
+        self.limit = limit
+        self.history = history
+        self.items: deque[_Outgoing | _SnapshotHere] = deque([_SnapshotHere(history, "connect")])
+        self.wake = asyncio.Event()
+        self.wake.set()
+        self.overflows: deque[float] = deque(maxlen=2)
+        self.resyncing = False  # a resync snapshot is queued and not taken yet
+        self.too_slow = False
+
+    def offer(self, item: _Outgoing) -> None:
+        if len(self.items) >= self.limit:
+            # Behind by `limit` events: what it has queued is worth less than a fresh snapshot.
+            self.items.clear()
+            self.items.append(_SnapshotHere(self.history, "resync"))
+            if not self.resyncing:  # still behind before the last resync was even sent: the same one
+                self.resyncing = True
+                self.overflows.append(time.monotonic())
+                if len(self.overflows) == 2 and self.overflows[1] - self.overflows[0] < RESYNC_WINDOW:
+                    self.too_slow = True
+        else:
+            self.items.append(item)
+        self.wake.set()
+
+    def ask_snapshot(self, history: int) -> None:
+        self.items.append(_SnapshotHere(history, "reply"))
+        self.wake.set()
+
+
+class ControlServer:
+    def __init__(
+        self,
+        service: TradingService,
+        path: str | os.PathLike[str],
+        *,
+        allow: Iterable[int | str] = (),
+        owner_uid: int | None = None,
+        peer_credentials: PeerCredentials | None = None,
+        own_directory: bool = False,
+        heartbeat: float = 1.0,
+        queue_limit: int = 10_000,
+    ) -> None:
+        self.service = service
+        self.path = Path(path)
+        self.allow = tuple(allow)
+        self.owner_uid = os.getuid() if owner_uid is None else owner_uid
+        self._peer_credentials = peer_credentials or socket_peer
+        self._own_directory = own_directory  # the default location: this program's directory
+        self.heartbeat = heartbeat
+        self.queue_limit = queue_limit
+        self._uids: set[int] = set()
+        self._gids: set[int] = set()
+        self._watchers: set[_Watcher] = set()
+        self._sockets: set[web.WebSocketResponse] = set()
+        self._runner: web.AppRunner | None = None
+        self._inode: tuple[int, int] | None = None
+        self._unsubscribe: Callable[[], None] | None = None
+        self._beat: asyncio.Task | None = None
+        self._refusals: dict[int, float] = {}
+        self._closing = False
+
+    # -- setting up ---------------------------------------------------------------------------
+
+    def _resolve_allow(self) -> None:
+        for entry in self.allow:
+            if isinstance(entry, int):
+                self._uids.add(entry)
+                continue
+            try:
+                self._gids.add(grp.getgrnam(entry).gr_gid)
+            except KeyError:
+                raise ControlError(f"[control] allow: there is no group {entry!r} on this system") from None
+
+    def _modes(self) -> tuple[int, int, int | None]:
+        """(socket mode, directory mode, group) for `allow`: 0600/0700 for the owner alone."""
+        others = self._uids - {self.owner_uid}
+        if not others and not self._gids:
+            return 0o600, 0o700, None
+        if not others and len(self._gids) == 1:
+            gid = next(iter(self._gids))
+            return 0o660, 0o710, gid
+        # Several groups or single uids cannot all be given the file: the peer uid check is the gate.
+        return 0o666, 0o711, None
+
+    async def _clear_stale(self) -> None:
+        try:
+            info = os.lstat(self.path)
+        except FileNotFoundError:
+            return
+        if not stat.S_ISSOCK(info.st_mode):
+            raise ControlError(f"{self.path} exists and is not a socket: remove it or set another [control] socket")
+        try:
+            _, writer = await asyncio.wait_for(asyncio.open_unix_connection(str(self.path)), timeout=2.0)
+        except (ConnectionRefusedError, FileNotFoundError):
+            # Left by a core that died without closing it (kill -9): nobody listens, replace it.
+            log.info("replacing the stale control socket %s", self.path)
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(self.path)
+            return
+        except (OSError, TimeoutError) as exc:
+            raise ControlError(f"cannot tell whether {self.path} is in use ({exc}): remove it if no core runs "
+                               f"there") from None
+        writer.close()
+        with contextlib.suppress(OSError):
+            await writer.wait_closed()
+        raise ControlError(f"another process answers on the control socket {self.path}: stop that core first, "
+                           f"or set another [control] socket")
+
+    def _bind(self, mode: int, gid: int | None) -> socket.socket:
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        bound = False
+        try:
+            sock.bind(os.fspath(self.path))
+            bound = True
+            # Until the chmod the file has the umask's mode; nobody is served before the peer check.
+            if gid is not None:
+                os.chown(self.path, -1, gid)
+            os.chmod(self.path, mode)
+            info = os.stat(self.path)
+            self._inode = (info.st_dev, info.st_ino)
+        except OSError as exc:
+            sock.close()
+            if bound:  # ours, half set up; a socket another process bound meanwhile is left alone
+                with contextlib.suppress(OSError):
+                    os.unlink(self.path)
+                self._inode = None
+            raise ControlError(f"cannot create the control socket {self.path}: {exc.strerror or exc}") from None
+        sock.setblocking(False)
+        return sock
+
+    async def start(self) -> None:
+        check_length(self.path)
+        self._resolve_allow()
+        mode, dir_mode, gid = self._modes()
+        prepare_directory(self.path.parent, dir_mode, ours=self._own_directory, gid=gid)
+        await self._clear_stale()
+        sock = self._bind(mode, gid)
+        app = web.Application(client_max_size=MAX_REQUEST)
+        app.router.add_post("/v1/command", self._command)
+        app.router.add_get("/v1/events", self._events)
+        self._runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=2.0)
+        try:
+            await self._runner.setup()
+            await web.SockSite(self._runner, sock).start()
+        except BaseException:
+            sock.close()
+            await self.close()
+            raise
+        self._unsubscribe = self.service.bus.subscribe(self._fan_out)
+        self._beat = asyncio.create_task(self._heartbeat(), name="control-heartbeat")
+        log.info("control socket: %s (mode %04o)", self.path, mode)
+
+    async def close(self) -> None:
+        """Stop serving: watchers are told the core goes away, the socket file is removed."""
+        self._closing = True
+        if self._unsubscribe is not None:
+            self._unsubscribe()
+            self._unsubscribe = None
+        if self._beat is not None:
+            self._beat.cancel()
+            await asyncio.gather(self._beat, return_exceptions=True)
+            self._beat = None
+        for ws in list(self._sockets):
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(ws.close(code=1001, message=b"core stopping"), timeout=1.0)
+        runner, self._runner = self._runner, None
+        if runner is not None:
+            await runner.cleanup()
+        if self._inode is not None:
+            # Only our own socket: a successor may already have replaced a stale one here.
+            with contextlib.suppress(OSError):
+                info = os.lstat(self.path)
+                if (info.st_dev, info.st_ino) == self._inode:
+                    os.unlink(self.path)
+            self._inode = None
+
+    async def __aenter__(self) -> ControlServer:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    # -- who may connect ----------------------------------------------------------------------
+
+    def allowed(self, peer: Peer) -> bool:
+        if peer.uid == self.owner_uid or peer.uid in self._uids:
+            return True
+        if not self._gids:
+            return False
+        if peer.gid in self._gids:
+            return True
+        try:
+            entry = pwd.getpwuid(peer.uid)
+            groups = set(os.getgrouplist(entry.pw_name, entry.pw_gid))
+        except (KeyError, OSError):
+            return False
+        return bool(groups & self._gids)
+
+    async def _admit(self, request: web.Request) -> Peer | web.Response:
+        """The peer of `request` when it may use the socket, else the 403 answer (audited)."""
+        try:
+            peer = Peer(*self._peer_credentials(request))
+        except Exception as exc:  # no credentials, no entry
+            log.warning("control: cannot read the peer's credentials: %s", exc)
+            peer = Peer(0, -1, -1)
+        if self.allowed(peer):
+            return peer
+        await self._refused(peer, request.path)
+        answer = wire.Answer.failure(None, "forbidden", f"uid {peer.uid} may not use this core's control socket")
+        return web.json_response(text=answer.model_dump_json(), status=403)
+
+    async def _refused(self, peer: Peer, path: str) -> None:
+        log.warning("control: refused %s (uid %d, pid %d) on %s", peer.user, peer.uid, peer.pid, path)
+        now = time.monotonic()
+        if now - self._refusals.get(peer.uid, -10.0) < 1.0:
+            return  # one audit row a second per uid: a refused peer cannot flood the store
+        self._refusals[peer.uid] = now
+        try:
+            await self.service.store.record_audit(
+                f"{peer.user} (uid {peer.uid})", "control_refused", path,
+                {"uid": peer.uid, "gid": peer.gid, "pid": peer.pid}, self.service.clock(),
+            )
+        except Exception:
+            log.exception("control: could not audit a refused connection")
+
+    # -- commands -----------------------------------------------------------------------------
+
+    async def _command(self, request: web.Request) -> web.Response:
+        peer = await self._admit(request)
+        if isinstance(peer, web.Response):
+            return peer
+        try:
+            raw = await request.read()
+        except web.HTTPRequestEntityTooLarge:
+            answer = wire.Answer.failure(None, "bad_request", f"request larger than {MAX_REQUEST} bytes")
+            return web.json_response(text=answer.model_dump_json(), status=413)
+        answer = await self.dispatch(raw, peer)
+        status = 200 if answer.ok else _HTTP_STATUS[answer.error.kind if answer.error else "internal"]
+        return web.json_response(text=answer.model_dump_json(), status=status)
+
+    async def dispatch(self, raw: bytes | str, peer: Peer) -> wire.Answer:
+        """The answer to one request from `peer`; never raises."""
+        try:
+            request, args = wire.parse_request(raw)
+        except wire.BadMessage as exc:
+            return exc.answer
+        command = wire.COMMANDS[request.command]
+        if request.client.role == "read_only" and not command.read_only:
+            return wire.Answer.failure(request.id, "forbidden",
+                                       f"{request.command}: a read-only client cannot command the core")
+        actor = actor_of(peer, request.client)
+        from executor.exchanges.base import ExchangeError
+        from executor.executor import ExecutionError
+
+        try:
+            # Shielded: a client that goes away mid-command does not cut the core's work short.
+            result = await asyncio.shield(self._run(request.command, args, actor))
+        except (ExecutionError, ExchangeError) as exc:
+            refusal = _refusal(exc)
+            if isinstance(refusal, NeedsConfirmation):
+                return wire.Answer.failure(request.id, "needs_confirmation", str(refusal), refusal.subject)
+            return wire.Answer.failure(request.id, "refused", str(refusal))
+        except Exception as exc:
+            log.exception("control: %s by %s failed", request.command, actor)
+            return wire.Answer.failure(request.id, "internal", f"{request.command} failed in the core: {exc}")
+        data = None if command.result is None or result is None else wire.encode(result, command.result)
+        return wire.Answer(id=request.id, ok=True, result=data)
+
+    async def _run(self, command: str, args: Any, actor: str) -> Any:
+        service = self.service
+        if command == "approve":
+            return await service.approve(args.signal_id, confirm=args.confirm, actor=actor)
+        if command == "reject":
+            return await service.reject(args.signal_id, reason=args.reason, actor=actor)
+        if command == "check_signal_amend":
+            record = await service._pending(args.signal_id)
+            return service.check_signal_amend(record, price=args.price, amount=args.amount)
+        if command == "amend_signal":
+            await service.amend_signal(args.signal_id, price=args.price, amount=args.amount, confirm=args.confirm,
+                                       actor=actor)
+            return None
+        if command == "check_order_amend":
+            return await service.check_order_amend(args.coid, price=args.price, amount=args.amount)
+        if command == "amend_order":
+            await service.amend_order(args.coid, price=args.price, amount=args.amount, confirm=args.confirm,
+                                      actor=actor)
+            return None
+        if command == "cancel_order":
+            await service.cancel_order(args.coid, actor=actor)
+            return None
+        if command == "pause":
+            return await service.pause(actor=actor)
+        if command == "resume":
+            return await service.resume(actor=actor)
+        if command == "kill_switch":
+            return await service.kill_switch(actor=actor)
+        if command == "snapshot":
+            return await service.snapshot(history=args.history)
+        if command == "status":
+            return await core_status(service)
+        if command == "stop":
+            service._writable()
+            await service._audit("stop", None, None, actor)
+            service.trace("core stop requested: intake stops, open orders stay", actor=actor, level="warning")
+            service.request_stop()
+            return None
+        raise AssertionError(f"command {command} has no handler")  # COMMANDS and this list disagree
+
+    # -- the event stream ---------------------------------------------------------------------
+
+    def _fan_out(self, event: Any) -> None:
+        if not self._watchers:
+            return
+        item = _Outgoing(lambda: wire.event_text(event))
+        for watcher in self._watchers:
+            watcher.offer(item)
+
+    async def _heartbeat(self) -> None:
+        while True:
+            await asyncio.sleep(self.heartbeat)
+            if not self._watchers:
+                continue
+            try:
+                status = await core_status(self.service)
+            except Exception:
+                log.exception("control: the status for the heartbeat failed")
+                continue
+            item = _Outgoing(lambda status=status: wire.status_text(status))
+            for watcher in list(self._watchers):
+                watcher.offer(item)
+
+    async def _events(self, request: web.Request) -> web.StreamResponse:
+        peer = await self._admit(request)
+        if isinstance(peer, web.Response):
+            return peer
+        try:
+            history = max(0, min(int(request.query.get("history", "200")), 100_000))
+        except ValueError:
+            history = 200
+        ws = web.WebSocketResponse(max_msg_size=MAX_REQUEST, compress=False, heartbeat=None)
+        await ws.prepare(request)
+        watcher = _Watcher(self.queue_limit, history)
+        self._watchers.add(watcher)
+        self._sockets.add(ws)
+        sender = asyncio.create_task(self._send(ws, watcher), name="control-events")
+        try:
+            async for message in ws:
+                if message.type is WSMsgType.TEXT:
+                    await self._client_message(ws, watcher, message.data)
+                elif message.type is WSMsgType.ERROR:
+                    break
+        finally:
+            self._watchers.discard(watcher)
+            self._sockets.discard(ws)
+            sender.cancel()
+            await asyncio.gather(sender, return_exceptions=True)
+        return ws
+
+    async def _client_message(self, ws: web.WebSocketResponse, watcher: _Watcher, text: str) -> None:
+        try:
+            data = json.loads(text)
+            if not isinstance(data, dict) or data.get("v") != wire.VERSION or data.get("type") != "resnapshot":
+                raise ValueError("expected {\"v\": 1, \"type\": \"resnapshot\", \"history\": N}")
+            history = int(data.get("history", watcher.history))
+            if not 0 <= history <= 100_000:
+                raise ValueError("history must be 0 to 100000")
+        except (ValueError, TypeError) as exc:
+            error = wire.ErrorInfo(kind="bad_request", message=str(exc))
+            with contextlib.suppress(Exception):
+                await ws.send_str(wire.dumps({"v": wire.VERSION, "type": "error", "error": error.model_dump()}))
+            return
+        watcher.ask_snapshot(history)
+
+    async def _send(self, ws: web.WebSocketResponse, watcher: _Watcher) -> None:
+        try:
+            while not ws.closed:
+                await watcher.wake.wait()
+                watcher.wake.clear()
+                while watcher.items and not ws.closed:
+                    if watcher.too_slow:
+                        await ws.close(code=1013, message=b"too slow: events were dropped, reconnect")
+                        return
+                    item = watcher.items.popleft()
+                    if isinstance(item, _SnapshotHere):
+                        # Events published while the snapshot is read queue up behind this point.
+                        if item.reason == "resync":
+                            watcher.resyncing = False
+                        snapshot = await self.service.snapshot(history=item.history)
+                        await ws.send_str(wire.snapshot_text(snapshot, self.service.markets, item.reason))
+                        if item.reason == "connect":
+                            await ws.send_str(wire.status_text(await core_status(self.service)))
+                    else:
+                        await ws.send_str(item.text())
+        except (ConnectionResetError, asyncio.CancelledError):
+            raise
+        except Exception:
+            if not self._closing:
+                log.exception("control: the event stream of a client failed")
+            with contextlib.suppress(Exception):
+                await ws.close(code=1011, message=b"internal error")
+
+
+async def serve(service: TradingService, settings: Settings, db: str | os.PathLike[str]) -> ControlServer:
+    """Start the control endpoint of `service` (the core on store `db`) where `[control]` says."""
+    path = default_socket_path(db, settings)
+    server = ControlServer(service, path, allow=settings.control.allow, own_directory=not settings.control.socket)
+    await server.start()
+    return server
