@@ -246,7 +246,7 @@ class TradeConsole(App[None]):
     def _connection_changed(self, event: ConnectionChanged) -> None:
         self.connected = event.connected
         if event.connected:
-            self.report(f"core reconnected at {self.client.where}", level="info")
+            self.report(event.detail or f"core reconnected at {self.client.where}", level="info")
             self._reload()
         else:
             self.report(event.detail or "core disconnected, reconnecting…", level="warning")
@@ -408,7 +408,7 @@ class TradeConsole(App[None]):
     def _show_status(self) -> None:
         state = self.state
         self.status_bar.show(
-            mode=state.mode or ("READ-ONLY" if self.read_only else ""),
+            mode="READ-ONLY" if self.read_only else state.mode,  # inspect, also attached to a live core
             exchange=state.exchange or self.settings.exchange.id,
             reconcile=state.reconcile,
             open_orders=state.open_orders,
@@ -488,8 +488,9 @@ class TradeConsole(App[None]):
         if not self.is_mounted or not self.screen_stack:
             return
         order = self.selected_order
-        key = (self.ready, self.read_only, self.connected, self.state.paused, self.signals.selected_key,
-               order and (order.client_order_id, order.status), self._amend_kind(), self.focused_pane,
+        # What the footer shows, not which row: moving the cursor over rows alike rebuilds nothing.
+        key = (self.ready, self.read_only, self.connected, self.state.paused, self.signals.selected_key is not None,
+               order is not None and order.status.is_live, self._amend_kind(), self.focused_pane,
                len(self.screen_stack))
         if key != self._bindings_state:
             self._bindings_state = key

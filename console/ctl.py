@@ -124,7 +124,7 @@ async def _execute(args: argparse.Namespace, client: Any) -> tuple[int, str, dic
 
 async def _ctl(args: argparse.Namespace, path: Path) -> int:
     from executor.control.client import NeedsConfirmation, Refused
-    from executor.control.remote import CoreUnreachable, Forbidden, RemoteClient
+    from executor.control.remote import BadRequest, CoreUnreachable, Forbidden, RemoteClient
 
     as_json, name = args.json, args.ctl_command
     client = RemoteClient(path)
@@ -133,6 +133,8 @@ async def _ctl(args: argparse.Namespace, path: Path) -> int:
         code, words, fields = await _execute(args, client)
     except CoreUnreachable as exc:
         code, kind, words = EXIT_NO_CORE, "no_core", str(exc)
+    except BadRequest as exc:
+        code, kind, words = EXIT_USAGE, "bad_request", str(exc)
     except NeedsConfirmation as exc:
         reason = str(exc).removesuffix(": confirm to go ahead")
         code, kind, words = EXIT_REFUSED, "needs_confirmation", f"{reason}: run again with --confirm to go ahead"

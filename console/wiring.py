@@ -27,6 +27,7 @@ from executor.config import Settings
 
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE, EXIT_NO_CORE = 0, 1, 2, 3
 CORE_START_SECONDS = 60.0  # how long `run` waits for the core it started to answer on its socket
+PROBE_WITHIN = 5.0  # seconds a core has to answer the probe of `attach`, `inspect` and `run`
 SERVE_AFTER = 0.5  # seconds after an in-process core started that its control socket is served
 
 
@@ -174,7 +175,7 @@ async def _serve(service, settings: Settings, db: Path) -> None:
     except Exception as exc:  # a socket problem must not stop trading
         service.bus.publish(ErrorOccurred(f"control socket: {exc}", level="warning"))
         return
-    service.on_close(server.close)
+    service.on_close(server.close, first=True)  # no client meets a closed store
 
 
 def _running_core(settings: Settings, db: Path | None, *, read_only: bool, socket: str | None = None):
@@ -196,7 +197,7 @@ def _running_core(settings: Settings, db: Path | None, *, read_only: bool, socke
 
 async def _answers(client) -> bool:
     try:
-        await client.status()
+        await asyncio.wait_for(client.status(), PROBE_WITHIN)  # a wedged core is no core to attach to
         return True
     except Exception:
         return False

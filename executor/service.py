@@ -209,6 +209,7 @@ class TradingService:
         self._last_reconcile: ReconcileResult | None = None
         self._log_buffer: list[dict[str, Any]] = []
         self._closers: list[Callable[[], Awaitable[object]]] = []
+        self._first_closers: list[Callable[[], Awaitable[object]]] = []
         self._persisting: set[asyncio.Task] = set()
         self._balances_saved = datetime.min.replace(tzinfo=UTC)
         self._poll_interval = poll_interval  # read-only: how often the follower looks for commits
@@ -447,11 +448,18 @@ class TradingService:
         if self._persisting:
             await asyncio.gather(*list(self._persisting), return_exceptions=True)
 
-    def on_close(self, callback: Callable[[], Awaitable[object]]) -> None:
-        """Run `callback` once the service is closed (e.g. stop an emulator this process serves)."""
-        self._closers.append(callback)
+    def on_close(self, callback: Callable[[], Awaitable[object]], *, first: bool = False) -> None:
+        """Run `callback` once the service is closed (e.g. stop an emulator this process serves);
+        `first`: before anything closes (e.g. stop serving the control socket while the store is open)."""
+        (self._first_closers if first else self._closers).append(callback)
 
     async def close(self) -> None:
+        for callback in self._first_closers:
+            try:
+                await callback()
+            except Exception:
+                log.exception("a close callback failed")
+        self._first_closers.clear()
         try:
             await self.stop()
         finally:
@@ -693,9 +701,10 @@ class TradingService:
         far = await self._far(record)
         if far is not None and not confirm:
             raise far
-        await self._audit("approve", signal_id, {"notional": str(record.notional), "confirmed": confirm}, actor)
         note = f"; confirmed {fmt(abs(far.distance).quantize(Decimal('0.01')))} % from the market" if far else ""
         await self._approve(record, actor=actor or self.actor, note=note)
+        # Audited once it is done: of two operators approving at once, only the one that did is named.
+        await self._audit("approve", signal_id, {"notional": str(record.notional), "confirmed": confirm}, actor)
 
     async def _approve(self, record: SignalRecord, *, actor: str, note: str = "") -> None:
         """The approval and the order's intent, in one transaction (SPEC 9)."""
@@ -742,8 +751,8 @@ class TradingService:
         self._writable()
         record = await self._pending(signal_id)
         who = actor or self.actor
-        await self._audit("reject", signal_id, {"reason": reason}, actor)
         await self._decide(record, S.REJECTED, actor=who, reason=reason or f"rejected by {who}")
+        await self._audit("reject", signal_id, {"reason": reason}, actor)
 
     def check_signal_amend(
         self,

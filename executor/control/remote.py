@@ -63,6 +63,14 @@ class ProtocolError(Refused):
     """The core did not understand the request, or the client did not understand the answer."""
 
 
+class BadRequest(ProtocolError):
+    """The core could not take the request as sent (a bad argument): bad usage, not a refusal."""
+
+
+ANSWER_WITHIN = 20.0  # seconds a command waits for the core's answer
+KILL_SWITCH_WITHIN = 120.0  # the kill switch answers once its cancels are done (or given up)
+
+
 def _reason(exc: BaseException, *, sent: bool = False) -> str:
     if isinstance(exc, aiohttp.ClientConnectorError):
         exc, sent = exc.os_error, False
@@ -343,11 +351,19 @@ class RemoteClient(CoreClient):
             "args": {k: str(v) if isinstance(v, Decimal) else v for k, v in args.items() if v is not None},
             "client": self._client,
         }
+        # A core that accepts the connection and never answers (stopped, wedged) is no core: after
+        # `ANSWER_WITHIN` seconds (the kill switch may take its cancels' time) the call gives up.
+        wait = KILL_SWITCH_WITHIN if command == "kill_switch" else ANSWER_WITHIN
         try:
             async with self._http().post(f"{BASE}/v1/command", data=wire.dumps(body),
-                                         headers={"Content-Type": "application/json"}) as response:
+                                         headers={"Content-Type": "application/json"},
+                                         timeout=aiohttp.ClientTimeout(total=None, sock_connect=5.0,
+                                                                       sock_read=wait)) as response:
                 text = await response.text()
         except (aiohttp.ClientError, OSError, TimeoutError) as exc:
+            if isinstance(exc, TimeoutError | aiohttp.ServerTimeoutError):
+                raise CoreUnreachable(self.path, f"no answer to {command} within {wait:g} s (sent; the core may "
+                                      f"still carry it out)") from None
             raise CoreUnreachable(self.path, _reason(exc, sent=True)) from None
         try:
             answer = wire.Answer.model_validate_json(text)
@@ -366,4 +382,6 @@ class RemoteClient(CoreClient):
             raise Refused(error.message)
         if error.kind == "forbidden":
             raise Forbidden(error.message)
+        if error.kind in ("bad_request", "unknown_command"):
+            raise BadRequest(f"{error.kind}: {error.message}")
         raise ProtocolError(f"{error.kind}: {error.message}")

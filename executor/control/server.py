@@ -125,6 +125,7 @@ class _Watcher:
         self.overflows: deque[float] = deque(maxlen=2)
         self.resyncing = False  # a resync snapshot is queued and not taken yet
         self.too_slow = False
+        self.abort: Callable[[], None] = lambda: None  # drops the connection (set by its handler)
 
     def offer(self, item: _Outgoing) -> None:
         if len(self.items) >= self.limit:
@@ -135,7 +136,9 @@ class _Watcher:
                 self.resyncing = True
                 self.overflows.append(time.monotonic())
                 if len(self.overflows) == 2 and self.overflows[1] - self.overflows[0] < RESYNC_WINDOW:
+                    # Its sender may be stuck writing to a socket nobody reads: close from here.
                     self.too_slow = True
+                    asyncio.get_running_loop().call_soon(self.abort)
         else:
             self.items.append(item)
         self.wake.set()
@@ -278,9 +281,14 @@ class ControlServer:
             self._beat.cancel()
             await asyncio.gather(self._beat, return_exceptions=True)
             self._beat = None
-        for ws in list(self._sockets):
+        async def goodbye(ws: web.WebSocketResponse) -> None:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(ws.close(code=1001, message=b"core stopping"), timeout=1.0)
+
+        # All at once, and a client that does not read its goodbye is cut off: never a wait per client.
+        await asyncio.gather(*(goodbye(ws) for ws in list(self._sockets)))
+        for watcher in list(self._watchers):
+            watcher.abort()
         runner, self._runner = self._runner, None
         if runner is not None:
             await runner.cleanup()
@@ -350,6 +358,8 @@ class ControlServer:
             return peer
         try:
             raw = await request.read()
+        except (ConnectionResetError, aiohttp_client_reset()):
+            return web.Response(status=400)  # the client went away mid-request: nothing to answer
         except web.HTTPRequestEntityTooLarge:
             answer = wire.Answer.failure(None, "bad_request", f"request larger than {MAX_REQUEST} bytes")
             return web.json_response(text=answer.model_dump_json(), status=413)
@@ -379,6 +389,8 @@ class ControlServer:
             if isinstance(refusal, NeedsConfirmation):
                 return wire.Answer.failure(request.id, "needs_confirmation", str(refusal), refusal.subject)
             return wire.Answer.failure(request.id, "refused", str(refusal))
+        except ArithmeticError as exc:  # a number the wire admits and the arithmetic cannot hold (1e999999)
+            return wire.Answer.failure(request.id, "bad_request", f"{request.command}: a number out of range ({exc})")
         except Exception as exc:
             log.exception("control: %s by %s failed", request.command, actor)
             return wire.Answer.failure(request.id, "internal", f"{request.command} failed in the core: {exc}")
@@ -457,8 +469,14 @@ class ControlServer:
         except ValueError:
             history = 200
         ws = web.WebSocketResponse(max_msg_size=MAX_REQUEST, compress=False, heartbeat=None)
-        await ws.prepare(request)
+        try:
+            await ws.prepare(request)
+        except (ConnectionResetError, aiohttp_client_reset()):
+            return ws  # the client went away during the handshake
         watcher = _Watcher(self.queue_limit, history)
+        transport = request.transport
+        if transport is not None:
+            watcher.abort = transport.abort
         self._watchers.add(watcher)
         self._sockets.add(ws)
         sender = asyncio.create_task(self._send(ws, watcher), name="control-events")
@@ -466,6 +484,8 @@ class ControlServer:
             async for message in ws:
                 if message.type is WSMsgType.TEXT:
                     await self._client_message(ws, watcher, message.data)
+                elif message.type is WSMsgType.BINARY:
+                    await self._client_message(ws, watcher, None)  # answered as a bad message
                 elif message.type is WSMsgType.ERROR:
                     break
         finally:
@@ -475,8 +495,10 @@ class ControlServer:
             await asyncio.gather(sender, return_exceptions=True)
         return ws
 
-    async def _client_message(self, ws: web.WebSocketResponse, watcher: _Watcher, text: str) -> None:
+    async def _client_message(self, ws: web.WebSocketResponse, watcher: _Watcher, text: str | None) -> None:
         try:
+            if text is None:
+                raise ValueError("binary message: the event stream takes JSON text messages only")
             data = json.loads(text)
             if not isinstance(data, dict) or data.get("v") != wire.VERSION or data.get("type") != "resnapshot":
                 raise ValueError("expected {\"v\": 1, \"type\": \"resnapshot\", \"history\": N}")
@@ -525,3 +547,10 @@ async def serve(service: TradingService, settings: Settings, db: str | os.PathLi
     server = ControlServer(service, path, allow=settings.control.allow, own_directory=not settings.control.socket)
     await server.start()
     return server
+
+
+def aiohttp_client_reset() -> type[BaseException]:
+    """aiohttp's own "connection reset" (a ConnectionResetError subclass in 3.10+; there for older)."""
+    import aiohttp
+
+    return getattr(aiohttp, "ClientConnectionResetError", ConnectionResetError)

@@ -61,7 +61,7 @@ async def main(n: int, finished: int) -> None:
             with app.batch_update():
                 step()
             await pilot.pause()
-            while table._require_update_dimensions:  # the table measures new rows when idle
+            while table.virtual_size.height <= table.row_count:  # until the rows are laid out
                 await pilot.pause()
             await pilot.pause()  # the frame that shows it
             print(f"{what:<40} {time.perf_counter() - start:8.3f} s")
