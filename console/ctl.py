@@ -33,6 +33,9 @@ def add_parser(sub: Any) -> None:
     where.add_argument("--socket", metavar="PATH", help="the core's control socket")
     p.add_argument("--config", metavar="FILE", help="TOML config (default: the platform config dir)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.add_argument("--timeout", type=float, default=20.0, metavar="SECONDS",
+                   help="how long to wait for the core's answer before exit 3 (default 20; the kill switch "
+                   "waits at least 120)")
     commands = p.add_subparsers(dest="ctl_command", required=True, metavar="COMMAND")
 
     def command(name: str, help: str) -> argparse.ArgumentParser:
@@ -127,7 +130,10 @@ async def _ctl(args: argparse.Namespace, path: Path) -> int:
     from executor.control.remote import BadRequest, CoreUnreachable, Forbidden, RemoteClient
 
     as_json, name = args.json, args.ctl_command
-    client = RemoteClient(path)
+    if not args.timeout > 0:
+        print("tradeconsole: ctl --timeout must be more than 0 seconds", file=sys.stderr)
+        return EXIT_USAGE
+    client = RemoteClient(path, answer_within=args.timeout)
     kind = "refused"
     try:
         code, words, fields = await _execute(args, client)

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import random
+import shutil
+import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -65,3 +67,13 @@ def settings() -> Settings:
 @pytest.fixture
 def db_path(tmp_path: Path) -> Path:
     return tmp_path / "store.db"
+
+
+@pytest.fixture
+def workdir() -> Iterator[Path]:
+    """A short temporary directory (a Unix socket path has ~100 bytes at most; pytest's are long)."""
+    path = Path(tempfile.mkdtemp(prefix="tc"))
+    try:
+        yield path
+    finally:
+        shutil.rmtree(path, ignore_errors=True)

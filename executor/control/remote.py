@@ -96,7 +96,7 @@ def _client_info(read_only: bool, env: Mapping[str, str]) -> dict[str, str]:
 class RemoteClient(CoreClient):
     def __init__(self, path: str | os.PathLike[str], *, read_only: bool = False, history: int = 200,
                  env: Mapping[str, str] | None = None, liveness: float = 5.0, max_backoff: float = 2.0,
-                 connect_timeout: float = 10.0) -> None:
+                 connect_timeout: float = 10.0, answer_within: float = ANSWER_WITHIN) -> None:
         self.path = Path(path)
         self.where = str(self.path)
         self.bus = EventBus()
@@ -106,6 +106,7 @@ class RemoteClient(CoreClient):
         self.liveness = liveness
         self.max_backoff = max_backoff
         self.connect_timeout = connect_timeout
+        self.answer_within = answer_within  # seconds a command waits for the core's answer
         self._client = _client_info(read_only, os.environ if env is None else env)
         self._history = history
         self._session: aiohttp.ClientSession | None = None
@@ -353,7 +354,7 @@ class RemoteClient(CoreClient):
         }
         # A core that accepts the connection and never answers (stopped, wedged) is no core: after
         # `ANSWER_WITHIN` seconds (the kill switch may take its cancels' time) the call gives up.
-        wait = KILL_SWITCH_WITHIN if command == "kill_switch" else ANSWER_WITHIN
+        wait = max(KILL_SWITCH_WITHIN, self.answer_within) if command == "kill_switch" else self.answer_within
         try:
             async with self._http().post(f"{BASE}/v1/command", data=wire.dumps(body),
                                          headers={"Content-Type": "application/json"},

@@ -12,10 +12,8 @@ from __future__ import annotations
 import json
 import os
 import pty
-import shutil
 import signal
 import subprocess
-import tempfile
 import time
 from collections.abc import Iterator
 from datetime import datetime
@@ -35,15 +33,6 @@ RESTING = {"id": "rest-1", "symbol": "BTC/USDT", "side": "buy", "amount": 0.01, 
            "price": 59100}
 WAITING = {"id": "wait-1", "symbol": "ETH/USDT", "side": "buy", "amount": 0.1}
 LATER = {"id": "later-1", "symbol": "SOL/USDT", "side": "buy", "amount": 1}
-
-
-@pytest.fixture
-def workdir() -> Iterator[Path]:
-    path = Path(tempfile.mkdtemp(prefix="tca"))  # short: a Unix socket path has ~100 bytes at most
-    try:
-        yield path
-    finally:
-        shutil.rmtree(path, ignore_errors=True)
 
 
 @pytest.fixture

@@ -13,12 +13,10 @@ import contextlib
 import getpass
 import json
 import os
-import shutil
 import signal
 import socket
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import AsyncIterator, Iterator
 from decimal import Decimal
@@ -148,15 +146,6 @@ def wait_for(predicate, what: str, timeout: float = DEADLINE):
 
 def orders_of(core: Core, signal_id: str, status: str | None = None) -> list[dict]:
     return [o for o in exported(core, "orders") if o["signal_id"] == signal_id and status in (None, o["status"])]
-
-
-@pytest.fixture
-def workdir() -> Iterator[Path]:
-    path = Path(tempfile.mkdtemp(prefix="tc"))  # short: a Unix socket path has ~100 bytes at most
-    try:
-        yield path
-    finally:
-        shutil.rmtree(path, ignore_errors=True)
 
 
 @pytest.fixture

@@ -60,15 +60,6 @@ def _seeded() -> None:
 
 
 @pytest.fixture
-def workdir() -> Iterator[Path]:
-    path = Path(tempfile.mkdtemp(prefix="tcv"))  # short: a Unix socket path has ~100 bytes at most
-    try:
-        yield path
-    finally:
-        shutil.rmtree(path, ignore_errors=True)
-
-
-@pytest.fixture
 def core(workdir: Path) -> Iterator[Core]:
     core = Core(workdir).start()
     try:
@@ -144,7 +135,7 @@ def test_ctl_on_a_frozen_core_gives_up_with_exit_3(core: Core) -> None:
     try:
         started = time.monotonic()
         try:
-            result = ctl(core, "status")  # run_cli gives up after DEADLINE seconds
+            result = ctl(core, "--timeout", "2", "status")  # run_cli gives up after DEADLINE seconds
         except subprocess.TimeoutExpired:
             raise AssertionError(f"`ctl status` on a frozen core still hangs after {DEADLINE:g} s: no answer, "
                                  f"no exit code 3") from None
