@@ -455,8 +455,9 @@ async def test_a_remote_client_with_no_core_says_which_socket_it_tried(workdir: 
 # -- in this process: a ControlServer over a LocalClient's service ------------------------------
 
 
-@pytest.fixture
-async def local(workdir: Path) -> AsyncIterator[LocalClient]:
+@contextlib.asynccontextmanager
+async def local_core(workdir: Path) -> AsyncIterator[LocalClient]:
+    """A started core in this process (paper exchange, frozen market) on a store in `workdir`."""
     settings = make_settings(execution={"retry_delay_seconds": 0.01})
     engine = PaperEngine(seed=3, markets=settings.exchange.markets,
                          balances={"USDT": 100000, "BTC": 1, "ETH": 10, "SOL": 100}, clock=FakeClock())
@@ -471,6 +472,12 @@ async def local(workdir: Path) -> AsyncIterator[LocalClient]:
         yield client
     finally:
         await client.close()
+
+
+@pytest.fixture
+async def local(workdir: Path) -> AsyncIterator[LocalClient]:
+    async with local_core(workdir) as client:
+        yield client
 
 
 def signal_line(**fields) -> str:

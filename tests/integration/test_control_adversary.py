@@ -27,7 +27,7 @@ from pathlib import Path
 
 import aiohttp
 import pytest
-from conftest import FakeClock, make_settings
+from conftest import make_settings
 
 from console.app import TradeConsole
 from console.screens.amend import AmendScreen
@@ -37,13 +37,11 @@ from executor.control.client import LocalClient, Refused
 from executor.control.remote import CoreUnreachable, RemoteClient
 from executor.control.server import ControlServer
 from executor.events import LogLine, StateChanged
-from executor.exchanges.paper import PaperExchange
-from executor.exchanges.paper_engine import PaperEngine
 from executor.executor import ExecutionError
 from executor.models import SignalStatus
 from executor.service import TradingService
 
-from .test_control import FAR, NEAR, Core, ctl, exported
+from .test_control import FAR, NEAR, Core, ctl, exported, local_core
 
 DEADLINE = 60.0
 BASE = "http://tradeconsole"
@@ -74,20 +72,8 @@ def core(workdir: Path) -> Iterator[Core]:
 
 @pytest.fixture
 async def local(workdir: Path) -> AsyncIterator[LocalClient]:
-    settings = make_settings(execution={"retry_delay_seconds": 0.01})
-    engine = PaperEngine(seed=3, markets=settings.exchange.markets,
-                         balances={"USDT": 100000, "BTC": 1, "ETH": 10, "SOL": 100}, clock=FakeClock())
-
-    async def open_service() -> TradingService:
-        return await TradingService.open(settings, workdir / "s.db", exchange=PaperExchange(engine),
-                                         actor="ops@desk", poll_interval=0.02)
-
-    client = LocalClient(open_service)
-    await client.start()
-    try:
+    async with local_core(workdir) as client:
         yield client
-    finally:
-        await client.close()
 
 
 async def until(predicate, what: str, timeout: float = DEADLINE) -> None:
