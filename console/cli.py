@@ -209,6 +209,8 @@ def _dispatch(args: argparse.Namespace) -> int:
     if command in ("orders", "signals", "audit", "positions"):
         db = check_store(_db(args, settings), must_exist=True)
         return asyncio.run(_export(command, args, db))
+    if command in ("run", "demo"):
+        _check_intake(args, settings)
     if command == "run" and args.headless:
         path = args.signals or settings.signals.jsonl
         if path and path != "-" and not Path(path).exists():
@@ -234,6 +236,21 @@ def _dispatch(args: argparse.Namespace) -> int:
     return run_console(settings, mode="run", db=str(_db(args, settings)), signals=args.signals, config=args.config)
 
 
+def _check_intake(args: argparse.Namespace, settings: Settings) -> None:
+    """What no run could do with these sources is said before anything starts (exit 2)."""
+    from executor.config import check_webhook, secrets_from_env
+
+    check_webhook(settings, secrets_from_env())
+    if getattr(args, "until_idle", False):
+        # A followed file and a webhook are never exhausted: --until-idle would never exit.
+        if settings.signals.follow and (args.signals or settings.signals.jsonl) not in ("", "-"):
+            raise UsageError("--until-idle: [signals] follow = true keeps reading the file, so the run would "
+                             "never be idle; drop one of them")
+        if settings.signals.webhook_port:
+            raise UsageError("--until-idle: [signals] webhook_port takes signals until the core stops, so the run "
+                             "would never be idle; drop one of them")
+
+
 def _setup_logging() -> None:
     logging.basicConfig(
         level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(levelname)-7s %(name)s: %(message)s"
@@ -244,6 +261,7 @@ def _setup_logging() -> None:
 
 
 async def _run_headless(settings: Settings, db: Path, signals_path: str | None, until_idle: bool) -> int:
+    from executor.config import secrets_from_env
     from executor.control.paths import ControlError
     from executor.events import ErrorOccurred, OrderUpdated, SignalDecided
     from executor.service import TradingService
@@ -290,6 +308,16 @@ async def _run_headless(settings: Settings, db: Path, signals_path: str | None, 
                 result.adopted,
                 ", ".join(f"{c} {v}" for c, v in sorted(result.drift.items())) or "none",
             )
+        if settings.signals.webhook_port:
+            from executor.sources.webhook import WebhookError, start_webhook
+
+            try:
+                webhook = await start_webhook(service, settings, secrets_from_env().webhook_token)
+            except WebhookError as exc:
+                log.error("%s", exc)  # alerts would be lost without a word: no core runs without it
+                return EXIT_FAILURE
+            if webhook is not None:
+                service.on_close(webhook.close, first=True)
         attach(service, settings, signals_path)
         if until_idle:
             idle = asyncio.create_task(service.run_until_idle())

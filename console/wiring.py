@@ -174,8 +174,28 @@ async def _serve(service, settings: Settings, db: Path) -> None:
         server = await serve(service, settings, db)
     except Exception as exc:  # a socket problem must not stop trading
         service.bus.publish(ErrorOccurred(f"control socket: {exc}", level="warning"))
+    else:
+        service.on_close(server.close, first=True)  # no client meets a closed store
+    await _webhook(service, settings)
+
+
+async def _webhook(service, settings: Settings) -> None:
+    """The in-process core's webhook when `[signals] webhook_port` asks for one; a port that is
+    taken is said in the Log (the console is there to show it) and never stops the core."""
+    if not settings.signals.webhook_port or service.stopping:
         return
-    service.on_close(server.close, first=True)  # no client meets a closed store
+    from executor.config import secrets_from_env
+    from executor.events import ErrorOccurred
+    from executor.sources.webhook import WebhookError, start_webhook
+
+    try:
+        hook = await start_webhook(service, settings, secrets_from_env().webhook_token)
+    except WebhookError as exc:
+        service.bus.publish(ErrorOccurred(f"{exc}: no signal arrives by the webhook", level="error"))
+        return
+    if hook is not None:
+        service.on_close(hook.close, first=True)
+        service.trace(f"webhook listening on {hook.url}", actor="core")
 
 
 def _running_core(settings: Settings, db: Path | None, *, read_only: bool, socket: str | None = None):

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import contextvars
 import difflib
+import ipaddress
 import json
 import os
 import re
@@ -63,6 +64,7 @@ __all__ = [
     "SignalsConfig",
     "StoreConfig",
     "UIConfig",
+    "check_webhook",
     "default_config_path",
     "default_db_path",
     "load_config",
@@ -226,7 +228,29 @@ class SignalsConfig(_Section):
     webhook_port: Int = Field(
         0, ge=0, le=65535, description="0 = off; binds 127.0.0.1; token from env TRADECONSOLE_WEBHOOK_TOKEN"
     )
+    webhook_allow: list[str] = Field(
+        default_factory=list,
+        description="addresses or networks allowed to post (empty = any that has the token)",
+    )
+    webhook_rate: Float = Field(20.0, gt=0, description="webhook requests per second per sender before 429")
+    webhook_burst: Int = Field(40, ge=1, description="webhook requests a sender may send at once before 429")
     demo: bool = Field(False, description="the demo strategy on the paper market")
+
+    @field_validator("webhook_allow")
+    @classmethod
+    def _addresses_or_networks(cls, value: list[str]) -> list[str]:
+        # Checked here, so a typo stops the start with the key named, not the first alert.
+        for item in value:
+            try:
+                ipaddress.ip_network(item, strict=False)
+            except ValueError:
+                raise ValueError(
+                    f"{item!r} is not an address or a network (like 52.89.214.238 or 10.0.0.0/8)"
+                ) from None
+        return value
+
+    def webhook_networks(self) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
+        return [ipaddress.ip_network(item, strict=False) for item in self.webhook_allow]
 
 
 class PaperConfig(_Section):
@@ -414,6 +438,17 @@ def secrets_from_env(env: Mapping[str, str] | None = None) -> Credentials:
         api_secret=secret(API_SECRET_ENV),
         webhook_token=secret(WEBHOOK_TOKEN_ENV),
     )
+
+
+def check_webhook(settings: Settings, credentials: Credentials) -> None:
+    """A webhook port needs its token: without one the webhook would take anyone's orders (exit 2)."""
+    port = settings.signals.webhook_port
+    if port and credentials.webhook_token is None:
+        raise ConfigError([ConfigProblem(
+            None, "signals.webhook_port",
+            None, f"is {port}, but {WEBHOOK_TOKEN_ENV} is not set: the webhook needs a token "
+            f"(set {WEBHOOK_TOKEN_ENV} in the core's environment, or webhook_port = 0)",
+        )])
 
 
 # --- errors -----------------------------------------------------------------------------------------

@@ -19,7 +19,7 @@ import json
 import logging
 import os
 import socket
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -57,6 +57,7 @@ from executor.models import (
     utcnow,
 )
 from executor.signals import SignalError, fmt, parse_signal, size_signal
+from executor.sources.lines import Line
 from executor.states import check_signal_transition
 from executor.store import StaleWrite, Store
 
@@ -513,7 +514,7 @@ class TradingService:
 
     # -- intake -------------------------------------------------------------------------------
 
-    def add_source(self, lines: AsyncIterator[str], name: str) -> asyncio.Task:
+    def add_source(self, lines: AsyncIterator[str] | AsyncIterator[Line], name: str) -> asyncio.Task:
         task = asyncio.create_task(self._consume(lines, name), name=f"source:{name}")
         self._sources.append(task)
         self.intake_done = False
@@ -533,7 +534,11 @@ class TradingService:
         try:
             async for line in lines:
                 await self._resume.wait()
-                if not line.strip():
+                if isinstance(line, Line):
+                    if not line.text.strip() and line.error is None:
+                        line.recorded()  # nothing to record: the source may move past it
+                        continue
+                elif not line.strip():
                     continue
                 await slots.acquire()
                 task = asyncio.create_task(self._receive_line(line, name))
@@ -549,16 +554,35 @@ class TradingService:
                 self.intake_done = True
                 self._publish_state()
 
-    async def _receive_line(self, line: str, name: str) -> None:
+    async def _receive_line(self, line: str | Line, name: str) -> SignalRecord:
+        """Record one line, whatever it holds: its record, never an exception for bad input. A
+        `Line` is told once it is recorded, so that its source may journal its place."""
+        text = line.text if isinstance(line, Line) else line
         try:
-            await self.receive(line, source=name)
+            if isinstance(line, Line) and line.error is not None:
+                record = await self._record(text, name, S.INVALID, line.error)
+            else:
+                record = await self.receive(text, source=name)
         except ExchangeError as exc:
             # The venue could not be asked for a reference price: record the signal as
             # invalid with that reason rather than dropping it.
-            await self._record(line, name, S.INVALID, f"could not check against the exchange: {exc}")
+            record = await self._record(text, name, S.INVALID, f"could not check against the exchange: {exc}")
+        except ReadOnlyError:
+            raise
         except Exception as exc:  # bad input never stops intake; the line is kept with the reason
             log.exception("intake of a line from %s failed", name)
-            await self._record(line, name, S.INVALID, f"internal error while checking: {exc}")
+            record = await self._record(text, name, S.INVALID, f"internal error while checking: {exc}")
+        if isinstance(line, Line):
+            line.recorded()
+        return record
+
+    async def submit(self, lines: Sequence[str], *, source: str) -> list[SignalRecord]:
+        """Record signals handed over in one piece (the webhook, `ctl submit`), in order, each
+        decided before the next is read: one record per line, blank lines included (invalid).
+        Bad input never raises; paused or not, every signal is recorded (paused, none is
+        auto-approved), because a sender that is not a file cannot be made to wait."""
+        self._writable()
+        return [await self._receive_line(line, source) for line in lines]
 
     async def sources_done(self) -> None:
         if self._sources:

@@ -68,7 +68,8 @@ def test_defaults_with_no_file(tmp_path: Path) -> None:
         "confirm_notional": 0,
         "far_from_market_pct": 5,
     }
-    assert s.signals.model_dump() == {"jsonl": "", "follow": False, "webhook_port": 0, "demo": False}
+    assert s.signals.model_dump() == {"jsonl": "", "follow": False, "webhook_port": 0, "webhook_allow": [],
+                                      "webhook_rate": 20.0, "webhook_burst": 40, "demo": False}
     assert s.paper.model_dump() == {
         "seed": 1,
         "balances": {"USDT": 100000, "BTC": 1, "ETH": 10, "SOL": 100},
