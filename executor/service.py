@@ -576,7 +576,7 @@ class TradingService:
             line.recorded()
         return record
 
-    async def submit(self, lines: Sequence[str], *, source: str) -> list[SignalRecord]:
+    async def submit(self, lines: Sequence[str | Line], *, source: str) -> list[SignalRecord]:
         """Record signals handed over in one piece (the webhook, `ctl submit`), in order, each
         decided before the next is read: one record per line, blank lines included (invalid).
         Bad input never raises; paused or not, every signal is recorded (paused, none is

@@ -17,19 +17,21 @@ and the same command sent again with `confirm=True` goes ahead.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 from executor.events import Event, EventBus, Snapshot
-from executor.models import MarketInfo
+from executor.models import MarketInfo, SignalStatus
+from executor.sources.lines import MAX_LINE, Line
 
 if TYPE_CHECKING:
     from executor.events import AmendCheck, KillSwitchResult
     from executor.service import TradingService
 
-__all__ = ["ConnectionChanged", "CoreClient", "CoreStatus", "LocalClient", "NeedsConfirmation", "Refused"]
+__all__ = ["ConnectionChanged", "CoreClient", "CoreStatus", "LocalClient", "NeedsConfirmation", "Refused",
+           "SubmitResult"]
 
 
 class Refused(Exception):
@@ -76,6 +78,48 @@ class CoreStatus:
         from dataclasses import asdict
 
         return asdict(self)
+
+
+@dataclass(frozen=True, slots=True)
+class SubmitResult:
+    """What became of one submitted line: the signal's id (None when the line has none the core
+    could read), its status on arrival (`pending`, `approved`, `invalid`, `duplicate`...) and why."""
+
+    id: str | None
+    status: SignalStatus
+    reason: str = ""
+
+    @property
+    def accepted(self) -> bool:
+        """Recorded `pending` or `approved`: the line is a signal the core took."""
+        return self.status in (SignalStatus.PENDING, SignalStatus.APPROVED)
+
+    def as_json(self) -> dict[str, Any]:
+        return {"id": self.id, "status": self.status.value, "reason": self.reason}
+
+
+# A submitted line longer than `MAX_LINE` bytes (UTF-8) is never sent or recorded whole: its first
+# `TOO_LONG_KEPT` bytes go to the core, which records it `invalid` with `TOO_LONG` as the reason.
+TOO_LONG_KEPT = 4096
+TOO_LONG = f"line longer than {MAX_LINE / (1 << 20):g} MiB ({MAX_LINE} bytes): not read further"
+
+
+def cut_line(text: str) -> tuple[str, bool]:
+    """(`text` as it goes to the core, whether it was too long and cut to its first bytes).
+
+    Lone surrogates, which no UTF-8 text can carry, become `?`."""
+    data = text.encode("utf-8", "replace")
+    if len(data) > MAX_LINE:
+        return data[:TOO_LONG_KEPT].decode("utf-8", "ignore"), True
+    return (text if text.isascii() else data.decode("utf-8")), False
+
+
+def submitted_line(text: str, too_long: bool = False) -> str | Line:
+    """A submitted line for `TradingService.submit`: over `MAX_LINE` bytes (or cut by the client
+    for being so), a `Line` recorded invalid with `TOO_LONG` and never parsed."""
+    if not too_long:
+        text, too_long = cut_line(text)
+    return Line(text, error=TOO_LONG) if too_long else text
 
 
 class CoreClient(ABC):
@@ -137,6 +181,12 @@ class CoreClient(ABC):
 
     @abstractmethod
     async def kill_switch(self) -> KillSwitchResult: ...
+
+    @abstractmethod
+    async def submit(self, lines: Sequence[str]) -> list[SubmitResult]:
+        """Hand signals to the core, one JSONL line each: one result per line, in order, whatever
+        the line holds (bad input is recorded `invalid`, never raised). A line longer than
+        `MAX_LINE` bytes is recorded `invalid` (`TOO_LONG`) from its first bytes only."""
 
     @abstractmethod
     async def stop_core(self) -> None:
@@ -247,6 +297,11 @@ class LocalClient(CoreClient):
 
     async def kill_switch(self) -> KillSwitchResult:
         return await _command(self._service().kill_switch())
+
+    async def submit(self, lines: Sequence[str]) -> list[SubmitResult]:
+        service = self._service()
+        records = await _command(service.submit([submitted_line(line) for line in lines], source="console"))
+        return [SubmitResult(r.id, r.status, r.reason) for r in records]
 
     async def stop_core(self) -> None:
         await self.close()

@@ -8,6 +8,11 @@ HTTP on a Unix socket (served by `server.py`, spoken by `remote.py`):
   `{"v": 1, "id": 7, "ok": true, "result": ...}` or
   `{"v": 1, "id": 7, "ok": false, "error": {"kind": "refused", "message": "...", "subject": ""}}`.
   `kind` is one of `ERROR_KINDS`. The commands are the `CoreClient` API (`COMMANDS`).
+  A request is at most `MAX_REQUEST` bytes, but `submit`'s: `{"lines": [...], "too_long": [i, ...]}`
+  (at most `MAX_SUBMIT_LINES` lines, `MAX_SUBMIT_REQUEST` bytes; `too_long` lists the lines the
+  client cut for being longer than `MAX_LINE` bytes) is answered with one `{"id", "status",
+  "reason"}` per line, in order. Clients send `batches` of at most `BATCH_LINES` lines and
+  `BATCH_BYTES` bytes; a line larger than that goes alone.
 - `GET /v1/events` upgrades to a WebSocket. The core sends `{"v": 1, "type": "snapshot", "data":
   <Snapshot>, "markets": {symbol: <MarketInfo>}, "reason": "connect" | "reply" | "resync"}` first,
   then `{"v": 1, "type": "event", "event": "<class name>", "data": <event>}` for every event in
@@ -23,41 +28,57 @@ back equal objects (`decode(T, encode(x)) == x`).
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from decimal import Decimal
 from functools import cache
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, model_validator
 
 from executor import events as _events
-from executor.control.client import CoreStatus
+from executor.control.client import CoreStatus, SubmitResult, cut_line
 from executor.events import Event, Snapshot
 from executor.executor import AmendCheck, KillSwitchResult
 from executor.models import MarketInfo
 
 __all__ = [
+    "BATCH_BYTES",
+    "BATCH_LINES",
     "COMMANDS",
     "ERROR_KINDS",
     "EVENT_TYPES",
+    "MAX_REQUEST",
+    "MAX_SUBMIT_LINES",
+    "MAX_SUBMIT_REQUEST",
     "VERSION",
     "Answer",
     "BadMessage",
     "ClientInfo",
     "ErrorInfo",
     "Request",
+    "SubmitArgs",
+    "batches",
     "decode",
     "decode_event",
     "dumps",
     "encode",
     "event_text",
     "parse_request",
+    "submit_args",
 ]
 
 VERSION = 1
 ERROR_KINDS = ("refused", "needs_confirmation", "bad_request", "forbidden", "unknown_command", "internal")
 ErrorKind = Literal["refused", "needs_confirmation", "bad_request", "forbidden", "unknown_command", "internal"]
+
+MAX_REQUEST = 64 * 1024  # bytes of a request, but submit's
+MAX_SUBMIT_LINES = 1000  # lines of one submit request
+# A line of up to MAX_LINE (1 MiB) bytes goes whole, alone in its request: JSON-escaped, 6 MiB at
+# worst (control characters as \u00XX). Bigger lines are cut by the client (see `too_long`).
+MAX_SUBMIT_REQUEST = 8 * 1024 * 1024
+BATCH_LINES = 500  # what a client sends in one submit request, at most
+BATCH_BYTES = 512 * 1024
 
 # Every event the core publishes, by class name (the wire's "event" field). A test checks that
 # every Event subclass of executor.events is here.
@@ -139,6 +160,20 @@ class SnapshotArgs(_Strict):
     history: Annotated[int, Field(ge=0, le=100_000)] = 200
 
 
+class SubmitArgs(_Strict):
+    """JSONL lines, one signal each; `too_long`: the indexes of those the client cut to their first
+    bytes, being longer than `MAX_LINE` bytes (recorded invalid, never parsed)."""
+
+    lines: Annotated[list[str], Field(max_length=MAX_SUBMIT_LINES)] = []  # none: the core answers []
+    too_long: Annotated[list[Annotated[int, Field(ge=0)]], Field(max_length=MAX_SUBMIT_LINES)] = []
+
+    @model_validator(mode="after")
+    def _indexes_name_lines(self) -> SubmitArgs:
+        if any(i >= len(self.lines) for i in self.too_long):
+            raise ValueError(f"too_long names a line past the {len(self.lines)} sent")
+        return self
+
+
 @dataclass(frozen=True, slots=True)
 class Command:
     """One command of the API: its arguments, what it answers, whether a read-only client may send it."""
@@ -159,6 +194,7 @@ COMMANDS: dict[str, Command] = {
     "pause": Command(args=NoArgs),
     "resume": Command(args=NoArgs),
     "kill_switch": Command(args=NoArgs, result=KillSwitchResult),
+    "submit": Command(args=SubmitArgs, result=list[SubmitResult]),
     "snapshot": Command(args=SnapshotArgs, result=Snapshot, read_only=True),
     "status": Command(args=NoArgs, result=CoreStatus, read_only=True),
     "stop": Command(args=NoArgs),
@@ -203,6 +239,10 @@ class BadMessage(Exception):
 def _problems(exc: ValidationError) -> str:
     parts = []
     for error in exc.errors(include_url=False)[:5]:
+        if error["type"] == "too_long" and error["loc"] == ("lines",):
+            parts.append(f"lines: at most {MAX_SUBMIT_LINES} lines a request, not {len(error['input'])}: "
+                         f"send them in batches")
+            continue
         where = ".".join(str(p) for p in error["loc"]) or "message"
         parts.append(f"{where}: {error['msg']}")
     return "; ".join(parts)
@@ -234,6 +274,41 @@ def parse_request(raw: bytes | str) -> tuple[Request, BaseModel]:
     except ValidationError as exc:
         raise BadMessage(Answer.failure(request.id, "bad_request", f"{request.command}: {_problems(exc)}")) from None
     return request, args
+
+
+def _cost(line: str) -> int:
+    """Bytes `line` adds to a submit request (JSON-escaped, and its comma)."""
+    return len(json.dumps(line, ensure_ascii=False).encode("utf-8", "replace")) + 1
+
+
+def batches(lines: Iterable[str], *, max_lines: int = BATCH_LINES, max_bytes: int = BATCH_BYTES,
+            ) -> Iterator[list[str]]:
+    """`lines` in order, in lists of at most `max_lines` lines and `max_bytes` bytes as sent (a line
+    longer than `MAX_LINE` bytes counts as the start of it that is sent); a line bigger than
+    `max_bytes` alone. Reads `lines` lazily: any number of them takes one batch of memory."""
+    batch: list[str] = []
+    size = 0
+    for line in lines:
+        cost = _cost(cut_line(line)[0])
+        if batch and (len(batch) >= max_lines or size + cost > max_bytes):
+            yield batch
+            batch, size = [], 0
+        batch.append(line)
+        size += cost
+    if batch:
+        yield batch
+
+
+def submit_args(lines: Iterable[str]) -> dict[str, Any]:
+    """The `submit` arguments carrying `lines` (one batch), the too long ones cut and marked."""
+    sent: list[str] = []
+    too_long: list[int] = []
+    for i, line in enumerate(lines):
+        text, cut = cut_line(line)
+        sent.append(text)
+        if cut:
+            too_long.append(i)
+    return {"lines": sent, "too_long": too_long}
 
 
 # --- values -------------------------------------------------------------------------------------

@@ -24,7 +24,7 @@ import os
 import re
 import socket
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -33,7 +33,14 @@ import aiohttp
 from pydantic import ValidationError
 
 from executor.control import protocol as wire
-from executor.control.client import ConnectionChanged, CoreClient, CoreStatus, NeedsConfirmation, Refused
+from executor.control.client import (
+    ConnectionChanged,
+    CoreClient,
+    CoreStatus,
+    NeedsConfirmation,
+    Refused,
+    SubmitResult,
+)
 from executor.events import EventBus, Snapshot
 
 if TYPE_CHECKING:
@@ -69,6 +76,7 @@ class BadRequest(ProtocolError):
 
 ANSWER_WITHIN = 20.0  # seconds a command waits for the core's answer
 KILL_SWITCH_WITHIN = 120.0  # the kill switch answers once its cancels are done (or given up)
+SUBMIT_WITHIN_PER_LINE = 0.1  # a submit waits this much longer a line (each may ask the venue a price)
 
 
 def _reason(exc: BaseException, *, sent: bool = False) -> str:
@@ -323,6 +331,14 @@ class RemoteClient(CoreClient):
     async def kill_switch(self) -> KillSwitchResult:
         return await self._call("kill_switch")
 
+    async def submit(self, lines: Sequence[str]) -> list[SubmitResult]:
+        """Sent in `wire.batches`, one request each, in order (nothing sent twice: when one fails, the
+        batches before it were recorded). No line at all still asks the core (it answers [])."""
+        results: list[SubmitResult] = []
+        for batch in list(wire.batches(lines)) or [[]]:
+            results.extend(await self._call("submit", **wire.submit_args(batch)))
+        return results
+
     async def stop_core(self) -> None:
         await self._call("stop")
 
@@ -355,6 +371,8 @@ class RemoteClient(CoreClient):
         # A core that accepts the connection and never answers (stopped, wedged) is no core: after
         # `ANSWER_WITHIN` seconds (the kill switch may take its cancels' time) the call gives up.
         wait = max(KILL_SWITCH_WITHIN, self.answer_within) if command == "kill_switch" else self.answer_within
+        if command == "submit":
+            wait += SUBMIT_WITHIN_PER_LINE * len(args["lines"])
         try:
             async with self._http().post(f"{BASE}/v1/command", data=wire.dumps(body),
                                          headers={"Content-Type": "application/json"},

@@ -8,7 +8,8 @@ Who is acting: the peer's uid, read from the socket (SO_PEERCRED), names the use
 SSH client address the client sends complete the actor (`ann@desk from 10.0.0.5`), which the
 service writes into the audit trail and the Log line. A peer that is neither the owner nor in
 `[control] allow` is answered 403 and audited, and nothing else happens. A client announcing the
-read-only role may snapshot, ask the status and follow events, nothing more. The socket file is
+read-only role may snapshot, ask the status and follow events, nothing more (no submit either).
+Submitted signals are recorded with the source `ctl`; who sent them is on the Log line. The socket file is
 0600; 0660 and given to the group when `allow` names one group; 0666 when it names single uids
 or several groups (no one file group fits them: the peer check above is then the gate). Other
 users reach it only on a configured `[control] socket`: the default runtime directory is private.
@@ -42,7 +43,7 @@ from typing import TYPE_CHECKING, Any
 from aiohttp import WSMsgType, web
 
 from executor.control import protocol as wire
-from executor.control.client import NeedsConfirmation, _refusal, core_status
+from executor.control.client import NeedsConfirmation, SubmitResult, _refusal, core_status, submitted_line
 from executor.control.paths import ControlError, check_length, default_socket_path, prepare_directory
 
 if TYPE_CHECKING:
@@ -54,7 +55,8 @@ __all__ = ["ControlError", "ControlServer", "Peer", "serve"]
 log = logging.getLogger("tradeconsole.control")
 
 PeerCredentials = Callable[[web.Request], "tuple[int, int, int]"]
-MAX_REQUEST = 64 * 1024
+MAX_REQUEST = wire.MAX_REQUEST  # bytes of any request but submit's (up to wire.MAX_SUBMIT_REQUEST)
+SUBMIT_SOURCE = "ctl"  # the source of submitted signals in the store
 RESYNC_WINDOW = 5.0
 _HTTP_STATUS = {"bad_request": 400, "unknown_command": 400, "forbidden": 403, "refused": 409,
                 "needs_confirmation": 409, "internal": 500}
@@ -256,7 +258,7 @@ class ControlServer:
         prepare_directory(self.path.parent, dir_mode, ours=self._own_directory, gid=gid)
         await self._clear_stale()
         sock = self._bind(mode, gid)
-        app = web.Application(client_max_size=MAX_REQUEST)
+        app = web.Application(client_max_size=wire.MAX_SUBMIT_REQUEST)
         app.router.add_post("/v1/command", self._command)
         app.router.add_get("/v1/events", self._events)
         self._runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=2.0)
@@ -361,7 +363,11 @@ class ControlServer:
         except (ConnectionResetError, aiohttp_client_reset()):
             return web.Response(status=400)  # the client went away mid-request: nothing to answer
         except web.HTTPRequestEntityTooLarge:
-            answer = wire.Answer.failure(None, "bad_request", f"request larger than {MAX_REQUEST} bytes")
+            answer = wire.Answer.failure(None, "bad_request", f"request larger than {wire.MAX_SUBMIT_REQUEST} bytes")
+            return web.json_response(text=answer.model_dump_json(), status=413)
+        if len(raw) > MAX_REQUEST and not _submits(raw):
+            answer = wire.Answer.failure(None, "bad_request", f"request larger than {MAX_REQUEST} bytes (only "
+                                         f"submit may send up to {wire.MAX_SUBMIT_REQUEST})")
             return web.json_response(text=answer.model_dump_json(), status=413)
         answer = await self.dispatch(raw, peer)
         status = 200 if answer.ok else _HTTP_STATUS[answer.error.kind if answer.error else "internal"]
@@ -429,6 +435,8 @@ class ControlServer:
             return await service.snapshot(history=args.history)
         if command == "status":
             return await core_status(service)
+        if command == "submit":
+            return await self._submit(args, actor)
         if command == "stop":
             service._writable()
             await service._audit("stop", None, None, actor)
@@ -436,6 +444,21 @@ class ControlServer:
             service.request_stop()
             return None
         raise AssertionError(f"command {command} has no handler")  # COMMANDS and this list disagree
+
+    async def _submit(self, args: wire.SubmitArgs, actor: str) -> list[SubmitResult]:
+        service = self.service
+        cut = set(args.too_long)
+        lines = [submitted_line(text, i in cut) for i, text in enumerate(args.lines)]
+        records = await service.submit(lines, source=SUBMIT_SOURCE)  # a Line: recorded invalid, unparsed
+        results = [SubmitResult(r.id, r.status, r.reason) for r in records]
+        if results:
+            counts: dict[str, int] = {}
+            for result in results:
+                counts[result.status.value] = counts.get(result.status.value, 0) + 1
+            words = ", ".join(f"{n} {status}" for status, n in counts.items())
+            service.trace(f"{len(results)} signal{'s' if len(results) != 1 else ''} submitted over the control "
+                          f"socket: {words}", actor=actor)
+        return results
 
     # -- the event stream ---------------------------------------------------------------------
 
@@ -547,6 +570,15 @@ async def serve(service: TradingService, settings: Settings, db: str | os.PathLi
     server = ControlServer(service, path, allow=settings.control.allow, own_directory=not settings.control.socket)
     await server.start()
     return server
+
+
+def _submits(raw: bytes) -> bool:
+    """Whether a request larger than `MAX_REQUEST` is a submit, the one command that may be."""
+    try:
+        data = json.loads(raw)
+    except (ValueError, UnicodeDecodeError):
+        return False
+    return isinstance(data, dict) and data.get("command") == "submit"
 
 
 def aiohttp_client_reset() -> type[BaseException]:

@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 
 from executor import events
 from executor.control import protocol as wire
-from executor.control.client import CoreStatus
+from executor.control.client import TOO_LONG_KEPT, CoreStatus, SubmitResult
 from executor.control.paths import ControlError, check_length, default_socket_path, prepare_directory
 from executor.events import (
     BalancesUpdated,
@@ -36,6 +36,7 @@ from executor.events import (
 )
 from executor.executor import AmendCheck, KillSwitchResult
 from executor.models import Balance, MarketInfo, Order, OrderStatus, Signal, SignalRecord, SignalStatus
+from executor.sources.lines import MAX_LINE
 
 T0 = datetime(2026, 3, 4, 5, 6, 7, 891011, tzinfo=UTC)
 PLUS2 = timezone(timedelta(hours=2))
@@ -108,6 +109,10 @@ VALUES = [
                             False, 4242, "/srv/tc/store.db")),
     (CoreStatus, CoreStatus("LIVE", "binance", True, 0, 0, 0, None, None, {}, None, False, 1, "x.db")),
     (dict[str, MarketInfo], MARKETS),
+    (list[SubmitResult], [SubmitResult("sig-7", SignalStatus.PENDING), SubmitResult(None, SignalStatus.INVALID, "id: "
+                                                                                   "required"),
+                          SubmitResult("sig-7", SignalStatus.DUPLICATE, "id sig-7 seen before")]),
+    (list[SubmitResult], []),
 ]
 
 
@@ -217,6 +222,69 @@ def test_the_error_answer_echoes_the_request_id_when_it_has_one() -> None:
     with pytest.raises(wire.BadMessage) as caught:
         wire.parse_request(request(v=9, id=41))
     assert caught.value.answer.id == 41 and "version 9" in caught.value.answer.error.message
+
+
+def submit_request(**args) -> bytes:
+    return json.dumps({"v": 1, "id": 5, "command": "submit", "args": args}).encode()
+
+
+def test_a_submit_request_carries_lines_and_the_indexes_of_those_cut() -> None:
+    parsed, args = wire.parse_request(submit_request(lines=['{"id": "a"}', "x"], too_long=[1]))
+    assert parsed.command == "submit" and args == wire.SubmitArgs(lines=['{"id": "a"}', "x"], too_long=[1])
+    assert wire.parse_request(submit_request(lines=[]))[1] == wire.SubmitArgs(lines=[], too_long=[])
+    assert wire.parse_request(submit_request())[1] == wire.SubmitArgs()  # no lines: nothing to record
+    assert wire.COMMANDS["submit"].read_only is False  # a read-only client may not submit
+
+
+@pytest.mark.parametrize("args", [
+    {"lines": "one line"},
+    {"lines": [1, 2]},
+    {"lines": ["a"], "too_long": [1]},
+    {"lines": ["a"], "too_long": [-1]},
+    {"lines": ["a"], "source": "me"},
+], ids=["not a list", "not strings", "index past the lines", "negative index", "extra field"])
+def test_a_bad_submit_request_gets_bad_request(args) -> None:
+    assert kind_of(submit_request(**args)) == "bad_request"
+
+
+def test_more_lines_than_a_request_may_carry_is_refused_naming_the_limit() -> None:
+    assert len(wire.parse_request(submit_request(lines=["x"] * wire.MAX_SUBMIT_LINES))[1].lines) == 1000
+    with pytest.raises(wire.BadMessage) as caught:
+        wire.parse_request(submit_request(lines=["x"] * (wire.MAX_SUBMIT_LINES + 1)))
+    error = caught.value.answer.error
+    assert error.kind == "bad_request" and "at most 1000 lines" in error.message and "1001" in error.message
+
+
+def test_batches_are_bounded_by_lines_and_bytes_and_keep_the_order() -> None:
+    lines = [f"line {i}" for i in range(1234)]
+    got = list(wire.batches(lines))
+    assert [len(b) for b in got] == [500, 500, 234] and [x for b in got for x in b] == lines
+    wide = ["é" * 1000] * 600  # 2 bytes a character: 2003 bytes a line as sent, with its quotes and comma
+    assert [len(b) for b in wire.batches(wide)] == [261, 261, 78]
+    assert all(sum(len(json.dumps(x, ensure_ascii=False).encode()) + 1 for x in b) <= wire.BATCH_BYTES
+               for b in wire.batches(wide))
+    assert list(wire.batches([])) == []
+    assert [len(b) for b in wire.batches(["a"] * 7, max_lines=3)] == [3, 3, 1]
+
+
+def test_a_line_larger_than_a_batch_goes_alone_and_a_too_long_one_costs_its_start() -> None:
+    big, huge = "b" * (wire.BATCH_BYTES + 1), "h" * (MAX_LINE + 1)
+    assert list(wire.batches(["a", big, "c", huge, "d"])) == [["a"], [big], ["c", huge, "d"]]
+    # Escaped characters count as sent: 100,000 quotes are 200,000 bytes on the wire.
+    assert [len(b) for b in wire.batches(['"' * 100_000] * 3)] == [2, 1]
+
+
+def test_submit_args_cut_and_mark_the_lines_longer_than_1_mib() -> None:
+    edge, over, wide = "e" * MAX_LINE, "o" * (MAX_LINE + 1), "€" * (MAX_LINE // 3 + 1)  # 3 bytes each
+    args = wire.submit_args(["a", edge, over, wide, "z\udc80"])
+    assert args["too_long"] == [2, 3]
+    assert args["lines"][:2] == ["a", edge] and args["lines"][4] == "z?"  # no lone surrogate goes out
+    assert args["lines"][2] == "o" * TOO_LONG_KEPT
+    assert args["lines"][3] == "€" * (TOO_LONG_KEPT // 3)  # cut on a character boundary
+    assert wire.SubmitArgs.model_validate(args).too_long == [2, 3]
+    # The biggest line that is not cut fits a request, however it escapes.
+    worst = len(wire.dumps({"v": 1, "id": 1, "command": "submit", "args": wire.submit_args(["\x01" * MAX_LINE])}))
+    assert wire.MAX_REQUEST < worst <= wire.MAX_SUBMIT_REQUEST
 
 
 # -- the socket's path -------------------------------------------------------------------------
