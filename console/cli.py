@@ -128,6 +128,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=1, help="seed of the synthetic market")
     p.add_argument("--faults", metavar="FILE", help="JSON fault-injection plan (see executor/exchanges/emulator.py)")
     p.add_argument("--latency-ms", type=float, default=0.0, help="added to every response, like a venue's latency")
+    p.add_argument("--max-orders-per-symbol", type=int, default=0, metavar="N",
+                   help="MAX_NUM_ORDERS: at most N open orders per symbol (0: off)")
     p.add_argument("--record", metavar="FILE", help="on exit, write every order the emulator accepted (JSON) here")
     common(p)
 

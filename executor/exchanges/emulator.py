@@ -6,20 +6,44 @@ fault plan, the engine call) and the helpers endpoints share (visibility, lookup
 The endpoints live in `emulator_endpoints`, wire formats in `emulator_binance`, the fault plan in
 `emulator_faults`, the order record and its audit in `emulator_record`.
 
-Endpoints (what ccxt 4.5's `binance` calls for spot): `GET /api/v3/ping`, `time`, `exchangeInfo`,
-`ticker/24hr`, `ticker/bookTicker`, `ticker/price`, `depth`, `account`; `POST|GET|DELETE
-/api/v3/order`; `GET|DELETE /api/v3/openOrders`; `GET /api/v3/allOrders`, `myTrades`;
-`POST /api/v3/order/cancelReplace`. Plus `GET /_emulator/record` (no auth, no limits, no faults).
+Endpoints (what ccxt 4.5's `binance` and Binance's own `binance-sdk-spot` call for spot):
+`GET /api/v3/ping`, `time`, `exchangeInfo`, `ticker/24hr`, `ticker/bookTicker`, `ticker/price`,
+`depth`, `avgPrice`, `klines`, `trades`, `aggTrades`, `account`; `POST|GET|DELETE /api/v3/order`;
+`GET|DELETE /api/v3/openOrders`; `GET /api/v3/allOrders`, `myTrades`; `POST
+/api/v3/order/cancelReplace`; `GET /sapi/v1/system/status` and `GET /sapi/v1/asset/tradeFee`
+(signed; the engine's fees). Plus `GET /_emulator/record` (no auth, no limits, no faults). Any
+other path or method is a 404 with `{"code": -1020, "msg": "This operation is not supported."}`,
+which ccxt raises as BadRequest and never retries.
 
 Binance behaviour kept: error codes and HTTP statuses (-2010 insufficient balance / duplicate
-order, -1013 filter failure, -2013 / -2011 unknown order, -1022 bad signature, -2014 / -2015 bad
-key, -1021 timestamp outside recvWindow, -1127 a time window over 24 hours, -1128 a bad parameter
-combination, -1001 / -1007 with 5xx); a client order id unique among open orders only (reused
-once its order ended; a lookup by it finds the most recent order); fees in the asset received
-(see `paper_engine`); request weights per endpoint (`emulator_binance.request_weight`) counted
-per minute, and new orders per 10 s and per day, in fixed windows aligned to the epoch, Binance's
-default limits unless the faults file says otherwise, announced exactly in exchangeInfo; a
-cancel-replace checks its new order's filters and the order count before it cancels anything.
+order / a LIMIT_MAKER that would take, -1013 filter failure, -2013 / -2011 unknown order, -1022
+bad signature, -2014 / -2015 bad key, -1021 timestamp outside recvWindow, -1127 a time window over
+24 hours, -1128 a bad parameter combination, -1001 / -1007 with 5xx); a client order id unique
+among open orders only (reused once its order ended; a lookup by it finds the most recent order);
+fees in the asset received (see `paper_engine`); request weights per endpoint
+(`emulator_binance.request_weight`) counted per minute, and new orders per 10 s and per day, in
+fixed windows aligned to the epoch, Binance's default limits unless the faults file says
+otherwise, announced exactly in exchangeInfo; a cancel-replace checks its new order's filters and
+the order count before it cancels anything.
+
+Orders as Binance takes them: LIMIT with timeInForce GTC, IOC (what does not fill at once expires)
+or FOK (fills completely at once or expires untouched); LIMIT_MAKER (refused with -2010 when it
+would take); MARKET by `quantity` or by `quoteOrderQty` (the most, in whole steps, that the quote
+buys, or that brings at most that quote). A limit buy locks exactly quantity x price. The filters
+are PRICE_FILTER, LOT_SIZE, MARKET_LOT_SIZE, NOTIONAL, PERCENT_PRICE_BY_SIDE (Binance BTCUSDT's
+multipliers 5 / 0.2 around the 5-minute `avgPrice`) and, with `max_orders_per_symbol`
+(`--max-orders-per-symbol N`; off by default, as the paper exchange enforces no such limit),
+MAX_NUM_ORDERS; exchangeInfo announces exactly those in force. The market data come from the
+engine: a book of `EMULATOR_BOOK_LEVELS` (100) levels a side (`depth` sends 100 by default), a
+24-hour ticker whose open, high and low roll with the engine's one-minute candles, which also
+make the klines (1m to 1M, the last 24 hours), and the engine's own fills as `trades` and
+`aggTrades` (one aggregate per fill).
+
+The order count counts unfilled orders, as Binance's: every accepted new order takes one from the
+current 10 s and day windows (a refused one gives its one back; a cancel-replace counts even when
+its new order was not attempted), and an order's first fill (at once, or later as a maker) gives
+one back to the windows current then; the answer that placed an order that filled at once still
+shows the count with it, as on Binance.
 
 Rate limits as Binance answers them: request weight over the minute's limit is 429 -1003; an
 exhausted order count is 429 -1015 for new orders only (`POST /api/v3/order`, and a
@@ -76,11 +100,12 @@ from urllib.parse import parse_qsl
 from aiohttp import web
 
 from executor.exchanges import emulator_binance as wire
-from executor.exchanges.emulator_binance import BinanceError
+from executor.exchanges.emulator_binance import BinanceError, PercentPriceBySide
 from executor.exchanges.emulator_endpoints import ROUTES, Ctx
 from executor.exchanges.emulator_faults import (
     CANCEL_REPLACE,
     CREATING,
+    NEW_ORDER,
     EmulatorFault,
     EmulatorFaults,
     FaultsFileError,
@@ -98,6 +123,8 @@ if TYPE_CHECKING:
 # Not secrets: what the emulator accepts when TRADECONSOLE_API_KEY/SECRET are unset (demos, tests).
 DEMO_API_KEY = "tradeconsole-emulator-demo-key"
 DEMO_API_SECRET = "tradeconsole-emulator-demo-secret"
+# Levels a side of the book of the engines the emulator builds itself: Binance's default depth.
+EMULATOR_BOOK_LEVELS = 100
 
 F = EmulatorFault
 
@@ -130,8 +157,25 @@ class _Window:
         return max(0.0, self.start + self.seconds - now)
 
 
+class NewOrder(NamedTuple):
+    """A new order's parameters as Binance reads them."""
+
+    side: Side
+    type: OrderType
+    amount: Decimal | None  # None: a market order by quote
+    price: Decimal | None
+    client_order_id: str | None
+    time_in_force: str
+    post_only: bool
+    quote_amount: Decimal | None
+
+
 class Emulator:
-    """One venue: the engine, the fault plan, the limits and everything counted along the way."""
+    """One venue: the engine, the fault plan, the limits and everything counted along the way.
+
+    `percent_price` is the PERCENT_PRICE_BY_SIDE filter (None: none), `max_orders_per_symbol`
+    the MAX_NUM_ORDERS filter (0: none, the default).
+    """
 
     def __init__(
         self,
@@ -141,8 +185,14 @@ class Emulator:
         api_key: str = DEMO_API_KEY,
         api_secret: str = DEMO_API_SECRET,
         latency_ms: float = 0.0,
+        percent_price: PercentPriceBySide | None = PercentPriceBySide(),
+        max_orders_per_symbol: int = 0,
     ) -> None:
+        if max_orders_per_symbol < 0:
+            raise ValueError("max_orders_per_symbol must not be negative")
         self.engine = engine
+        self.percent_price = percent_price
+        self.max_orders_per_symbol = max_orders_per_symbol
         self.faults = faults or EmulatorFaults()
         self._api_key = api_key.encode()
         self._api_secret = api_secret.encode()
@@ -158,6 +208,11 @@ class Emulator:
         self._violations = 0
         self._hidden: dict[int, float] = {}  # order id -> monotonic time it becomes visible
         self._rng = random.Random(f"emulator:{self.faults.seed}")
+        # Unfilled order count: orders counted in the windows and not filled yet, and the engine's
+        # trade id up to which fills were given back.
+        self._unfilled: set[int] = set()
+        past = engine.trades_after(0)
+        self._fills_seen = past[-1].id if past else 0
         self._cancel_ids = 0
         self._by_id: dict[str, str] = {}
         for symbol, info in engine.markets().items():
@@ -233,7 +288,8 @@ class Emulator:
         endpoint = f"{request.method} {request.path}"
         route = ROUTES.get(endpoint)
         if route is None:
-            return self._answer(endpoint, 404, {"code": -1000, "msg": f"Unknown endpoint {endpoint}."})
+            unknown = wire.unknown_endpoint()
+            return self._answer(endpoint, unknown.status, unknown.body())
         self.requests[endpoint] += 1
         if self.latency_ms > 0:
             await asyncio.sleep(self.latency_ms / 1000)
@@ -254,14 +310,20 @@ class Emulator:
             if draw.fault is F.ERROR_BEFORE:
                 return self._server_error(endpoint)
             ctx = Ctx(endpoint, params)
+            self.engine.sync()
+            counted = False
             if endpoint in CREATING:
                 ctx.order_refusal = self._count_order(endpoint, params, headers)
-            self.engine.sync()
+                counted = ctx.order_refusal is None
             outcome: Any
             try:
                 outcome = (200, handler(self, ctx))
             except BinanceError as exc:
                 outcome = exc
+            if counted and ctx.created:
+                self._await_fills(ctx.created)
+            elif counted and endpoint == NEW_ORDER:
+                self._uncount(headers)  # only an accepted order counts (a cancel-replace's always does)
             if draw.invisible and ctx.created:
                 for order_id in ctx.created:
                     self.hide(order_id, self.faults.invisible_ms / 1000)
@@ -346,6 +408,7 @@ class Emulator:
                 raise BinanceError(400, -1100, "Illegal characters found in parameter 'orderRateLimitExceededMode'.")
             cancel_only = mode == "CANCEL_ONLY"
         wall = time.time()
+        self._give_back_filled(wall)
         refusal = None
         for window, per in ((self._orders_10s, "10 SECOND"), (self._orders_day, "1 DAY")):
             if window.full(wall, 1):
@@ -366,6 +429,38 @@ class Emulator:
         if refusal is not None:
             self.codes[-1015] += 1  # answered inside the cancel-replace's 409, not as its own code
         return refusal
+
+    def _await_fills(self, order_ids: list[int]) -> None:
+        """Orders just counted whose first fill will give the count back (the ones that can still fill,
+        or did already: an IOC or FOK order that expired untouched never will)."""
+        for order_id in order_ids:
+            order = self.engine.get_order(exchange_order_id=order_id)
+            if order.is_open or order.filled:
+                self._unfilled.add(order_id)
+
+    def _uncount(self, headers: dict[str, str]) -> None:
+        """Give back the count a refused new order took (Binance counts successful placements)."""
+        wall = time.time()
+        for window in (self._orders_10s, self._orders_day):
+            window.roll(wall)
+            window.used = max(0, window.used - 1)
+        headers["X-MBX-ORDER-COUNT-10S"] = str(self._orders_10s.used)
+        headers["X-MBX-ORDER-COUNT-1D"] = str(self._orders_day.used)
+
+    def _give_back_filled(self, wall: float) -> None:
+        """Binance's unfilled order count: each counted order's first fill since the last look gives
+        one back to the current 10 s and day windows (never below zero)."""
+        fills = self.engine.trades_after(self._fills_seen)
+        if not fills:
+            return
+        self._fills_seen = fills[-1].id
+        unfilled = self._unfilled
+        for trade in fills:
+            if trade.order_id in unfilled:
+                unfilled.discard(trade.order_id)
+                for window in (self._orders_10s, self._orders_day):
+                    window.roll(wall)
+                    window.used = max(0, window.used - 1)
 
     def _weight_429(self, retry_after: float) -> BinanceError:
         retry_after = max(retry_after, 0.001)
@@ -475,43 +570,96 @@ class Emulator:
             raise wire.unknown_order(cancel=cancel)
         return order
 
-    def order_args(self, params: Mapping[str, str]) -> tuple[Side, OrderType, Decimal, Decimal | None, str | None]:
-        """A new order's side, type, quantity, price and client order id, as Binance reads them."""
+    def order_args(self, params: Mapping[str, str]) -> NewOrder:
+        """A new order's parameters, with Binance's refusals of the ones that do not go together."""
         side = wire.side_param(params)
-        type_ = wire.type_param(params)
-        if "quoteOrderQty" in params:
-            raise BinanceError(400, -1014, "Unsupported order combination.")
-        amount = wire.decimal_param(params, "quantity")
-        assert amount is not None
+        type_, post_only = wire.type_param(params)
+        amount = wire.decimal_param(params, "quantity", required=False)
+        quote = wire.decimal_param(params, "quoteOrderQty", required=False)
         price = wire.decimal_param(params, "price", required=False)
-        if type_ is OrderType.LIMIT:
+        tif = params.get("timeInForce") or None
+        if type_ is OrderType.MARKET:
+            if amount is None and quote is None:
+                raise BinanceError(
+                    400, -1102, "Param 'quantity' or 'quoteOrderQty' must be sent, but both were empty/null!"
+                )
+            if amount is not None and quote is not None:
+                raise BinanceError(400, -1014, "Unsupported order combination.")
+            if price is not None:
+                raise wire.sent_when_not_required("price")
+            if tif is not None:
+                raise wire.sent_when_not_required("timeInForce")
+            tif = "GTC"
+        else:
+            if amount is None:
+                raise wire.mandatory("quantity")
+            if quote is not None:
+                raise wire.sent_when_not_required("quoteOrderQty")
             if price is None:
                 raise wire.mandatory("price")
-            tif = params.get("timeInForce")
-            if not tif:
+            if post_only:
+                if tif is not None:
+                    raise wire.sent_when_not_required("timeInForce")
+                tif = "GTC"
+            elif tif is None:
                 raise wire.mandatory("timeInForce")
-            if tif != "GTC":  # the engine's orders rest until canceled; nothing else is honest
+            elif tif not in wire.TIME_IN_FORCE:
                 raise BinanceError(400, -1115, "Invalid timeInForce.")
-        elif price is not None:
-            raise BinanceError(400, -1106, "Parameter 'price' sent when not required.")
-        return side, type_, amount, price, params.get("newClientOrderId") or None
+        coid = params.get("newClientOrderId") or None
+        return NewOrder(side, type_, amount, price, coid, tif, post_only, quote)
 
-    def check_filters(self, params: Mapping[str, str], symbol: str) -> None:
-        """Refuse a new order that breaks its market's filters, before anything is done (cancel-replace)."""
-        side, type_, amount, price, _ = self.order_args(params)
+    def check_filters(
+        self, params: Mapping[str, str], symbol: str, *, replacing: EngineOrder | None = None
+    ) -> NewOrder:
+        """Refuse a new order that breaks its market's filters, before anything is done: the engine's
+        (PRICE_FILTER, LOT_SIZE, NOTIONAL), then PERCENT_PRICE_BY_SIDE and MAX_NUM_ORDERS. An order
+        a cancel-replace is `replacing` does not count as open for MAX_NUM_ORDERS."""
+        args = self.order_args(params)
         try:
-            self.engine.validate_order(symbol, side, type_, amount, price)
+            self.engine.validate_order(
+                symbol,
+                args.side,
+                args.type,
+                args.amount,
+                args.price,
+                time_in_force=args.time_in_force,
+                post_only=args.post_only,
+                quote_amount=args.quote_amount,
+            )
         except EngineError as exc:
             raise wire.engine_error(exc) from None
+        percent = self.percent_price
+        if percent is not None and args.price is not None:
+            average = self.engine.avg_price(symbol, percent.avg_price_mins)
+            if not percent.allows(args.side, args.price, average):
+                raise BinanceError(400, -1013, "Filter failure: PERCENT_PRICE_BY_SIDE")
+        if self.max_orders_per_symbol:
+            open_now = self.engine.open_count(symbol)
+            if replacing is not None and replacing.is_open and replacing.symbol == symbol:
+                open_now -= 1
+            if open_now >= self.max_orders_per_symbol:
+                raise BinanceError(400, -1013, "Filter failure: MAX_NUM_ORDERS")
+        return args
 
     def place(self, ctx: Ctx, params: Mapping[str, str], symbol: str) -> dict[str, Any]:
-        side, type_, amount, price, coid = self.order_args(params)
+        args = self.check_filters(params, symbol)
         try:
-            order = self.engine.create_order(coid, symbol, side, type_, amount, price)
+            order = self.engine.create_order(
+                args.client_order_id,
+                symbol,
+                args.side,
+                args.type,
+                args.amount,
+                args.price,
+                time_in_force=args.time_in_force,
+                post_only=args.post_only,
+                quote_amount=args.quote_amount,
+            )
         except EngineError as exc:
             raise wire.engine_error(exc) from None
         ctx.created.append(order.id)
-        resp_type = params.get("newOrderRespType") or "FULL"
+        # Binance's default: FULL for MARKET and LIMIT orders, ACK for the others (LIMIT_MAKER).
+        resp_type = params.get("newOrderRespType") or ("ACK" if args.post_only else "FULL")
         if resp_type not in ("ACK", "RESULT", "FULL"):
             resp_type = "FULL"
         fills = self.engine.trades(exchange_order_id=order.id)
@@ -522,6 +670,8 @@ class Emulator:
             done = self.engine.cancel_order(exchange_order_id=order.id)
         except EngineError as exc:
             raise wire.engine_error(exc, cancel=True) from None
+        if not done.filled:
+            self._unfilled.discard(done.id)  # it stays counted, and can never fill any more
         if not cancel_client_id:
             self._cancel_ids += 1
             cancel_client_id = f"emu-cancel-{self._cancel_ids}"
@@ -554,8 +704,18 @@ def make_app(
     api_secret: str = DEMO_API_SECRET,
     *,
     latency_ms: float = 0.0,
+    percent_price: PercentPriceBySide | None = PercentPriceBySide(),
+    max_orders_per_symbol: int = 0,
 ) -> web.Application:
-    emulator = Emulator(engine, faults, api_key=api_key, api_secret=api_secret, latency_ms=latency_ms)
+    emulator = Emulator(
+        engine,
+        faults,
+        api_key=api_key,
+        api_secret=api_secret,
+        latency_ms=latency_ms,
+        percent_price=percent_price,
+        max_orders_per_symbol=max_orders_per_symbol,
+    )
     app = web.Application()
     app[EMULATOR] = emulator
 
@@ -566,7 +726,7 @@ def make_app(
         emulator.closing.set()  # held "timeout" answers must not hold up the shutdown
 
     app.router.add_get("/_emulator/record", record)
-    app.router.add_route("*", "/api/v3/{tail:.*}", emulator.handle)
+    app.router.add_route("*", "/{tail:.*}", emulator.handle)  # every other path: served, or a 404 -1020
     app.on_shutdown.append(release_held)
     return app
 
@@ -593,16 +753,32 @@ async def start_emulator(
     api_key: str = DEMO_API_KEY,
     api_secret: str = DEMO_API_SECRET,
     engine: PaperEngine | None = None,
+    percent_price: PercentPriceBySide | None = PercentPriceBySide(),
+    max_orders_per_symbol: int = 0,
 ) -> RunningEmulator:
-    """Serve an emulator on `host:port` (0: a free port). Stop it with `await running.stop()`."""
+    """Serve an emulator on `host:port` (0: a free port). Stop it with `await running.stop()`.
+
+    Without an `engine`, one is built as Binance's venue behaves: a book of
+    `EMULATOR_BOOK_LEVELS` levels a side and limit buys locking exactly quantity x price.
+    """
     if engine is None:
         engine = PaperEngine(
             seed=seed,
             markets=markets or ["BTC/USDT", "ETH/USDT", "SOL/USDT"],
             balances=dict(balances or {"USDT": 100_000, "BTC": 1, "ETH": 10, "SOL": 100}),
             fee_pct=fee_pct,
+            book_levels=EMULATOR_BOOK_LEVELS,
+            exact_locks=True,
         )
-    app = make_app(engine, faults, api_key, api_secret, latency_ms=latency_ms)
+    app = make_app(
+        engine,
+        faults,
+        api_key,
+        api_secret,
+        latency_ms=latency_ms,
+        percent_price=percent_price,
+        max_orders_per_symbol=max_orders_per_symbol,
+    )
     runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
     await runner.setup()
     site = web.TCPSite(runner, host, port)
@@ -662,6 +838,9 @@ def serve_cli(args: argparse.Namespace, settings: Settings) -> int:
     except FaultsFileError as exc:
         print(f"tradeconsole emulator: {exc}", file=sys.stderr)
         return 2
+    if (getattr(args, "max_orders_per_symbol", 0) or 0) < 0:
+        print("tradeconsole emulator: --max-orders-per-symbol must not be negative", file=sys.stderr)
+        return 2
     creds = secrets_from_env()
     if (creds.api_key is None) != (creds.api_secret is None):
         print(f"tradeconsole emulator: set both {API_KEY_ENV} and {API_SECRET_ENV}, or neither", file=sys.stderr)
@@ -692,6 +871,7 @@ async def _serve(
             fee_pct=settings.paper.fee_pct,
             api_key=api_key,
             api_secret=api_secret,
+            max_orders_per_symbol=getattr(args, "max_orders_per_symbol", 0) or 0,
         )
     except OSError as exc:
         print(f"tradeconsole emulator: cannot listen on 127.0.0.1:{args.port}: {exc.strerror or exc}", file=sys.stderr)

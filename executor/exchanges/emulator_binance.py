@@ -8,12 +8,15 @@ each endpoint, and the parsing of request parameters. Pure functions: no I/O, no
 
 from __future__ import annotations
 
+import calendar
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from executor.exchanges.paper_engine import (
+    Candle,
     Depth,
     EngineError,
     EngineOrder,
@@ -77,6 +80,8 @@ def engine_error(exc: EngineError, *, cancel: bool = False) -> BinanceError:
         return unknown_order(cancel=cancel)
     if kind is ErrorKind.BAD_SYMBOL:
         return BinanceError(400, -1121, "Invalid symbol.")
+    if kind is ErrorKind.WOULD_TAKE:
+        return BinanceError(400, -2010, "Order would immediately match and take.")
     return BinanceError(400, -1100, f"Illegal characters found in a parameter. {exc.message}")
 
 
@@ -84,6 +89,17 @@ def unknown_order(*, cancel: bool) -> BinanceError:
     if cancel:
         return BinanceError(400, -2011, "Unknown order sent.")
     return BinanceError(400, -2013, "Order does not exist.")
+
+
+def unknown_endpoint() -> BinanceError:
+    """Every path (or method) the emulator does not serve: a 404 whose JSON body carries Binance's
+    -1020, which ccxt raises as BadRequest, an error it never retries (an HTML 404, what Binance's
+    edge sends, would be ExchangeNotAvailable to ccxt: a network error, retried)."""
+    return BinanceError(404, -1020, "This operation is not supported.")
+
+
+def sent_when_not_required(name: str) -> BinanceError:
+    return BinanceError(400, -1106, f"Parameter '{name}' sent when not required.")
 
 
 # -- parameters ---------------------------------------------------------------------------------
@@ -138,14 +154,160 @@ def side_param(params: Mapping[str, str]) -> Side:
     return Side.BUY if raw == "BUY" else Side.SELL
 
 
-def type_param(params: Mapping[str, str]) -> OrderType:
+# The order types the paper engine trades, as exchangeInfo advertises them: (engine type, post-only).
+ORDER_TYPES = {
+    "LIMIT": (OrderType.LIMIT, False),
+    "LIMIT_MAKER": (OrderType.LIMIT, True),
+    "MARKET": (OrderType.MARKET, False),
+}
+TIME_IN_FORCE = ("GTC", "IOC", "FOK")
+
+
+def type_param(params: Mapping[str, str]) -> tuple[OrderType, bool]:
+    """The engine's order type of `type`, and whether it is post-only (LIMIT_MAKER)."""
     raw = params.get("type")
     if not raw:
         raise mandatory("type")
-    # The paper engine trades limit and market orders only; exchangeInfo advertises just these.
-    if raw not in ("LIMIT", "MARKET"):
+    if raw not in ORDER_TYPES:
         raise BinanceError(400, -1116, "Invalid orderType.")
-    return OrderType.LIMIT if raw == "LIMIT" else OrderType.MARKET
+    return ORDER_TYPES[raw]
+
+
+@dataclass(frozen=True, slots=True)
+class PercentPriceBySide:
+    """Binance's PERCENT_PRICE_BY_SIDE filter: a limit price within these multiples of the average
+    price of the last `avg_price_mins` minutes, by side. The defaults are Binance spot BTCUSDT's."""
+
+    bid_up: Decimal = Decimal(5)
+    bid_down: Decimal = Decimal("0.2")
+    ask_up: Decimal = Decimal(5)
+    ask_down: Decimal = Decimal("0.2")
+    avg_price_mins: int = 5
+
+    def allows(self, side: Side, price: Decimal, average: Decimal) -> bool:
+        up, down = (self.bid_up, self.bid_down) if side is Side.BUY else (self.ask_up, self.ask_down)
+        return average * down <= price <= average * up
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "filterType": "PERCENT_PRICE_BY_SIDE",
+            "bidMultiplierUp": _plain(self.bid_up),
+            "bidMultiplierDown": _plain(self.bid_down),
+            "askMultiplierUp": _plain(self.ask_up),
+            "askMultiplierDown": _plain(self.ask_down),
+            "avgPriceMins": self.avg_price_mins,
+        }
+
+
+# -- klines -------------------------------------------------------------------------------------
+
+_MINUTE_MS = 60_000
+# Kline intervals by their length in ms; "1M" (calendar months) is computed apart. "1s" is
+# Binance's too, but the engine keeps one-minute candles: it is refused as an invalid interval.
+INTERVALS = {
+    "1m": _MINUTE_MS,
+    "3m": 3 * _MINUTE_MS,
+    "5m": 5 * _MINUTE_MS,
+    "15m": 15 * _MINUTE_MS,
+    "30m": 30 * _MINUTE_MS,
+    "1h": 60 * _MINUTE_MS,
+    "2h": 120 * _MINUTE_MS,
+    "4h": 240 * _MINUTE_MS,
+    "6h": 360 * _MINUTE_MS,
+    "8h": 480 * _MINUTE_MS,
+    "12h": 720 * _MINUTE_MS,
+    "1d": 1440 * _MINUTE_MS,
+    "3d": 3 * 1440 * _MINUTE_MS,
+    "1w": 7 * 1440 * _MINUTE_MS,
+    "1M": 0,
+}
+_MONDAY_MS = 4 * 1440 * _MINUTE_MS  # 1970-01-05, the first Monday: weeks start on Mondays
+
+
+def interval_param(params: Mapping[str, str]) -> str:
+    raw = params.get("interval")
+    if not raw:
+        raise mandatory("interval")
+    if raw not in INTERVALS:
+        raise BinanceError(400, -1120, "Invalid interval.")
+    return raw
+
+
+def time_zone_param(params: Mapping[str, str]) -> int:
+    """`timeZone` ("-1:00", "05:45", "8"; -12:00 to +14:00) as an offset in ms, 0 for UTC."""
+    raw = params.get("timeZone")
+    if raw is None or raw == "":
+        return 0
+    text = raw.strip()
+    sign = -1 if text.startswith("-") else 1
+    hours, _, minutes = text.lstrip("+-").partition(":")
+    try:
+        h, mins = int(hours), int(minutes or 0)
+    except ValueError:
+        h, mins = 99, 0
+    offset = sign * (h * 60 + mins)
+    if not 0 <= mins < 60 or not -12 * 60 <= offset <= 14 * 60:
+        raise BinanceError(400, -1100, "Illegal characters found in parameter 'timeZone'.")
+    return offset * _MINUTE_MS
+
+
+def kline_start(ts_ms: int, interval: str, offset_ms: int = 0) -> tuple[int, int]:
+    """The open time of the `interval` kline holding `ts_ms`, and the next one's (UTC ms), with
+    intervals counted in the time zone `offset_ms` ahead of UTC, as Binance's `timeZone`."""
+    local = ts_ms + offset_ms
+    if interval == "1M":
+        days = local // (1440 * _MINUTE_MS)
+        year, month = 1970, 1
+        # walk from the epoch by whole months: at most a few hundred steps for any real date
+        year += days // 366
+        while True:
+            start = calendar.timegm((year, month, 1, 0, 0, 0)) * 1000
+            nxt_year, nxt_month = (year + 1, 1) if month == 12 else (year, month + 1)
+            nxt = calendar.timegm((nxt_year, nxt_month, 1, 0, 0, 0)) * 1000
+            if local < nxt:
+                return start - offset_ms, nxt - offset_ms
+            year, month = nxt_year, nxt_month
+    length = INTERVALS[interval]
+    base = _MONDAY_MS if interval == "1w" else 0
+    start = (local - base) // length * length + base
+    return start - offset_ms, start + length - offset_ms
+
+
+def klines_json(
+    candles: Sequence[Candle],
+    interval: str,
+    *,
+    start_ms: int | None,
+    end_ms: int | None,
+    limit: int,
+    offset_ms: int = 0,
+) -> list[list[Any]]:
+    """One-minute candles as Binance's klines of `interval`: by open time, oldest first; from
+    `start_ms` the oldest `limit`, otherwise the newest `limit` (up to `end_ms`)."""
+    rows: list[list[Any]] = []
+    current: list[Any] | None = None
+    for c in candles:
+        open_ms, next_ms = kline_start(int(c.start * 1000), interval, offset_ms)
+        if current is not None and current[0] == open_ms:
+            current[2] = max(current[2], c.high)
+            current[3] = min(current[3], c.low)
+            current[4] = c.close
+            for i, value in ((5, c.base_volume), (7, c.quote_volume), (9, c.taker_buy_base), (10, c.taker_buy_quote)):
+                current[i] += value
+            current[8] += c.trades
+            continue
+        current = [
+            open_ms, c.open, c.high, c.low, c.close, c.base_volume, next_ms - 1, c.quote_volume, c.trades,
+            c.taker_buy_base, c.taker_buy_quote, "0",
+        ]  # fmt: skip
+        rows.append(current)
+    rows = [r for r in rows if (start_ms is None or r[0] >= start_ms) and (end_ms is None or r[0] <= end_ms)]
+    rows = rows[:limit] if start_ms is not None else rows[-limit:]
+    out = []
+    for r in rows:
+        out.append([r[0], num(r[1]), num(r[2]), num(r[3]), num(r[4]), num(r[5]), r[6], num(r[7]), r[8],
+                    num(r[9]), num(r[10]), "0"])  # fmt: skip
+    return out
 
 
 # -- weights ------------------------------------------------------------------------------------
@@ -164,6 +326,11 @@ def request_weight(endpoint: str, params: Mapping[str, str]) -> int:
     |                                   | 80 for more; 80 for every market                         |
     | GET /api/v3/ticker/bookTicker     | 2 with `symbol`, 4 otherwise                             |
     | GET /api/v3/ticker/price          | 2 with `symbol`, 4 otherwise                             |
+    | GET /api/v3/avgPrice, klines      | 2                                                        |
+    | GET /api/v3/trades                | 25                                                       |
+    | GET /api/v3/aggTrades             | 4                                                        |
+    | GET /sapi/v1/system/status        | 1                                                        |
+    | GET /sapi/v1/asset/tradeFee       | 1                                                        |
     | GET /api/v3/account               | 20                                                       |
     | POST /api/v3/order                | 1 (and 1 from the order count)                           |
     | GET /api/v3/order                 | 4                                                        |
@@ -207,6 +374,12 @@ WEIGHTS = {
     "DELETE /api/v3/openOrders": 1,
     "GET /api/v3/allOrders": 20,
     "POST /api/v3/order/cancelReplace": 1,
+    "GET /api/v3/avgPrice": 2,
+    "GET /api/v3/klines": 2,
+    "GET /api/v3/trades": 25,
+    "GET /api/v3/aggTrades": 4,
+    "GET /sapi/v1/system/status": 1,
+    "GET /sapi/v1/asset/tradeFee": 1,
 }
 
 
@@ -220,6 +393,15 @@ def num(value: Decimal | None) -> str:
 
 def ms(ts: float) -> int:
     return int(ts * 1000)
+
+
+def _plain(value: Decimal) -> str:
+    """A Decimal as Binance writes multipliers and commissions: no exponent, no trailing zeros."""
+    return format(value.normalize(), "f")
+
+
+def wire_type(o: EngineOrder) -> str:
+    return "LIMIT_MAKER" if o.post_only else o.type.value.upper()
 
 
 def market_id(info: MarketInfo) -> str:
@@ -238,8 +420,8 @@ def order_json(o: EngineOrder, info: MarketInfo) -> dict[str, Any]:
         "executedQty": num(o.filled),
         "cummulativeQuoteQty": num(o.cost),
         "status": _STATUS[o.status],
-        "timeInForce": "GTC",
-        "type": o.type.value.upper(),
+        "timeInForce": o.time_in_force,
+        "type": wire_type(o),
         "side": o.side.value.upper(),
         "stopPrice": num(None),
         "icebergQty": num(None),
@@ -247,7 +429,7 @@ def order_json(o: EngineOrder, info: MarketInfo) -> dict[str, Any]:
         "updateTime": ms(o.updated_at),
         "isWorking": True,
         "workingTime": ms(o.created_at),
-        "origQuoteOrderQty": num(None),
+        "origQuoteOrderQty": num(o.quote_amount),
         "selfTradePreventionMode": "EXPIRE_MAKER",
     }
 
@@ -264,7 +446,7 @@ def new_order_json(o: EngineOrder, info: MarketInfo, fills: list[EngineTrade], r
     if resp_type == "ACK":
         return ack
     full = order_json(o, info)
-    for key in ("time", "updateTime", "isWorking", "stopPrice", "icebergQty", "origQuoteOrderQty"):
+    for key in ("time", "updateTime", "isWorking", "stopPrice", "icebergQty"):
         full.pop(key)
     result = {**ack, **full}
     if resp_type == "FULL":
@@ -284,7 +466,7 @@ def new_order_json(o: EngineOrder, info: MarketInfo, fills: list[EngineTrade], r
 def cancel_json(o: EngineOrder, info: MarketInfo, cancel_client_id: str) -> dict[str, Any]:
     """The answer to `DELETE /api/v3/order`: `clientOrderId` is the cancel request's own id."""
     out = order_json(o, info)
-    for key in ("time", "updateTime", "isWorking", "workingTime", "stopPrice", "icebergQty", "origQuoteOrderQty"):
+    for key in ("time", "updateTime", "isWorking", "workingTime", "stopPrice", "icebergQty"):
         out.pop(key)
     out["origClientOrderId"] = o.client_order_id
     out["clientOrderId"] = cancel_client_id
@@ -310,7 +492,24 @@ def trade_json(t: EngineTrade, info: MarketInfo) -> dict[str, Any]:
     }
 
 
-def ticker_24hr_json(t: TickerRecord, info: MarketInfo, now: float) -> dict[str, Any]:
+def ticker_24hr_json(t: TickerRecord, info: MarketInfo, now: float, *, mini: bool = False) -> dict[str, Any]:
+    """The rolling 24 hours (`type=FULL`, or `MINI`): open, high and low from the engine's rolling
+    window, so the open always lies within high and low; volumes and counts of its own fills."""
+    if mini:
+        return {
+            "symbol": market_id(info),
+            "openPrice": num(t.open),
+            "highPrice": num(t.high),
+            "lowPrice": num(t.low),
+            "lastPrice": num(t.last),
+            "volume": num(t.base_volume),
+            "quoteVolume": num(t.quote_volume),
+            "openTime": ms(now - 86_400),
+            "closeTime": ms(now),
+            "firstId": t.first_id,
+            "lastId": t.last_id,
+            "count": t.count,
+        }
     change = t.last - t.open
     return {
         "symbol": market_id(info),
@@ -319,7 +518,7 @@ def ticker_24hr_json(t: TickerRecord, info: MarketInfo, now: float) -> dict[str,
         "weightedAvgPrice": num(t.quote_volume / t.base_volume if t.base_volume else t.last),
         "prevClosePrice": num(t.open),
         "lastPrice": num(t.last),
-        "lastQty": num(None),
+        "lastQty": num(t.last_amount),
         "bidPrice": num(t.bid),
         "bidQty": num(t.bid_amount),
         "askPrice": num(t.ask),
@@ -331,9 +530,55 @@ def ticker_24hr_json(t: TickerRecord, info: MarketInfo, now: float) -> dict[str,
         "quoteVolume": num(t.quote_volume),
         "openTime": ms(now - 86_400),
         "closeTime": ms(now),
-        "firstId": -1,
-        "lastId": -1,
-        "count": 0,
+        "firstId": t.first_id,
+        "lastId": t.last_id,
+        "count": t.count,
+    }
+
+
+def _buyer_is_maker(t: EngineTrade) -> bool:
+    # the engine's order is one side of the trade; the synthetic book's trader is the other
+    return (t.side is Side.BUY) is t.maker
+
+
+def public_trade_json(t: EngineTrade) -> dict[str, Any]:
+    """A trade as `GET /api/v3/trades` shows it to anybody."""
+    return {
+        "id": t.id,
+        "price": num(t.price),
+        "qty": num(t.amount),
+        "quoteQty": num(t.cost),
+        "time": ms(t.ts),
+        "isBuyerMaker": _buyer_is_maker(t),
+        "isBestMatch": True,
+    }
+
+
+def agg_trade_json(t: EngineTrade) -> dict[str, Any]:
+    """One trade as an aggregate trade of its own (`GET /api/v3/aggTrades`): the engine's fills of
+    one taker are at distinct prices, so Binance would not merge them either."""
+    return {
+        "a": t.id,
+        "p": num(t.price),
+        "q": num(t.amount),
+        "f": t.id,
+        "l": t.id,
+        "T": ms(t.ts),
+        "m": _buyer_is_maker(t),
+        "M": True,
+    }
+
+
+def avg_price_json(price: Decimal, minutes: int, now: float) -> dict[str, Any]:
+    return {"mins": minutes, "price": num(price), "closeTime": ms(now)}
+
+
+def trade_fee_json(info: MarketInfo) -> dict[str, Any]:
+    """`GET /sapi/v1/asset/tradeFee`: the engine's fees, as fractions."""
+    return {
+        "symbol": market_id(info),
+        "makerCommission": _plain(info.maker_fee),
+        "takerCommission": _plain(info.taker_fee),
     }
 
 
@@ -355,8 +600,46 @@ def depth_json(d: Depth) -> dict[str, Any]:
     }
 
 
-def market_json(info: MarketInfo) -> dict[str, Any]:
+def market_json(
+    info: MarketInfo, *, percent_price: PercentPriceBySide | None = None, max_orders: int = 0
+) -> dict[str, Any]:
+    """A symbol of exchangeInfo: exactly the filters enforced (PERCENT_PRICE_BY_SIDE when
+    `percent_price` is given, MAX_NUM_ORDERS when `max_orders` is)."""
     max_amount = info.max_amount if info.max_amount is not None else Decimal(9_000_000)
+    filters: list[dict[str, Any]] = [
+        {
+            "filterType": "PRICE_FILTER",
+            "minPrice": num(info.price_tick),
+            "maxPrice": num(Decimal(10_000_000)),
+            "tickSize": num(info.price_tick),
+        },
+        {
+            "filterType": "LOT_SIZE",
+            "minQty": num(info.min_amount),
+            "maxQty": num(max_amount),
+            "stepSize": num(info.amount_step),
+        },
+        {
+            "filterType": "MARKET_LOT_SIZE",
+            "minQty": num(info.min_amount),
+            "maxQty": num(max_amount),
+            "stepSize": num(info.amount_step),
+        },
+    ]
+    if percent_price is not None:
+        filters.append(percent_price.to_json())
+    filters.append(
+        {
+            "filterType": "NOTIONAL",
+            "minNotional": num(info.min_cost),
+            "applyMinToMarket": True,
+            "maxNotional": num(Decimal(9_000_000)),
+            "applyMaxToMarket": False,
+            "avgPriceMins": 5,
+        }
+    )
+    if max_orders:
+        filters.append({"filterType": "MAX_NUM_ORDERS", "maxNumOrders": max_orders})
     return {
         "symbol": market_id(info),
         "status": "TRADING",
@@ -367,43 +650,16 @@ def market_json(info: MarketInfo) -> dict[str, Any]:
         "quoteAssetPrecision": 8,
         "baseCommissionPrecision": 8,
         "quoteCommissionPrecision": 8,
-        "orderTypes": ["LIMIT", "MARKET"],
+        "orderTypes": list(ORDER_TYPES),
         "icebergAllowed": False,
         "ocoAllowed": False,
         "otoAllowed": False,
-        "quoteOrderQtyMarketAllowed": False,
+        "quoteOrderQtyMarketAllowed": True,
         "allowTrailingStop": False,
         "cancelReplaceAllowed": True,
         "isSpotTradingAllowed": True,
         "isMarginTradingAllowed": False,
-        "filters": [
-            {
-                "filterType": "PRICE_FILTER",
-                "minPrice": num(info.price_tick),
-                "maxPrice": num(Decimal(10_000_000)),
-                "tickSize": num(info.price_tick),
-            },
-            {
-                "filterType": "LOT_SIZE",
-                "minQty": num(info.min_amount),
-                "maxQty": num(max_amount),
-                "stepSize": num(info.amount_step),
-            },
-            {
-                "filterType": "MARKET_LOT_SIZE",
-                "minQty": num(info.min_amount),
-                "maxQty": num(max_amount),
-                "stepSize": num(info.amount_step),
-            },
-            {
-                "filterType": "NOTIONAL",
-                "minNotional": num(info.min_cost),
-                "applyMinToMarket": True,
-                "maxNotional": num(Decimal(9_000_000)),
-                "applyMaxToMarket": False,
-                "avgPriceMins": 5,
-            },
-        ],
+        "filters": filters,
         "permissions": [],
         "permissionSets": [["SPOT"]],
         "defaultSelfTradePreventionMode": "EXPIRE_MAKER",

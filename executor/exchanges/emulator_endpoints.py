@@ -46,7 +46,10 @@ def _exchange_info(emu: Emulator, ctx: Ctx) -> Any:
         "serverTime": int(time.time() * 1000),
         "rateLimits": wire.rate_limits_json(limits.weight_per_minute, limits.orders_per_10s, limits.orders_per_day),
         "exchangeFilters": [],
-        "symbols": [wire.market_json(emu.info(s)) for s in emu.symbols(ctx.params)],
+        "symbols": [
+            wire.market_json(emu.info(s), percent_price=emu.percent_price, max_orders=emu.max_orders_per_symbol)
+            for s in emu.symbols(ctx.params)
+        ],
     }
 
 
@@ -58,8 +61,16 @@ def _tickers(shape: Callable[[Emulator, str], Any]) -> Callable[[Emulator, Ctx],
     return handler
 
 
-def _ticker_24hr(emu: Emulator, symbol: str) -> Any:
-    return wire.ticker_24hr_json(emu.engine.ticker(symbol), emu.info(symbol), emu.engine.now())
+def _ticker_24hr(emu: Emulator, ctx: Ctx) -> Any:
+    kind = ctx.params.get("type") or "FULL"
+    if kind not in ("FULL", "MINI"):
+        raise BinanceError(400, -1100, "Illegal characters found in parameter 'type'; legal range is 'FULL, MINI'.")
+    now = emu.engine.now()
+    rows = [
+        wire.ticker_24hr_json(emu.engine.ticker(s), emu.info(s), now, mini=kind == "MINI")
+        for s in emu.symbols(ctx.params)
+    ]
+    return rows[0] if "symbol" in ctx.params else rows
 
 
 def _book_ticker(emu: Emulator, symbol: str) -> Any:
@@ -77,6 +88,66 @@ def _depth(emu: Emulator, ctx: Ctx) -> Any:
     if limit is None or limit < 1:
         raise BinanceError(400, -1100, "Illegal characters found in parameter 'limit'; legal range is '1-5000'.")
     return wire.depth_json(emu.engine.depth(symbol, min(limit, 5000)))  # more than 5000: 5000, as Binance
+
+
+def _avg_price(emu: Emulator, ctx: Ctx) -> Any:
+    symbol = emu.symbol(ctx.params)
+    assert symbol is not None
+    minutes = emu.percent_price.avg_price_mins if emu.percent_price is not None else 5
+    return wire.avg_price_json(emu.engine.avg_price(symbol, minutes), minutes, emu.engine.now())
+
+
+def _klines(emu: Emulator, ctx: Ctx) -> Any:
+    """Binance's klines from the engine's one-minute candles (its last 24 hours): `interval` 1m to
+    1M (not 1s), `startTime` / `endTime` by open time, `timeZone`, `limit` 500 by default, 1000 at most."""
+    symbol = emu.symbol(ctx.params)
+    assert symbol is not None
+    p = ctx.params
+    interval = wire.interval_param(p)
+    offset = wire.time_zone_param(p)
+    limit = _limit(p)
+    start, end = wire.int_param(p, "startTime"), wire.int_param(p, "endTime")
+    if start is not None and end is not None and start > end:
+        raise BinanceError(400, -1023, "Start time is greater than end time.")
+    candles = emu.engine.candles(symbol)
+    return wire.klines_json(candles, interval, start_ms=start, end_ms=end, limit=limit, offset_ms=offset)
+
+
+def _public_trades(emu: Emulator, ctx: Ctx) -> Any:
+    """Binance's recent trades: the engine's fills in the symbol (the only trades it records),
+    the newest `limit` (500 by default, 1000 at most), oldest first."""
+    symbol = emu.symbol(ctx.params)
+    assert symbol is not None
+    limit = _limit(ctx.params)
+    trades = [t for t in emu.engine.trades(symbol)[-limit:] if emu.visible(t.order_id)]
+    return [wire.public_trade_json(t) for t in trades]
+
+
+def _agg_trades(emu: Emulator, ctx: Ctx) -> Any:
+    """Binance's aggregate trades, one per fill: from `fromId`, by time (`startTime` / `endTime`),
+    or the most recent; `limit` 500 by default, 1000 at most; oldest first."""
+    symbol = emu.symbol(ctx.params)
+    assert symbol is not None
+    p = ctx.params
+    limit = _limit(p)
+    from_id = wire.int_param(p, "fromId")
+    start, end = wire.int_param(p, "startTime"), wire.int_param(p, "endTime")
+    trades = emu.engine.trades(symbol)
+    trades = [
+        t
+        for t in trades
+        if (from_id is None or t.id >= from_id) and _within(wire.ms(t.ts), start, end) and emu.visible(t.order_id)
+    ]
+    trades = trades[:limit] if from_id is not None or start is not None else trades[-limit:]
+    return [wire.agg_trade_json(t) for t in trades]
+
+
+def _system_status(emu: Emulator, ctx: Ctx) -> Any:
+    return {"status": 0, "msg": "normal"}
+
+
+def _trade_fee(emu: Emulator, ctx: Ctx) -> Any:
+    return [wire.trade_fee_json(emu.info(s)) for s in emu.symbols(ctx.params)]
 
 
 def _account(emu: Emulator, ctx: Ctx) -> Any:
@@ -211,14 +282,21 @@ def _cancel_replace(emu: Emulator, ctx: Ctx) -> Any:
         raise wire.mandatory("cancelReplaceMode")
     if mode not in ("STOP_ON_FAILURE", "ALLOW_FAILURE"):
         raise BinanceError(400, -1100, "Illegal characters found in parameter 'cancelReplaceMode'.")
+    try:
+        target, missing = emu.find(p, symbol, cancel=True, replace=True), None
+    except BinanceError as exc:
+        target, missing = None, exc
     # As Binance: the new order's filters are checked before the cancel, so a bad new order
-    # leaves the old one working (and answers the filter failure itself).
-    emu.check_filters(p, symbol)
+    # leaves the old one working (and answers the filter failure itself). MAX_NUM_ORDERS counts
+    # the open orders as they will be once the old one is canceled.
+    emu.check_filters(p, symbol, replacing=target)
     cancel_response: Any = None
     cancel_ok = False
     try:
-        order = emu.find(p, symbol, cancel=True, replace=True)
-        cancel_response = emu.cancel(order, p.get("cancelNewClientOrderId"))
+        if missing is not None:
+            raise missing
+        assert target is not None
+        cancel_response = emu.cancel(target, p.get("cancelNewClientOrderId"))
         cancel_ok = True
     except BinanceError as exc:
         cancel_response = exc.body()
@@ -261,10 +339,14 @@ ROUTES: dict[str, tuple[_Handler, bool]] = {
     "GET /api/v3/ping": (_ping, False),
     "GET /api/v3/time": (_time, False),
     "GET /api/v3/exchangeInfo": (_exchange_info, False),
-    "GET /api/v3/ticker/24hr": (_tickers(_ticker_24hr), False),
+    "GET /api/v3/ticker/24hr": (_ticker_24hr, False),
     "GET /api/v3/ticker/bookTicker": (_tickers(_book_ticker), False),
     "GET /api/v3/ticker/price": (_tickers(_price_ticker), False),
     "GET /api/v3/depth": (_depth, False),
+    "GET /api/v3/avgPrice": (_avg_price, False),
+    "GET /api/v3/klines": (_klines, False),
+    "GET /api/v3/trades": (_public_trades, False),
+    "GET /api/v3/aggTrades": (_agg_trades, False),
     "GET /api/v3/account": (_account, True),
     "POST /api/v3/order": (_new_order, True),
     "GET /api/v3/order": (_get_order, True),
@@ -274,4 +356,6 @@ ROUTES: dict[str, tuple[_Handler, bool]] = {
     "GET /api/v3/allOrders": (_all_orders, True),
     "GET /api/v3/myTrades": (_my_trades, True),
     "POST /api/v3/order/cancelReplace": (_cancel_replace, True),
+    "GET /sapi/v1/system/status": (_system_status, False),
+    "GET /sapi/v1/asset/tradeFee": (_trade_fee, True),
 }

@@ -45,6 +45,10 @@ ENDPOINTS = (
     "GET /api/v3/ticker/bookTicker",
     "GET /api/v3/ticker/price",
     "GET /api/v3/depth",
+    "GET /api/v3/avgPrice",
+    "GET /api/v3/klines",
+    "GET /api/v3/trades",
+    "GET /api/v3/aggTrades",
     "GET /api/v3/account",
     "POST /api/v3/order",
     "GET /api/v3/order",
@@ -54,6 +58,8 @@ ENDPOINTS = (
     "GET /api/v3/allOrders",
     "GET /api/v3/myTrades",
     "POST /api/v3/order/cancelReplace",
+    "GET /sapi/v1/system/status",
+    "GET /sapi/v1/asset/tradeFee",
 )
 NEW_ORDER = "POST /api/v3/order"
 CANCEL_REPLACE = "POST /api/v3/order/cancelReplace"

@@ -12,8 +12,9 @@ consume it until the next step); resting limit orders are filled a seeded-random
 whenever a later step's touch crosses their price, at their price, as makers.
 
 Money is `Decimal` throughout. A buy limit order locks `amount * price * (1 + max fee)` of the
-quote currency, a sell locks the base amount; each fill releases its exact share of the lock and
-the order's leftover lock is released when it ends, so `used` returns to exactly zero.
+quote currency (`exact_locks=True`: exactly `amount * price`, as Binance, since a buy's fee is
+paid in the base), a sell locks the base amount; each fill releases its exact share of the lock
+and the order's leftover lock is released when it ends, so `used` returns to exactly zero.
 
 Fees as Binance charges them without BNB discounts: in the asset the trade brings in, so a buy
 pays its fee in the base currency (it receives `amount - fee` and pays `amount * price`), a sell
@@ -22,16 +23,30 @@ in the quote currency (it receives `amount * price - fee`). Each trade's fee is 
 
 Client order ids are unique among open orders only, as on Binance: once an order ended, a new
 order may reuse its id, and a lookup by client order id finds the most recent order with it.
+
+Orders are GTC by default (what the paper exchange sends); `time_in_force="IOC"` takes what
+crosses and expires the rest, `"FOK"` fills completely at once or expires untouched, and
+`post_only=True` (Binance's LIMIT_MAKER) is refused with `WOULD_TAKE` when it would cross. A
+market order may name the quote to spend or receive instead of its amount (`quote_amount`,
+Binance's `quoteOrderQty`): the amount is the most, in whole steps, whose walk of the book costs
+or brings at most that quote.
+
+History, for a venue's market data: every step's last price and every fill go into one-minute
+candles of the last `CANDLE_MINUTES` minutes, from which the ticker's rolling 24 hours (open,
+high, low, volumes), `avg_price` and `candles` are read. Volumes are the engine's own fills: the
+synthetic book's other traders are not recorded.
 """
 
 from __future__ import annotations
 
 import bisect
 import copy
+import itertools
 import math
 import random
 import re
 import time
+from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from decimal import ROUND_HALF_UP, Decimal
@@ -42,7 +57,9 @@ from executor.models import Balance, MarketInfo, OrderStatus, OrderType, Side, t
 ZERO = Decimal(0)
 FEE_DECIMALS = 8  # Binance's baseCommissionPrecision / quoteCommissionPrecision
 _FEE_QUANTUM = Decimal(1).scaleb(-FEE_DECIMALS)
-BOOK_LEVELS = 10
+BOOK_LEVELS = 10  # per side, unless the engine is built with `book_levels`
+CANDLE_MINUTES = 1440  # one-minute candles kept: the ticker's 24 hours
+_PRICE_QUANTUM = Decimal("1e-8")
 # Quote notional of the synthetic book's best level; deeper levels grow linearly from it.
 LEVEL_NOTIONAL = 20_000.0
 _LEVEL_GAP = 0.00005  # 0.5 bp between book levels
@@ -60,6 +77,7 @@ class ErrorKind(StrEnum):
     INSUFFICIENT_FUNDS = "insufficient_funds"
     UNKNOWN_ORDER = "unknown_order"
     BAD_REQUEST = "bad_request"
+    WOULD_TAKE = "would_take"  # a post-only order that would cross
 
 
 class EngineError(Exception):
@@ -117,6 +135,9 @@ class EngineOrder:
     fee_currency: str = ""
     locked: Decimal = ZERO  # what this order still holds in `used` (quote for buys, base for sells)
     ticks: int = 0  # price in ticks, the resting book's key
+    time_in_force: str = "GTC"  # GTC, IOC or FOK
+    post_only: bool = False  # Binance's LIMIT_MAKER
+    quote_amount: Decimal | None = None  # a market order by quote (Binance's quoteOrderQty)
 
     @property
     def exchange_order_id(self) -> str:
@@ -172,6 +193,28 @@ class TickerRecord:
     base_volume: Decimal  # traded by the engine's own orders
     quote_volume: Decimal
     ts: float
+    # The rolling 24 hours (to the minute) that open, high, low and the volumes cover: the engine's
+    # own fills in it, the first and last of their trade ids (-1 without any) and the last's amount.
+    count: int = 0
+    first_id: int = -1
+    last_id: int = -1
+    last_amount: Decimal = ZERO
+
+
+@dataclass(frozen=True, slots=True)
+class Candle:
+    """One minute of a market: its last price, step by step, and the engine's own fills."""
+
+    start: float  # epoch seconds, a whole minute
+    open: Decimal
+    high: Decimal
+    low: Decimal
+    close: Decimal
+    base_volume: Decimal
+    quote_volume: Decimal
+    trades: int
+    taker_buy_base: Decimal  # of the volume, what a buying taker took
+    taker_buy_quote: Decimal
 
 
 @dataclass(frozen=True, slots=True)
@@ -236,8 +279,6 @@ class _Market:
     bid_t: int = 0
     ask_t: int = 0
     last_t: int = 0
-    high_t: int = 0
-    low_t: int = 0
     shape: float = 1.0
     book_step: int = -1
     bids: list[tuple[int, Decimal]] = field(default_factory=list)
@@ -249,8 +290,10 @@ class _Market:
     open: dict[int, EngineOrder] = field(default_factory=dict)
     orders: list[EngineOrder] = field(default_factory=list)
     trades: list[EngineTrade] = field(default_factory=list)
-    base_volume: Decimal = ZERO
-    quote_volume: Decimal = ZERO
+    # One-minute candles, oldest first: [minute, open, high, low, close (ticks), base volume, quote
+    # volume, fills, sum of the sampled ticks, samples, taker-buy base, taker-buy quote].
+    candles: deque[list] = field(default_factory=lambda: deque(maxlen=CANDLE_MINUTES))
+    rolling: tuple | None = None  # the 24 hours of closed candles, cached until a minute turns
 
 
 def _fmt(value: Decimal) -> str:
@@ -290,16 +333,21 @@ class PaperEngine:
         *,
         epoch: float | None = None,
         specs: dict[str, MarketSpec] | None = None,
+        book_levels: int = BOOK_LEVELS,
+        exact_locks: bool = False,
     ) -> None:
         if step_seconds <= 0:
             raise ValueError("step_seconds must be positive")
+        if book_levels < 2:
+            raise ValueError("book_levels must be at least 2")
+        self.book_levels = book_levels
         self.seed = seed
         self.clock = clock
         self.step_seconds = step_seconds
         self.taker_fee = to_decimal(fee_pct) / 100
         self.maker_fee = to_decimal(fee_pct if maker_fee_pct is None else maker_fee_pct) / 100
-        # One lock rate covers a fill as maker or as taker.
-        self._lock_fee = 1 + max(self.maker_fee, self.taker_fee)
+        # One lock rate covers a fill as maker or as taker; Binance locks a buy's cost exactly.
+        self._lock_fee = Decimal(1) if exact_locks else 1 + max(self.maker_fee, self.taker_fee)
         self._t0 = clock()
         # Epoch seconds at clock t0: timestamps stay deterministic under a fake clock and a fixed epoch.
         self._epoch = time.time() if epoch is None else epoch
@@ -343,7 +391,6 @@ class PaperEngine:
             mid=float(spec.start),
         )
         self._walk(m)
-        m.high_t = m.low_t = m.last_t
         self._markets[symbol] = m
 
     def markets(self) -> dict[str, MarketInfo]:
@@ -384,11 +431,44 @@ class PaperEngine:
         half = max(1, round(mid_t * (lo + (hi - lo) * rng.random())))
         m.bid_t, m.ask_t = mid_t - half, mid_t + half
         m.shape = 0.5 + rng.random()
-        m.last_t = m.bid_t if rng.random() < 0.5 else m.ask_t
-        if m.last_t > m.high_t:
-            m.high_t = m.last_t
-        elif m.last_t < m.low_t:
-            m.low_t = m.last_t
+        m.last_t = last = m.bid_t if rng.random() < 0.5 else m.ask_t
+        minute = int((self._epoch + self._step * self.step_seconds) // 60)
+        candles = m.candles
+        c = candles[-1] if candles else None
+        if c is None or minute > c[0]:
+            candles.append([minute, last, last, last, last, ZERO, ZERO, 0, last, 1, ZERO, ZERO])
+            return
+        if last > c[2]:
+            c[2] = last
+        elif last < c[3]:
+            c[3] = last
+        c[4] = last
+        c[8] += last
+        c[9] += 1
+
+    @staticmethod
+    def _sample_fill(m: _Market, ts: float, ticks: int, qty: Decimal, cost: Decimal, taker_buy: bool) -> None:
+        """A fill into the candle of its minute (the last candle, if that is later: time never runs back)."""
+        minute = int(ts // 60)
+        candles = m.candles
+        c = candles[-1]
+        if minute > c[0]:
+            c = [minute, ticks, ticks, ticks, ticks, ZERO, ZERO, 0, 0, 0, ZERO, ZERO]
+            candles.append(c)
+        else:
+            if ticks > c[2]:
+                c[2] = ticks
+            if ticks < c[3]:
+                c[3] = ticks
+            c[4] = ticks
+        c[5] += qty
+        c[6] += cost
+        c[7] += 1
+        c[8] += ticks
+        c[9] += 1
+        if taker_buy:
+            c[10] += qty
+            c[11] += cost
 
     def _book(self, m: _Market) -> None:
         """Build the synthetic book of the current step, once, when somebody needs it."""
@@ -397,20 +477,22 @@ class PaperEngine:
         gap = max(1, round((m.bid_t + m.ask_t) / 2 * _LEVEL_GAP))
         step, max_amount = m.spec.amount_step, m.spec.max_amount
 
+        n = self.book_levels
+
         def levels(touch: int, direction: int) -> list[tuple[int, Decimal]]:
             out = []
-            for i in range(BOOK_LEVELS - 1):
+            for i in range(n - 1):
                 ticks = touch + direction * i * gap
                 units = int(LEVEL_NOTIONAL * m.shape * (i + 1) / (ticks * m.tick_f) / m.step_f)
                 out.append((ticks, step * max(units, 1)))
             # The last level is bottomless (shown as the largest order allowed): market orders always fill.
-            out.append((touch + direction * (BOOK_LEVELS - 1) * gap, max_amount))
+            out.append((touch + direction * (n - 1) * gap, max_amount))
             return out
 
         m.bids = levels(m.bid_t, -1)
         m.asks = levels(m.ask_t, 1)
-        m.taken_bids = [ZERO] * BOOK_LEVELS
-        m.taken_asks = [ZERO] * BOOK_LEVELS
+        m.taken_bids = [ZERO] * n
+        m.taken_asks = [ZERO] * n
         m.book_step = self._step
 
     def now(self) -> float:
@@ -432,9 +514,17 @@ class PaperEngine:
     # ------------------------------------------------------------------ market data
 
     def ticker(self, symbol: str) -> TickerRecord:
+        """The touch and the last price now, and the rolling 24 hours: their open (the price at their
+        start), high, low and the engine's own volume and fills in them. Open and last always lie
+        within high and low."""
         m = self._market(symbol)
         self._book(m)
         tick = m.spec.price_tick
+        now = self.now()
+        first = int(now // 60) - (CANDLE_MINUTES - 1)
+        open_t, high_t, low_t, base, quote = self._rolling(m, first)
+        trades = m.trades
+        start = bisect.bisect_left(trades, first * 60, key=lambda t: t.ts)
         return TickerRecord(
             symbol=symbol,
             bid=tick * m.bid_t,
@@ -442,13 +532,75 @@ class PaperEngine:
             last=tick * m.last_t,
             bid_amount=m.bids[0][1] - m.taken_bids[0],
             ask_amount=m.asks[0][1] - m.taken_asks[0],
-            open=m.spec.start,
-            high=tick * m.high_t,
-            low=tick * m.low_t,
-            base_volume=m.base_volume,
-            quote_volume=m.quote_volume,
-            ts=self.now(),
+            open=tick * open_t,
+            high=tick * high_t,
+            low=tick * low_t,
+            base_volume=base,
+            quote_volume=quote,
+            ts=now,
+            count=len(trades) - start,
+            first_id=trades[start].id if start < len(trades) else -1,
+            last_id=trades[-1].id if start < len(trades) else -1,
+            last_amount=trades[-1].amount if start < len(trades) else ZERO,
         )
+
+    @staticmethod
+    def _rolling(m: _Market, first: int) -> tuple[int, int, int, Decimal, Decimal]:
+        """Open, high, low (ticks) and volumes of the candles from minute `first` on. The closed
+        candles' share is computed once a minute; the last candle, still moving, is added to it."""
+        candles = m.candles
+        last = candles[-1]
+        key = (first, last[0])
+        cache = m.rolling
+        if cache is None or cache[0] != key:
+            o = h = lo = None
+            base = quote = ZERO
+            for c in itertools.islice(candles, 0, len(candles) - 1):
+                if c[0] < first:
+                    continue
+                if o is None:
+                    o, h, lo = c[1], c[2], c[3]
+                else:
+                    h, lo = max(h, c[2]), min(lo, c[3])
+                base += c[5]
+                quote += c[6]
+            m.rolling = cache = (key, o, h, lo, base, quote)
+        _, o, h, lo, base, quote = cache
+        if last[0] < first:  # nothing sampled for a day: the price stood still
+            return last[4], last[4], last[4], ZERO, ZERO
+        if o is None:
+            return last[1], last[2], last[3], last[5], last[6]
+        return o, max(h, last[2]), min(lo, last[3]), base + last[5], quote + last[6]
+
+    def avg_price(self, symbol: str, minutes: int = 5) -> Decimal:
+        """The mean of the last price, step by step and fill by fill, over the last `minutes` minutes
+        (Binance's avgPrice and the reference of PERCENT_PRICE_BY_SIDE), to 8 decimals."""
+        m = self._market(symbol)
+        first = int(self.now() // 60) - minutes + 1
+        total = samples = 0
+        for c in reversed(m.candles):
+            if c[0] < first:
+                break
+            total += c[8]
+            samples += c[9]
+        if not samples:
+            return m.spec.price_tick * m.last_t
+        return (m.spec.price_tick * total / samples).quantize(_PRICE_QUANTUM, rounding=ROUND_HALF_UP)
+
+    def candles(self, symbol: str, since: float | None = None, until: float | None = None) -> list[Candle]:
+        """The one-minute candles (of the last `CANDLE_MINUTES` minutes), oldest first; `since` /
+        `until` (epoch seconds, inclusive) select by the minute's start."""
+        m = self._market(symbol)
+        tick = m.spec.price_tick
+        out = []
+        for c in m.candles:
+            start = c[0] * 60
+            if (since is not None and start < since) or (until is not None and start > until):
+                continue
+            out.append(
+                Candle(start, tick * c[1], tick * c[2], tick * c[3], tick * c[4], c[5], c[6], c[7], c[10], c[11])
+            )
+        return out
 
     def depth(self, symbol: str, limit: int = BOOK_LEVELS) -> Depth:
         """The synthetic book left after this step's takers. Resting orders are not shown in it."""
@@ -493,16 +645,28 @@ class PaperEngine:
         symbol: str,
         side: Side | str,
         type: OrderType | str,
-        amount: Decimal | float | str,
+        amount: Decimal | float | str | None,
         price: Decimal | float | str | None = None,
+        *,
+        time_in_force: str = "GTC",
+        post_only: bool = False,
+        quote_amount: Decimal | float | str | None = None,
     ) -> EngineOrder:
         """Place an order. `client_order_id=None` gets a generated one, as on Binance.
 
         A client order id may be reused once the order that had it ended; while that order is open
-        a reuse is `DUPLICATE_ORDER`.
+        a reuse is `DUPLICATE_ORDER`. `time_in_force` (GTC, IOC, FOK) and `post_only` apply to limit
+        orders; a market order with `quote_amount` (and `amount=None`) spends or brings that quote.
         """
         m = self._market(symbol)
-        side, type, amount, price, ticks, client_order_id = self._check(m, client_order_id, side, type, amount, price)
+        quote = None
+        if quote_amount is not None:
+            quote = self._quote_arg(type, quote_amount)
+            amount = self._quote_walk(m, self._side_arg(side), quote)
+        tif = self._tif_arg(type, time_in_force, post_only)
+        side, type, amount, price, ticks, client_order_id = self._check(
+            m, client_order_id, side, type, amount, price, notional=quote
+        )
         info = m.info
         is_buy = side is Side.BUY
         lock_currency = info.quote if is_buy else info.base
@@ -519,20 +683,102 @@ class PaperEngine:
             self._require(lock_currency, lock)
             self._book(m)
             crosses = m.ask_t <= ticks if is_buy else m.bid_t >= ticks
+            if crosses and post_only:
+                raise EngineError(
+                    ErrorKind.WOULD_TAKE,
+                    f"Order would immediately match and take: a post-only {side.value} at {_fmt(price)} "
+                    f"crosses {_fmt(info.price_tick * (m.ask_t if is_buy else m.bid_t))} in {symbol}.",
+                )
             fills = self._take(m, side, amount, ticks) if crosses else []
+            if tif == "FOK" and sum((q for _, _, q in fills), ZERO) < amount:
+                fills = []  # all or nothing: it expires untouched
 
         now = self.now()
         order = self._accept(m, client_order_id, side, type, amount, price, ticks, lock, now)
+        order.time_in_force, order.post_only, order.quote_amount = tif, post_only, quote
         taken = m.taken_asks if is_buy else m.taken_bids
+        last_level = self.book_levels - 1
         for level, level_ticks, qty in fills:
-            if level < BOOK_LEVELS - 1:
+            if level < last_level:
                 taken[level] += qty
             self._fill(m, order, qty, info.price_tick * level_ticks, maker=False, ts=now)
         if order.status is OrderStatus.FILLED:
             self._release(m, order)
+        elif tif != "GTC":  # IOC and FOK never rest: what did not fill at once expires
+            order.status = OrderStatus.EXPIRED
+            self._release(m, order)
         else:
             self._rest(m, order)
         return copy.copy(order)
+
+    @staticmethod
+    def _side_arg(side: Side | str) -> Side:
+        try:
+            return Side(side)
+        except ValueError:
+            raise EngineError(ErrorKind.BAD_REQUEST, f"Invalid side {side!r}: use buy or sell.") from None
+
+    @staticmethod
+    def _tif_arg(type: OrderType | str, time_in_force: str, post_only: bool) -> str:
+        if time_in_force not in ("GTC", "IOC", "FOK"):
+            raise EngineError(ErrorKind.BAD_REQUEST, f"Invalid time in force {time_in_force!r}: use GTC, IOC or FOK.")
+        if (time_in_force != "GTC" or post_only) and type not in (OrderType.LIMIT, "limit"):
+            raise EngineError(ErrorKind.BAD_REQUEST, "Only a limit order takes a time in force or post-only.")
+        if post_only and time_in_force != "GTC":
+            raise EngineError(ErrorKind.BAD_REQUEST, "A post-only order rests: its time in force is GTC.")
+        return time_in_force
+
+    @staticmethod
+    def _quote_arg(type: OrderType | str, quote_amount: Decimal | float | str) -> Decimal:
+        if type not in (OrderType.MARKET, "market"):
+            raise EngineError(ErrorKind.BAD_REQUEST, "Only a market order may be sized by its quote.")
+        try:
+            quote = to_decimal(quote_amount)
+        except (ArithmeticError, ValueError, TypeError):
+            quote = None
+        if quote is None or not quote.is_finite() or quote <= 0:
+            raise EngineError(ErrorKind.BAD_REQUEST, f"Invalid quote amount {quote_amount}: it must be positive.")
+        return quote
+
+    def _quote_walk(self, m: _Market, side: Side | str, quote: Decimal) -> Decimal:
+        """The largest amount, in whole steps, whose walk of the book costs (a buy) or brings (a sell)
+        at most `quote`. Below the market's minimum amount it is LOT_SIZE; below its minimum
+        notional, NOTIONAL (the quote is the notional)."""
+        info = m.info
+        if quote < info.min_cost:
+            raise EngineError(
+                ErrorKind.FILTER_FAILURE,
+                f"Filter failure: NOTIONAL (notional {_fmt(quote)} {info.quote} is below the minimum "
+                f"{_fmt(info.min_cost)} {info.quote} for {info.symbol}).",
+                filter="NOTIONAL",
+            )
+        self._book(m)
+        levels, taken = (m.asks, m.taken_asks) if side is Side.BUY else (m.bids, m.taken_bids)
+        step, tick = info.amount_step, info.price_tick
+        last = len(levels) - 1
+        left, amount = quote, ZERO
+        for i, (ticks, size) in enumerate(levels):
+            price = tick * ticks
+            available = None if i == last else size - taken[i]
+            if available is not None and available <= 0:
+                continue
+            qty = step * int(left / price / step)
+            if available is not None and available < qty:
+                qty = available
+            if qty <= 0:
+                break
+            amount += qty
+            left -= qty * price
+            if available is None or qty < available:
+                break
+        if amount < info.min_amount:
+            raise EngineError(
+                ErrorKind.FILTER_FAILURE,
+                f"Filter failure: LOT_SIZE ({_fmt(quote)} {info.quote} buys less than the minimum "
+                f"{_fmt(info.min_amount)} {info.base} for {info.symbol}).",
+                filter="LOT_SIZE",
+            )
+        return amount
 
     def place_resting(
         self,
@@ -591,10 +837,12 @@ class PaperEngine:
         type: OrderType | str,
         amount: Decimal | float | str,
         price: Decimal | float | str | None,
+        *,
+        notional: Decimal | None = None,
     ) -> tuple[Side, OrderType, Decimal, Decimal | None, int, str]:
         """Everything refused before an order exists: syntax, filters, an open duplicate id."""
         side, type, amount, price = self._parse(client_order_id, side, type, amount, price)
-        ticks = self._check_filters(m, side, amount, price)
+        ticks = self._check_filters(m, side, amount, price, notional)
         if client_order_id is None:
             client_order_id = f"paper-cid-{self._next_order_id}"
         previous = self._by_client_id.get(client_order_id)
@@ -652,18 +900,31 @@ class PaperEngine:
         symbol: str,
         side: Side | str,
         type: OrderType | str,
-        amount: Decimal | float | str,
+        amount: Decimal | float | str | None,
         price: Decimal | float | str | None = None,
+        *,
+        time_in_force: str = "GTC",
+        post_only: bool = False,
+        quote_amount: Decimal | float | str | None = None,
     ) -> None:
         """Refuse, as `create_order` would, an order that breaks the syntax or a filter (PRICE_FILTER,
-        LOT_SIZE, NOTIONAL); funds and client order ids are not looked at. For cancel-replace,
-        which checks the new order's filters before it cancels anything."""
+        LOT_SIZE, NOTIONAL); funds, client order ids and whether a post-only order would cross are
+        not looked at. For cancel-replace, which checks the new order's filters before it cancels
+        anything."""
         m = self._market(symbol)
+        quote = None
+        if quote_amount is not None:
+            quote = self._quote_arg(type, quote_amount)
+            amount = self._quote_walk(m, self._side_arg(side), quote)
+        self._tif_arg(type, time_in_force, post_only)
         side, _, amount, price = self._parse(None, side, type, amount, price)
-        self._check_filters(m, side, amount, price)
+        self._check_filters(m, side, amount, price, quote)
 
-    def _check_filters(self, m: _Market, side: Side, amount: Decimal, price: Decimal | None) -> int:
-        """PRICE_FILTER, LOT_SIZE and NOTIONAL; returns the price in ticks (0 for a market order)."""
+    def _check_filters(
+        self, m: _Market, side: Side, amount: Decimal, price: Decimal | None, notional: Decimal | None = None
+    ) -> int:
+        """PRICE_FILTER, LOT_SIZE and NOTIONAL (of `notional` when given: a market order by quote);
+        returns the price in ticks (0 for a market order)."""
         info = m.info
         ticks = 0
         if price is not None:
@@ -671,8 +932,9 @@ class PaperEngine:
             ticks = int(price / info.price_tick)
         self._check_amount(info, amount)
         # Market orders are checked at the touch, as Binance applies NOTIONAL to market orders.
-        touch = info.price_tick * (m.ask_t if side is Side.BUY else m.bid_t)
-        notional = amount * (price if price is not None else touch)
+        if notional is None:
+            touch = info.price_tick * (m.ask_t if side is Side.BUY else m.bid_t)
+            notional = amount * (price if price is not None else touch)
         if notional < info.min_cost:
             raise EngineError(
                 ErrorKind.FILTER_FAILURE,
@@ -827,9 +1089,8 @@ class PaperEngine:
         self._trades.append(trade)
         m.trades.append(trade)
         self._order_trades.setdefault(order.id, []).append(trade)
-        m.base_volume += qty
-        m.quote_volume += cost
-        m.last_t = int(price / info.price_tick)
+        m.last_t = ticks = int(price / info.price_tick)
+        self._sample_fill(m, ts, ticks, qty, cost, (order.side is Side.BUY) is not maker)
         if order.status is OrderStatus.FILLED and order.id in m.open:
             self._close(m, order)
 
@@ -925,6 +1186,14 @@ class PaperEngine:
         m = self._markets[order.symbol]
         self._fill(m, order, qty, fill_price, maker=True, ts=self.now())
         return copy.copy(order)
+
+    def open_count(self, symbol: str) -> int:
+        """How many orders are open in `symbol` (Binance's MAX_NUM_ORDERS counts them)."""
+        return len(self._market(symbol).open)
+
+    def trades_after(self, trade_id: int) -> list[EngineTrade]:
+        """Every market's fills with a trade id above `trade_id`, oldest first (ids count from 1)."""
+        return self._trades[max(0, trade_id) :]
 
     def open_orders(self, symbol: str | None = None) -> list[EngineOrder]:
         if symbol is not None:

@@ -29,7 +29,7 @@ async def test_load_markets_reads_exchange_info_as_spot_markets(binance):
     assert btc["precision"] == {"amount": 1e-05, "price": 0.01, "base": 1e-08, "quote": 1e-08}
     assert btc["limits"]["amount"]["min"] == 1e-05
     assert btc["limits"]["cost"]["min"] == 5.0
-    assert btc["info"]["orderTypes"] == ["LIMIT", "MARKET"]
+    assert btc["info"]["orderTypes"] == ["LIMIT", "LIMIT_MAKER", "MARKET"]
 
 
 async def test_server_time_and_ping(binance):
@@ -244,7 +244,8 @@ async def test_too_many_new_orders_is_a_429_with_minus_1015():
         await exchange.load_markets()
         with pytest.raises(ccxt.DDoSProtection, match="-1015"):
             for n in range(7):  # seven orders within seconds: at most six fit two 10 s windows
-                await exchange.create_order(BTC, "market", "buy", 0.001, None, {"clientOrderId": f"tc-burst-{n}"})
+                # resting orders: an order that fills does not count (Binance's unfilled order count)
+                await exchange.create_order(BTC, "limit", "buy", 0.001, 30000, {"clientOrderId": f"tc-burst-{n}"})
         assert 0 < float(exchange.last_response_headers["Retry-After"]) <= 10
         placed = len(running.emulator.engine.all_orders())
         assert 3 <= placed <= 6

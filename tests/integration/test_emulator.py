@@ -156,8 +156,13 @@ async def test_latency_is_added_and_the_record_is_served():
 async def test_an_unknown_endpoint_is_a_404():
     running = await start_emulator()
     try:
-        async with aiohttp.ClientSession() as session, session.get(f"{running.url}/api/v3/klines") as response:
+        async with (
+            aiohttp.ClientSession() as session,
+            session.get(f"{running.url}/api/v3/historicalTrades") as response,
+        ):
+            # Binance's -1020 in JSON: ccxt raises BadRequest, which it never retries
             assert response.status == 404
+            assert await response.json() == {"code": -1020, "msg": "This operation is not supported."}
     finally:
         await running.stop()
 

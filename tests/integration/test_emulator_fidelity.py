@@ -212,8 +212,8 @@ async def test_a_resting_buy_filled_as_maker_pays_the_maker_fee_in_the_base(bina
         ("0.00400000", "0.00000400", "BTC", True, True)
     ]
     balance = await account(binance)
-    # the quote paid exactly the cost; the order still locks its remaining 0.006 (with the lock's margin)
-    locked = D("0.006") * 30000 * D("1.001")
+    # the quote paid exactly the cost; the order still locks its remaining 0.006 x its price, exactly, as Binance
+    locked = D("0.006") * 30000
     assert balance["USDT"] == (D(100_000) - D("0.004") * 30000 - locked, locked)
     assert balance["BTC"] == (D(1) + D("0.004") - D("0.000004"), D(0))
 
@@ -263,7 +263,8 @@ async def test_the_ten_second_order_count_is_announced_enforced_and_counted_in_h
         counts = []
         with pytest.raises(ccxt.DDoSProtection, match="-1015") as caught:
             for n in range(7):  # seven orders within seconds: at most six fit two 10 s windows
-                await exchange.create_order(BTC, "market", "buy", 0.001, None, {"clientOrderId": f"tc-ten-{n}"})
+                # resting orders: an order that fills does not count (Binance's unfilled order count)
+                await exchange.create_order(BTC, "limit", "buy", 0.001, 30000, {"clientOrderId": f"tc-ten-{n}"})
                 counts.append(int(headers_of(exchange)["x-mbx-order-count-10s"]))
         assert "current limit is 3 orders per 10 SECOND." in str(caught.value)
         assert headers_of(exchange)["x-mbx-order-count-10s"] == "3"
@@ -349,7 +350,8 @@ async def test_only_repeated_request_weight_429s_lead_to_the_418():
         running,
         exchange,
     ):
-        await exchange.create_order(BTC, "market", "buy", 0.001, None, {"clientOrderId": "tc-w-0"})
+        # resting: an order that fills would give its count back (Binance's unfilled order count)
+        await exchange.create_order(BTC, "limit", "buy", 0.001, 30000, {"clientOrderId": "tc-w-0"})
         for n in range(5):  # order-count 429s: however many, no ban
             with pytest.raises(ccxt.DDoSProtection, match="-1015"):
                 await exchange.create_order(BTC, "market", "buy", 0.001, None, {"clientOrderId": f"tc-w-{n + 1}"})
@@ -490,11 +492,11 @@ async def test_every_answer_carries_the_used_weight_and_order_answers_the_order_
     await binance.load_markets()
     await binance.fetch_ticker(BTC)
     assert "x-mbx-used-weight-1m" in headers_of(binance) and "x-mbx-order-count-10s" not in headers_of(binance)
-    await binance.create_order(BTC, "market", "buy", 0.001, None, {"clientOrderId": "tc-hdr-0"})
+    await binance.create_order(BTC, "limit", "buy", 0.001, 30000, {"clientOrderId": "tc-hdr-0"})
     assert {"x-mbx-used-weight-1m", "x-mbx-order-count-10s", "x-mbx-order-count-1d"} <= set(headers_of(binance))
-    with pytest.raises(ccxt.InsufficientFunds):  # a refused order is an order answer too
+    with pytest.raises(ccxt.InsufficientFunds):  # a refused order is an order answer too, and does not count
         await binance.create_order(BTC, "market", "buy", 50, None, {"clientOrderId": "tc-hdr-1"})
-    assert headers_of(binance)["x-mbx-order-count-1d"] == "2"
+    assert headers_of(binance)["x-mbx-order-count-1d"] == "1"
     with pytest.raises(ccxt.OrderNotFound):  # an error
         await binance.fetch_order("", BTC, {"clientOrderId": "tc-nobody-0"})
     assert "x-mbx-used-weight-1m" in headers_of(binance)
@@ -502,7 +504,7 @@ async def test_every_answer_carries_the_used_weight_and_order_answers_the_order_
     with pytest.raises((ccxt.OperationFailed, ccxt.NetworkError)):  # a 5xx
         await binance.fetch_balance()
     assert "x-mbx-used-weight-1m" in headers_of(binance)
-    async with aiohttp.ClientSession() as session, session.get(f"{emulator.url}/api/v3/klines") as response:
+    async with aiohttp.ClientSession() as session, session.get(f"{emulator.url}/api/v3/historicalTrades") as response:
         assert response.status == 404 and "X-MBX-USED-WEIGHT-1M" in response.headers
 
 
