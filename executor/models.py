@@ -7,6 +7,7 @@ inside the core so that "never fill more than the signal asked" is exact arithme
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -86,8 +87,14 @@ _Positive = Annotated[float, Field(gt=0, strict=True, allow_inf_nan=False)]
 _Price = Annotated[float, Field(gt=0, le=MAX_PRICE, strict=True, allow_inf_nan=False)]
 
 
+_ISO_DATE_TIME = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt ][0-9]{2}:[0-9]{2}")
+
+
 def _iso_string(value: Any) -> Any:
-    # The schema says a date-time *string*: a bare number must not pass as a unix timestamp.
+    # The schema says a date-time *string*: a bare number must not pass as a unix timestamp, nor
+    # a string of digits ("1700000000", which pydantic would read as one).
+    if isinstance(value, str) and _ISO_DATE_TIME.match(value) is None:
+        raise ValueError("must be an ISO 8601 date-time string with a timezone")
     if not isinstance(value, str | datetime):
         raise ValueError("must be an ISO 8601 date-time string with a timezone")
     return value

@@ -51,6 +51,7 @@ from executor.models import (
     Order,
     OrderStatus,
     OrderType,
+    Signal,
     SignalRecord,
     SignalStatus,
     to_decimal,
@@ -615,6 +616,18 @@ class TradingService:
         except BaseException:
             self._seen.discard(signal.id)
             raise
+        try:
+            return await self._admit(signal, raw, source, reference, amount)
+        except BaseException:
+            # Each way through `_admit` stores the signal in one transaction as its last await:
+            # failing, nothing of it is stored, and the id must not stay taken.
+            self._seen.discard(signal.id)
+            raise
+
+    async def _admit(self, signal: Signal, raw: str, source: str, reference: Decimal | None,
+                     amount: Decimal) -> SignalRecord:
+        """Store a checked signal as pending, or decided at once: expired on arrival, or by the policy."""
+        assert self.executor is not None
         received = self.clock()
         ttl = signal.ttl_seconds or self.settings.approval.signal_ttl_seconds
         record = SignalRecord(
@@ -628,7 +641,13 @@ class TradingService:
             amount=amount,
             expires_at=(signal.created_at or received) + timedelta(seconds=ttl),
         )
-        decision = self._policy(record)
+        by = "auto"
+        if record.expires_at is not None and record.expires_at <= received:
+            # Stale on arrival (an old created_at, a tiny ttl_seconds): no policy may approve it.
+            decision: tuple[SignalStatus, str] | None = (S.EXPIRED, "its TTL had passed when it arrived")
+            by = "ttl"
+        else:
+            decision = self._policy(record)
         if decision is not None and decision[0] is S.APPROVED and (far := await self._far(record)) is not None:
             decision = S.PENDING, far.reason  # auto-approval never confirms: an operator decides
         if decision is None:
@@ -637,9 +656,9 @@ class TradingService:
             return record
         status, reason = decision
         decided = record.model_copy(
-            update={"status": status, "reason": reason, "decided_at": received, "decided_by": "auto"}
+            update={"status": status, "reason": reason, "decided_at": received, "decided_by": by}
         )
-        journal = [(None, S.PENDING, "intake", {}), (S.PENDING, status, "auto", {"reason": reason})]
+        journal = [(None, S.PENDING, "intake", {}), (S.PENDING, status, by, {"reason": reason})]
         if status is not S.APPROVED:
             decided = await self.store.insert_signal(decided, journal=journal)
         else:
@@ -669,7 +688,9 @@ class TradingService:
             reason=reason,
             source=source,
             received_at=self.clock(),
-            raw=raw[:4096],
+            # What arrived, as far as text can hold it: a lone surrogate (from a client's JSON
+            # string) is written as its escape, so that the row can be stored at all.
+            raw=raw[:4096].encode("utf-8", "backslashreplace").decode("utf-8"),
             signal=signal,
         )
         record = await self.store.insert_signal(record)

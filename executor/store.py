@@ -856,7 +856,7 @@ def _run_batch(conn: sqlite3.Connection, groups: list[list[Statement]]) -> list[
             conn.execute("SAVEPOINT grp")
             try:
                 ids = [_execute(conn, statement) for statement in statements]
-            except (sqlite3.Error, StaleWrite) as exc:
+            except (sqlite3.Error, StaleWrite, ValueError) as exc:  # ValueError: text SQLite cannot take
                 conn.execute("ROLLBACK TO grp")
                 conn.execute("RELEASE grp")
                 outcomes.append(exc)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from datetime import timedelta
 from decimal import Decimal
 
 import pytest
@@ -143,8 +144,15 @@ async def test_a_signal_past_its_ttl_expires_and_cannot_be_approved(db_path):
         with pytest.raises(ExecutionError, match="expired"):
             await service.approve("s1")
         assert (await service.store.get_signal("s1")).status is S.EXPIRED
-        await service.receive(line(id="s2", created_at="2020-01-01T00:00:00Z"), source="t")
+        # Stale on arrival: expired at once, never pending (nor approvable by an auto policy).
+        stale = await service.receive(line(id="s2", created_at="2020-01-01T00:00:00Z"), source="t")
+        assert stale.status is S.EXPIRED and "TTL" in stale.reason
+        # Fresh on arrival, then its TTL passes: the expiry sweep takes it.
+        await service.receive(line(id="s3"), source="t")
+        later = service.clock() + timedelta(seconds=61)
+        service.clock = lambda: later
         assert await service.expire_due() == 1
+        assert (await service.store.get_signal("s3")).status is S.EXPIRED
     finally:
         await service.close()
 
