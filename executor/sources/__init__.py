@@ -1,4 +1,4 @@
-"""Signal sources: async iterators of raw lines (JSONL file, stdin, the demo strategy).
+"""Signal sources: async iterators of lines (JSONL file, stdin, the demo strategy), see lines.py.
 
 `attach` wires the configured ones to a started service, the same way for the console and the
 headless runner.
@@ -33,4 +33,7 @@ def attach(service: TradingService, settings: Settings, signals: str | None = No
     if path:
         from executor.sources.jsonl import read_lines
 
-        service.add_source(read_lines(path, follow=settings.signals.follow), name=f"jsonl:{path}")
+        # Followed, the file's place is journaled in the store, so that a restart resumes there.
+        follow = settings.signals.follow
+        service.add_source(read_lines(path, follow=follow, store=service.store if follow else None),
+                           name=f"jsonl:{path}")

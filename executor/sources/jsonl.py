@@ -1,62 +1,691 @@
 """JSONL signals from a file or standard input, one signal per line.
 
-Lines are read in a worker thread so a slow pipe never blocks the event loop. With `follow`, a
-file is read as it grows (like `tail -f`) until the service stops. Undecodable bytes do not stop
-the source: the line reaches intake as text and is recorded as invalid there.
+Owns reading the bytes and cutting them into lines (`read_lines`), for a file read once, a file
+followed as it grows (`FollowedFile`, `[signals] follow = true`) and standard input or any other
+pipe. Intake (executor/service.py) owns what a line means.
+
+Reading:
+- Bytes are read in blocks in a worker thread (a pipe: in a daemon thread, see `_read_pipe`), so
+  a slow disk or a quiet pipe never blocks the event loop, and are cut at b"\\n" here.
+- A line longer than `MAX_LINE` (1 MiB) is never held: past 1 MiB only its first `HEAD` bytes and
+  its length are kept while the reader skips to its newline, and it reaches intake as a `Line`
+  with an `error` naming its line number, offset and length (recorded `invalid`, never parsed).
+  Memory stays flat whatever the file holds.
+- Undecodable bytes do not stop the source: the line reaches intake with U+FFFD in their place
+  and is recorded as invalid there.
+- Without follow, the file is read once from its start, nothing journaled, and the last line is
+  read even without its newline. A path naming a FIFO or a device is read like standard input:
+  once, to its end (there is no offset to follow or journal).
+
+Following (poll based, every `poll` seconds at the end of the file; no inotify):
+- A partial last line is held until its newline arrives.
+- Rotation by rename and re-create: the path names another file (device, inode). The old file is
+  read to its end first (a writer may still add to it until it reopens; while the path is missing
+  it keeps being read), a partial line left at its end is handed over as it is (recorded
+  invalid), then the new file is read from its start.
+- Truncation (logrotate's copytruncate): the file is shorter than what was read, or, when it grew
+  back past that before we looked, the `TAIL` bytes before our offset are no longer the ones we
+  read. Either way: from the start again. The same check follows every read, so that bytes read
+  past a rewritten offset are dropped rather than taken for more of the file.
+
+Journal (with follow and a store): the place to resume from is kept in the store's kv table under
+`follow:<absolute path>`, as JSON {dev, ino, offset, tail (hex), line}. It is a watermark: the end
+of the longest run of lines from the start that intake has all recorded (`Watermark`), because
+lines are recorded concurrently and their acknowledgements arrive out of order. Writes are
+coalesced (`Journal`): one at a time, always the newest watermark, never awaited by reading. On a
+graceful stop the lines handed over are waited for (briefly) and the final watermark is written.
+Which file is read is journaled before any line of it. At the next start: the same file (inode;
+the device number may differ after a reboot) still holding the same tail bytes -> resume at the
+offset; a different file at the path (rotated while we were down) -> the old one is looked up by
+device and inode in the same directory and its remainder read first (all of it if it was
+rewritten meanwhile), then the new file from its start; the same file rewritten (tail differs, or
+shorter) -> from its start.
+
+Accepted loss of exactness: after a kill -9, lines recorded after the last watermark written are
+read again and recorded `duplicate` (intake executes nothing twice). A file replaced twice before
+one poll loses the middle file's lines, and a truncated file rewritten past our offset with the
+same `TAIL` bytes there is not seen as rewritten: polling cannot tell.
 """
 
 from __future__ import annotations
 
 import asyncio
+import errno
+import json
+import logging
 import os
+import stat
 import sys
 import threading
-from collections.abc import AsyncIterator
+from collections import deque
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
 from pathlib import Path
-from typing import IO
+from typing import Protocol
+
+from executor.sources.lines import MAX_LINE, Line
+
+log = logging.getLogger("tradeconsole.sources.jsonl")
+
+CHUNK = 64 * 1024  # one read of a file or a pipe
+SKIP_BLOCK = 1 << 20  # one read while skipping the rest of an over-long line
+SKIP_PER_CALL = 64 << 20  # skipped per worker-thread call at most, so that a stop is heard soon
+TAIL = 512  # bytes before our offset remembered, to tell a file rewritten past it from one grown
+HEAD = 4096  # bytes of an over-long line kept to show (the store keeps 4096 characters of a line)
+PIPE_CHUNKS = 16  # chunks a pipe's reader thread may run ahead of intake: memory stays bounded
+SETTLE_SECONDS = 2.0  # a stop waits this long at most for the lines handed over to be recorded
+
+ROTATED, TRUNCATED = "rotated", "truncated"
 
 
-async def read_lines(path: str | Path, *, follow: bool = False, poll: float = 0.25) -> AsyncIterator[str]:
-    """Yield each line of `path` ("-" is standard input)."""
+class FlagStore(Protocol):
+    async def set_flag(self, key: str, value: str) -> None: ...
+
+    async def get_flag(self, key: str) -> str | None: ...
+
+
+async def read_lines(
+    path: str | Path, *, follow: bool = False, poll: float = 0.25, store: FlagStore | None = None
+) -> AsyncIterator[Line]:
+    """Yield each line of `path` ("-" is standard input, read once). With `follow` a regular file
+    is read as it grows, across truncation and rotation, and with `store` its place is journaled."""
     if str(path) == "-":
         async for line in _read_stdin():
             yield line
         return
-    handle = await asyncio.to_thread(open, path, "rb")
-    try:
-        async for line in _read_stream(handle, follow=follow, poll=poll):
+    kind = await asyncio.to_thread(_kind, path)
+    if kind == "pipe":  # a FIFO or a device: no offset to keep, read like standard input
+        fd = await asyncio.to_thread(os.open, path, os.O_RDONLY)
+        async for line in _read_pipe(fd, owned=True):
             yield line
-    finally:
-        handle.close()
+        return
+    journal = Journal(store, path) if follow and store is not None else None
+    async for line in FollowedFile(path, follow=follow, poll=poll, journal=journal).lines():
+        yield line
 
 
-async def _read_stream(handle: IO[bytes], *, follow: bool, poll: float) -> AsyncIterator[str]:
-    pending = b""
-    while True:
-        chunk = await asyncio.to_thread(handle.readline)
-        if not chunk:
-            if not follow:
-                if pending:
-                    yield pending.decode("utf-8", errors="replace")
+def _kind(path: str | Path) -> str:
+    """"file" (also when it does not exist yet) or "pipe"; a directory is refused as `open` would."""
+    try:
+        mode = os.stat(path).st_mode
+    except FileNotFoundError:
+        return "file"
+    if stat.S_ISDIR(mode):
+        raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR), str(path))
+    return "file" if stat.S_ISREG(mode) else "pipe"
+
+
+# -- cutting bytes into lines ----------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class Piece:
+    """One line cut from the bytes, and where the reader stands just past it."""
+
+    text: str
+    error: str | None
+    end: int  # the offset just past the line (past its newline, when it has one)
+    tail: bytes  # the last TAIL bytes before `end`
+    line: int  # the number of the next line
+
+
+class LineSplitter:
+    """Bytes in, whole lines out, never more than MAX_LINE bytes of one line held.
+
+    It also keeps the offset reached, the last TAIL bytes before it and the line number, for the
+    journal and for telling a rewritten file from a grown one."""
+
+    def __init__(self, *, offset: int = 0, line: int = 1, tail: bytes = b"") -> None:
+        self.offset = offset  # everything before this was fed
+        self.line = line  # the number of the line being cut
+        self.tail = tail[-TAIL:]
+        self._start = offset  # where the line being cut starts
+        self._kept = bytearray()  # the line being cut, while it is not over-long
+        self._head: bytes | None = None  # an over-long line's first HEAD bytes
+        self._length = 0  # an over-long line's length so far
+
+    @property
+    def overlong(self) -> bool:
+        """The line being cut passed MAX_LINE: the rest of it only needs skipping to its newline."""
+        return self._head is not None
+
+    def feed(self, data: bytes) -> list[Piece]:
+        pieces = []
+        begin = 0
+        while (newline := data.find(b"\n", begin)) != -1:
+            pieces.append(self._cut(data, begin, newline + 1))
+            begin = newline + 1
+        self._take(data, begin, len(data))
+        return pieces
+
+    def skip(self, count: int, tail: bytes) -> None:
+        """`count` more bytes of an over-long line, without a newline, `tail` the last of them."""
+        assert self._head is not None
+        self.offset += count
+        self._length += count
+        self.tail = (self.tail + tail)[-TAIL:]
+
+    def flush(self) -> Piece | None:
+        """The unfinished line as it is (end of input, or of a file that was replaced)."""
+        if self.offset == self._start:
+            return None
+        return self._emit(newline=False)
+
+    def _cut(self, data: bytes, begin: int, end: int) -> Piece:
+        if not self._kept and self._head is None and end - 1 - begin <= MAX_LINE:
+            self._advance(data, begin, end)  # the common case: the whole line is in this block
+            return self._piece(data[begin:end].decode("utf-8", errors="replace"), None)
+        self._take(data, begin, end - 1)
+        self._advance(data, end - 1, end)
+        return self._emit(newline=True)
+
+    def _take(self, data: bytes, begin: int, end: int) -> None:
+        """Bytes of the line being cut, before its newline."""
+        if begin == end:
+            return
+        self._advance(data, begin, end)
+        if self._head is not None:
+            self._length += end - begin
+            return
+        self._kept += memoryview(data)[begin:end]
+        if len(self._kept) > MAX_LINE:
+            self._head, self._length = bytes(self._kept[:HEAD]), len(self._kept)
+            self._kept = bytearray()  # let the megabyte go now, not when the line ends
+
+    def _advance(self, data: bytes, begin: int, end: int) -> None:
+        self.offset += end - begin
+        self.tail = data[end - TAIL:end] if end - begin >= TAIL else (self.tail + data[begin:end])[-TAIL:]
+
+    def _emit(self, *, newline: bool) -> Piece:
+        if self._head is None:
+            raw = bytes(self._kept) + (b"\n" if newline else b"")
+            piece = self._piece(raw.decode("utf-8", errors="replace"), None)
+        else:
+            piece = self._piece(self._head.decode("utf-8", errors="replace"),
+                                too_long(self.line, self._start, self._length))
+        self._kept, self._head, self._length = bytearray(), None, 0
+        return piece
+
+    def _piece(self, text: str, error: str | None) -> Piece:
+        self.line += 1
+        self._start = self.offset
+        return Piece(text, error, self.offset, self.tail, self.line)
+
+
+def too_long(line: int, start: int, length: int) -> str:
+    limit = f"{MAX_LINE >> 20} MiB" if MAX_LINE % (1 << 20) == 0 else f"{MAX_LINE:,} bytes"
+    return (f"line {line} (at byte {start}) is longer than {limit} ({length:,} bytes): "
+            f"not read as a signal, skipped to its end")
+
+
+# -- the journal -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Position:
+    """A place in one file: the file (device, inode), the offset, the bytes just before it, and
+    the number of the line that starts there."""
+
+    dev: int
+    ino: int
+    offset: int
+    tail: bytes = b""
+    line: int = 1
+
+    def to_json(self) -> str:
+        return json.dumps({"dev": self.dev, "ino": self.ino, "offset": self.offset,
+                           "tail": self.tail.hex(), "line": self.line})
+
+    @classmethod
+    def from_json(cls, text: str) -> Position | None:
+        try:
+            data = json.loads(text)
+            return cls(int(data["dev"]), int(data["ino"]), int(data["offset"]),
+                       bytes.fromhex(data.get("tail", "")), int(data.get("line", 1)))
+        except (ValueError, TypeError, KeyError, AttributeError):
+            return None
+
+    def names(self, st: os.stat_result) -> bool:
+        return (st.st_dev, st.st_ino) == (self.dev, self.ino)
+
+
+class Watermark:
+    """The place below which every line handed to intake is recorded.
+
+    Intake records up to 256 lines at once, so acknowledgements come out of order: a line's own
+    end is no place to resume from while an earlier line is still in flight. Lines are queued in
+    the order they were read; the watermark moves over the acknowledged run at the front."""
+
+    def __init__(self, on_advance: Callable[[Position], None]) -> None:
+        self.position: Position | None = None
+        self._queue: deque[list] = deque()  # [position, recorded], in reading order
+        self._on_advance = on_advance
+        self._settled = asyncio.Event()
+        self._settled.set()
+
+    def issue(self, position: Position) -> Callable[[], None]:
+        """A line ending at `position` is handed over: the callback to call once it is recorded."""
+        entry = [position, False]
+        self._queue.append(entry)
+        self._settled.clear()
+
+        def recorded() -> None:
+            entry[1] = True
+            self._advance()
+
+        return recorded
+
+    def mark(self, position: Position) -> None:
+        """A place reached without a line to record (a new file, a truncated one: its start)."""
+        self._queue.append([position, True])
+        self._advance()
+
+    async def settled(self, timeout: float) -> bool:
+        """Wait until every line handed over is recorded; False if that took longer than `timeout`."""
+        try:
+            await asyncio.wait_for(self._settled.wait(), timeout)
+        except TimeoutError:
+            return False
+        return True
+
+    def _advance(self) -> None:
+        moved = False
+        while self._queue and self._queue[0][1]:
+            self.position = self._queue.popleft()[0]
+            moved = True
+        if not self._queue:
+            self._settled.set()
+        if moved and self.position is not None:
+            self._on_advance(self.position)
+
+
+class Journal:
+    """A followed file's watermark in the store's kv table, one row per path.
+
+    Writes are coalesced: at most one is in flight, and when it is done the newest watermark (if
+    it moved meanwhile) is written next. Reading never waits for a write."""
+
+    def __init__(self, store: FlagStore, path: str | Path) -> None:
+        self.key = f"follow:{os.path.abspath(path)}"
+        self._store = store
+        self._latest: Position | None = None
+        self._saved: Position | None = None
+        self._writer: asyncio.Task | None = None
+        self._warned = False
+
+    async def load(self) -> Position | None:
+        text = await self._store.get_flag(self.key)
+        if text is None:
+            return None
+        position = Position.from_json(text)
+        if position is None:
+            log.warning("the journal of %s is unreadable (%r): reading it from the start", self.key, text[:200])
+        self._latest = self._saved = position
+        return position
+
+    def save(self, position: Position) -> None:
+        self._latest = position
+        if self._latest != self._saved and (self._writer is None or self._writer.done()):
+            self._writer = asyncio.get_running_loop().create_task(self._write(), name=f"journal:{self.key}")
+
+    async def flush(self) -> None:
+        """Until the newest watermark is written (or writing it failed)."""
+        while self._latest is not None and self._latest != self._saved:
+            if self._writer is None or self._writer.done():
+                self._writer = asyncio.get_running_loop().create_task(self._write(), name=f"journal:{self.key}")
+            if not await asyncio.shield(self._writer):
                 return
-            await asyncio.sleep(poll)
+
+    async def _write(self) -> bool:
+        """Write the newest watermark until it stays the newest: True, or False if the store failed."""
+        while self._latest is not None and self._latest != self._saved:
+            position = self._latest
+            try:
+                await self._store.set_flag(self.key, position.to_json())
+            except Exception as exc:  # the store closing under us: the next start re-reads a little
+                if not self._warned:
+                    log.warning("could not journal the place in %s: %s", self.key, exc)
+                    self._warned = True
+                return False
+            self._saved = position
+        return True
+
+
+# -- a regular file ------------------------------------------------------------------------------
+
+
+class OpenFile:
+    """One regular file, read with pread at an offset of our own: what happens to the file (it
+    shrinks, it is rewritten, the path is given to another file) is ours to notice, not hidden
+    behind a file position."""
+
+    def __init__(self, path: str | Path, fd: int, st: os.stat_result) -> None:
+        self.path = path
+        self.fd = fd
+        self.dev, self.ino = st.st_dev, st.st_ino
+        self.splitter = LineSplitter()
+
+    @classmethod
+    def open(cls, path: str | Path) -> OpenFile | None:
+        """The file at `path`, or None when there is none (yet)."""
+        try:
+            fd = os.open(path, os.O_RDONLY)
+        except FileNotFoundError:
+            return None
+        return cls(path, fd, os.fstat(fd))
+
+    def position(self, piece: Piece | None = None) -> Position:
+        if piece is None:
+            s = self.splitter
+            return Position(self.dev, self.ino, s.offset, s.tail, s.line)
+        return Position(self.dev, self.ino, piece.end, piece.tail, piece.line)
+
+    def start_at(self, position: Position | None) -> None:
+        self.splitter = LineSplitter() if position is None else LineSplitter(
+            offset=position.offset, line=position.line, tail=position.tail)
+
+    def holds(self, position: Position) -> bool:
+        """This is the file `position` is in, still as it was read up to there."""
+        st = os.fstat(self.fd)
+        if not position.names(st) or st.st_size < position.offset:
+            return False
+        return self._intact(position.offset, position.tail)
+
+    def continues(self, position: Position) -> bool:
+        """`holds`, for a position journaled by an earlier run: a device number may change across
+        a reboot or a container restart, so the inode and the bytes before the offset suffice."""
+        st = os.fstat(self.fd)
+        if st.st_ino != position.ino or st.st_size < position.offset:
+            return False
+        if st.st_dev != position.dev and not position.tail:
+            return False
+        return self._intact(position.offset, position.tail)
+
+    def _intact(self, offset: int, tail: bytes) -> bool:
+        """The bytes before `offset` are still `tail`: not truncated (and maybe rewritten) since."""
+        return not tail or os.pread(self.fd, len(tail), offset - len(tail)) == tail
+
+    def read_block(self) -> tuple[int, bytes, bytes] | None:
+        """(bytes skipped, the last TAIL of them, the next block), or None when the file was
+        truncated under the read (its bytes may be another file's content: dropped, and the next
+        look at the file sees the truncation). (0, b"", b"") is the end of the file.
+
+        The rest of an over-long line is skipped here in the thread, in big reads, until a block
+        holds its newline. The check comes after the read: a truncation and a regrowth past our
+        offset before the read would otherwise pass for more of the same file."""
+        offset, tail = self.splitter.offset, self.splitter.tail
+        block = self._read_from(offset)
+        return block if self._intact(offset, tail) else None
+
+    def _read_from(self, offset: int) -> tuple[int, bytes, bytes]:
+        if not self.splitter.overlong:
+            return 0, b"", os.pread(self.fd, CHUNK, offset)
+        skipped, last = 0, b""
+        while skipped < SKIP_PER_CALL:
+            data = os.pread(self.fd, SKIP_BLOCK, offset + skipped)
+            if not data or b"\n" in data:
+                return skipped, last[-TAIL:], data
+            skipped, last = skipped + len(data), data
+        return skipped, last[-TAIL:], b""
+
+    def unchanged(self) -> bool:
+        """Still as it was read up to our offset: not truncated (nor rewritten) since."""
+        return self.holds(self.position())
+
+    def change(self) -> str | None:
+        """What became of the file since it was read to its end: ROTATED (the path names another
+        file), TRUNCATED (shorter than what was read, or rewritten past it), or None."""
+        try:
+            st = os.stat(self.path)
+        except OSError:
+            st = None  # between a rename and the re-create: the old file is still read
+        if st is not None and (st.st_dev, st.st_ino) != (self.dev, self.ino):
+            return ROTATED
+        return None if self.unchanged() else TRUNCATED
+
+    def close(self) -> None:
+        os.close(self.fd)
+
+
+def find_rotated(path: str | Path, position: Position) -> OpenFile | None:
+    """The file `position` was in, renamed in the same directory (`signals.jsonl.1`), if it is
+    there: the regular file with its device and inode."""
+    directory = os.path.dirname(os.path.abspath(path))
+    try:
+        with os.scandir(directory) as scan:
+            entries = [e for e in scan if e.inode() == position.ino]
+    except OSError:
+        return None
+    for entry in entries:
+        try:
+            if not entry.is_file(follow_symlinks=False):
+                continue
+            found = OpenFile.open(entry.path)
+        except OSError:
             continue
-        pending += chunk
-        if pending.endswith(b"\n"):
-            yield pending.decode("utf-8", errors="replace")
-            pending = b""
+        if found is not None and (found.dev, found.ino) == (position.dev, position.ino):
+            return found
+        if found is not None:
+            found.close()
+    return None
 
 
-async def _read_stdin() -> AsyncIterator[str]:
-    """Standard input through a daemon thread reading the raw descriptor.
+class FollowedFile:
+    """The lines of one path: read once, or followed as it grows, is truncated and is rotated."""
+
+    def __init__(
+        self,
+        path: str | Path,
+        *,
+        follow: bool = True,
+        poll: float = 0.25,
+        journal: Journal | None = None,
+        idle: Callable[[float], Awaitable[object]] = asyncio.sleep,
+    ) -> None:
+        self.path = path
+        self.follow = follow
+        self.poll = poll
+        self._journal = journal
+        self._watermark = Watermark(journal.save) if journal is not None else None
+        self._idle = idle  # how to wait between looks at the file (tests step it by hand)
+        self._file: OpenFile | None = None
+
+    async def lines(self) -> AsyncIterator[Line]:
+        try:
+            async for line in self._start():
+                yield line
+            while True:
+                async for line in self._drain():
+                    yield line
+                if not self.follow:
+                    if (line := self._flush()) is not None:
+                        yield line
+                    return
+                await self._idle(self.poll)
+                async for line in self._look():
+                    yield line
+        except asyncio.CancelledError:
+            await self._settle()  # the service stops: what was handed over is being recorded
+            raise
+        finally:
+            if self._file is not None:
+                self._file.close()
+                self._file = None
+
+    async def _start(self) -> AsyncIterator[Line]:
+        """Open the path, and with a journal pick up where the last run stopped: in the same file,
+        or first in the one it was renamed to while we were down."""
+        saved = await self._journal.load() if self._journal is not None else None
+        current = await asyncio.to_thread(OpenFile.open, self.path)
+        try:
+            resume = saved is not None and current is not None and await asyncio.to_thread(current.continues, saved)
+            if saved is not None and not resume:
+                if current is None or not await asyncio.to_thread(_names, current, saved):
+                    async for line in self._read_rotated_away(saved):
+                        yield line
+                else:
+                    log.info("%s was truncated or rewritten since the last run: reading it from the start",
+                             self.path)
+            if current is None:
+                current = await self._wait_for_file()
+        except BaseException:
+            if current is not None:
+                current.close()
+            raise
+        current.start_at(saved if resume else None)
+        self._file = current
+        self._mark()
+        if self._journal is not None:
+            # Which file is read is journaled before any of it: were it rotated before the first
+            # watermark, the next start would not know where to look for its rest.
+            await self._journal.flush()
+
+    async def _read_rotated_away(self, saved: Position) -> AsyncIterator[Line]:
+        old = await asyncio.to_thread(find_rotated, self.path, saved)
+        if old is None:
+            log.warning("the file read from %s at the last run is neither there nor renamed in its directory "
+                        "any more: its unread lines, if any, are lost; reading what is there now from the start",
+                        self.path)
+            return
+        if await asyncio.to_thread(old.holds, saved):
+            log.info("%s was rotated while stopped: reading the rest of %s first", self.path, old.path)
+            old.start_at(saved)
+        else:
+            # Truncated and written again before it was renamed: all of it is unread, or read and
+            # recorded already (then recorded `duplicate`, executing nothing twice).
+            log.info("%s was rotated while stopped, and %s rewritten before: reading it first, from its start",
+                     self.path, old.path)
+        self._file = old
+        async for line in self._drain():
+            yield line
+        if (line := self._flush()) is not None:
+            yield line
+        self._file = None
+        old.close()
+
+    async def _wait_for_file(self) -> OpenFile:
+        if not self.follow:
+            raise FileNotFoundError(errno.ENOENT, os.strerror(errno.ENOENT), str(self.path))
+        log.warning("signals file %s does not exist yet: waiting for it", self.path)
+        while (opened := await asyncio.to_thread(OpenFile.open, self.path)) is None:
+            await self._idle(self.poll)
+        return opened
+
+    async def _drain(self) -> AsyncIterator[Line]:
+        """Every line the current file holds now; a partial last line stays held. Stops early at a
+        truncation seen while reading: the next look handles it."""
+        file = self._file
+        assert file is not None
+        while True:
+            block = await asyncio.to_thread(file.read_block)
+            if block is None:
+                return
+            skipped, skipped_tail, data = block
+            if skipped:
+                file.splitter.skip(skipped, skipped_tail)
+            if not data:
+                if skipped:
+                    continue
+                return
+            for piece in file.splitter.feed(data):
+                yield self._line(file, piece)
+
+    async def _look(self) -> AsyncIterator[Line]:
+        """At the end of the file, after a pause: has it been truncated or rotated (or both: a
+        file truncated, then renamed before we looked)?"""
+        file = self._file
+        assert file is not None
+        change = await asyncio.to_thread(file.change)
+        if change is None:
+            return
+        if change == ROTATED:
+            async for line in self._drain():  # what the writer added before it moved on
+                yield line
+        while not await asyncio.to_thread(file.unchanged):
+            log.info("%s was truncated: reading it from the start", file.path)
+            if (line := self._flush()) is not None:
+                yield line
+            file.start_at(None)
+            self._mark()
+            async for line in self._drain():
+                yield line
+        if change == ROTATED:
+            async for line in self._switch():
+                yield line
+
+    async def _switch(self) -> AsyncIterator[Line]:
+        """From the old file, read to its end, to the one now at the path, from its start."""
+        old = self._file
+        assert old is not None
+        new = await asyncio.to_thread(OpenFile.open, self.path)
+        if new is None or (new.dev, new.ino) == (old.dev, old.ino):
+            if new is not None:
+                new.close()
+            return  # changed again between the look and the open: look again next time
+        log.info("%s was rotated: reading the new file from its start", self.path)
+        if (line := self._flush()) is not None:
+            yield line
+        old.close()
+        self._file = new
+        self._mark()
+
+    def _flush(self) -> Line | None:
+        """The partial line at the end of a file that is done with (recorded invalid, or parsed
+        when the input simply ended without a newline)."""
+        file = self._file
+        assert file is not None
+        piece = file.splitter.flush()
+        return None if piece is None else self._line(file, piece)
+
+    def _line(self, file: OpenFile, piece: Piece) -> Line:
+        if self._watermark is None:
+            return Line(piece.text, piece.error)
+        return Line(piece.text, piece.error, on_recorded=self._watermark.issue(file.position(piece)))
+
+    def _mark(self) -> None:
+        if self._watermark is not None and self._file is not None:
+            self._watermark.mark(self._file.position())
+
+    async def _settle(self) -> None:
+        """On a stop: let the lines handed over finish recording, then write the final watermark."""
+        if self._watermark is None or self._journal is None:
+            return
+        try:
+            if not await self._watermark.settled(SETTLE_SECONDS):
+                log.warning("stopping with lines of %s not yet recorded: they are read again at the next start",
+                            self.path)
+            await self._journal.flush()
+        except Exception:
+            log.exception("could not journal the place in %s at the stop", self.path)
+
+
+def _names(file: OpenFile, position: Position) -> bool:
+    return position.names(os.fstat(file.fd))
+
+
+# -- pipes -----------------------------------------------------------------------------------------
+
+
+async def _read_stdin() -> AsyncIterator[Line]:
+    """Standard input, read once to its end (see `_read_pipe`)."""
+    async for line in _read_pipe(sys.stdin.fileno(), owned=False):
+        yield line
+
+
+async def _read_pipe(fd: int, *, owned: bool) -> AsyncIterator[Line]:
+    """A pipe (standard input, a FIFO) through a daemon thread reading the raw descriptor.
 
     A read blocked on a quiet pipe or terminal must never keep the process from stopping on
     SIGTERM: a worker-pool thread would be joined at exit, and a daemon thread inside
-    `sys.stdin.buffer` would hold its lock at shutdown and abort the interpreter.
+    `sys.stdin.buffer` would hold its lock at shutdown and abort the interpreter. The thread may
+    run only PIPE_CHUNKS chunks ahead of intake, so a fast writer cannot fill memory; the thread
+    closes an `owned` descriptor itself, because closing it under a blocked read could let the
+    number be reused and read from.
     """
     loop = asyncio.get_running_loop()
     queue: asyncio.Queue[bytes | None] = asyncio.Queue()
-    fd = sys.stdin.fileno()
+    credits = threading.Semaphore(PIPE_CHUNKS)
+    stopped = threading.Event()
 
     def put(item: bytes | None) -> None:
         try:
@@ -66,18 +695,26 @@ async def _read_stdin() -> AsyncIterator[str]:
 
     def pump() -> None:
         try:
-            while chunk := os.read(fd, 65536):
+            while chunk := os.read(fd, CHUNK):
+                while not credits.acquire(timeout=0.5):
+                    if stopped.is_set():
+                        return
                 put(chunk)
         except OSError:
             pass
+        finally:
+            if owned:
+                os.close(fd)
         put(None)
 
     threading.Thread(target=pump, name="stdin-signals", daemon=True).start()
-    pending = b""
-    while (chunk := await queue.get()) is not None:
-        pending += chunk
-        *lines, pending = pending.split(b"\n")
-        for raw in lines:
-            yield raw.decode("utf-8", errors="replace") + "\n"
-    if pending:
-        yield pending.decode("utf-8", errors="replace")
+    splitter = LineSplitter()
+    try:
+        while (chunk := await queue.get()) is not None:
+            credits.release()
+            for piece in splitter.feed(chunk):
+                yield Line(piece.text, piece.error)
+        if (piece := splitter.flush()) is not None:
+            yield Line(piece.text, piece.error)
+    finally:
+        stopped.set()

@@ -1,0 +1,405 @@
+"""Every request's discipline, and the request budget the adapter reports.
+
+Owns, for the adapter's ccxt client: the one cooldown all requests share after a 429/418, and the
+new-orders-only cooldown after an order-count 429 (Binance -1015); the venue's order-rate limit,
+held around each order request (`admit`); ccxt's throttle paced to a share of the venue's
+announced request weight and held while the venue's weight window is full (the brakes themselves
+are in `throttle`); learning those limits from Binance's `exchangeInfo` and its used-weight
+header; `_request`, where every call's failure is classified once (`errors.classify`) and trips
+the right cooldown; and what a port call costs (`request_cost`) and how much of the budget is in
+use (`budget`).
+
+Why some ccxt internals are replaced on the instance: ccxt's REST layer ignores Retry-After and
+keeps response headers only in a shared attribute that concurrent requests overwrite, so
+`handle_errors` is wrapped to attach each error's own headers to it and to read each answer's
+used-weight header; ccxt's throttle becomes the same leaky bucket with a queue that stands still
+during a cooldown or while the venue's weight window is full; and `fetch` is wrapped to
+time-stamp order requests when they really leave (for the order-rate limiter), to count what is
+on the wire, and to learn the venue's limits from Binance's `exchangeInfo`.
+
+Request weight. ccxt describes each endpoint's cost in its own units: one unit is `rateLimit` ms
+of its pacing. For Binance, ccxt's tables say "cost = 0.2 * weight" (`rateLimit` 50 ms: 20
+units/s = 100 weight/s = Binance's default 6,000 weight/min), so one ccxt unit is
+`rateLimit * 6000 / 60000` = 5 weight; the adapter reports Binance weight and paces the bucket at
+`PACE_SHARE` of the limit the venue announces in `exchangeInfo` (REQUEST_WEIGHT). For venues that
+announce no weight limit we can read (OKX, Bybit, ...), costs and budget are in ccxt's own units
+and the budget is ccxt's own pace for the venue (60,000 / `rateLimit` per min).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import contextvars
+import logging
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from typing import Any, TypeVar
+
+from executor.exchanges.base import Cooldown, NotPlaced, RateLimitState, RequestBudget
+from executor.exchanges.ccxt.errors import (
+    DEFAULT_RETRY_AFTER,
+    annotate,
+    ccxt_async,
+    classify,
+    is_order_count_limit,
+    scrub,
+)
+from executor.exchanges.ccxt.history import BINANCE_PAGE
+from executor.exchanges.ccxt.throttle import OrderRate, Slot, WeightWindow, cooldown_throttler
+
+log = logging.getLogger("tradeconsole.exchange.ccxt")
+
+T = TypeVar("T")
+# The share of the venue's announced request weight ccxt's throttle paces us to.
+PACE_SHARE = 0.9
+
+# Binance spot's limits until the venue's exchangeInfo says otherwise.
+_BINANCE_ORDER_LIMITS = ((100, 10.0),)
+_BINANCE_WEIGHT_LIMIT = (6000, 60.0)
+_LIMIT_INTERVALS = {"SECOND": 1.0, "MINUTE": 60.0, "HOUR": 3600.0}
+_USED_WEIGHT_HEADER = "x-mbx-used-weight-1m"
+
+# One port call -> the ccxt endpoints it requests once each: (api, method, path, params for the cost).
+_S = {"symbol": "BTCUSDT"}
+_ENDPOINTS: dict[str, dict[str, tuple[tuple[str, str, str, dict[str, Any]], ...]]] = {
+    "binance": {
+        "load_markets": (("public", "get", "exchangeInfo", {}),),
+        "fetch_ticker": (("public", "get", "ticker/24hr", _S),),
+        "fetch_balances": (("private", "get", "account", {}),),
+        "create_order": (("private", "post", "order", _S),),
+        "fetch_order": (("private", "get", "order", _S),),
+        "cancel_order": (("private", "delete", "order", _S),),
+        "fetch_open_orders": (("private", "get", "openOrders", _S),),
+        "fetch_orders_since": (("private", "get", "allOrders", {**_S, "limit": BINANCE_PAGE}),),
+        "fetch_my_trades": (("private", "get", "myTrades", {**_S, "limit": BINANCE_PAGE}),),
+        "edit_order": (("private", "post", "order/cancelReplace", _S),),
+        "cancel_all_orders": (("private", "delete", "openOrders", _S),),
+    },
+    "okx": {
+        "load_markets": (("public", "get", "public/instruments", {}),),
+        "fetch_ticker": (("public", "get", "market/ticker", {}),),
+        "fetch_balances": (("private", "get", "account/balance", {}),),
+        # ccxt's okx sends a single create through the batch endpoint (options["createOrder"])
+        "create_order": (("private", "post", "trade/batch-orders", {}),),
+        "fetch_order": (("private", "get", "trade/order", {}),),
+        "cancel_order": (("private", "post", "trade/cancel-order", {}),),
+        "fetch_open_orders": (("private", "get", "trade/orders-pending", {}),),
+        "fetch_orders_since": (
+            ("private", "get", "trade/orders-pending", {}),
+            ("private", "get", "trade/orders-history", {}),
+        ),
+        "fetch_my_trades": (("private", "get", "trade/fills", {}),),
+        "edit_order": (("private", "post", "trade/cancel-order", {}), ("private", "post", "trade/batch-orders", {})),
+    },
+    "bybit": {
+        "load_markets": (("public", "get", "v5/market/instruments-info", {}),),
+        "fetch_ticker": (("public", "get", "v5/market/tickers", {}),),
+        "fetch_balances": (("private", "get", "v5/account/wallet-balance", {}),),
+        "create_order": (("private", "post", "v5/order/create", {}),),
+        # open orders first, then the history: at most both
+        "fetch_order": (("private", "get", "v5/order/realtime", {}), ("private", "get", "v5/order/history", {})),
+        "cancel_order": (("private", "post", "v5/order/cancel", {}),),
+        "fetch_open_orders": (("private", "get", "v5/order/realtime", {}),),
+        "fetch_orders_since": (
+            ("private", "get", "v5/order/realtime", {}),
+            ("private", "get", "v5/order/history", {}),
+        ),
+        "fetch_my_trades": (("private", "get", "v5/execution/list", {}),),
+        "edit_order": (("private", "post", "v5/order/cancel", {}), ("private", "post", "v5/order/create", {})),
+        "cancel_all_orders": (("private", "post", "v5/order/cancel-all", {}),),
+    },
+}
+
+# The order slots the current task holds (owner, slots), and whether the request being made is the
+# order request those slots are for: `fetch` stamps them when it really leaves.
+_ORDER_SLOTS: contextvars.ContextVar[tuple[int, tuple[Slot, ...]] | None] = contextvars.ContextVar(
+    "tc_order_slots", default=None
+)
+_ORDER_REQUEST: contextvars.ContextVar[bool] = contextvars.ContextVar("tc_order_request", default=False)
+_RESPONSE_HEADERS: contextvars.ContextVar[dict[str, str] | None] = contextvars.ContextVar(
+    "tc_response_headers", default=None
+)
+_REQUEST_WEIGHT: contextvars.ContextVar[float] = contextvars.ContextVar("tc_request_weight", default=0.0)
+_SENT_AT: contextvars.ContextVar[float | None] = contextvars.ContextVar("tc_sent_at", default=None)
+
+
+class RequestDiscipline:
+    """The request discipline of `CcxtExchange` (a mixin: see the module's doc).
+
+    `_init_discipline` sets it up on a client built by `client.new_client`; every call to the
+    venue goes through `_request`, every order request inside `_order_slot`.
+    """
+
+    # Set by CcxtExchange before `_init_discipline`.
+    name: str
+    _ex: Any
+    _binance: bool
+    _secrets: tuple[str, ...]
+    _venue: str
+
+    def _init_discipline(self, order_limits: Sequence[tuple[int, float]] | None) -> None:
+        """The cooldowns, the limits (Binance's until the venue says), the wrapped client, the pace.
+
+        `order_limits`: (orders, seconds) pairs; None: Binance's for Binance, none elsewhere.
+        """
+        ex = self._ex
+        self.cooldown = Cooldown()  # every request waits it out (429 on weight, 418 ban)
+        self.order_cooldown = Cooldown()  # new orders only (an order-count 429, Binance -1015)
+        self._resyncing = False
+        self._ccxt_rate_limit = float(ex.rateLimit or 0)  # ms per ccxt cost unit, as ccxt ships it
+        # Binance weight per ccxt cost unit (see the module's doc); elsewhere costs stay ccxt units.
+        self._weight_per_cost = self._ccxt_rate_limit * _BINANCE_WEIGHT_LIMIT[0] / 60_000 if self._binance else 1.0
+        self._weight_limit: tuple[float, float] | None = _BINANCE_WEIGHT_LIMIT if self._binance else None
+        self._window = WeightWindow()
+        self._install(ex)
+        if order_limits is None:
+            order_limits = _BINANCE_ORDER_LIMITS if self._binance else ()
+        self._order_limits = tuple(order_limits)
+        self._order_rates = [OrderRate(limit, window) for limit, window in self._order_limits]
+        self._pace()
+
+    def _install(self, ex: Any) -> None:
+        """Replace the client's throttle, `fetch` and error handlers with ours (see the module's doc)."""
+        cooldown, window = self.cooldown, self._window
+        if getattr(ex, "tokenBucket", None) and ex.rateLimiterAlgorithm == "leakyBucket":
+            ex.throttler = cooldown_throttler(
+                ex.tokenBucket, ex.asyncio_loop, cooldown, window, lambda: self._weight_per_cost
+            )
+        throttle, fetch = ex.throttle, ex.fetch
+        handle_errors, handle_status = ex.handle_errors, ex.handle_http_status_code
+
+        async def throttled(cost: Any = None) -> Any:
+            await cooldown.wait()
+            result = await throttle(cost)
+            # Let through by the throttle just before a 429 was read: wait out its cooldown too.
+            await cooldown.wait()
+            if _ORDER_REQUEST.get():
+                await self.order_cooldown.wait()
+            units = cost if isinstance(cost, int | float) else (ex.tokenBucket or {}).get("cost", 1)
+            _REQUEST_WEIGHT.set(float(units) * self._weight_per_cost)
+            return result
+
+        async def fetched(url: str, method: str = "GET", headers: Any = None, body: Any = None) -> Any:
+            weight = _REQUEST_WEIGHT.get()
+            _REQUEST_WEIGHT.set(0.0)
+            held = _ORDER_SLOTS.get()
+            if held is not None and _ORDER_REQUEST.get():
+                for slot in held[1]:
+                    slot.sent_at = time.monotonic()  # moving it later only makes the limiter stricter
+            token = _SENT_AT.set(time.time())
+            window.sent(weight)
+            try:
+                response = await fetch(url, method, headers, body)
+            finally:
+                window.answered(weight)
+                _SENT_AT.reset(token)
+            if isinstance(response, dict) and isinstance(response.get("rateLimits"), list):
+                self._learn_limits(response["rateLimits"])
+            return response
+
+        def errors(code, reason, url, method, headers, body, response, request_headers, request_body):
+            _RESPONSE_HEADERS.set(headers)
+            self._read_used_weight(headers)
+            try:
+                return handle_errors(code, reason, url, method, headers, body, response, request_headers, request_body)
+            except Exception as exc:
+                annotate(exc, code, headers, body)
+                raise
+
+        def status(code, reason, url, method, body):
+            try:
+                return handle_status(code, reason, url, method, body)
+            except Exception as exc:
+                annotate(exc, code, _RESPONSE_HEADERS.get(), body)
+                raise
+
+        ex.throttle = throttled
+        ex.fetch = fetched
+        ex.handle_errors = errors
+        ex.handle_http_status_code = status
+
+    def _read_used_weight(self, headers: Any) -> None:
+        if not self._binance or not isinstance(headers, dict):
+            return
+        sent_at = _SENT_AT.get()
+        for name, value in headers.items():
+            if str(name).lower() != _USED_WEIGHT_HEADER:
+                continue
+            numbers = []
+            for part in str(value).split(","):  # ccxt joins a repeated header with ", "
+                with contextlib.suppress(ValueError):
+                    numbers.append(float(part.strip()))
+            if numbers and sent_at is not None:
+                self._window.report(max(numbers), sent_at)
+
+    def _learn_limits(self, rate_limits: list[Any]) -> None:
+        """The venue's ORDERS and REQUEST_WEIGHT limits from Binance's exchangeInfo `rateLimits`."""
+        orders: list[tuple[int, float]] = []
+        weights: list[tuple[float, float]] = []
+        for entry in rate_limits:
+            if not isinstance(entry, dict):
+                continue
+            unit = _LIMIT_INTERVALS.get(str(entry.get("interval")))
+            if unit is None:
+                continue  # daily limits are far beyond one run
+            try:
+                limit, seconds = int(entry["limit"]), unit * int(entry.get("intervalNum", 1))
+            except (KeyError, TypeError, ValueError):
+                continue
+            if limit <= 0 or seconds <= 0:
+                continue
+            if entry.get("rateLimitType") == "ORDERS" and seconds <= 60:
+                orders.append((limit, seconds))
+            elif entry.get("rateLimitType") == "REQUEST_WEIGHT":
+                weights.append((float(limit), seconds))
+        if orders and tuple(orders) != self._order_limits:
+            log.info("%s order-rate limit: %s", self.name, ", ".join(f"{n} per {w:g}s" for n, w in orders))
+            self._order_limits = tuple(orders)
+            self._order_rates = [OrderRate(limit, window) for limit, window in orders]
+        if weights:
+            # The strictest per second, if a venue ever announces several windows.
+            weight = min(weights, key=lambda w: w[0] / w[1])
+            if weight != self._weight_limit:
+                log.info("%s request-weight limit: %g per %gs", self.name, *weight)
+                self._weight_limit = weight
+                self._pace()
+
+    def _pace(self) -> None:
+        """Pace ccxt's bucket to PACE_SHARE of the venue's weight limit, and size the window check."""
+        if self._weight_limit is None:
+            return
+        limit, seconds = self._weight_limit
+        self._window.limit, self._window.seconds = limit, seconds
+        units_per_ms = PACE_SHARE * limit / (seconds * 1000) / self._weight_per_cost
+        ex = self._ex
+        ex.rateLimit = 1 / units_per_ms
+        for config in (getattr(ex, "tokenBucket", None), getattr(getattr(ex, "throttler", None), "config", None)):
+            if isinstance(config, dict):
+                config["refillRate"] = units_per_ms
+                config["rateLimit"] = ex.rateLimit
+
+    # -- requests -------------------------------------------------------------------------------
+
+    async def _request(self, operation: str, call: Callable[[], Awaitable[T]]) -> T:
+        """Make one call of the port method `operation`; any failure leaves as the port's class."""
+        await self.cooldown.wait()
+        try:
+            return await call()
+        except Exception as exc:
+            error = classify(exc, self._secrets)
+            if isinstance(error, NotPlaced) and error.rate_limited:
+                wait = error.retry_after if error.retry_after is not None else DEFAULT_RETRY_AFTER
+                if is_order_count_limit(exc):
+                    self.order_cooldown.trip(wait)
+                    log.warning("%s %s: order-count limit, new orders wait %.2fs", self.name, operation, wait)
+                else:
+                    self.cooldown.trip(wait)
+                    log.warning("%s %s: rate limited, every request waits %.2fs", self.name, operation, wait)
+            elif isinstance(error, NotPlaced) and isinstance(exc, ccxt_async().InvalidNonce):
+                await self._resync_clock()
+        raise error from None
+
+    async def _resync_clock(self) -> None:
+        """After a timestamp refusal (Binance -1021): learn the venue's clock, so that the retry
+        the executor makes carries a timestamp the venue accepts."""
+        if not self._binance or self._resyncing:
+            return
+        self._resyncing = True
+        try:
+            difference = await self._ex.load_time_difference()  # local minus venue, ms
+            self._window.offset = -float(difference) / 1000
+            log.warning("%s: clock differs from the venue's by %d ms; corrected", self.name, difference)
+        except Exception as exc:  # the next request will tell again
+            log.warning("%s: could not read the venue's clock (%s)", self.name, scrub(str(exc), self._secrets))
+        finally:
+            self._resyncing = False
+
+    @contextlib.asynccontextmanager
+    async def _order_slot(self, *, sending: bool = True) -> AsyncIterator[None]:
+        """Hold one admission of the venue's order-rate limit (reusing the caller's unused one).
+
+        `sending`: the order request is made inside; `fetch` stamps the slots when it leaves.
+        """
+        held = _ORDER_SLOTS.get()
+        reuse = held is not None and held[0] == id(self) and all(s.sent_at is None for s in held[1])
+        if reuse:
+            flag = _ORDER_REQUEST.set(True) if sending else None
+            try:
+                yield
+            finally:
+                if flag is not None:
+                    _ORDER_REQUEST.reset(flag)
+            return
+        await self.order_cooldown.wait()
+        await self.cooldown.wait()
+        rates = list(self._order_rates)
+        slots: list[Slot] = []
+        try:
+            for rate in rates:
+                slots.append(await rate.acquire())
+        except BaseException:
+            for rate, slot in zip(rates, slots, strict=False):
+                rate.release(slot)
+            raise
+        token = _ORDER_SLOTS.set((id(self), tuple(slots)))
+        flag = _ORDER_REQUEST.set(True) if sending else None
+        try:
+            yield
+        finally:
+            if flag is not None:
+                _ORDER_REQUEST.reset(flag)
+            _ORDER_SLOTS.reset(token)
+            for rate, slot in zip(rates, slots, strict=True):
+                rate.release(slot)
+
+    def admit(self) -> contextlib.AbstractAsyncContextManager[object]:
+        """Wait until one more order may go: the cooldowns, then the venue's order-rate limit. A
+        create (or edit) inside the block uses this admission instead of waiting for another."""
+        return self._order_slot(sending=False)
+
+    # -- the request budget ---------------------------------------------------------------------
+
+    def request_cost(self, operation: str) -> float:
+        """The request weight of one call of the port method `operation` on this venue.
+
+        Binance (and Binance-compatible venues): Binance weight, from ccxt's own cost table
+        converted at `rateLimit * 6000 / 60000` weight per ccxt unit (5 for ccxt's 50 ms).
+        `fetch_open_orders` is per symbol (a call without one asks market by market for up to
+        PER_SYMBOL_OPEN_ORDERS_MAX markets); `fetch_orders_since` and `fetch_my_trades` are one
+        page (1,000 orders or trades), `fetch_order` one lookup. OKX and Bybit: ccxt's own cost
+        units, summed over the requests one call makes. Other venues: 1 ccxt unit per request.
+        """
+        endpoints = _ENDPOINTS.get(self._venue, {}).get(operation)
+        if not endpoints:
+            return 1.0 * self._weight_per_cost if self._binance else 1.0
+        ex = self._ex
+        total = 0.0
+        for api, method, path, params in endpoints:
+            config = ((ex.api or {}).get(api) or {}).get(method, {}).get(path)
+            cost = ex.calculate_rate_limiter_cost(api, method, path, params, config) if config else 1
+            total += float(cost)
+        return round(total * self._weight_per_cost, 6)
+
+    @property
+    def weight_per_minute(self) -> float | None:
+        if self._weight_limit is not None:
+            limit, seconds = self._weight_limit
+            return limit * 60 / seconds
+        return 60_000 / self._ccxt_rate_limit if self._ccxt_rate_limit > 0 else None
+
+    def budget(self) -> RequestBudget:
+        """`weight_per_minute`: Binance's announced REQUEST_WEIGHT (exchangeInfo, read by
+        `load_markets`; Binance's 6,000 until then), elsewhere ccxt's own pace in its units.
+        `used`: the venue's count in its current minute from the freshest `X-MBX-USED-WEIGHT-1M`
+        header, or what we let out in that minute if that is more (or all there is), forgotten
+        when the minute rolls over. `queued`: requests waiting in ccxt's throttle right now."""
+        queue = getattr(getattr(self._ex, "throttler", None), "queue", ())
+        return RequestBudget(weight_per_minute=self.weight_per_minute, used=self._window.used, queued=len(queue))
+
+    def rate_limit_state(self) -> RateLimitState:
+        queue = getattr(getattr(self._ex, "throttler", None), "queue", ())
+        return RateLimitState(
+            cooldown_remaining=self.cooldown.remaining,
+            trips=self.cooldown.trips + self.order_cooldown.trips,
+            throttled=len(queue) > 0 or self.order_cooldown.remaining > 0,
+        )
