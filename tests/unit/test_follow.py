@@ -1,4 +1,4 @@
-"""`[signals] follow = true` (executor/sources/jsonl.py): a JSONL file tailed as it grows, across
+"""`[signals] follow = true` (executor/sources/follow.py): a JSONL file tailed as it grows, across
 truncation, copytruncate and rotation, with its place journaled in the store, and lines longer
 than 1 MiB recorded invalid without being held. Every case asserts on the store: every line
 written is read exactly once (no `duplicate`, none missing)."""
@@ -26,8 +26,9 @@ from executor.events import SignalReceived
 from executor.models import SignalStatus
 from executor.service import TradingService
 from executor.sources import attach
-from executor.sources.jsonl import TAIL, FollowedFile, Journal, LineSplitter, Position, Watermark, read_lines
-from executor.sources.lines import MAX_LINE
+from executor.sources.follow import FollowedFile, Journal, Position, Watermark
+from executor.sources.jsonl import read_lines
+from executor.sources.lines import MAX_LINE, TAIL, LineSplitter
 
 S = SignalStatus
 ROOT = Path(__file__).resolve().parents[2]
