@@ -5,8 +5,9 @@ or one behind its control socket (`RemoteClient`); it never touches the executor
 or the store. It takes one `snapshot()` at start and from then on follows the client's event
 stream through a single `EventBuffer`. The buffer is flushed every `flush_interval` seconds inside
 `batch_update()`, and `ConsoleState` says which keys changed, so a burst of events costs one
-repaint of the cells that really changed. Operator keys become client commands run in workers;
-worker errors are reported in one place (`on_worker_state_changed`: a notification and a line in
+repaint of the cells that really changed. Operator keys become client commands run in workers
+(`ConsoleActions`, console/actions.py, which also decides which actions are offered); worker
+errors are reported in one place (`on_worker_state_changed`: a notification and a line in
 the Log pane). A remote core that goes away is said in the status bar, and its state is reloaded
 from a fresh snapshot when it is back.
 """
@@ -19,45 +20,33 @@ import logging
 import signal
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
-from decimal import Decimal
-from functools import partial
-from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from textual import on, work
 from textual.app import App, ComposeResult
 from textual.binding import Binding
-from textual.command import CommandPalette
 from textual.containers import Horizontal
 from textual.events import Resize
 from textual.reactive import reactive
-from textual.widget import Widget
 from textual.widgets import DataTable, Footer
 from textual.worker import Worker, WorkerState
 
 from console import formatting as f
+from console.actions import ConsoleActions
 from console.commands import ConsoleCommands
-from console.screens.amend import AmendRequest, AmendScreen, AmendTarget
-from console.screens.confirm import ConfirmScreen, DetachScreen
 from console.screens.detail import DetailScreen
-from console.screens.help import HelpScreen
-from console.screens.history import HistoryScreen
 from console.state import Changes, ConsoleState, EventBuffer, LogEntry
-from console.themes import THEMES_DIR, choose, load_themes, variable_defaults
+from console.themes import THEMES_DIR, ThemeDir, choose, load_themes, variable_defaults
 from console.widgets.balances import BalancesPane, PositionsTable
 from console.widgets.log import LogTable
 from console.widgets.markets import MarketsStrip
 from console.widgets.orders import OrdersTable
 from console.widgets.signals import SignalsTable
 from console.widgets.statusbar import StatusBar
-from console.widgets.table import KeyedTable
+from console.widgets.table.widget import KeyedTable
 from executor.config import Settings, default_config_path, load_config
-from executor.control.client import ConnectionChanged, CoreClient, LocalClient, NeedsConfirmation, Refused
-from executor.models import Order, OrderType, SignalRecord, utcnow
-
-if TYPE_CHECKING:
-    # The service stack (executor, store, exchanges) is imported once the first screen is up.
-    from executor.events import AmendCheck
+from executor.control.client import ConnectionChanged, CoreClient, LocalClient, Refused
+from executor.models import utcnow
 
 log = logging.getLogger("tradeconsole.console")
 
@@ -67,17 +56,18 @@ SourceStarter = Callable[[Any], object]
 
 FLUSH_INTERVAL = 0.08  # seconds between two repaints under a burst of events
 FINISHED_LINGER = 5.0  # seconds of the clock a finished order stays in Orders, showing how it ended
-WRITE_ACTIONS = frozenset({"approve", "reject", "amend", "cancel_order", "kill_switch", "pause", "resume"})
-# The main screen's actions: hidden and refused while a modal (other than the palette) is open.
-MAIN_ACTIONS = WRITE_ACTIONS | {"history", "help", "quit", "command_palette"}
 
 
-def default_theme_dirs() -> list[Path]:
+def default_theme_dirs() -> list[ThemeDir]:
     """The shipped themes, then the user's (`<config dir>/themes`), which may add to them (never replace)."""
     return [THEMES_DIR, default_config_path().parent / "themes"]
 
 
-class TradeConsole(App[None]):
+class TradeConsole(ConsoleActions, App[None]):
+    # Package data beside this module (pyproject's package-data). Textual resolves a relative path
+    # against the file that defines the class, so it is found in a checkout and an installed wheel
+    # alike; `importlib.resources.files("console")` is not: under pytest `console` also names the
+    # tests/console folder (a namespace package), which it would search instead.
     CSS_PATH = "app.tcss"
     TITLE = "tradeconsole"
     COMMANDS = App.COMMANDS | {ConsoleCommands}
@@ -114,7 +104,7 @@ class TradeConsole(App[None]):
         clock: Clock = utcnow,
         start_sources: SourceStarter | None = None,
         flush_interval: float | None = FLUSH_INTERVAL,
-        theme_dirs: Sequence[Path] | None = None,
+        theme_dirs: Sequence[ThemeDir] | None = None,
         read_only: bool = False,
     ) -> None:
         super().__init__()
@@ -289,31 +279,6 @@ class TradeConsole(App[None]):
         self.state.add_log(entry)
         self.log_pane.append([entry])
 
-    def send(self, what: str, command: Callable[..., Awaitable[object]], *, confirmable: bool = False) -> None:
-        """Run one operator command against the service; a failure is reported with `what`.
-
-        `confirmable`: the core may refuse it as far from the market (`FarFromMarket`); the
-        operator is then asked, and a yes sends it again with `confirm=True`."""
-        if not confirmable:
-            self.run_worker(command(), name=what, group="commands", exit_on_error=False)
-            return
-
-        async def run() -> None:
-            try:
-                await command()
-            except NeedsConfirmation as refusal:
-                self.call_later(self._confirm_far, what, command, refusal)
-
-        self.run_worker(run(), name=what, group="commands", exit_on_error=False)
-
-    def _confirm_far(self, what: str, command: Callable[..., Awaitable[object]], refusal: Exception) -> None:
-        kind, _, key = getattr(refusal, "subject", " ").partition(" ")
-        self.push_screen(
-            ConfirmScreen(f"{what.capitalize()}: far from the market?", str(refusal), confirm="Go ahead",
-                          back_out="Back", danger=True, about=(kind, key) if key else None),
-            callback=lambda ok: ok and self.send(what, partial(command, confirm=True)),
-        )
-
     # -- the event stream ---------------------------------------------------------------------
 
     def flush(self) -> None:
@@ -421,80 +386,7 @@ class TradeConsole(App[None]):
             disconnected=None if self.connected else "core disconnected, reconnecting…",
         )
 
-    # -- which actions are possible -----------------------------------------------------------
-
-    @property
-    def selected_signal(self) -> SignalRecord | None:
-        return self.signals.selected
-
-    @property
-    def selected_order(self) -> Order | None:
-        return self.orders.selected
-
-    @property
-    def focused_pane(self) -> Widget | None:
-        """The main screen's focused pane, whatever modal is on top of it."""
-        return self.screen_stack[0].focused if self.screen_stack else None
-
-    def _amend_kind(self) -> str | None:
-        focused = self.focused_pane
-        if focused is self.orders:
-            order = self.selected_order
-            return "order" if order is not None and order.status.is_live and order.price is not None else None
-        if focused is self.signals and self.selected_signal is not None:
-            return "signal"
-        return None
-
-    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        stack = self.screen_stack
-        if action in MAIN_ACTIONS and len(stack) > 1 and not isinstance(stack[-1], CommandPalette):
-            return False  # a modal is open: its own bindings only
-        return self.can(action)
-
-    def can(self, action: str) -> bool | None:
-        """On the main screen: True enabled, None shown but disabled, False not offered here.
-
-        Row actions act on the focused pane's selection only: approve and reject on Signals, cancel
-        on Orders, amend on either; with another pane focused they are not offered at all.
-        """
-        if action not in WRITE_ACTIONS:
-            return True
-        if self.read_only:
-            return False  # hidden: inspect mode offers no action at all
-        if not self.connected:
-            return None  # the core is away: nothing can be sent until it is back
-        if action == "pause":
-            return False if self.state.paused else (True if self.ready else None)
-        if action == "resume":
-            return True if self.state.paused and self.ready else False
-        focused = self.focused_pane
-        if action in ("approve", "reject"):
-            if focused is not self.signals:
-                return False
-            return True if self.ready and self.selected_signal is not None else None
-        if action == "amend":
-            if focused is not self.signals and focused is not self.orders:
-                return False
-            return True if self.ready and self._amend_kind() else None
-        if action == "cancel_order":
-            if focused is not self.orders:
-                return False
-            order = self.selected_order
-            return True if self.ready and order is not None and order.status.is_live else None
-        return True if self.ready else None  # kill_switch
-
-    def _sync_bindings(self) -> None:
-        """Refresh the footer only when something it shows changed (not on every flush)."""
-        if not self.is_mounted or not self.screen_stack:
-            return
-        order = self.selected_order
-        # What the footer shows, not which row: moving the cursor over rows alike rebuilds nothing.
-        key = (self.ready, self.read_only, self.connected, self.state.paused, self.signals.selected_key is not None,
-               order is not None and order.status.is_live, self._amend_kind(), self.focused_pane,
-               len(self.screen_stack))
-        if key != self._bindings_state:
-            self._bindings_state = key
-            self.refresh_bindings()
+    # -- what the footer follows: the selection, the focus, the mode --------------------------
 
     @on(DataTable.RowHighlighted)
     @on(KeyedTable.SelectionMoved)
@@ -511,166 +403,3 @@ class TradeConsole(App[None]):
 
     def watch_read_only(self) -> None:
         self._sync_bindings()
-
-    # -- actions ------------------------------------------------------------------------------
-
-    def action_approve(self) -> None:
-        record, client = self.selected_signal, self.client
-        if not self.can("approve") or record is None or record.id is None:
-            return
-        sid = record.id
-        cap = self.settings.approval.confirm_notional
-        if cap > 0 and (record.notional is None or record.notional > cap):
-            notional = f.money(record.notional) if record.notional is not None else "unknown"
-            self.push_screen(
-                ConfirmScreen(
-                    "Approve a large signal?",
-                    f"{sid}: {f.signal_summary(record)}\nnotional {notional} is above approval.confirm_notional "
-                    f"{f.money(cap)}.",
-                    confirm="Approve",
-                    about=("signal", sid),
-                ),
-                callback=lambda ok: ok and self.send(f"approve {sid}", partial(client.approve, sid),
-                                                     confirmable=True),
-            )
-            return
-        self.send(f"approve {sid}", partial(client.approve, sid), confirmable=True)
-
-    def action_reject(self) -> None:
-        record = self.selected_signal
-        if self.can("reject") and record is not None and record.id is not None:
-            self.send(f"reject {record.id}", partial(self.client.reject, record.id))
-
-    def action_amend(self) -> None:
-        kind = self._amend_kind()
-        if not self.can("amend"):
-            return
-        if kind == "signal" and (record := self.selected_signal) is not None:
-            self._amend_signal(record)
-        elif kind == "order" and (order := self.selected_order) is not None:
-            self._amend_order(order)
-
-    def _amend_signal(self, record: SignalRecord) -> None:
-        sid, client = record.id, self.client
-        assert sid is not None
-        approval, execution = self.settings.approval, self.settings.execution
-        target = AmendTarget.for_signal(
-            record, OrderType(execution.order_type), self.state.markets.get(record.signal.symbol) if record.signal
-            else None, approval.far_from_market_pct, execution.slippage_tolerance_pct,
-        )
-
-        async def check(price: Decimal | None, amount: Decimal | None) -> AmendCheck:
-            return await client.check_signal_amend(sid, price=price, amount=amount)
-
-        def done(request: AmendRequest | None) -> None:
-            if request is not None:
-                self.send(f"amend {sid}", partial(client.amend_signal, sid, price=request.price,
-                                                  amount=request.amount), confirmable=True)
-
-        self.push_screen(AmendScreen(target, check, about=("signal", sid)), callback=done)
-
-    def _amend_order(self, order: Order) -> None:
-        coid, client = order.client_order_id, self.client
-        target = AmendTarget.for_order(order, self.state.signal_total(order), self.state.markets.get(order.symbol),
-                                       self.settings.approval.far_from_market_pct)
-
-        async def check(price: Decimal | None, amount: Decimal | None) -> AmendCheck:
-            return await client.check_order_amend(coid, price=price, amount=amount)
-
-        def done(request: AmendRequest | None) -> None:
-            if request is not None:
-                self.send(f"amend {coid}", partial(client.amend_order, coid, price=request.price,
-                                                   amount=request.amount), confirmable=True)
-
-        self.push_screen(AmendScreen(target, check, about=("order", coid)), callback=done)
-
-    def action_cancel_order(self) -> None:
-        order = self.selected_order
-        if self.can("cancel_order") and order is not None:
-            self.send(f"cancel {order.client_order_id}", partial(self.client.cancel_order, order.client_order_id))
-
-    def action_kill_switch(self) -> None:
-        if not self.can("kill_switch"):
-            return
-        n = self.state.live_orders
-        self.push_screen(
-            ConfirmScreen(
-                "Kill switch",
-                f"Pause intake and auto-approval, then cancel {n} open order{'s' if n != 1 else ''} "
-                "on the exchange?",
-                confirm="Kill",
-                back_out="Back",
-                danger=True,
-            ),
-            callback=lambda ok: ok and self.send("kill switch", self.client.kill_switch),
-        )
-
-    def action_pause(self) -> None:
-        if self.can("pause"):
-            self.send("pause", self.client.pause)
-
-    def action_resume(self) -> None:
-        if self.can("resume"):
-            self.send("resume", self.client.resume)
-
-    def action_history(self) -> None:
-        markets = self.client.markets
-        self.push_screen(HistoryScreen(self.state.history.values(), markets, self.state.history_limit))
-
-    def action_help(self) -> None:
-        rows = [(self.get_key_display(b), b.description, b.tooltip) for b in self.console_bindings()
-                if not (self.read_only and b.action in WRITE_ACTIONS)]  # inspect lists what it has
-        rows.append((self.get_key_display(Binding("ctrl+p", "")), "palette", "every action, and the themes"))
-        note = "inspect mode is read-only: no action changes anything." if self.read_only else ""
-        self.push_screen(HelpScreen(rows, note))
-
-    async def action_quit(self) -> None:
-        n = len(self.state.orders)
-        if self.read_only:
-            self.exit()
-            return
-        if not self.client.owns_core:
-            self._quit_attached(n)
-            return
-        if n == 0:
-            self.exit()
-            return
-        self.push_screen(
-            ConfirmScreen(
-                "Quit?",
-                f"{n} order{'s are' if n != 1 else ' is'} still open. Quitting leaves "
-                f"{'them' if n != 1 else 'it'} on the exchange: nothing is canceled, and the next start "
-                f"reconciles {'them' if n != 1 else 'it'}.",
-                confirm="Quit",
-                back_out="Stay",
-            ),
-            callback=lambda ok: ok and self.exit(),
-        )
-
-    def _quit_attached(self, n: int) -> None:
-        """Attached to a core in another process: detach (it goes on trading) or stop it."""
-        open_words = f"{n} order{'s are' if n != 1 else ' is'} open. " if n else ""
-
-        async def stop() -> None:
-            await self.client.stop_core()
-            self.stopping_core = True
-            self.exit()
-
-        def chosen(answer: bool | None) -> None:
-            if answer is None:
-                return  # stay
-            if answer:
-                self.run_worker(stop(), name="stop the core", group="commands", exit_on_error=False)
-            else:
-                self.exit()
-
-        self.push_screen(
-            DetachScreen(
-                "Quit: leave the core running?",
-                f"{open_words}Detaching leaves the core trading: `tradeconsole attach` comes back to it. "
-                f"Stopping it stops intake and trading; open orders stay on the exchange and are reconciled "
-                f"at its next start.",
-                default_confirm=n == 0 and self.client.started_here,
-            ),
-            callback=chosen,
-        )

@@ -26,6 +26,7 @@ from typing import Any
 
 from console.ctl import add_parser as add_ctl_parser
 from executor.config import ConfigError, Settings, load_config, write_template
+from executor.numbers import fmt
 from executor.storelock import StoreLock, StoreLocked, StorePathError, check_store
 
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
@@ -126,7 +127,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("emulator", help="a Binance-spot-compatible REST exchange on 127.0.0.1")
     p.add_argument("--port", type=int, default=8765, help="port on 127.0.0.1 (0: any free port; the URL is printed)")
     p.add_argument("--seed", type=int, default=1, help="seed of the synthetic market")
-    p.add_argument("--faults", metavar="FILE", help="JSON fault-injection plan (see executor/exchanges/emulator.py)")
+    p.add_argument("--faults", metavar="FILE", help="JSON fault-injection plan (see executor/venue/faults.py)")
     p.add_argument("--latency-ms", type=float, default=0.0, help="added to every response, like a venue's latency")
     p.add_argument("--max-orders-per-symbol", type=int, default=0, metavar="N",
                    help="MAX_NUM_ORDERS: at most N open orders per symbol (0: off)")
@@ -224,7 +225,7 @@ def _dispatch(args: argparse.Namespace) -> int:
             _setup_logging()
             return asyncio.run(_run_headless(settings, db, args.signals, args.until_idle))
     if command == "emulator":
-        from executor.exchanges.emulator import serve_cli
+        from console.emulator_cli import serve_cli
 
         return serve_cli(args, settings)
     from console.wiring import run_console
@@ -356,9 +357,11 @@ async def serve(service: Any, settings: Settings, db: Path) -> Any:
 # -- exports ----------------------------------------------------------------------------------
 
 
-def _plain(value: Any) -> Any:
+def _plain(value: Any, *, as_json: bool = False) -> Any:
+    """A field as the exports write it: enums as their values, datetimes ISO 8601, and a quantity
+    or price as a decimal string in JSON (never a float), a number in the CSV and the table."""
     if isinstance(value, Decimal):
-        return float(value)
+        return fmt(value) if as_json else float(value)
     if hasattr(value, "isoformat"):
         return value.isoformat()
     if hasattr(value, "value"):
@@ -376,13 +379,14 @@ async def _export(command: str, args: argparse.Namespace, db: Path) -> int:
     try:
         if command == "orders":
             orders = await store.orders(include_terminal=args.all)
-            rows = [{f: _plain(getattr(o, f)) for f in ORDER_FIELDS} for o in orders]
+            rows = [{f: _plain(getattr(o, f), as_json=args.json) for f in ORDER_FIELDS} for o in orders]
             _emit(rows, ORDER_FIELDS, as_json=args.json, as_csv=args.csv)
         elif command == "signals":
             records = await store.signals()
             rows = []
             for r in records:
-                row = {f: _plain(getattr(r, f, None)) for f in SIGNAL_FIELDS if f not in ("symbol", "side")}
+                row = {f: _plain(getattr(r, f, None), as_json=args.json)
+                       for f in SIGNAL_FIELDS if f not in ("symbol", "side")}
                 row["symbol"] = r.signal.symbol if r.signal else None
                 row["side"] = r.signal.side.value if r.signal else None
                 rows.append({f: row.get(f) for f in SIGNAL_FIELDS})
@@ -448,16 +452,7 @@ async def _positions(store: Any, *, as_json: bool) -> None:
 
 def _short(value: str | None, places: int = 8) -> str:
     """A decimal string for the table: at most `places` decimals, trailing zeros dropped."""
-    if value is None:
-        return "-"
-    d = Decimal(value)
-    exponent = d.as_tuple().exponent
-    if isinstance(exponent, int) and exponent < -places:
-        d = d.quantize(Decimal(1).scaleb(-places))
-    text = format(d, "f")
-    if "." in text:
-        text = text.rstrip("0").rstrip(".")
-    return "0" if text in ("", "-0") else text
+    return "-" if value is None else fmt(Decimal(value), at_most=places)
 
 
 def _emit(rows: list[dict[str, Any]], fields: Sequence[str], *, as_json: bool, as_csv: bool) -> None:
@@ -484,7 +479,7 @@ def _cell(value: Any) -> str:
     if value is None:
         return "-"
     if isinstance(value, float):
-        return format(Decimal(repr(value)).normalize(), "f")
+        return fmt(value)
     return str(value)
 
 

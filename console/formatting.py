@@ -1,5 +1,8 @@
 """How numbers, sides, countdowns and fill progress read on screen.
 
+Numbers go through the one formatter (`executor.numbers.fmt`); this module adds what a screen
+needs on top of it: "—" for unknown, a market's precision, a column's width.
+
 Cells are described as plain data (`Cell`: text plus the name of a theme style per segment) so a
 table can tell whether a cell really changed by comparing two tuples, and turn it into a styled
 `rich.text.Text` only when it did, with the colours of the current theme (`CellStyles`).
@@ -16,6 +19,7 @@ from rich.text import Text
 from textual.color import Color
 
 from executor.models import MarketInfo, Side, SignalRecord
+from executor.numbers import fmt, places_of
 
 # A cell: plain text, or segments of (text, style name). Style names are `CellStyles` fields.
 Segment = tuple[str, str]
@@ -91,24 +95,22 @@ def to_text(cell: Cell, styles: CellStyles, *, width: int, justify: str = "left"
 
 
 def decimals(step: Decimal | None) -> int | None:
+    """The decimals a market's step or tick gives its numbers; None when it gives none."""
     if step is None or step <= 0:
         return None
-    return max(0, -step.normalize().as_tuple().exponent)  # type: ignore[operator]
+    return places_of(step)
 
 
 def number(value: Decimal | None, places: int | None = None) -> str:
-    """Thousands separators; `places` fixed decimals, or as many as the value needs."""
+    """Thousands separators; `places` fixed decimals, or as many as the value needs; unknown: "—"."""
     if value is None:
         return "—"
-    if places is None:
-        text = format(value.normalize(), ",f")
-        return text
-    return f"{value:,.{places}f}"
+    return fmt(value, places, grouping=True)
 
 
 def fit(value: Decimal, width: int, max_places: int = 8) -> str:
     """As many decimals as the value has (at most `max_places`), fewer if it would not fit `width`."""
-    places = min(max_places, max(0, -value.normalize().as_tuple().exponent))  # type: ignore[operator]
+    places = min(max_places, places_of(value))
     text = number(value, places)
     while len(text) > width and places > 0:
         places -= 1
@@ -185,7 +187,7 @@ def pct(value: Decimal | None, places: int = 2) -> str:
     """A signed percentage: "+0.12%", "-5.40%"; unknown: "—"."""
     if value is None:
         return "—"
-    return f"{value:+.{places}f}%"
+    return f"{fmt(value, places, sign=True)}%"
 
 
 def change(value: Decimal | None) -> Cell:
@@ -194,7 +196,7 @@ def change(value: Decimal | None) -> Cell:
         return (("—", "muted"),)
     if value == 0:
         return ((" 0.00%", "muted"),)
-    return ((f"{'▲' if value > 0 else '▼'}{abs(value):.2f}%", "buy" if value > 0 else "sell"),)
+    return ((f"{'▲' if value > 0 else '▼'}{fmt(abs(value), 2)}%", "buy" if value > 0 else "sell"),)
 
 
 def distance(value: Decimal | None, far: Decimal) -> Cell:

@@ -138,7 +138,7 @@ def _local_client(settings: Settings, db: Path, *, seed: int | None, via_emulato
             return await TradingService.open(settings, db, read_only=read_only)
         # The same demo, but through the real ccxt client against a Binance-compatible emulator
         # on 127.0.0.1 that this process serves and stops when the service closes.
-        from executor.exchanges.emulator import start_demo_emulator
+        from console.emulator_cli import start_demo_emulator
 
         running, exchange = await start_demo_emulator(settings, seed=seed)
         try:

@@ -14,7 +14,7 @@ from decimal import Decimal
 from enum import StrEnum
 from typing import Annotated, Any
 
-from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field, model_validator
+from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
 
 ZERO = Decimal(0)
 
@@ -158,6 +158,14 @@ class SignalRecord(BaseModel):
     expires_at: datetime | None = None
     decided_at: datetime | None = None
     decided_by: str | None = None
+
+    @field_validator("signal", mode="before")
+    @classmethod
+    def _signal_from_text(cls, value: Any) -> Any:
+        # A store row keeps the signal as the JSON text it was written as (its `payload` column).
+        if isinstance(value, str):
+            return Signal.model_validate_json(value) if value else None
+        return value
 
     @property
     def notional(self) -> Decimal | None:

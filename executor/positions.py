@@ -41,6 +41,7 @@ from decimal import Decimal, localcontext
 from typing import Any
 
 from executor.models import Fill, Side
+from executor.numbers import fmt
 
 ZERO = Decimal(0)
 # Working precision of the fold: enough that rounding never shows at any quantity a venue reports.
@@ -261,9 +262,4 @@ def _unrealized(amount: Decimal, cost: Decimal, mark: Decimal | None) -> Decimal
 
 
 def _s(value: Decimal | None) -> str | None:
-    if value is None:
-        return None
-    text = format(value, "f")
-    if "." in text:
-        text = text.rstrip("0").rstrip(".")
-    return "0" if text in ("", "-0") else text
+    return None if value is None else fmt(value)

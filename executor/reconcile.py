@@ -32,8 +32,9 @@ from decimal import Decimal
 from executor.clientid import has_prefix
 from executor.events import Reconciled, ReconcileResult
 from executor.exchanges.base import ExchangeError, ExchangeOrder, Trade
-from executor.executor import ABSENT_WATCH, STALE, ExecutionError, PriceMoved, TradeExecutor, _Unresolved
+from executor.executor import ExecutionError, PriceMoved, TradeExecutor
 from executor.models import ZERO, Fill, Order, OrderStatus, OrderType, SignalStatus
+from executor.placement import ABSENT_WATCH, STALE, _Unresolved
 from executor.states import IllegalTransition
 from executor.store import StaleWrite
 from executor.tracking import effect

@@ -149,7 +149,7 @@ def build_exchange(settings: Settings) -> ExchangePort:
     """The exchange port for `[exchange] id`: the paper exchange, or a ccxt venue."""
     if settings.exchange.id == "paper":
         from executor.exchanges.paper import PaperExchange
-        from executor.exchanges.paper_engine import PaperEngine
+        from executor.venue.engine import PaperEngine
 
         engine = PaperEngine(
             seed=settings.paper.seed,
@@ -159,7 +159,7 @@ def build_exchange(settings: Settings) -> ExchangePort:
         )
         return PaperExchange(engine, latency_ms=settings.paper.latency_ms)
     try:
-        from executor.exchanges.ccxt_adapter import CcxtExchange
+        from executor.exchanges.ccxt import CcxtExchange
     except ImportError as exc:  # pragma: no cover - until the ccxt adapter lands
         raise ExecutionError(
             f"exchange.id {settings.exchange.id!r}: the ccxt adapter is not available ({exc})"
@@ -400,7 +400,7 @@ class TradingService:
         market = self.executor.markets.get(signal.symbol)
         if type_ is not OrderType.LIMIT or ref is None or market is None:
             return None
-        from executor.executor import limit_price
+        from executor.pretrade import limit_price
 
         return limit_price(ref, self.settings.execution.slippage_tolerance_pct, market.price_tick, signal.side)
 
@@ -551,6 +551,10 @@ class TradingService:
         finally:
             if inflight:
                 await asyncio.gather(*list(inflight), return_exceptions=True)
+            close = getattr(lines, "aclose", None)
+            if close is not None:  # a followed file journals its last place once its lines are in
+                with contextlib.suppress(Exception):
+                    await close()
             if all(t.done() or t is asyncio.current_task() for t in self._sources):
                 self.intake_done = True
                 self._publish_state()
@@ -594,7 +598,8 @@ class TradingService:
         """Record one incoming signal: invalid, duplicate, or pending (then the approval policy)."""
         if self.read_only:
             raise ReadOnlyError("inspect mode is read-only")
-        raw = raw.strip()
+        # A byte order mark (what some Windows editors write first in a file) is no part of the JSON.
+        raw = raw.strip().removeprefix("\ufeff").strip()
         try:
             signal = parse_signal(raw)
         except SignalError as exc:
@@ -817,7 +822,7 @@ class TradingService:
         ref = price if price is not None else record.reference_price
         check_price = ref
         if type_ is OrderType.LIMIT and ref is not None:
-            from executor.executor import limit_price
+            from executor.pretrade import limit_price
 
             market = self.executor.markets.get(signal.symbol)
             if market is not None:

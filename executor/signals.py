@@ -25,6 +25,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from executor.models import MarketInfo, Signal, to_decimal
+from executor.numbers import fmt  # the one number formatter; importable from here too
 
 MAX_NESTING = 32  # levels of objects/arrays in one document: a signal needs 3 (itself, meta, one more)
 MAX_SIGNAL_CHARS = 64 * 1024  # one signal's text; note is 280 characters, meta is small
@@ -41,20 +42,6 @@ class SignalError(ValueError):
         super().__init__(reason)
         self.reason = reason
         self.signal_id = signal_id
-
-
-def fmt(value: Decimal | float | int) -> str:
-    """A number as a human writes it: 0.00001, not 1E-5; 60000, not 6E+4. A magnitude no market
-    has (5E-324, 2E+300, which only a bad signal carries) keeps its exponent, not 300 zeros."""
-    d = to_decimal(value) if not isinstance(value, Decimal) else value
-    try:
-        d = d.normalize()
-    except ArithmeticError:  # an exponent past the context's (Decimal("9e999999999")): as it is
-        return str(d)
-    if d.is_finite() and d and not -30 <= d.adjusted() <= 30:
-        return str(d)
-    text = format(d, "f")
-    return text
 
 
 # -- strict JSON ------------------------------------------------------------------------------
@@ -142,15 +129,20 @@ def _check_tree(value: Any, duplicate_hint: str) -> list[str]:
     stack: list[tuple[Any, tuple[str | int, ...]]] = [(value, ())]
     while stack:
         node, path = stack.pop()
-        where = _path(path) or "document"
+        kind = type(node)
+        if kind is int or kind is bool or node is None:  # most of a big document: nothing to check
+            continue
+        # The path in words only for a problem: building it for every node cost a 64 KiB body of
+        # small values a second (the webhook's answer is due within 3 s).
         if isinstance(node, _Bad):
-            problems.append(f"{where}: {node.problem}")
+            problems.append(f"{_path(path) or 'document'}: {node.problem}")
         elif isinstance(node, float) and not math.isfinite(node):  # from a caller's dict, not from text
-            problems.append(f"{where}: {node} is not a finite number")
+            problems.append(f"{_path(path) or 'document'}: {node} is not a finite number")
         elif isinstance(node, str):
             if (bad := _SURROGATE.search(node)) is not None:
-                problems.append(f"{where}: {_lone(bad.group())}")
+                problems.append(f"{_path(path) or 'document'}: {_lone(bad.group())}")
         elif isinstance(node, dict | list):
+            where = _path(path) or "document"
             if len(path) >= MAX_NESTING:
                 problems.append(f"{_path(path[:1])}: nested deeper than {MAX_NESTING} levels")
                 continue

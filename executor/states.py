@@ -1,8 +1,11 @@
 """The order and signal state machines, each one explicit transition table.
 
-Every state change in the core goes through `transition_order` / `transition_signal`; a
-transition that is not in the table is a bug and raises `IllegalTransition`. A state may move to
-itself only where the table says so (more fills while partially filled).
+Every state change in the core is checked here: an order's by `check_order_transition`, called
+by the executor's one write path (`TradeExecutor._commit`), a signal's by
+`check_signal_transition`. A transition that is not in the table is a bug and raises
+`IllegalTransition`. `can_transition_order` asks without raising (`executor.tracking` folds a
+venue report only into a state the table allows). A state may move to itself only where the
+table says so (more fills while partially filled).
 """
 
 from __future__ import annotations

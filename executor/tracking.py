@@ -4,7 +4,9 @@ The venue's view arrives late, repeated and out of order (a poll, a cancel respo
 after a timeout). `apply_report` is the one place that turns such a report into a legal state
 transition plus the fills it implies, and it is idempotent: the same report twice changes
 nothing, a stale report never moves an order backwards, and the filled amount never decreases
-and never exceeds the order's amount. Pure functions, no I/O: property-tested with hypothesis.
+and never exceeds the order's amount. `effect` (what an order's fills did to each balance) lives
+here too: reconciliation's drift check and the executor's running total share it. Pure functions,
+no I/O: property-tested with hypothesis.
 """
 
 from __future__ import annotations

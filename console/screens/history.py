@@ -15,7 +15,7 @@ from console import formatting as f
 from console.formatting import Cell
 from console.screens.detail import DetailScreen
 from console.widgets.orders import order_cells
-from console.widgets.table import Column, KeyedTable
+from console.widgets.table.widget import Column, KeyedTable
 from executor.models import MarketInfo, Order
 
 

@@ -1,29 +1,109 @@
-"""Theme files (`themes/*.toml`) loaded into Textual `Theme`s.
+"""Theme files (`*.toml`) loaded into Textual `Theme`s: the three shipped beside this module, and the user's.
 
-A theme file names the Textual colour system's base colours plus the console's own variables
-(`buy`, `sell`, `fill-bar`, `fill-bar-empty`) under `[variables]`. A file that cannot be used is
-skipped with a problem that names the file and what is wrong; the console reports it and keeps
-its default theme.
+The shipped themes are package data of `console.themes` (found with `importlib.resources`, so an
+installed wheel has them as a source checkout does). A theme file names the Textual colour
+system's base colours plus the console's own variables (`buy`, `sell`, `fill-bar`,
+`fill-bar-empty`) under `[variables]`; `ThemeFile` is its pydantic model. A file that cannot be
+used is skipped with a problem that names the file, the field and what is wrong; the console
+reports it and keeps its default theme (Textual's own dark theme if even that one is broken).
 """
 
 from __future__ import annotations
 
 import tomllib
 from dataclasses import dataclass, field
+from importlib.resources import files
+from importlib.resources.abc import Traversable
 from pathlib import Path
+from typing import Annotated, Any
 
+from pydantic import BaseModel, ConfigDict, Field, PlainValidator, ValidationError
+from pydantic_core import ErrorDetails, PydanticCustomError
 from textual.color import Color, ColorParseError
 from textual.theme import BUILTIN_THEMES, Theme
 
 DEFAULT_THEME = "tradeconsole-dark"
 FALLBACK_THEME = "textual-dark"  # built into Textual: used only when the default's file is broken
-THEMES_DIR = Path(__file__).resolve().parent.parent / "themes"
+THEMES_DIR: Traversable = files(__name__)  # the shipped themes, wherever the package is installed
 
 COLOURS = ("primary", "secondary", "warning", "error", "success", "accent", "foreground", "background", "surface",
            "panel", "boost")
-OPTIONS = {"name": str, "dark": bool, "luminosity_spread": float, "text_alpha": float}
+OPTIONS = ("name", "dark", "luminosity_spread", "text_alpha")
 # The console's own variables, with the theme colour each falls back to when a theme leaves it out.
 VARIABLES = {"buy": "success", "sell": "error", "fill-bar": "primary", "fill-bar-empty": "panel"}
+KINDS = {"bool_type": "a bool", "float_type": "a number", "string_type": "a string"}
+
+ThemeDir = Path | Traversable
+
+
+def _colour(value: object) -> str:
+    if not isinstance(value, str):
+        raise PydanticCustomError("colour", "must be a colour string, hex or rgb() (got {got})", {"got": repr(value)})
+    try:
+        Color.parse(value)
+    except ColorParseError:
+        raise PydanticCustomError("colour", "{got} is not a colour", {"got": repr(value)}) from None
+    return value
+
+
+Colour = Annotated[str, PlainValidator(_colour)]
+
+
+class ThemeVariables(BaseModel):
+    """`[variables]`: the console's four are colours; any other (a Textual variable) is a string."""
+
+    model_config = ConfigDict(extra="allow", strict=True)
+    __pydantic_extra__: dict[str, str] = Field(init=False)
+
+    buy: Colour | None = None
+    sell: Colour | None = None
+    fill_bar: Colour | None = Field(None, alias="fill-bar")
+    fill_bar_empty: Colour | None = Field(None, alias="fill-bar-empty")
+
+
+class ThemeFile(BaseModel):
+    """One theme file; unknown keys are errors. Only the keys it sets reach the `Theme`."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    name: str | None = None  # default: the file's name
+    dark: bool = True
+    luminosity_spread: float = 0.15
+    text_alpha: float = 0.95
+    primary: Colour
+    secondary: Colour | None = None
+    warning: Colour | None = None
+    error: Colour | None = None
+    success: Colour | None = None
+    accent: Colour | None = None
+    foreground: Colour | None = None
+    background: Colour | None = None
+    surface: Colour | None = None
+    panel: Colour | None = None
+    boost: Colour | None = None
+    variables: ThemeVariables = Field(default_factory=ThemeVariables)
+
+    def theme(self, default_name: str) -> Theme:
+        kwargs: dict[str, Any] = self.model_dump(exclude_unset=True, by_alias=True)
+        kwargs.setdefault("name", default_name)
+        return Theme(**kwargs)
+
+
+def _problem(error: ErrorDetails) -> str:
+    """One validation error as "field: what is wrong", in the words the console has always used."""
+    where = ".".join(str(part) for part in error["loc"])
+    kind = error["type"]
+    if kind == "missing":
+        what = "required"
+    elif kind == "extra_forbidden":
+        what = f"unknown key (known: {', '.join((*OPTIONS, *COLOURS, 'variables'))})"
+    elif where == "variables" and kind in ("model_type", "model_attributes_type"):
+        what = "must be a table of name = value"
+    elif kind in KINDS:
+        what = f"must be {KINDS[kind]} (got {error['input']!r})"
+    else:
+        what = error["msg"]
+    return f"{where}: {what}"
 
 
 @dataclass(slots=True)
@@ -32,67 +112,33 @@ class ThemeLoad:
     problems: list[str] = field(default_factory=list)
 
 
-def _colour(value: object, where: str) -> str:
-    if not isinstance(value, str):
-        raise ValueError(f"{where}: must be a colour string, hex or rgb() (got {value!r})")
-    try:
-        Color.parse(value)
-    except ColorParseError:
-        raise ValueError(f"{where}: {value!r} is not a colour") from None
-    return value
-
-
-def parse_theme(path: Path) -> Theme:
-    """One theme file as a `Theme`. Raises ValueError naming the key and problem."""
+def parse_theme(path: ThemeDir) -> Theme:
+    """One theme file as a `Theme`. Raises ValueError naming each bad field and its problem."""
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except tomllib.TOMLDecodeError as exc:
         raise ValueError(f"not valid TOML: {exc}") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise ValueError(f"cannot be read: {exc}") from None
-    kwargs: dict = {}
-    for key, value in data.items():
-        if key in COLOURS:
-            kwargs[key] = _colour(value, key)
-        elif key in OPTIONS:
-            kind = OPTIONS[key]
-            ok = isinstance(value, kind) or (kind is float and isinstance(value, int) and not isinstance(value, bool))
-            if not ok:
-                raise ValueError(f"{key}: must be a {kind.__name__} (got {value!r})")
-            kwargs[key] = value
-        elif key == "variables":
-            if not isinstance(value, dict):
-                raise ValueError("variables: must be a table of name = value")
-            variables = {}
-            for name, v in value.items():
-                if name in VARIABLES:
-                    variables[name] = _colour(v, f"variables.{name}")
-                elif isinstance(v, str):
-                    variables[name] = v
-                else:
-                    raise ValueError(f"variables.{name}: must be a string (got {v!r})")
-            kwargs["variables"] = variables
-        else:
-            known = ", ".join((*OPTIONS, *COLOURS, "variables"))
-            raise ValueError(f"{key}: unknown key (known: {known})")
-    if "primary" not in kwargs:
-        raise ValueError("primary: required")
-    kwargs.setdefault("name", path.stem)
-    return Theme(**kwargs)
+    try:
+        model = ThemeFile.model_validate(data)
+    except ValidationError as exc:
+        raise ValueError("; ".join(_problem(e) for e in exc.errors(include_url=False))) from None
+    return model.theme(path.name.removesuffix(".toml"))
 
 
-def load_themes(*directories: Path) -> ThemeLoad:
+def load_themes(*directories: ThemeDir) -> ThemeLoad:
     """Every `*.toml` in `directories`; the first holds the shipped themes.
 
     A theme is never replaced silently: a file whose name is taken (a shipped theme, one of
     Textual's, or an earlier file) is refused with a problem saying so, and the first one stays.
     """
     result = ThemeLoad()
-    where: dict[str, Path] = {}
-    for directory in directories:
+    where: dict[str, tuple[ThemeDir, int]] = {}  # theme name: its file, and which directory
+    for index, directory in enumerate(directories):
         if not directory.is_dir():
             continue
-        for path in sorted(directory.glob("*.toml")):
+        for path in sorted((p for p in directory.iterdir() if p.name.endswith(".toml")), key=lambda p: p.name):
             try:
                 theme = parse_theme(path)
             except ValueError as exc:
@@ -100,14 +146,14 @@ def load_themes(*directories: Path) -> ThemeLoad:
                 continue
             taken = where.get(theme.name)
             if taken is not None or theme.name in BUILTIN_THEMES:
-                owner = f"the theme in {taken}" if taken is not None else "a theme built into Textual"
-                if taken is not None and taken.parent == directories[0]:
+                owner = f"the theme in {taken[0]}" if taken is not None else "a theme built into Textual"
+                if taken is not None and taken[1] == 0:
                     owner = "a shipped theme"
                 result.problems.append(
                     f"theme file {path}: name {theme.name!r} is already {owner}; refused (give it "
                     f"another name, e.g. name = \"{theme.name}-mine\")")
                 continue
-            where[theme.name] = path
+            where[theme.name] = (path, index)
             result.themes[theme.name] = theme
     return result
 

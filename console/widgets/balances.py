@@ -26,8 +26,9 @@ from textual.widgets import DataTable, Label, Sparkline
 
 from console import formatting as f
 from console.formatting import Cell
-from console.widgets.table import Column, KeyedTable
+from console.widgets.table.widget import Column, KeyedTable
 from executor.models import Balance, MarketInfo
+from executor.numbers import fmt
 from executor.positions import Position
 
 Holding = tuple[Balance, Decimal | None]  # a balance and its value in the quote currency
@@ -80,9 +81,9 @@ def signed_money(value: Decimal | None, width: int, *, unknown: str = "no price"
         return ((unknown, "muted"),)
     if not value.quantize(Decimal("0.01")):
         return (("0.00", "muted"),)
-    text = f"{value:+,.2f}"
+    text = fmt(value, 2, grouping=True, sign=True)
     if len(text) > width:
-        text = f"{value:+,.0f}"
+        text = fmt(value, 0, grouping=True, sign=True)
     return ((text, "success" if value > 0 else "error"),)
 
 
@@ -103,7 +104,7 @@ def position_detail(p: Position, market: MarketInfo | None) -> str:
     def money(value: Decimal | None, what: str = "unknown: no market price") -> str:
         if value is None:
             return what
-        return f"{value:+,.2f} {q}" if value.quantize(Decimal("0.01")) else f"0.00 {q}"
+        return f"{fmt(value, 2, grouping=True, sign=True)} {q}" if value.quantize(Decimal("0.01")) else f"0.00 {q}"
 
     lines = [
         f"position        {f.amount(p.amount, market)} {b}",

@@ -13,7 +13,7 @@ from textual.widgets import DataTable
 from console import formatting as f
 from console.formatting import Cell
 from console.state import LogEntry
-from console.widgets.table import Column, KeyedTable
+from console.widgets.table.widget import Column, KeyedTable
 
 LEVEL_STYLE = {"info": "muted", "warning": "warning", "retry": "warning", "error": "error"}
 

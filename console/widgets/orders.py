@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from console import formatting as f
 from console.formatting import Cell
-from console.widgets.table import Column, KeyedTable
+from console.widgets.table.widget import Column, KeyedTable
 from executor.models import MarketInfo, Order, OrderStatus
 
 STATUS_STYLE = {

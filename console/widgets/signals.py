@@ -6,7 +6,7 @@ from decimal import Decimal
 
 from console import formatting as f
 from console.formatting import Cell
-from console.widgets.table import Column, KeyedTable
+from console.widgets.table.widget import Column, KeyedTable
 from executor.events import MarketQuote
 from executor.models import MarketInfo, OrderType, SignalRecord, distance_pct
 

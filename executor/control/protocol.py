@@ -64,6 +64,7 @@ __all__ = [
     "dumps",
     "encode",
     "event_text",
+    "loads",
     "parse_request",
     "submit_args",
 ]
@@ -248,11 +249,57 @@ def _problems(exc: ValidationError) -> str:
     return "; ".join(parts)
 
 
+class _Twice(ValueError):
+    pass
+
+
+def _pairs(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    obj: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in obj:
+            raise _Twice(f"duplicate key {json.dumps(key)[:40]}: an object names each key once")
+        obj[key] = value
+    return obj
+
+
+def _float(text: str) -> float:
+    value = float(text)
+    if value in (float("inf"), float("-inf")):
+        raise ValueError(f"{text[:24]} is too large for a number")
+    if value == 0 and any(c in "123456789" for c in text.lower().split("e")[0]):
+        raise ValueError(f"{text[:24]} is too small for a number: it would read as 0")
+    return value
+
+
+def _int(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:  # more digits than Python converts (4300)
+        raise ValueError(f"an integer of {len(text.lstrip('-'))} digits is too large for a number") from None
+
+
+def _constant(name: str) -> Any:
+    raise ValueError(f"{name} is not valid JSON (a JSON number is finite)")
+
+
+def loads(raw: bytes | str) -> Any:
+    """One message as the control socket reads it, strictly: a key given twice in one object is
+    refused (never "last one wins"), so are NaN, Infinity, numbers a float cannot hold (1e999,
+    1e-999) and nesting deeper than the decoder goes. Any problem is a `ValueError` saying what;
+    nothing else is raised, whatever `raw` holds. (Lone surrogates pass: a submitted line's
+    text is the core's to judge, line by line.)"""
+    try:
+        return json.loads(raw, object_pairs_hook=_pairs, parse_float=_float, parse_int=_int,
+                          parse_constant=_constant)
+    except RecursionError:
+        raise ValueError("nested too deeply") from None
+
+
 def parse_request(raw: bytes | str) -> tuple[Request, BaseModel]:
     """A request and its validated arguments, or `BadMessage` with the answer to give."""
     try:
-        data = json.loads(raw)
-    except (ValueError, UnicodeDecodeError) as exc:
+        data = loads(raw)
+    except ValueError as exc:  # UnicodeDecodeError too
         raise BadMessage(Answer.failure(None, "bad_request", f"not JSON: {exc}")) from None
     if not isinstance(data, dict):
         raise BadMessage(Answer.failure(None, "bad_request", "a request is a JSON object"))

@@ -18,7 +18,11 @@ The core never waits for a console: the bus hands each event to every watcher's 
 and returns. A watcher that falls `queue_limit` events behind loses its queue and gets a fresh
 snapshot at that point of the stream; one that falls behind twice within `RESYNC_WINDOW` seconds
 is closed (code 1013) and reconnects on its own. A malformed or unknown message gets an error
-answer; nothing a client sends raises into the core.
+answer; nothing a client sends raises into the core. Messages are read strictly (`protocol.loads`:
+a key given twice, NaN, Infinity, a number a float cannot hold and nesting too deep are bad
+requests, never "last one wins"), and a body sent with a Content-Encoding is one too. Stopping,
+the server refuses new commands (`refused`: the core is stopping) and first waits for those under
+way, so that a `submit` batch is recorded whole and answered before the store closes.
 """
 
 from __future__ import annotations
@@ -58,6 +62,7 @@ PeerCredentials = Callable[[web.Request], "tuple[int, int, int]"]
 MAX_REQUEST = wire.MAX_REQUEST  # bytes of any request but submit's (up to wire.MAX_SUBMIT_REQUEST)
 SUBMIT_SOURCE = "ctl"  # the source of submitted signals in the store
 RESYNC_WINDOW = 5.0
+COMMANDS_FINISH_WITHIN = 30.0  # seconds `close()` waits for commands under way (a kill switch's cancels, say)
 _HTTP_STATUS = {"bad_request": 400, "unknown_command": 400, "forbidden": 403, "refused": 409,
                 "needs_confirmation": 409, "internal": 500}
 
@@ -181,6 +186,7 @@ class ControlServer:
         self._beat: asyncio.Task | None = None
         self._refusals: dict[int, float] = {}
         self._closing = False
+        self._running: set[asyncio.Task] = set()  # commands under way (shielded from their clients)
 
     # -- setting up ---------------------------------------------------------------------------
 
@@ -261,7 +267,11 @@ class ControlServer:
         app = web.Application(client_max_size=wire.MAX_SUBMIT_REQUEST)
         app.router.add_post("/v1/command", self._command)
         app.router.add_get("/v1/events", self._events)
-        self._runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=2.0)
+        # auto_decompress off: a body that claims an encoding (gzip, deflate) is refused by the
+        # handler with a reason, never half-decoded by the HTTP parser (which answers bare and logs
+        # a traceback for a body that does not decode).
+        self._runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=2.0,
+                                     auto_decompress=False)
         try:
             await self._runner.setup()
             await web.SockSite(self._runner, sock).start()
@@ -274,8 +284,15 @@ class ControlServer:
         log.info("control socket: %s (mode %04o)", self.path, mode)
 
     async def close(self) -> None:
-        """Stop serving: watchers are told the core goes away, the socket file is removed."""
+        """Stop serving: new commands are refused, those under way finish and are answered (a
+        `submit` batch records every line it carries before the store closes), watchers are told
+        the core goes away, the socket file is removed."""
         self._closing = True
+        if self._running:
+            _, late = await asyncio.wait(list(self._running), timeout=COMMANDS_FINISH_WITHIN)
+            if late:
+                log.warning("control: %d command(s) still running after %g s at shutdown", len(late),
+                            COMMANDS_FINISH_WITHIN)
         if self._unsubscribe is not None:
             self._unsubscribe()
             self._unsubscribe = None
@@ -358,6 +375,10 @@ class ControlServer:
         peer = await self._admit(request)
         if isinstance(peer, web.Response):
             return peer
+        if (encoding := _encoding(request)) is not None:
+            answer = wire.Answer.failure(None, "bad_request", f"Content-Encoding {encoding[:40]!r}: a request is "
+                                         f"sent as it is, not encoded")
+            return web.json_response(text=answer.model_dump_json(), status=400)
         try:
             raw = await request.read()
         except (ConnectionResetError, aiohttp_client_reset()):
@@ -365,6 +386,10 @@ class ControlServer:
         except web.HTTPRequestEntityTooLarge:
             answer = wire.Answer.failure(None, "bad_request", f"request larger than {wire.MAX_SUBMIT_REQUEST} bytes")
             return web.json_response(text=answer.model_dump_json(), status=413)
+        except web.RequestPayloadError as exc:  # a body that breaks off mid-chunk, say
+            answer = wire.Answer.failure(None, "bad_request",
+                                         f"the request body cannot be read: {exc.__cause__ or exc}")
+            return web.json_response(text=answer.model_dump_json(), status=400)
         if len(raw) > MAX_REQUEST and not _submits(raw):
             answer = wire.Answer.failure(None, "bad_request", f"request larger than {MAX_REQUEST} bytes (only "
                                          f"submit may send up to {wire.MAX_SUBMIT_REQUEST})")
@@ -383,13 +408,19 @@ class ControlServer:
         if request.client.role == "read_only" and not command.read_only:
             return wire.Answer.failure(request.id, "forbidden",
                                        f"{request.command}: a read-only client cannot command the core")
+        if self._closing:
+            return wire.Answer.failure(request.id, "refused", f"{request.command}: the core is stopping")
         actor = actor_of(peer, request.client)
         from executor.exchanges.base import ExchangeError
         from executor.executor import ExecutionError
 
+        work = asyncio.ensure_future(self._run(request.command, args, actor))
+        self._running.add(work)
+        work.add_done_callback(self._running.discard)
         try:
-            # Shielded: a client that goes away mid-command does not cut the core's work short.
-            result = await asyncio.shield(self._run(request.command, args, actor))
+            # Shielded: a client that goes away mid-command does not cut the core's work short,
+            # and `close()` waits for it, so the store it writes to is still open.
+            result = await asyncio.shield(work)
         except (ExecutionError, ExchangeError) as exc:
             refusal = _refusal(exc)
             if isinstance(refusal, NeedsConfirmation):
@@ -522,13 +553,14 @@ class ControlServer:
         try:
             if text is None:
                 raise ValueError("binary message: the event stream takes JSON text messages only")
-            data = json.loads(text)
-            if not isinstance(data, dict) or data.get("v") != wire.VERSION or data.get("type") != "resnapshot":
+            data = wire.loads(text)
+            if not isinstance(data, dict) or data.get("v") != wire.VERSION or isinstance(data.get("v"), bool) \
+                    or data.get("type") != "resnapshot":
                 raise ValueError("expected {\"v\": 1, \"type\": \"resnapshot\", \"history\": N}")
-            history = int(data.get("history", watcher.history))
-            if not 0 <= history <= 100_000:
-                raise ValueError("history must be 0 to 100000")
-        except (ValueError, TypeError) as exc:
+            history = data.get("history", watcher.history)
+            if isinstance(history, bool) or not isinstance(history, int) or not 0 <= history <= 100_000:
+                raise ValueError(f"history must be a whole number from 0 to 100000 (got {json.dumps(history)[:24]})")
+        except ValueError as exc:
             error = wire.ErrorInfo(kind="bad_request", message=str(exc))
             with contextlib.suppress(Exception):
                 await ws.send_str(wire.dumps({"v": wire.VERSION, "type": "error", "error": error.model_dump()}))
@@ -572,11 +604,17 @@ async def serve(service: TradingService, settings: Settings, db: str | os.PathLi
     return server
 
 
+def _encoding(request: web.Request) -> str | None:
+    """The Content-Encoding a request claims, None when none (or `identity`)."""
+    encoding = request.headers.get("Content-Encoding", "").strip()
+    return None if encoding.lower() in ("", "identity") else encoding
+
+
 def _submits(raw: bytes) -> bool:
     """Whether a request larger than `MAX_REQUEST` is a submit, the one command that may be."""
     try:
-        data = json.loads(raw)
-    except (ValueError, UnicodeDecodeError):
+        data = wire.loads(raw)
+    except ValueError:  # UnicodeDecodeError, nesting too deep, ...
         return False
     return isinstance(data, dict) and data.get("command") == "submit"
 

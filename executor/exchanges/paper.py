@@ -1,22 +1,18 @@
-"""The built-in paper exchange: `PaperEngine` behind the async exchange port, with scripted faults.
+"""The built-in paper exchange: `PaperEngine` behind the async exchange port, with injected faults.
 
 Owns the translation from engine records and `EngineError` kinds to the port's dataclasses and
-error taxonomy, and `FaultPlan`: the failures a real venue throws at a client (refused
+error taxonomy, and what each `Fault` of its `FaultPlan` (`executor.venue.faults`: refused
 connections, 429s, 5xx before or after acting, timeouts and resets after the venue accepted,
-orders that stay invisible for a while), injected on demand so the executor's error policy can be
-exercised without a network.
+orders that stay invisible for a while) does to a call, so the executor's error policy can be
+exercised without a network. Each port call draws for the endpoint it would request on Binance.
 """
 
 from __future__ import annotations
 
 import asyncio
-import random
-from collections import Counter, deque
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
-from enum import Enum
 from typing import TypeVar
 
 from executor.exchanges.base import (
@@ -32,27 +28,12 @@ from executor.exchanges.base import (
     Ticker,
     Trade,
 )
-from executor.exchanges.paper_engine import EngineError, EngineOrder, EngineTrade, ErrorKind, PaperEngine
 from executor.models import Balance, MarketInfo, OrderType, Side
+from executor.venue.engine import PaperEngine
+from executor.venue.faults import Fault, FaultPlan
+from executor.venue.orders import EngineError, EngineOrder, EngineTrade, ErrorKind
 
 T = TypeVar("T")
-
-
-class Fault(Enum):
-    NONE = "none"
-    REFUSED = "refused"  # connection refused before sending: nothing happens
-    RATE_LIMIT = "rate_limit"  # 429: nothing happens, the cooldown trips
-    ERROR_BEFORE = "error_before"  # 5xx before acting: nothing happens, but the client cannot know
-    ERROR_AFTER = "error_after"  # 5xx after acting
-    TIMEOUT_AFTER_ACCEPT = "timeout_after_accept"
-    RESET_AFTER_ACCEPT = "reset_after_accept"
-    INVISIBLE = "invisible"  # a create succeeds, but the order cannot be seen for a while
-    TIMEOUT_AFTER_ACCEPT_INVISIBLE = "timeout_after_accept_invisible"
-    REJECT = "reject"
-
-    @property
-    def invisible(self) -> bool:
-        return self in (Fault.INVISIBLE, Fault.TIMEOUT_AFTER_ACCEPT_INVISIBLE)
 
 
 _AFTER_MESSAGES = {
@@ -61,61 +42,6 @@ _AFTER_MESSAGES = {
     Fault.TIMEOUT_AFTER_ACCEPT_INVISIBLE: "request timed out",
     Fault.RESET_AFTER_ACCEPT: "connection reset",
 }
-
-
-@dataclass
-class FaultPlan:
-    """Which faults hit which operation: scripted ones first (FIFO), then seeded random draws.
-
-    Operation names are the port's method names: "create_order", "fetch_order", "cancel_order",
-    "fetch_open_orders", "fetch_orders_since", "fetch_balances", "fetch_ticker", "fetch_my_trades",
-    "load_markets".
-    `probabilities` maps an operation (or "*" for every one) to {fault: probability}.
-    """
-
-    seed: int = 0
-    probabilities: dict[str, dict[Fault, float]] = field(default_factory=dict)
-    retry_after: float = 1.0
-    invisible_ms: float = 500.0
-    injected: Counter[Fault] = field(default_factory=Counter)
-    log: list[tuple[str, Fault]] = field(default_factory=list)
-    _scripts: dict[str, deque[Fault]] = field(default_factory=dict, repr=False)
-    _rng: random.Random = field(init=False, repr=False)
-
-    def __post_init__(self) -> None:
-        self._rng = random.Random(f"faults:{self.seed}")
-
-    def script(self, operation: str, *faults: Fault) -> FaultPlan:
-        self._scripts.setdefault(operation, deque()).extend(faults)
-        return self
-
-    def pending(self, operation: str) -> int:
-        """Scripted faults not yet consumed by `operation`."""
-        return len(self._scripts.get(operation, ()))
-
-    def next(self, operation: str) -> Fault:
-        queue = self._scripts.get(operation)
-        if queue:
-            fault = queue.popleft()
-        else:
-            fault = self._draw(operation)
-        if fault is not Fault.NONE:
-            self.injected[fault] += 1
-            self.log.append((operation, fault))
-        return fault
-
-    def _draw(self, operation: str) -> Fault:
-        # An operation's own table wins over "*", so an empty one exempts that operation.
-        table = self.probabilities.get(operation, self.probabilities.get("*"))
-        if not table:
-            return Fault.NONE
-        # One draw per request keeps the sequence reproducible whatever the table holds.
-        u = self._rng.random()
-        for fault, p in table.items():
-            if u < p:
-                return fault
-            u -= p
-        return Fault.NONE
 
 
 def _dt(ts: float | None) -> datetime | None:

@@ -46,9 +46,9 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from executor.clientid import client_order_id
-from executor.exchanges.emulator import DEMO_API_KEY, DEMO_API_SECRET
-from executor.exchanges.emulator_faults import RESPONSE_FAULTS, EmulatorFault
-from executor.exchanges.emulator_record import audit_orders, replacement_number, signal_key
+from executor.venue.emulator.app import DEMO_API_KEY, DEMO_API_SECRET
+from executor.venue.emulator.record import audit_orders, replacement_number, signal_key
+from executor.venue.faults import EMULATOR_FAULTS, RESPONSE_FAULTS, Fault
 
 from .venue import BANNED, INJECTED, INSIDE_INJECTED
 
@@ -171,7 +171,7 @@ def make_signal(n: int, kind: Kind, rng: random.Random) -> dict[str, Any]:
 
 def fault_plan(scenario: Scenario) -> dict[str, Any]:
     """The faults file: every fault class on creates, every response fault on everything else."""
-    creates = {f.value: scenario.create_fault_pct / 100 for f in EmulatorFault if f is not EmulatorFault.NONE}
+    creates = {f.value: scenario.create_fault_pct / 100 for f in EMULATOR_FAULTS if f is not Fault.NONE}
     others = {f.value: scenario.other_fault_pct / 100 for f in RESPONSE_FAULTS}
     return {
         "seed": scenario.seed,
@@ -828,7 +828,7 @@ def rate_limited(record: Mapping[str, Any]) -> dict[str, dict[str, int]]:
     else, from a plain emulator record, its answers less the 429s its fault plan injected."""
     if "rate_limited" in record:
         return record["rate_limited"]["by_path"]
-    injected = {path: per.get(EmulatorFault.RATE_LIMIT.value, 0) for path, per in record.get("faults", {}).items()}
+    injected = {path: per.get(Fault.RATE_LIMIT.value, 0) for path, per in record.get("faults", {}).items()}
     if "statuses_by_path" in record:
         by_path = record["statuses_by_path"]
     else:

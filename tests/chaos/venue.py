@@ -29,8 +29,9 @@ from collections.abc import Sequence
 from decimal import Decimal
 from typing import Any
 
-from executor.exchanges.emulator import Emulator
-from executor.exchanges.emulator_faults import EmulatorFault, EmulatorFaults
+from executor.venue.emulator.app import Emulator
+from executor.venue.faults import Fault
+from executor.venue.faults import FaultPlan as EmulatorFaults
 
 INJECTED = "injected"
 INSIDE_INJECTED = "inside an injected 429's Retry-After"  # sent before the client heard of it, or ignoring it
@@ -138,7 +139,7 @@ def hook(emulator_cls: type[Emulator] = Emulator, faults_cls: type[EmulatorFault
     def draw_fault(self: EmulatorFaults, endpoint: str):
         result = draw(self, endpoint)
         drawn = _drawn.get()
-        if drawn is not None and result.fault is EmulatorFault.RATE_LIMIT:
+        if drawn is not None and result.fault is Fault.RATE_LIMIT:
             drawn["rate_limit"] = True
         return result
 

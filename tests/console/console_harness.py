@@ -27,9 +27,9 @@ from executor.clientid import client_order_id
 from executor.config import Settings, load_config
 from executor.events import ErrorOccurred, RetryScheduled
 from executor.exchanges.paper import PaperExchange
-from executor.exchanges.paper_engine import PaperEngine
 from executor.models import OrderStatus
 from executor.service import TradingService
+from executor.venue.engine import PaperEngine
 
 T0 = datetime(2026, 11, 23, 10, 0, 0, tzinfo=UTC)
 ACTOR = "tester@console"

@@ -12,7 +12,7 @@ from console.screens.confirm import ConfirmScreen
 from console.screens.detail import DetailScreen
 from console.screens.help import HelpScreen
 from console.screens.history import HistoryScreen
-from console.widgets.table import KeyedTable
+from console.widgets.table.widget import KeyedTable
 from executor.models import SignalStatus
 
 ROW_ACTIONS = ("approve", "reject", "amend", "cancel_order")

@@ -19,7 +19,9 @@ from console.state import LogEntry
 from console.themes import THEMES_DIR, load_themes
 from console.widgets.log import LogTable
 from console.widgets.orders import OrdersTable
-from console.widgets.table import WRAP_LINES, KeyedTable, _Rows
+from console.widgets.table.lines import WRAP_LINES
+from console.widgets.table.rows import RowIndex as _Rows
+from console.widgets.table.widget import KeyedTable
 from executor.models import Order, OrderStatus, OrderType, Side
 
 T0 = datetime(2026, 11, 23, 10, 0, 0, tzinfo=UTC)

@@ -30,8 +30,8 @@ from pathlib import Path
 from typing import Any
 
 from executor.clientid import client_order_id
-from executor.exchanges.emulator_faults import RESPONSE_FAULTS, EmulatorFault
-from executor.exchanges.emulator_record import audit_orders, signal_key
+from executor.venue.emulator.record import audit_orders, signal_key
+from executor.venue.faults import EMULATOR_FAULTS, RESPONSE_FAULTS, Fault
 
 ROOT = Path(__file__).resolve().parents[2]
 TERMINAL = {"filled", "canceled", "expired", "rejected", "failed"}
@@ -49,7 +49,7 @@ def write_faults(
 ) -> dict[str, Any]:
     """`probability` of each fault on the order endpoints: the create, and unless `creates_only`
     the lookups and cancels around it too."""
-    every = {f.value: probability for f in EmulatorFault if f is not EmulatorFault.NONE}
+    every = {f.value: probability for f in EMULATOR_FAULTS if f is not Fault.NONE}
     responses = {f.value: probability for f in RESPONSE_FAULTS}
     endpoints: dict[str, Any] = {"POST /api/v3/order": every}
     if not creates_only:

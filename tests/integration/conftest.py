@@ -6,9 +6,9 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from executor.exchanges.ccxt_adapter import CcxtExchange
-from executor.exchanges.emulator import DEMO_API_KEY, DEMO_API_SECRET, RunningEmulator, start_emulator
-from executor.exchanges.emulator_faults import EmulatorFaults
+from executor.exchanges.ccxt import CcxtExchange
+from executor.venue.emulator.app import DEMO_API_KEY, DEMO_API_SECRET, RunningEmulator, start_emulator
+from executor.venue.faults import FaultPlan as EmulatorFaults
 
 from .support import CLIENT_TIMEOUT_MS, MARKETS, emulator_faults, raw_binance
 

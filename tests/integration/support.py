@@ -13,14 +13,15 @@ from typing import Any
 from executor.clientid import client_order_id
 from executor.config import Settings, load_config
 from executor.events import Event, EventBus
-from executor.exchanges.ccxt_adapter import CcxtExchange
-from executor.exchanges.emulator import DEMO_API_KEY, DEMO_API_SECRET, RunningEmulator
-from executor.exchanges.emulator_faults import EmulatorFaults, Limits
-from executor.exchanges.emulator_record import Audit, signal_key
-from executor.exchanges.paper_engine import EngineOrder
+from executor.exchanges.ccxt import CcxtExchange
 from executor.executor import TradeExecutor
 from executor.models import Signal, SignalRecord, SignalStatus, to_decimal, utcnow
 from executor.store import Store
+from executor.venue.emulator.app import DEMO_API_KEY, DEMO_API_SECRET, RunningEmulator
+from executor.venue.emulator.record import Audit, signal_key
+from executor.venue.faults import FaultPlan as EmulatorFaults
+from executor.venue.faults import Limits
+from executor.venue.orders import EngineOrder
 
 MARKETS = ("BTC/USDT", "ETH/USDT", "SOL/USDT")
 # The client gives up after CLIENT_TIMEOUT_MS; a "timeout after accept" answer is held a bit longer.

@@ -8,8 +8,8 @@ import time
 import ccxt.async_support as ccxt
 import pytest
 
-from executor.exchanges.emulator import start_emulator
-from executor.exchanges.emulator_faults import Limits
+from executor.venue.emulator.app import start_emulator
+from executor.venue.faults import Limits
 
 from .support import MARKETS, emulator_faults, raw_binance
 

@@ -16,10 +16,10 @@ import pytest
 
 from executor.config import load_config
 from executor.exchanges.base import ExchangeError
-from executor.exchanges.ccxt_adapter import CcxtExchange
-from executor.exchanges.emulator import start_emulator
+from executor.exchanges.ccxt import CcxtExchange
 from executor.models import OrderType, Side
 from executor.service import TradingService
+from executor.venue.emulator.app import start_emulator
 
 from .support import CLIENT_TIMEOUT_MS, emulator_faults, eventually
 

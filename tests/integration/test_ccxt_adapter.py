@@ -15,10 +15,11 @@ import pytest
 
 from executor.config import ConfigError, load_config
 from executor.exchanges.base import DuplicateOrder, MaybePlaced, NotPlaced, OrderNotFound, Rejected
-from executor.exchanges.ccxt_adapter import CcxtExchange, _OrderRate, retry_after_of, scrub
-from executor.exchanges.emulator import DEMO_API_KEY, DEMO_API_SECRET, start_emulator
-from executor.exchanges.emulator_faults import Limits
+from executor.exchanges.ccxt import CcxtExchange, retry_after_of, scrub
+from executor.exchanges.ccxt.throttle import OrderRate as _OrderRate
 from executor.models import OrderStatus, OrderType, Side
+from executor.venue.emulator.app import DEMO_API_KEY, DEMO_API_SECRET, start_emulator
+from executor.venue.faults import Limits
 
 from .support import BAN_S, MARKETS, RETRY_AFTER_S, emulator_faults, eventually
 
@@ -157,30 +158,6 @@ async def test_a_venue_without_lookups_by_client_id_is_scanned_instead(adapter, 
         assert canceled.status is OrderStatus.CANCELED
     requests = emulator.emulator.requests
     assert requests["GET /api/v3/allOrders"] >= 1 and requests["GET /api/v3/order"] == 0
-
-
-async def test_edit_order_is_the_venues_cancel_replace(adapter, emulator):
-    await buy(adapter, "tc-adapter-e-0", price="30000")
-    new = await adapter.edit_order(
-        "tc-adapter-e-0",
-        BTC,
-        new_client_order_id="tc-adapter-e-1",
-        side=Side.BUY,
-        type=OrderType.LIMIT,
-        amount=D("0.002"),
-        price=D("30100"),
-    )
-    assert (new.client_order_id, new.amount, new.price, new.status) == ("tc-adapter-e-1", D("0.002"), D(30100), "open")
-    assert emulator.emulator.engine.get_order("tc-adapter-e-0").status is OrderStatus.CANCELED
-    assert emulator.emulator.requests["POST /api/v3/order/cancelReplace"] == 1
-
-
-async def test_cancel_all_orders_names_each_order_by_its_client_id(adapter):
-    for n in range(2):
-        await buy(adapter, f"tc-adapter-all-{n}", price="30000")
-    canceled = await adapter.cancel_all_orders(BTC)
-    assert sorted(o.client_order_id for o in canceled) == ["tc-adapter-all-0", "tc-adapter-all-1"]
-    assert {o.status for o in canceled} == {OrderStatus.CANCELED}
 
 
 # -- the taxonomy -------------------------------------------------------------------------------

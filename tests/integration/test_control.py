@@ -31,10 +31,10 @@ from executor.control.remote import CoreUnreachable, Forbidden, RemoteClient
 from executor.control.server import ControlServer, Peer
 from executor.events import LogLine, OrderUpdated, SignalDecided, SignalReceived, StateChanged
 from executor.exchanges.paper import PaperExchange
-from executor.exchanges.paper_engine import PaperEngine
 from executor.executor import AmendCheck, KillSwitchResult
 from executor.models import OrderStatus, SignalStatus
 from executor.service import TradingService
+from executor.venue.engine import PaperEngine
 
 from .support import eventually
 

@@ -11,13 +11,14 @@ import pytest
 
 from console.cli import main
 from executor.clientid import client_order_id
-from executor.exchanges.emulator import start_emulator
-from executor.exchanges.emulator_faults import Draw, EmulatorFault, EmulatorFaults, FaultsFileError
-from executor.exchanges.emulator_record import audit_orders, signal_key
+from executor.venue.emulator.app import start_emulator
+from executor.venue.emulator.record import audit_orders, signal_key
+from executor.venue.faults import Draw, Fault, FaultsFileError
+from executor.venue.faults import FaultPlan as EmulatorFaults
 
 pytestmark = pytest.mark.integration
 
-F = EmulatorFault
+F = Fault
 DOCUMENTED = {
     "seed": 1,
     "invisible_ms": 300,
@@ -168,8 +169,8 @@ async def test_an_unknown_endpoint_is_a_404():
 
 
 async def test_the_demo_helper_starts_an_emulator_and_a_paper_mode_adapter_on_it():
+    from console.emulator_cli import start_demo_emulator
     from executor.config import load_config
-    from executor.exchanges.emulator import start_demo_emulator
 
     settings = load_config(None, env={"TRADECONSOLE_PAPER__BALANCES": '{"USDT": 500, "BTC": 0.5}'})
     running, exchange = await start_demo_emulator(settings, seed=4)

@@ -19,11 +19,12 @@ import aiohttp
 import ccxt.async_support as ccxt
 import pytest
 
-from executor.exchanges import emulator_binance as wire
-from executor.exchanges.emulator import RunningEmulator, start_emulator
-from executor.exchanges.emulator_faults import EmulatorFaults, Limits
-from executor.exchanges.paper_engine import PaperEngine
 from executor.models import OrderStatus, Side
+from executor.venue.emulator import wire
+from executor.venue.emulator.app import RunningEmulator, start_emulator
+from executor.venue.engine import PaperEngine
+from executor.venue.faults import FaultPlan as EmulatorFaults
+from executor.venue.faults import Limits
 
 from .support import BAN_S, MARKETS, emulator_faults, raw_binance
 

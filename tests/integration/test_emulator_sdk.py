@@ -68,16 +68,17 @@ from ccxt.test.exchange.base.test_ticker import test_ticker as ccxt_check_ticker
 from ccxt.test.exchange.base.test_trade import test_trade as ccxt_check_trade
 from ccxt.test.exchange.base.test_trading_fee import test_trading_fee as ccxt_check_trading_fee
 
-from executor.exchanges.emulator import (
+from executor.models import Side
+from executor.venue.emulator.app import (
     DEMO_API_KEY,
     DEMO_API_SECRET,
     EMULATOR_BOOK_LEVELS,
     RunningEmulator,
     start_emulator,
 )
-from executor.exchanges.emulator_faults import EmulatorFaults, Limits
-from executor.exchanges.paper_engine import PaperEngine
-from executor.models import Side
+from executor.venue.engine import PaperEngine
+from executor.venue.faults import FaultPlan as EmulatorFaults
+from executor.venue.faults import Limits
 
 from .support import BAN_S, MARKETS, emulator_faults, raw_binance
 

@@ -11,8 +11,8 @@ from decimal import Decimal
 import pytest
 
 from executor.clientid import client_order_id
-from executor.exchanges.emulator_faults import RESPONSE_FAULTS, EmulatorFault
 from executor.models import OrderStatus
+from executor.venue.faults import EMULATOR_FAULTS, RESPONSE_FAULTS, Fault
 
 from .support import HOLD_S, PREFIX, RETRY_AFTER_S, Rig, eventually, make_rig, rig_settings
 
@@ -154,7 +154,7 @@ async def test_thirty_signals_through_every_fault_at_random(emulator, tmp_path):
     # 10 % of each fault on the create, 5 % on the lookups and cancels around it (the CLI test
     # and the acceptance run put 10 % everywhere; here the suite stays quick)
     faults.endpoints = {
-        ORDER: {fault: 0.1 for fault in EmulatorFault if fault is not EmulatorFault.NONE},
+        ORDER: {fault: 0.1 for fault in EMULATOR_FAULTS if fault is not Fault.NONE},
         "GET /api/v3/order": {fault: 0.05 for fault in RESPONSE_FAULTS},
         "DELETE /api/v3/order": {fault: 0.05 for fault in RESPONSE_FAULTS},
     }

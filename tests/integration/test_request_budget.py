@@ -17,10 +17,11 @@ from decimal import Decimal
 import pytest
 
 from executor.exchanges.base import NotPlaced, OrderNotFound
-from executor.exchanges.ccxt.adapter import PACE_SHARE, CcxtExchange
-from executor.exchanges.emulator import DEMO_API_KEY, DEMO_API_SECRET, RunningEmulator, start_emulator
-from executor.exchanges.emulator_faults import Limits
+from executor.exchanges.ccxt import CcxtExchange
+from executor.exchanges.ccxt.discipline import PACE_SHARE
 from executor.models import OrderType, Side
+from executor.venue.emulator.app import DEMO_API_KEY, DEMO_API_SECRET, RunningEmulator, start_emulator
+from executor.venue.faults import Limits
 
 from .support import CLIENT_TIMEOUT_MS, MARKETS, emulator_faults, eventually, raw_binance
 

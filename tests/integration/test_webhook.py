@@ -239,7 +239,8 @@ async def test_a_replayed_request_is_a_duplicate_of_its_ids(db_path):
 
 
 async def test_a_flooding_sender_gets_429_with_retry_after(db_path):
-    async with hooked(db_path, rate=20, burst=40) as (_, _, session):
+    # A slow refill (1 a second), so that a loaded machine sending the 60 slowly still floods it.
+    async with hooked(db_path, rate=1, burst=40) as (_, _, session):
         statuses = []
         headers = {**bearer(), "X-Forwarded-For": "198.51.100.20"}
         for i in range(60):
@@ -411,3 +412,12 @@ def test_a_headless_core_serves_the_webhook_and_a_taken_port_exits_1(tmp_path):
     assert TOKEN not in err
     exported = tc("signals", "--db", str(tmp_path / "a.db"), "--json")
     assert [s["id"] for s in json.loads(exported.stdout)] == ["cli-1"]
+
+
+async def test_more_signals_than_a_request_may_carry_is_400_and_nothing_recorded(db_path):
+    from executor.sources.webhook import MAX_SIGNALS
+
+    async with hooked(db_path) as (service, _, session):
+        status, body, _ = await post(session, [1] * (MAX_SIGNALS + 1), headers=bearer())
+        assert status == 400 and f"at most {MAX_SIGNALS}" in body["reason"]
+        assert await service.store.signals() == []

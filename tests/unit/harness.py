@@ -11,11 +11,12 @@ from pathlib import Path
 from executor.config import Settings
 from executor.events import Event, EventBus
 from executor.exchanges.base import ExchangeOrder
-from executor.exchanges.paper import FaultPlan, PaperExchange
-from executor.exchanges.paper_engine import PaperEngine
+from executor.exchanges.paper import PaperExchange
 from executor.executor import TradeExecutor
 from executor.models import Signal, SignalRecord, SignalStatus, to_decimal, utcnow
 from executor.store import Store
+from executor.venue.engine import PaperEngine
+from executor.venue.faults import FaultPlan
 
 
 @dataclass

@@ -12,8 +12,9 @@ from harness import GatedPaper, NoFeesInOrders, make_harness
 
 from executor.clientid import client_order_id
 from executor.exchanges.base import ExchangeOrder
-from executor.exchanges.paper import Fault, PaperExchange
+from executor.exchanges.paper import PaperExchange
 from executor.models import Order, OrderStatus, OrderType, Side, SignalStatus, utcnow
+from executor.venue.faults import Fault
 
 O = OrderStatus
 S = SignalStatus

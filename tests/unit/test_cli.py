@@ -9,6 +9,7 @@ import sqlite3
 import subprocess
 import sys
 import time
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
@@ -53,7 +54,7 @@ def test_headless_auto_run_places_one_terminal_order_per_valid_signal(tmp_path):
     assert sorted(o["signal_id"] for o in orders) == sorted(signals)
     for o in orders:
         assert o["status"] in TERMINAL, o
-        assert o["filled"] <= o["amount"]
+        assert Decimal(o["filled"]) <= Decimal(o["amount"])
         for field in (
             "client_order_id",
             "exchange_order_id",
@@ -101,6 +102,35 @@ def test_signals_from_stdin(tmp_path):
     assert run.returncode == 0, run.stderr
     orders = json.loads(tc("orders", "--db", str(db), "--json", "--all").stdout)
     assert [(o["signal_id"], o["status"]) for o in orders] == [("in-1", "filled")]
+
+
+def test_json_exports_write_quantities_and_prices_as_decimal_strings(tmp_path):
+    import asyncio
+    from datetime import UTC, datetime
+
+    from executor.models import Order, OrderType, Side, SignalRecord, SignalStatus
+    from executor.store import Store
+
+    async def fill_store() -> None:
+        store = await Store.open(db)
+        at = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
+        await store.insert_signal(SignalRecord(id="s-1", status=SignalStatus.APPROVED, source="t", received_at=at,
+                                               raw="{}", amount=Decimal("0.0100"), reference_price=Decimal("1E+4")))
+        await store.save_order(Order(client_order_id="tc-s-1-0", signal_id="s-1", symbol="BTC/USDT", side=Side.BUY,
+                                     type=OrderType.LIMIT, amount=Decimal("0.0100"), price=Decimal("60000.10"),
+                                     filled=Decimal("0.00000001"), average=Decimal("60000.1"), fee=Decimal("1E-11"),
+                                     created_at=at, updated_at=at), old=None, source="test")
+        await store.close()
+
+    db = tmp_path / "x.db"
+    asyncio.run(fill_store())
+    [order] = json.loads(tc("orders", "--db", str(db), "--json").stdout)
+    assert {k: order[k] for k in ("amount", "price", "filled", "average", "fee")} == {
+        "amount": "0.01", "price": "60000.1", "filled": "0.00000001", "average": "60000.1", "fee": "0.00000000001"}
+    [signal] = json.loads(tc("signals", "--db", str(db), "--json").stdout)
+    assert (signal["amount"], signal["reference_price"]) == ("0.01", "10000")
+    csv_lines = tc("orders", "--db", str(db), "--csv").stdout.splitlines()
+    assert ",0.01,60000.1,new,1e-08,60000.1,1e-11," in csv_lines[1]  # the CSV keeps its numbers
 
 
 def test_csv_export_has_a_header_and_a_row_per_order(tmp_path):

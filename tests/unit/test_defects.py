@@ -14,12 +14,13 @@ from harness import NoFeesInOrders, make_harness
 from executor.clientid import client_order_id, has_prefix, replacement_number, signal_key
 from executor.events import ErrorOccurred
 from executor.exchanges.base import ExchangeOrder
-from executor.exchanges.paper import Fault, FaultPlan, PaperExchange
+from executor.exchanges.paper import PaperExchange
 from executor.executor import ExecutionError
 from executor.models import Order, OrderStatus, OrderType, Side, SignalStatus, utcnow
 from executor.service import TradingService
 from executor.signals import SignalError, parse_signal
 from executor.store import StoreError
+from executor.venue.faults import Fault, FaultPlan
 
 O = OrderStatus
 S = SignalStatus
@@ -177,7 +178,7 @@ def _line(**fields) -> str:
 async def manual(db_path):
     settings = make_settings(execution={"retry_delay_seconds": 0.01})
     engine_faults = FaultPlan(seed=3)
-    from executor.exchanges.paper_engine import PaperEngine
+    from executor.venue.engine import PaperEngine
 
     engine = PaperEngine(seed=3, markets=list(settings.exchange.markets),
                          balances={"USDT": 100000, "BTC": 1, "ETH": 10, "SOL": 100})
@@ -494,7 +495,7 @@ async def test_a_run_goes_idle_only_once_the_trades_have_told_every_fee(settings
 
 
 async def test_a_signal_whose_orders_keep_being_certainly_absent_goes_back_to_the_operator(h, monkeypatch):
-    import executor.executor as executor_module
+    import executor.placement as executor_module
 
     monkeypatch.setattr(executor_module, "MAX_RESUBMISSIONS", 2)
     h.faults.script("create_order", *[Fault.ERROR_BEFORE] * 6)  # maybe placed, each time in fact not

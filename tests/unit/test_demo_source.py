@@ -7,9 +7,9 @@ from datetime import UTC, datetime
 from decimal import Decimal
 
 from executor.exchanges.base import Ticker
-from executor.exchanges.paper_engine import PaperEngine
 from executor.signals import parse_signal, size_signal
 from executor.sources.demo import demo_signals, run_tag
+from executor.venue.engine import PaperEngine
 
 ENGINE = PaperEngine(seed=1, markets=["BTC/USDT", "ETH/USDT", "SOL/USDT"], balances={"USDT": 1}, clock=lambda: 0.0)
 MARKETS = ENGINE.markets()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from executor.exchanges.emulator_faults import EmulatorFaults
+from executor.venue.faults import FaultPlan as EmulatorFaults
 
 ROOT = Path(__file__).parent.parent.parent
 

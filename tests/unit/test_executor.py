@@ -11,10 +11,10 @@ from harness import make_harness
 
 from executor.clientid import client_order_id
 from executor.events import ErrorOccurred, Reconciled, RetryScheduled
-from executor.exchanges.paper import Fault
 from executor.executor import ExecutionError, PriceMoved
 from executor.models import OrderStatus, OrderType, Side
 from executor.store import Store
+from executor.venue.faults import Fault
 
 O = OrderStatus
 

@@ -13,10 +13,11 @@ from decimal import Decimal
 import pytest
 from conftest import eventually, make_settings
 
-from executor.exchanges.paper import Fault, FaultPlan, PaperExchange
-from executor.exchanges.paper_engine import PaperEngine
+from executor.exchanges.paper import PaperExchange
 from executor.models import OrderStatus
 from executor.service import TradingService
+from executor.venue.engine import PaperEngine
+from executor.venue.faults import Fault, FaultPlan
 
 FAULTS = [
     Fault.REFUSED,

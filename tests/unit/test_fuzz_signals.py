@@ -30,7 +30,6 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from executor.exchanges.paper import PaperExchange
-from executor.exchanges.paper_engine import PaperEngine
 from executor.models import MAX_AMOUNT, MAX_PRICE, MarketInfo, Signal, SignalStatus
 from executor.service import TradingService
 from executor.signals import (
@@ -44,6 +43,7 @@ from executor.signals import (
     parse_signal,
     size_signal,
 )
+from executor.venue.engine import PaperEngine
 
 S = SignalStatus
 MARKETS = PaperEngine(seed=1, markets=["BTC/USDT", "ETH/USDT", "SOL/USDT"], balances={}).markets()

@@ -12,8 +12,8 @@ ROOT = Path(__file__).resolve().parents[2]
 # What the console's view may import from executor/: the client interface, the events and the
 # models, the settings it is configured with, and pure functions of those (positions).
 VIEW_MAY_IMPORT = {"executor.control.client", "executor.events", "executor.models", "executor.config",
-                   "executor.positions"}
-WIRING = {"console/cli.py", "console/wiring.py", "console/ctl.py", "console/__main__.py"}
+                   "executor.positions", "executor.numbers"}
+WIRING = {"console/cli.py", "console/wiring.py", "console/ctl.py", "console/__main__.py", "console/emulator_cli.py"}
 
 
 def imports(path: Path) -> list[tuple[int, str]]:

@@ -9,13 +9,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from executor.exchanges.paper_engine import (
-    BOOK_LEVELS,
-    EngineError,
-    ErrorKind,
-    PaperEngine,
-)
 from executor.models import Balance, OrderStatus, OrderType, Side
+from executor.venue.engine import PaperEngine
+from executor.venue.market import BOOK_LEVELS
+from executor.venue.orders import EngineError, ErrorKind
 
 D = Decimal
 BTC = "BTC/USDT"

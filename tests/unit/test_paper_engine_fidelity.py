@@ -10,8 +10,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from executor.exchanges.paper_engine import FEE_DECIMALS, EngineError, ErrorKind, PaperEngine
 from executor.models import Balance, OrderStatus, OrderType, Side
+from executor.venue.accounts import FEE_DECIMALS
+from executor.venue.engine import PaperEngine
+from executor.venue.orders import EngineError, ErrorKind
 
 D = Decimal
 BTC = "BTC/USDT"

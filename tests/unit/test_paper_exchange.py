@@ -17,9 +17,10 @@ from executor.exchanges.base import (
     OrderNotFound,
     Rejected,
 )
-from executor.exchanges.paper import Fault, FaultPlan, PaperExchange
-from executor.exchanges.paper_engine import PaperEngine
+from executor.exchanges.paper import PaperExchange
 from executor.models import OrderStatus, OrderType, Side
+from executor.venue.engine import PaperEngine
+from executor.venue.faults import Fault, FaultPlan
 
 D = Decimal
 BTC = "BTC/USDT"

@@ -104,7 +104,7 @@ async def test_an_order_waiting_for_the_pacer_is_journaled_new_not_submitting(se
 
 
 async def test_a_create_certainly_not_placed_goes_back_to_new_before_its_retry(h_started):
-    from executor.exchanges.paper import Fault
+    from executor.venue.faults import Fault
 
     h = h_started
     h.faults.script("create_order", Fault.REFUSED)

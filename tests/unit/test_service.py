@@ -13,11 +13,11 @@ from conftest import DATA, FakeClock, eventually, make_settings
 
 from executor.events import SignalDecided, SignalReceived
 from executor.exchanges.paper import PaperExchange
-from executor.exchanges.paper_engine import PaperEngine
 from executor.executor import ExecutionError
 from executor.models import OrderStatus, SignalStatus
 from executor.service import ReadOnlyError, TradingService, operator_actor
 from executor.sources.jsonl import read_lines
+from executor.venue.engine import PaperEngine
 
 S = SignalStatus
 BALANCES = {"USDT": 100000, "BTC": 1, "ETH": 10, "SOL": 100}
@@ -247,7 +247,7 @@ def test_the_actor_names_the_ssh_client_when_there_is_one():
 
 async def test_retries_and_errors_are_journaled_for_inspect(db_path):
     from executor.events import ErrorOccurred, RetryScheduled
-    from executor.exchanges.paper import Fault, FaultPlan
+    from executor.venue.faults import Fault, FaultPlan
 
     service = await open_service(db_path)
     try:

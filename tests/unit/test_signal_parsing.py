@@ -10,9 +10,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from executor.exchanges.paper_engine import PaperEngine
 from executor.models import Signal
 from executor.signals import SignalError, parse_signal, size_signal
+from executor.venue.engine import PaperEngine
 
 DATA = Path(__file__).parent.parent / "data"
 SCHEMA = Path(__file__).parent.parent.parent / "executor" / "schema" / "signal.schema.json"

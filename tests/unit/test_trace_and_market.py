@@ -13,10 +13,10 @@ from conftest import FakeClock, eventually, make_settings
 
 from executor.events import LogLine, MarketsUpdated
 from executor.exchanges.paper import PaperExchange
-from executor.exchanges.paper_engine import PaperEngine
 from executor.markets import FarFromMarket, MarketView
 from executor.models import OrderStatus, SignalStatus
 from executor.service import TradingService
+from executor.venue.engine import PaperEngine
 
 S = SignalStatus
 BALANCES = {"USDT": 100000, "BTC": 1, "ETH": 10, "SOL": 100}

@@ -16,9 +16,11 @@ from typing import Any
 import pytest
 
 from executor.exchanges.base import DuplicateOrder, MaybePlaced, NotPlaced, OrderNotFound, Rejected
-from executor.exchanges.ccxt.adapter import PACE_SHARE, CcxtExchange, _IdMap
+from executor.exchanges.ccxt import CcxtExchange
+from executor.exchanges.ccxt.discipline import PACE_SHARE
 from executor.exchanges.ccxt.errors import ccxt_async, classify
 from executor.exchanges.ccxt.throttle import CLOCK_SLACK, WeightWindow
+from executor.exchanges.ccxt.translate import IdMap as _IdMap
 
 D = Decimal
 SPOT_ORDER_URL = {
@@ -357,7 +359,6 @@ async def test_binance_request_costs_are_binance_weights_from_ccxts_table(venues
         "create_order": 1,
         "cancel_order": 1,
         "load_markets": 20,
-        "edit_order": 1,
     }
     assert {op: adapter.request_cost(op) for op in weights} == weights
     # ccxt's own table, converted: cost = 0.2 * weight at rateLimit 50 ms

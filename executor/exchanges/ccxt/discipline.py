@@ -72,8 +72,6 @@ _ENDPOINTS: dict[str, dict[str, tuple[tuple[str, str, str, dict[str, Any]], ...]
         "fetch_open_orders": (("private", "get", "openOrders", _S),),
         "fetch_orders_since": (("private", "get", "allOrders", {**_S, "limit": BINANCE_PAGE}),),
         "fetch_my_trades": (("private", "get", "myTrades", {**_S, "limit": BINANCE_PAGE}),),
-        "edit_order": (("private", "post", "order/cancelReplace", _S),),
-        "cancel_all_orders": (("private", "delete", "openOrders", _S),),
     },
     "okx": {
         "load_markets": (("public", "get", "public/instruments", {}),),
@@ -89,7 +87,6 @@ _ENDPOINTS: dict[str, dict[str, tuple[tuple[str, str, str, dict[str, Any]], ...]
             ("private", "get", "trade/orders-history", {}),
         ),
         "fetch_my_trades": (("private", "get", "trade/fills", {}),),
-        "edit_order": (("private", "post", "trade/cancel-order", {}), ("private", "post", "trade/batch-orders", {})),
     },
     "bybit": {
         "load_markets": (("public", "get", "v5/market/instruments-info", {}),),
@@ -105,8 +102,6 @@ _ENDPOINTS: dict[str, dict[str, tuple[tuple[str, str, str, dict[str, Any]], ...]
             ("private", "get", "v5/order/history", {}),
         ),
         "fetch_my_trades": (("private", "get", "v5/execution/list", {}),),
-        "edit_order": (("private", "post", "v5/order/cancel", {}), ("private", "post", "v5/order/create", {})),
-        "cancel_all_orders": (("private", "post", "v5/order/cancel-all", {}),),
     },
 }
 
@@ -354,7 +349,7 @@ class RequestDiscipline:
 
     def admit(self) -> contextlib.AbstractAsyncContextManager[object]:
         """Wait until one more order may go: the cooldowns, then the venue's order-rate limit. A
-        create (or edit) inside the block uses this admission instead of waiting for another."""
+        create inside the block uses this admission instead of waiting for another."""
         return self._order_slot(sending=False)
 
     # -- the request budget ---------------------------------------------------------------------

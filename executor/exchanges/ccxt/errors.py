@@ -25,7 +25,7 @@ DEFAULT_RETRY_AFTER = 1.0  # a 429 without Retry-After
 DEFAULT_BAN = 120.0  # a 418 without Retry-After or ban time: Binance's shortest ban
 
 # Binance's order-count 429 ("Too many new orders"): it refuses new orders only, so only new
-# orders wait it out (see CcxtExchange._request).
+# orders wait it out (see `discipline.RequestDiscipline._request`).
 ORDER_COUNT_CODES = frozenset({"-1015"})
 
 _ccxt_module: Any = None
@@ -115,7 +115,11 @@ def retry_after_of(headers: dict[str, str] | None, body: str | None, now: float 
 
 
 def venue_code(body: Any) -> str | None:
-    """The venue's own error code in a JSON body (Binance `code`, OKX `sCode`/`code`, Bybit `retCode`)."""
+    """The venue's top-level error code in a JSON body (Binance and OKX `code`, Bybit `retCode`).
+
+    OKX's per-order `sCode` inside `data` is not read: its one reader, `is_order_count_limit`,
+    looks for Binance's -1015 only.
+    """
     if not isinstance(body, str) or not body.lstrip().startswith("{"):
         return None
     try:

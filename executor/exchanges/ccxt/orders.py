@@ -8,8 +8,7 @@ Whatever happens to the request, `_request` (see `discipline`) says which of Not
 or MaybePlaced it was; the executor resolves MaybePlaced through `fetch_order`. Lookups and cancels
 go by client order id where the venue can (Binance's origClientOrderId, OKX's clOrdId, Bybit's
 orderLinkId over open orders then history), else by the exchange id the adapter has seen, else by
-scanning the market's orders. Beyond the port, `edit_order` (Binance's cancelReplace) and
-`cancel_all_orders`: nothing in the executor calls them; only their tests do.
+scanning the market's orders.
 """
 
 from __future__ import annotations
@@ -45,7 +44,6 @@ class OrderCalls:
     _request: Callable[..., Awaitable[Any]]
     _order_slot: Callable[..., contextlib.AbstractAsyncContextManager[None]]
     _order: Callable[..., ExchangeOrder]
-    fetch_open_orders: Callable[..., Awaitable[list[ExchangeOrder]]]
 
     async def create_order(
         self,
@@ -150,51 +148,3 @@ class OrderCalls:
                 order_id = (await self.fetch_order(client_order_id, symbol)).exchange_order_id
             raw = await self._request("cancel_order", lambda: ex.cancel_order(order_id, symbol))
         return self._order(raw, client_order_id, symbol=symbol)
-
-    # -- beyond the port: what the venue can do in one request, else the same in several ---------
-
-    async def edit_order(
-        self,
-        client_order_id: str,
-        symbol: str,
-        *,
-        new_client_order_id: str,
-        side: Side,
-        type: OrderType,
-        amount: Decimal,
-        price: Decimal | None,
-    ) -> ExchangeOrder:
-        """Replace an order under a new client order id: Binance's cancelReplace, else cancel + create
-        (OKX's and Bybit's editOrder amend in place, keeping the old client order id)."""
-        ex = self._ex
-        if not (self._binance and ex.has.get("editOrder")):
-            await self.cancel_order(client_order_id, symbol)
-            return await self.create_order(
-                client_order_id=new_client_order_id, symbol=symbol, side=side, type=type, amount=amount, price=price
-            )
-        try:
-            amount_text = ex.amount_to_precision(symbol, str(amount))
-            price_text = ex.price_to_precision(symbol, str(price)) if type is OrderType.LIMIT and price else None
-        except Exception as exc:
-            raise classify(exc, self._secrets) from None
-        order_id = self._ids.order_id(client_order_id) or ""
-        params = {"cancelOrigClientOrderId": client_order_id, "newClientOrderId": new_client_order_id}
-        async with self._order_slot():
-            raw = await self._request(
-                "edit_order",
-                lambda: ex.edit_order(order_id, symbol, type.value, side.value, amount_text, price_text, params),
-            )
-        return self._order(raw, new_client_order_id, creating=True, symbol=symbol, side=side, type=type)
-
-    async def cancel_all_orders(self, symbol: str) -> list[ExchangeOrder]:
-        """Cancel every open order of `symbol`: in one request when the venue can."""
-        ex = self._ex
-        if ex.has.get("cancelAllOrders"):
-            raws = await self._request("cancel_all_orders", lambda: ex.cancel_all_orders(symbol))
-            return [self._order(raw) for raw in raws or []]
-        out = []
-        for order in await self.fetch_open_orders(symbol):
-            with contextlib.suppress(OrderNotFound):
-                if (report := await self.cancel_order(order.client_order_id, symbol)) is not None:
-                    out.append(report)
-        return out

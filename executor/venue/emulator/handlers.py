@@ -1,8 +1,9 @@
 """The emulator's endpoints: one synchronous handler per Binance spot REST endpoint.
 
-Owns what each endpoint does with the paper engine and answers (through `emulator_binance`'s
-shapes), and `ROUTES`, the table the pipeline in `emulator` dispatches on. Handlers are
-synchronous on purpose: each one is atomic against the engine, whatever else is in flight.
+Owns what each endpoint does with the paper engine and answers (in `shapes`' JSON), and
+`ROUTES`, the table the pipeline in `app` dispatches on: one route per endpoint of
+`executor.venue.endpoints`. Handlers are synchronous on purpose: each one is atomic against the
+engine, whatever else is in flight.
 """
 
 from __future__ import annotations
@@ -12,12 +13,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from executor.exchanges import emulator_binance as wire
-from executor.exchanges.emulator_binance import BinanceError
-from executor.exchanges.paper_engine import EngineError
+from executor.venue.emulator import shapes, wire
+from executor.venue.emulator.wire import BinanceError
+from executor.venue.endpoints import ENDPOINTS
+from executor.venue.orders import EngineError
 
 if TYPE_CHECKING:
-    from executor.exchanges.emulator import Emulator
+    from executor.venue.emulator.app import Emulator
 
 
 @dataclass
@@ -44,10 +46,10 @@ def _exchange_info(emu: Emulator, ctx: Ctx) -> Any:
     return {
         "timezone": "UTC",
         "serverTime": int(time.time() * 1000),
-        "rateLimits": wire.rate_limits_json(limits.weight_per_minute, limits.orders_per_10s, limits.orders_per_day),
+        "rateLimits": shapes.rate_limits_json(limits.weight_per_minute, limits.orders_per_10s, limits.orders_per_day),
         "exchangeFilters": [],
         "symbols": [
-            wire.market_json(emu.info(s), percent_price=emu.percent_price, max_orders=emu.max_orders_per_symbol)
+            shapes.market_json(emu.info(s), percent_price=emu.percent_price, max_orders=emu.max_orders_per_symbol)
             for s in emu.symbols(ctx.params)
         ],
     }
@@ -67,14 +69,14 @@ def _ticker_24hr(emu: Emulator, ctx: Ctx) -> Any:
         raise BinanceError(400, -1100, "Illegal characters found in parameter 'type'; legal range is 'FULL, MINI'.")
     now = emu.engine.now()
     rows = [
-        wire.ticker_24hr_json(emu.engine.ticker(s), emu.info(s), now, mini=kind == "MINI")
+        shapes.ticker_24hr_json(emu.engine.ticker(s), emu.info(s), now, mini=kind == "MINI")
         for s in emu.symbols(ctx.params)
     ]
     return rows[0] if "symbol" in ctx.params else rows
 
 
 def _book_ticker(emu: Emulator, symbol: str) -> Any:
-    return wire.book_ticker_json(emu.engine.ticker(symbol), emu.info(symbol))
+    return shapes.book_ticker_json(emu.engine.ticker(symbol), emu.info(symbol))
 
 
 def _price_ticker(emu: Emulator, symbol: str) -> Any:
@@ -87,14 +89,14 @@ def _depth(emu: Emulator, ctx: Ctx) -> Any:
     limit = wire.int_param(ctx.params, "limit", 100)
     if limit is None or limit < 1:
         raise BinanceError(400, -1100, "Illegal characters found in parameter 'limit'; legal range is '1-5000'.")
-    return wire.depth_json(emu.engine.depth(symbol, min(limit, 5000)))  # more than 5000: 5000, as Binance
+    return shapes.depth_json(emu.engine.depth(symbol, min(limit, 5000)))  # more than 5000: 5000, as Binance
 
 
 def _avg_price(emu: Emulator, ctx: Ctx) -> Any:
     symbol = emu.symbol(ctx.params)
     assert symbol is not None
     minutes = emu.percent_price.avg_price_mins if emu.percent_price is not None else 5
-    return wire.avg_price_json(emu.engine.avg_price(symbol, minutes), minutes, emu.engine.now())
+    return shapes.avg_price_json(emu.engine.avg_price(symbol, minutes), minutes, emu.engine.now())
 
 
 def _klines(emu: Emulator, ctx: Ctx) -> Any:
@@ -110,7 +112,7 @@ def _klines(emu: Emulator, ctx: Ctx) -> Any:
     if start is not None and end is not None and start > end:
         raise BinanceError(400, -1023, "Start time is greater than end time.")
     candles = emu.engine.candles(symbol)
-    return wire.klines_json(candles, interval, start_ms=start, end_ms=end, limit=limit, offset_ms=offset)
+    return shapes.klines_json(candles, interval, start_ms=start, end_ms=end, limit=limit, offset_ms=offset)
 
 
 def _public_trades(emu: Emulator, ctx: Ctx) -> Any:
@@ -120,7 +122,7 @@ def _public_trades(emu: Emulator, ctx: Ctx) -> Any:
     assert symbol is not None
     limit = _limit(ctx.params)
     trades = [t for t in emu.engine.trades(symbol)[-limit:] if emu.visible(t.order_id)]
-    return [wire.public_trade_json(t) for t in trades]
+    return [shapes.public_trade_json(t) for t in trades]
 
 
 def _agg_trades(emu: Emulator, ctx: Ctx) -> Any:
@@ -139,7 +141,7 @@ def _agg_trades(emu: Emulator, ctx: Ctx) -> Any:
         if (from_id is None or t.id >= from_id) and _within(wire.ms(t.ts), start, end) and emu.visible(t.order_id)
     ]
     trades = trades[:limit] if from_id is not None or start is not None else trades[-limit:]
-    return [wire.agg_trade_json(t) for t in trades]
+    return [shapes.agg_trade_json(t) for t in trades]
 
 
 def _system_status(emu: Emulator, ctx: Ctx) -> Any:
@@ -147,12 +149,13 @@ def _system_status(emu: Emulator, ctx: Ctx) -> Any:
 
 
 def _trade_fee(emu: Emulator, ctx: Ctx) -> Any:
-    return [wire.trade_fee_json(emu.info(s)) for s in emu.symbols(ctx.params)]
+    return [shapes.trade_fee_json(emu.info(s)) for s in emu.symbols(ctx.params)]
 
 
 def _account(emu: Emulator, ctx: Ctx) -> Any:
     omit = ctx.params.get("omitZeroBalances", "false").lower() == "true"
-    return wire.account_json(emu.engine.balances(), emu.engine.maker_fee, emu.engine.taker_fee, emu.engine.now(), omit)
+    engine = emu.engine
+    return shapes.account_json(engine.balances(), engine.maker_fee, engine.taker_fee, engine.now(), omit)
 
 
 def _new_order(emu: Emulator, ctx: Ctx) -> Any:
@@ -164,7 +167,7 @@ def _new_order(emu: Emulator, ctx: Ctx) -> Any:
 def _get_order(emu: Emulator, ctx: Ctx) -> Any:
     symbol = emu.symbol(ctx.params)
     assert symbol is not None
-    return wire.order_json(emu.find(ctx.params, symbol, cancel=False), emu.info(symbol))
+    return shapes.order_json(emu.find(ctx.params, symbol, cancel=False), emu.info(symbol))
 
 
 def _cancel_order(emu: Emulator, ctx: Ctx) -> Any:
@@ -177,7 +180,7 @@ def _cancel_order(emu: Emulator, ctx: Ctx) -> Any:
 def _open_orders(emu: Emulator, ctx: Ctx) -> Any:
     symbol = emu.symbol(ctx.params, required=False)
     orders = [o for o in emu.engine.open_orders(symbol) if emu.visible(o.id)]
-    return [wire.order_json(o, emu.info(o.symbol)) for o in sorted(orders, key=lambda o: o.id)]
+    return [shapes.order_json(o, emu.info(o.symbol)) for o in sorted(orders, key=lambda o: o.id)]
 
 
 def _cancel_open_orders(emu: Emulator, ctx: Ctx) -> Any:
@@ -203,7 +206,7 @@ def _all_orders(emu: Emulator, ctx: Ctx) -> Any:
     orders = [o for o in orders if _within(wire.ms(o.created_at), start, end) and emu.visible(o.id)]
     orders = orders[:limit] if from_id is not None or start is not None else orders[-limit:]
     info = emu.info(symbol)
-    return [wire.order_json(o, info) for o in orders]
+    return [shapes.order_json(o, info) for o in orders]
 
 
 def _my_trades(emu: Emulator, ctx: Ctx) -> Any:
@@ -235,7 +238,7 @@ def _my_trades(emu: Emulator, ctx: Ctx) -> Any:
     trades = [t for t in trades if emu.visible(t.order_id)]
     trades = trades[:limit] if from_id is not None or start is not None else trades[-limit:]
     info = emu.info(symbol)
-    return [wire.trade_json(t, info) for t in trades]
+    return [shapes.trade_json(t, info) for t in trades]
 
 
 # The parameter combinations Binance's myTrades accepts (beside symbol, limit and the signature).
@@ -359,3 +362,4 @@ ROUTES: dict[str, tuple[_Handler, bool]] = {
     "GET /sapi/v1/system/status": (_system_status, False),
     "GET /sapi/v1/asset/tradeFee": (_trade_fee, True),
 }
+assert tuple(ROUTES) == ENDPOINTS, "every endpoint in executor.venue.endpoints has its route, in its order"

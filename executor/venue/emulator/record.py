@@ -1,5 +1,7 @@
 """The emulator's own record of every order it accepted, and the audit the acceptance runs read.
 
+Owns the shape of one order in the record (`order_record`) and `audit_orders`.
+
 The record is plain JSON (`GET /_emulator/record`, or `tradeconsole emulator --record FILE` on
 exit) so a test in another process can audit it. `audit_orders` checks the two promises of SPEC
 section 6 from the venue's side, without trusting the client's store:
@@ -22,8 +24,26 @@ from decimal import Decimal
 from typing import Any
 
 from executor.clientid import replacement_number, signal_key
+from executor.venue.orders import EngineOrder
 
-__all__ = ["Audit", "audit_orders", "replacement_number", "signal_key"]
+__all__ = ["Audit", "audit_orders", "order_record", "replacement_number", "signal_key"]
+
+
+def order_record(o: EngineOrder) -> dict[str, Any]:
+    """One order the venue accepted, as the record lists it (and `audit_orders` reads it)."""
+    return {
+        "client_order_id": o.client_order_id,
+        "order_id": o.id,
+        "symbol": o.symbol,
+        "side": o.side.value,
+        "type": o.type.value,
+        "amount": str(o.amount),
+        "price": None if o.price is None else str(o.price),
+        "filled": str(o.filled),
+        "status": o.status.value,
+        "created_at": o.created_at,
+        "ended_at": None if o.is_open else o.updated_at,
+    }
 
 
 @dataclass(frozen=True, slots=True)
