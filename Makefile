@@ -22,7 +22,7 @@ test: $(STAMP)
 	$(BIN)/python -m pytest -n 2 --dist loadfile  # two workers, one test file each at a time
 
 bench: $(STAMP)
-	$(BIN)/python -m benchmarks
+	$(BIN)/python -m benchmarks $(ARGS)
 
 # The kill -9 soak of SPEC section 7 (220 SIGKILLs at two rate-limit settings); prints its counts.
 chaos: $(STAMP)

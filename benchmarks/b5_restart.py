@@ -20,9 +20,9 @@ from decimal import Decimal
 from pathlib import Path
 
 from executor.clientid import client_order_id
-from executor.exchanges.emulator import DEMO_API_KEY, DEMO_API_SECRET, start_emulator
 from executor.models import Order, OrderStatus, OrderType, Side, Signal, SignalRecord, SignalStatus, utcnow
 from executor.store import Store
+from executor.venue.emulator.app import DEMO_API_KEY, DEMO_API_SECRET, start_emulator
 
 MARKETS = {"BTC/USDT": Decimal("0.001"), "ETH/USDT": Decimal("0.01"), "SOL/USDT": Decimal("1")}
 BALANCES = {"USDT": 10**9, "BTC": 10**5, "ETH": 10**6, "SOL": 10**7}
@@ -98,8 +98,9 @@ async def measure(n: int = 1000) -> dict:
             "drift": drift, "rate_limited": limited}
 
 
-def run() -> dict:
-    result = asyncio.run(measure())
+def run(n: int = 1000) -> dict:
+    """`n`: how many resting orders (--growth runs 100, 1,000 and 10,000)."""
+    result = asyncio.run(measure(n))
     ok = result["unknown"] == 0 and result["drift"] == "none" and result["rate_limited"] == 0
     return {
         "value": round(result["seconds"], 3),

@@ -36,11 +36,8 @@ import os
 import pwd
 import socket
 import stat
-import struct
 import time
-from collections import deque
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -49,6 +46,8 @@ from aiohttp import WSMsgType, web
 from executor.control import protocol as wire
 from executor.control.client import NeedsConfirmation, SubmitResult, _refusal, core_status, submitted_line
 from executor.control.paths import ControlError, check_length, default_socket_path, prepare_directory
+from executor.control.peers import Peer, actor_of, socket_peer
+from executor.control.watchers import Outgoing, SnapshotHere, Watcher
 
 if TYPE_CHECKING:
     from executor.config import Settings
@@ -61,98 +60,10 @@ log = logging.getLogger("tradeconsole.control")
 PeerCredentials = Callable[[web.Request], "tuple[int, int, int]"]
 MAX_REQUEST = wire.MAX_REQUEST  # bytes of any request but submit's (up to wire.MAX_SUBMIT_REQUEST)
 SUBMIT_SOURCE = "ctl"  # the source of submitted signals in the store
-RESYNC_WINDOW = 5.0
 COMMANDS_FINISH_WITHIN = 30.0  # seconds `close()` waits for commands under way (a kill switch's cancels, say)
 _HTTP_STATUS = {"bad_request": 400, "unknown_command": 400, "forbidden": 403, "refused": 409,
                 "needs_confirmation": 409, "internal": 500}
 
-
-@dataclass(frozen=True, slots=True)
-class Peer:
-    pid: int
-    uid: int
-    gid: int
-
-    @property
-    def user(self) -> str:
-        try:
-            return pwd.getpwuid(self.uid).pw_name
-        except KeyError:
-            return f"uid{self.uid}"
-
-
-def socket_peer(request: web.Request) -> tuple[int, int, int]:
-    """(pid, uid, gid) of the process at the other end of the request's Unix socket."""
-    transport = request.transport
-    sock = transport.get_extra_info("socket") if transport is not None else None
-    if sock is None:
-        raise OSError("no socket under this request")
-    size = struct.calcsize("3i")
-    return struct.unpack("3i", sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, size))
-
-
-def actor_of(peer: Peer, client: wire.ClientInfo) -> str:
-    """`user@host`, plus ` from <ip>` when the client came in over SSH."""
-    actor = f"{peer.user}@{client.host or socket.gethostname()}"
-    return actor + (f" from {client.ssh}" if client.ssh else "")
-
-
-class _Outgoing:
-    """One message for every watcher, encoded once, by the first sender that needs it."""
-
-    __slots__ = ("_encode", "_text")
-
-    def __init__(self, encode: Callable[[], str]) -> None:
-        self._encode: Callable[[], str] | None = encode
-        self._text = ""
-
-    def text(self) -> str:
-        if self._encode is not None:
-            self._text, self._encode = self._encode(), None
-        return self._text
-
-
-@dataclass(frozen=True, slots=True)
-class _SnapshotHere:
-    """Take a snapshot at this place of the stream (`reason`: connect, reply or resync)."""
-
-    history: int
-    reason: str
-
-
-class _Watcher:
-    """One event-stream client: its queue, fed synchronously by the bus, drained by its sender."""
-
-    def __init__(self, limit: int, history: int) -> None:
-        self.limit = limit
-        self.history = history
-        self.items: deque[_Outgoing | _SnapshotHere] = deque([_SnapshotHere(history, "connect")])
-        self.wake = asyncio.Event()
-        self.wake.set()
-        self.overflows: deque[float] = deque(maxlen=2)
-        self.resyncing = False  # a resync snapshot is queued and not taken yet
-        self.too_slow = False
-        self.abort: Callable[[], None] = lambda: None  # drops the connection (set by its handler)
-
-    def offer(self, item: _Outgoing) -> None:
-        if len(self.items) >= self.limit:
-            # Behind by `limit` events: what it has queued is worth less than a fresh snapshot.
-            self.items.clear()
-            self.items.append(_SnapshotHere(self.history, "resync"))
-            if not self.resyncing:  # still behind before the last resync was even sent: the same one
-                self.resyncing = True
-                self.overflows.append(time.monotonic())
-                if len(self.overflows) == 2 and self.overflows[1] - self.overflows[0] < RESYNC_WINDOW:
-                    # Its sender may be stuck writing to a socket nobody reads: close from here.
-                    self.too_slow = True
-                    asyncio.get_running_loop().call_soon(self.abort)
-        else:
-            self.items.append(item)
-        self.wake.set()
-
-    def ask_snapshot(self, history: int) -> None:
-        self.items.append(_SnapshotHere(history, "reply"))
-        self.wake.set()
 
 
 class ControlServer:
@@ -178,7 +89,7 @@ class ControlServer:
         self.queue_limit = queue_limit
         self._uids: set[int] = set()
         self._gids: set[int] = set()
-        self._watchers: set[_Watcher] = set()
+        self._watchers: set[Watcher] = set()
         self._sockets: set[web.WebSocketResponse] = set()
         self._runner: web.AppRunner | None = None
         self._inode: tuple[int, int] | None = None
@@ -496,7 +407,7 @@ class ControlServer:
     def _fan_out(self, event: Any) -> None:
         if not self._watchers:
             return
-        item = _Outgoing(lambda: wire.event_text(event))
+        item = Outgoing(lambda: wire.event_text(event))
         for watcher in self._watchers:
             watcher.offer(item)
 
@@ -510,7 +421,7 @@ class ControlServer:
             except Exception:
                 log.exception("control: the status for the heartbeat failed")
                 continue
-            item = _Outgoing(lambda status=status: wire.status_text(status))
+            item = Outgoing(lambda status=status: wire.status_text(status))
             for watcher in list(self._watchers):
                 watcher.offer(item)
 
@@ -527,7 +438,7 @@ class ControlServer:
             await ws.prepare(request)
         except (ConnectionResetError, aiohttp_client_reset()):
             return ws  # the client went away during the handshake
-        watcher = _Watcher(self.queue_limit, history)
+        watcher = Watcher(self.queue_limit, history)
         transport = request.transport
         if transport is not None:
             watcher.abort = transport.abort
@@ -549,7 +460,7 @@ class ControlServer:
             await asyncio.gather(sender, return_exceptions=True)
         return ws
 
-    async def _client_message(self, ws: web.WebSocketResponse, watcher: _Watcher, text: str | None) -> None:
+    async def _client_message(self, ws: web.WebSocketResponse, watcher: Watcher, text: str | None) -> None:
         try:
             if text is None:
                 raise ValueError("binary message: the event stream takes JSON text messages only")
@@ -567,7 +478,7 @@ class ControlServer:
             return
         watcher.ask_snapshot(history)
 
-    async def _send(self, ws: web.WebSocketResponse, watcher: _Watcher) -> None:
+    async def _send(self, ws: web.WebSocketResponse, watcher: Watcher) -> None:
         try:
             while not ws.closed:
                 await watcher.wake.wait()
@@ -577,7 +488,7 @@ class ControlServer:
                         await ws.close(code=1013, message=b"too slow: events were dropped, reconnect")
                         return
                     item = watcher.items.popleft()
-                    if isinstance(item, _SnapshotHere):
+                    if isinstance(item, SnapshotHere):
                         # Events published while the snapshot is read queue up behind this point.
                         if item.reason == "resync":
                             watcher.resyncing = False
