@@ -1,6 +1,7 @@
 """What the emulator benchmarks share: `tradeconsole emulator` in its own process (only its CLI:
 `--port 0 --latency-ms N --faults FILE`, markets and balances from the `TRADECONSOLE_*`
-environment), the venue's record (`GET /_emulator/record`), and a core's settings for it.
+environment), the venue's record (`GET /_emulator/record`), a core's settings for it, and that
+core itself, started (`running_core`).
 
 A subprocess, not an in-process app: on a 2-core machine the venue then has a core of its own,
 as a remote venue would, and its work never queues on the event loop being measured.
@@ -31,8 +32,11 @@ _URL = re.compile(r"(http://127\.0\.0\.1:\d+)")
 def clean_env(tmp: str | Path, **extra: str) -> dict[str, str]:
     """This process's environment without any TRADECONSOLE_ setting, config and runtime dirs in `tmp`."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("TRADECONSOLE_")}
-    env |= {"XDG_CONFIG_HOME": str(Path(tmp) / "config"), "XDG_RUNTIME_DIR": str(Path(tmp) / "run"),
-            "XDG_DATA_HOME": str(Path(tmp) / "data")}
+    env |= {
+        "XDG_CONFIG_HOME": str(Path(tmp) / "config"),
+        "XDG_RUNTIME_DIR": str(Path(tmp) / "run"),
+        "XDG_DATA_HOME": str(Path(tmp) / "data"),
+    }
     (Path(tmp) / "run").mkdir(mode=0o700, exist_ok=True)
     return env | extra
 
@@ -54,19 +58,39 @@ class Venue:
 
 
 @contextlib.asynccontextmanager
-async def emulator(*, latency_ms: float = 0.0, limits: dict[str, float] | None = None, seed: int = 1,
-                   markets: list[str] = MARKETS, balances: dict[str, int] = BALANCES) -> AsyncIterator[Venue]:
+async def emulator(
+    *,
+    latency_ms: float = 0.0,
+    limits: dict[str, float] | None = None,
+    seed: int = 1,
+    markets: list[str] = MARKETS,
+    balances: dict[str, int] = BALANCES,
+) -> AsyncIterator[Venue]:
     """`tradeconsole emulator` on a free port; `limits`: the faults file's "limits" (0 switches one off)."""
     with tempfile.TemporaryDirectory(prefix="tcbench-venue-") as tmp:
         faults = Path(tmp) / "faults.json"
         faults.write_text(json.dumps({"seed": seed, "limits": limits or {}}))
         errors = (Path(tmp) / "stderr").open("wb")
-        env = clean_env(tmp, TRADECONSOLE_EXCHANGE__MARKETS=json.dumps(markets),
-                        TRADECONSOLE_PAPER__BALANCES=json.dumps(balances))
+        env = clean_env(
+            tmp, TRADECONSOLE_EXCHANGE__MARKETS=json.dumps(markets), TRADECONSOLE_PAPER__BALANCES=json.dumps(balances)
+        )
         proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "console", "emulator", "--port", "0", "--seed", str(seed),
-            "--latency-ms", str(latency_ms), "--faults", str(faults),
-            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=errors, env=env,
+            sys.executable,
+            "-m",
+            "console",
+            "emulator",
+            "--port",
+            "0",
+            "--seed",
+            str(seed),
+            "--latency-ms",
+            str(latency_ms),
+            "--faults",
+            str(faults),
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=errors,
+            env=env,
         )
         drain = None
         try:
@@ -115,6 +139,27 @@ def core_exchange(settings: Any) -> Any:
     from executor.exchanges.ccxt import CcxtExchange
 
     return CcxtExchange.from_settings(settings, api_key=DEMO_API_KEY, api_secret=DEMO_API_SECRET)
+
+
+@contextlib.asynccontextmanager
+async def running_core(venue: Venue, tmp: str | Path, **env: str) -> AsyncIterator[Any]:
+    """A `TradingService` as `run` builds it (`core_env`, `core_exchange`, a store in `tmp`), trading on
+    `venue`, started (reconciled) and closed after; the venue's log is printed when anything fails."""
+    from executor.config import load_config
+    from executor.service import TradingService
+
+    settings = load_config(None, env=core_env(venue.url, tmp, **env))
+    service = await TradingService.open(
+        settings, Path(tmp) / "core.db", exchange=core_exchange(settings), actor="bench@local"
+    )
+    try:
+        await service.start()
+        yield service
+    except Exception:
+        print(venue.log()[-4000:])
+        raise
+    finally:
+        await service.close()
 
 
 def rate_limited(record: dict[str, Any]) -> int:

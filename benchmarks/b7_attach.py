@@ -232,7 +232,7 @@ async def core_main(db: Path, rate: int, hot_file: Path | None, hot_share: float
             "start_s": round(time.perf_counter() - began, 2), "checked": result.checked if result else None,
             "open": result.open if result else None, "unknown": result.unknown if result else None,
             "drift": {k: str(v) for k, v in result.drift.items()} if result else None,
-            "tracked": sum(1 for o in service.executor.pending_orders.values() if o.status.is_live),
+            "tracked": sum(1 for o in service.executor.active_orders.values() if o.status.is_live),
             "pid": os.getpid(),
         }), flush=True)
         await service.wait_stopped()

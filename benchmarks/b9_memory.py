@@ -13,12 +13,15 @@ The default `make bench` run measures DEFAULT_FIRST -> DEFAULT_TOTAL only (100,0
 take longer than the 5 minutes every row must share); `make bench ARGS=--growth` runs the full
 10,000 -> 100,000. The detail says which ran; `met` is only ever given for the full interval's
 growth (a shorter one cannot show that 90,000 signals fit in 10 MB), so the default run is
-`met: false`, with its growth per 10,000 signals in the detail.
+`met: false`, with its growth per 10,000 signals in the detail. `python -m benchmarks.b9_memory
+FIRST TOTAL` measures any other interval (`10000 30000` to iterate on a change in two minutes).
 
 `python -m benchmarks.b9_memory --tracemalloc [FIRST TOTAL]` runs the same path in-process (the
-service `run --headless` builds, a stdin-like source; no log lines) under tracemalloc and prints
-the top allocators (file:line, and by file) of the growth between the two points, and the core's
-containers that grew (their lengths): what the growth is made of.
+service `run --headless` builds, a stdin-like source fed as the core takes it; no log lines)
+under tracemalloc and prints the top allocators (file:line, and by file) of the growth between
+the two points, and the core's containers that grew (their lengths): what the growth is made of.
+What tracemalloc does not see is the allocators' own: RSS also holds pymalloc's partly used
+arenas and glibc's heap (`sys._debugmallocstats()` tells them apart).
 """
 
 from __future__ import annotations
@@ -34,33 +37,40 @@ import tempfile
 import time
 from pathlib import Path
 
+from executor.venue.records import KEEP_CLOSED
+
 FIRST = 10_000
 TOTAL = 100_000
 # What the default `make bench` run measures (see the module's doc): 5,000 signals of growth, from
-# 2,000, because 100,000 take 4 to 7 minutes here (240 to 450 signals/s on 2 cores) and every row
-# of `make bench` shares 5 minutes.
-DEFAULT_FIRST, DEFAULT_TOTAL = 2_000, 7_000
+# 1,000 after the paper engine's window of ended orders (KEEP_CLOSED) filled, because 100,000 take
+# 4 to 7 minutes here (240 to 450 signals/s on 2 cores) and every row of `make bench` shares 5 minutes.
+DEFAULT_FIRST = KEEP_CLOSED + 1_000
+DEFAULT_TOTAL = DEFAULT_FIRST + 5_000
 GOAL_MB = 10.0
 SIZES = {"BTC/USDT": 0.001, "ETH/USDT": 0.01, "SOL/USDT": 0.1}
 BALANCES = {"USDT": 10**10, "BTC": 10**6, "ETH": 10**7, "SOL": 10**8}
 TERMINAL = re.compile(r" order \S+ \S+ \S+ \S+ \S+ (filled|canceled|expired|rejected|failed)$")
 SETTLE = 1.0
 STALL = 60
-# The last diagnosis (`--tracemalloc 2000 12000`, 2026-12-01); rerun it after a change.
-MADE_OF = ("what it is made of (tracemalloc, per 10,000 signals, 13.8 MB traced): 12.9 MB the paper engine's "
-           "history, every order and trade kept for ever (executor/venue/engine.py _orders, _by_client_id, "
-           "_trades, _order_trades, with the Decimals and ids they hold), 0.9 MB TradingService._seen (every "
-           "accepted signal id)")
+# The last diagnosis (10,000 -> 100,000 with `sys._debugmallocstats()` at each point and tracemalloc
+# 10,000 -> 20,000, 2026-12-01); rerun it after a change.
+MADE_OF = (
+    "what it is made of (10,000 -> 100,000): +5.8 MB of live Python objects and +3.8 MB of glibc heap "
+    "in use, both TradingService._seen (executor/intake.py: every accepted signal id, about 57 B a string "
+    "and the set's table, which doubles), and about 3 MB of pymalloc arenas left partly used (allocator "
+    "fragmentation, all of it by 30,000); the paper engine keeps the last 5,000 ended orders "
+    "(executor/venue/records.py) and holds no more after that; without _seen's growth the same run "
+    "grew 3.8 MB"
+)
 
 
 def signals(start: int, stop: int, seed: int = 9) -> list[str]:
     rng = random.Random(f"{seed}:{start}")
-    out = []
-    for i in range(start, stop):
-        symbol = rng.choice(sorted(SIZES))
-        out.append(json.dumps({"id": f"b9-{i}", "symbol": symbol, "side": rng.choice(["buy", "sell"]),
-                               "amount": SIZES[symbol], "order_type": "market"}))
-    return out
+    picks = [(rng.choice(sorted(SIZES)), rng.choice(["buy", "sell"])) for _ in range(start, stop)]
+    return [
+        json.dumps({"id": f"b9-{i}", "symbol": symbol, "side": side, "amount": SIZES[symbol], "order_type": "market"})
+        for i, (symbol, side) in enumerate(picks, start)
+    ]
 
 
 def rss_mb(pid: int | str = "self") -> tuple[float, float]:
@@ -76,13 +86,16 @@ def rss_mb(pid: int | str = "self") -> tuple[float, float]:
 def _env(tmp: str) -> dict[str, str]:
     from benchmarks._venue import clean_env
 
-    return clean_env(tmp, TRADECONSOLE_EXCHANGE__ID="paper",
-                     TRADECONSOLE_EXCHANGE__MARKETS=json.dumps(sorted(SIZES)),
-                     TRADECONSOLE_APPROVAL__MODE="auto",
-                     # Every signal gets its order: none goes back to pending because the synthetic
-                     # price moved 0.1 % between its intake and its order (that one would never end).
-                     TRADECONSOLE_EXECUTION__SLIPPAGE_TOLERANCE_PCT="5",
-                     TRADECONSOLE_PAPER__BALANCES=json.dumps(BALANCES))
+    return clean_env(
+        tmp,
+        TRADECONSOLE_EXCHANGE__ID="paper",
+        TRADECONSOLE_EXCHANGE__MARKETS=json.dumps(sorted(SIZES)),
+        TRADECONSOLE_APPROVAL__MODE="auto",
+        # Every signal gets its order: none goes back to pending because the synthetic
+        # price moved 0.1 % between its intake and its order (that one would never end).
+        TRADECONSOLE_EXECUTION__SLIPPAGE_TOLERANCE_PCT="5",
+        TRADECONSOLE_PAPER__BALANCES=json.dumps(BALANCES),
+    )
 
 
 async def measure(first: int = FIRST, total: int = TOTAL, also: tuple[int, ...] = ()) -> dict:
@@ -92,8 +105,20 @@ async def measure(first: int = FIRST, total: int = TOTAL, also: tuple[int, ...] 
         db = Path(tmp) / "b9.db"
         started = time.perf_counter()
         proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "console", "run", "--headless", "--until-idle", "--signals", "-", "--db", str(db),
-            stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=_env(tmp),
+            sys.executable,
+            "-m",
+            "console",
+            "run",
+            "--headless",
+            "--until-idle",
+            "--signals",
+            "-",
+            "--db",
+            str(db),
+            stdin=subprocess.PIPE,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            env=_env(tmp),
             limit=1 << 20,
         )
         assert proc.stdin is not None and proc.stderr is not None
@@ -148,9 +173,16 @@ async def measure(first: int = FIRST, total: int = TOTAL, also: tuple[int, ...] 
                 proc.kill()
                 await proc.wait()
             reader.cancel()
-    return {"first": first, "total": total, "points": points, "exit": code, "terminal": terminal,
-            "problems": problems, "wall_s": time.perf_counter() - started,
-            "growth_mb": points[total]["rss_mb"] - points[first]["rss_mb"]}
+    return {
+        "first": first,
+        "total": total,
+        "points": points,
+        "exit": code,
+        "terminal": terminal,
+        "problems": problems,
+        "wall_s": time.perf_counter() - started,
+        "growth_mb": points[total]["rss_mb"] - points[first]["rss_mb"],
+    }
 
 
 def run(total: int = DEFAULT_TOTAL, first: int = DEFAULT_FIRST) -> dict:
@@ -159,9 +191,12 @@ def run(total: int = DEFAULT_TOTAL, first: int = DEFAULT_FIRST) -> dict:
     full = first == FIRST and total == TOTAL
     per_10k = r["growth_mb"] / (total - first) * 10_000
     ok = r["exit"] == 0 and not r["problems"]
-    scale = ("the full interval" if full else
-             "a shorter interval than the row's 10,000 -> 100,000 (the full one runs under --growth); "
-             "met is only given for the full interval")
+    scale = (
+        "the full interval"
+        if full
+        else "a shorter interval than the row's 10,000 -> 100,000 (the full one runs under --growth); "
+        "met is only given for the full interval"
+    )
     return {
         "value": round(r["growth_mb"], 1),
         "unit": "MB",
@@ -171,7 +206,8 @@ def run(total: int = DEFAULT_TOTAL, first: int = DEFAULT_FIRST) -> dict:
         f"(+{per_10k:.1f} MB per 10,000 signals; peak {b['hwm_mb']:.1f} MB) of `run --headless --until-idle "
         f"--signals -` (paper, auto-approved market signals); {a['rate']:.0f} then {b['rate']:.0f} signals/s, "
         f"{r['wall_s']:.0f} s in all, exit {r['exit']}"
-        + (f"; problems: {r['problems']}" if r["problems"] else "") + f"; {MADE_OF}",
+        + (f"; problems: {r['problems']}" if r["problems"] else "")
+        + f"; {MADE_OF}",
     }
 
 
@@ -206,15 +242,22 @@ async def _traced(first: int, total: int, top: int = 15) -> None:
         tracemalloc.start(1)
         snaps, census = {}, {}
         for start, stop in ((0, first), (first, total)):
-            for line in signals(start, stop):
-                queue.put_nowait(line)
+            batch = signals(start, stop)
+            for k in range(0, len(batch), 500):  # as the core takes them from a pipe, not all at once
+                for line in batch[k : k + 500]:
+                    queue.put_nowait(line)
+                while terminal[0] < start + k:
+                    await asyncio.sleep(0.05)
             while terminal[0] < stop:
                 await asyncio.sleep(0.2)
             await asyncio.sleep(SETTLE)
             snaps[stop] = tracemalloc.take_snapshot()
             census[stop] = _census(service)
-            print(f"{stop:,} signals: traced {tracemalloc.get_traced_memory()[0] / 2**20:.1f} MB, "
-                  f"VmRSS {rss_mb()[0]:.1f} MB", flush=True)
+            print(
+                f"{stop:,} signals: traced {tracemalloc.get_traced_memory()[0] / 2**20:.1f} MB, "
+                f"VmRSS {rss_mb()[0]:.1f} MB",
+                flush=True,
+            )
         queue.put_nowait(None)
         await service.run_until_idle()
         await service.close()
@@ -233,8 +276,9 @@ async def _traced(first: int, total: int, top: int = 15) -> None:
             print(f"  {a.get(name, 0):>9,d} -> {b[name]:>9,d}  {name}")
 
 
-def _census(root: object, name: str = "service", depth: int = 0, seen: set[int] | None = None,
-            out: dict[str, int] | None = None) -> dict[str, int]:
+def _census(
+    root: object, name: str = "service", depth: int = 0, seen: set[int] | None = None, out: dict[str, int] | None = None
+) -> dict[str, int]:
     """The lengths of every container attribute of the core's objects (its own modules), 3 levels deep."""
     seen = set() if seen is None else seen
     out = {} if out is None else out
@@ -247,7 +291,8 @@ def _census(root: object, name: str = "service", depth: int = 0, seen: set[int] 
             attrs[slot] = getattr(root, slot)
     for key, value in attrs.items():
         if isinstance(value, dict | set | list | tuple | frozenset) or (
-                hasattr(value, "__len__") and not isinstance(value, str | bytes)):
+            hasattr(value, "__len__") and not isinstance(value, str | bytes)
+        ):
             try:
                 out[f"{name}.{key}"] = len(value)
             except TypeError:
@@ -264,4 +309,3 @@ if __name__ == "__main__":
     else:
         nums = [int(a) for a in sys.argv[1:] if a.isdigit()]
         print(run(*(nums[:2][::-1] or [DEFAULT_TOTAL])))
-

@@ -22,16 +22,14 @@ from textual.command import CommandPalette
 from textual.widget import Widget
 
 from console import formatting as f
-from console.screens.amend import AmendRequest, AmendScreen, AmendTarget
-from console.screens.confirm import ConfirmScreen, DetachScreen
-from console.screens.help import HelpScreen
-from console.screens.history import HistoryScreen
 from executor.control.client import NeedsConfirmation
 from executor.models import Order, OrderType, SignalRecord
 
 if TYPE_CHECKING:
-    # The service stack (executor, store, exchanges) is imported once the first screen is up.
+    from console.screens.amend import AmendTarget
     from executor.events import AmendCheck
+
+# The modal screens are imported when first opened: the first frame needs none of them.
 
 WRITE_ACTIONS = frozenset({"approve", "reject", "amend", "cancel_order", "kill_switch", "pause", "resume"})
 # The main screen's actions: hidden and refused while a modal (other than the palette) is open.
@@ -137,11 +135,15 @@ class ConsoleActions:
 
     def _confirm_far(self, what: str, command: Callable[..., Awaitable[object]], refusal: Exception) -> None:
         kind, _, key = getattr(refusal, "subject", " ").partition(" ")
-        self.push_screen(
-            ConfirmScreen(f"{what.capitalize()}: far from the market?", str(refusal), confirm="Go ahead",
-                          back_out="Back", danger=True, about=(kind, key) if key else None),
-            callback=lambda ok: ok and self.send(what, partial(command, confirm=True)),
-        )
+        self._ask(f"{what.capitalize()}: far from the market?", str(refusal),
+                  lambda ok: ok and self.send(what, partial(command, confirm=True)), confirm="Go ahead",
+                  back_out="Back", danger=True, about=(kind, key) if key else None)
+
+    def _ask(self, title: str, text: str, then: Callable[[bool | None], object], **options: object) -> None:
+        """A yes-or-no question (`ConfirmScreen`), `then` called with the answer."""
+        from console.screens.confirm import ConfirmScreen
+
+        self.push_screen(ConfirmScreen(title, text, **options), callback=then)  # type: ignore[arg-type]
 
     # -- actions ------------------------------------------------------------------------------
 
@@ -153,16 +155,13 @@ class ConsoleActions:
         cap = self.settings.approval.confirm_notional
         if cap > 0 and (record.notional is None or record.notional > cap):
             notional = f.money(record.notional) if record.notional is not None else "unknown"
-            self.push_screen(
-                ConfirmScreen(
-                    "Approve a large signal?",
-                    f"{sid}: {f.signal_summary(record)}\nnotional {notional} is above approval.confirm_notional "
-                    f"{f.money(cap)}.",
-                    confirm="Approve",
-                    about=("signal", sid),
-                ),
-                callback=lambda ok: ok and self.send(f"approve {sid}", partial(client.approve, sid),
-                                                     confirmable=True),
+            self._ask(
+                "Approve a large signal?",
+                f"{sid}: {f.signal_summary(record)}\nnotional {notional} is above approval.confirm_notional "
+                f"{f.money(cap)}.",
+                lambda ok: ok and self.send(f"approve {sid}", partial(client.approve, sid), confirmable=True),
+                confirm="Approve",
+                about=("signal", sid),
             )
             return
         self.send(f"approve {sid}", partial(client.approve, sid), confirmable=True)
@@ -182,38 +181,37 @@ class ConsoleActions:
             self._amend_order(order)
 
     def _amend_signal(self, record: SignalRecord) -> None:
-        sid, client = record.id, self.client
-        assert sid is not None
+        from console.screens.amend import AmendTarget
+
+        assert record.id is not None
         approval, execution = self.settings.approval, self.settings.execution
         target = AmendTarget.for_signal(
             record, OrderType(execution.order_type), self.state.markets.get(record.signal.symbol) if record.signal
             else None, approval.far_from_market_pct, execution.slippage_tolerance_pct,
         )
-
-        async def check(price: Decimal | None, amount: Decimal | None) -> AmendCheck:
-            return await client.check_signal_amend(sid, price=price, amount=amount)
-
-        def done(request: AmendRequest | None) -> None:
-            if request is not None:
-                self.send(f"amend {sid}", partial(client.amend_signal, sid, price=request.price,
-                                                  amount=request.amount), confirmable=True)
-
-        self.push_screen(AmendScreen(target, check, about=("signal", sid)), callback=done)
+        self._amend(target, "signal", record.id, self.client.check_signal_amend, self.client.amend_signal)
 
     def _amend_order(self, order: Order) -> None:
-        coid, client = order.client_order_id, self.client
+        from console.screens.amend import AmendTarget
+
         target = AmendTarget.for_order(order, self.state.signal_total(order), self.state.markets.get(order.symbol),
                                        self.settings.approval.far_from_market_pct)
+        self._amend(target, "order", order.client_order_id, self.client.check_order_amend, self.client.amend_order)
+
+    def _amend(self, target: AmendTarget, kind: str, key: str, check_amend: Callable[..., Awaitable[AmendCheck]],
+               amend: Callable[..., Awaitable[object]]) -> None:
+        """The amend modal on the signal or order `key`: checked as the operator types, sent on submit."""
+        from console.screens.amend import AmendRequest, AmendScreen
 
         async def check(price: Decimal | None, amount: Decimal | None) -> AmendCheck:
-            return await client.check_order_amend(coid, price=price, amount=amount)
+            return await check_amend(key, price=price, amount=amount)
 
         def done(request: AmendRequest | None) -> None:
             if request is not None:
-                self.send(f"amend {coid}", partial(client.amend_order, coid, price=request.price,
-                                                   amount=request.amount), confirmable=True)
+                self.send(f"amend {key}", partial(amend, key, price=request.price, amount=request.amount),
+                          confirmable=True)
 
-        self.push_screen(AmendScreen(target, check, about=("order", coid)), callback=done)
+        self.push_screen(AmendScreen(target, check, about=(kind, key)), callback=done)
 
     def action_cancel_order(self) -> None:
         order = self.selected_order
@@ -224,16 +222,13 @@ class ConsoleActions:
         if not self.can("kill_switch"):
             return
         n = self.state.live_orders
-        self.push_screen(
-            ConfirmScreen(
-                "Kill switch",
-                f"Pause intake and auto-approval, then cancel {n} open order{'s' if n != 1 else ''} "
-                "on the exchange?",
-                confirm="Kill",
-                back_out="Back",
-                danger=True,
-            ),
-            callback=lambda ok: ok and self.send("kill switch", self.client.kill_switch),
+        self._ask(
+            "Kill switch",
+            f"Pause intake and auto-approval, then cancel {n} open order{'s' if n != 1 else ''} on the exchange?",
+            lambda ok: ok and self.send("kill switch", self.client.kill_switch),
+            confirm="Kill",
+            back_out="Back",
+            danger=True,
         )
 
     def action_pause(self) -> None:
@@ -245,10 +240,14 @@ class ConsoleActions:
             self.send("resume", self.client.resume)
 
     def action_history(self) -> None:
+        from console.screens.history import HistoryScreen
+
         markets = self.client.markets
         self.push_screen(HistoryScreen(self.state.history.values(), markets, self.state.history_limit))
 
     def action_help(self) -> None:
+        from console.screens.help import HelpScreen
+
         rows = [(self.get_key_display(b), b.description, b.tooltip) for b in self.console_bindings()
                 if not (self.read_only and b.action in WRITE_ACTIONS)]  # inspect lists what it has
         rows.append((self.get_key_display(Binding("ctrl+p", "")), "palette", "every action, and the themes"))
@@ -266,20 +265,20 @@ class ConsoleActions:
         if n == 0:
             self.exit()
             return
-        self.push_screen(
-            ConfirmScreen(
-                "Quit?",
-                f"{n} order{'s are' if n != 1 else ' is'} still open. Quitting leaves "
-                f"{'them' if n != 1 else 'it'} on the exchange: nothing is canceled, and the next start "
-                f"reconciles {'them' if n != 1 else 'it'}.",
-                confirm="Quit",
-                back_out="Stay",
-            ),
-            callback=lambda ok: ok and self.exit(),
+        self._ask(
+            "Quit?",
+            f"{n} order{'s are' if n != 1 else ' is'} still open. Quitting leaves "
+            f"{'them' if n != 1 else 'it'} on the exchange: nothing is canceled, and the next start "
+            f"reconciles {'them' if n != 1 else 'it'}.",
+            lambda ok: ok and self.exit(),
+            confirm="Quit",
+            back_out="Stay",
         )
 
     def _quit_attached(self, n: int) -> None:
         """Attached to a core in another process: detach (it goes on trading) or stop it."""
+        from console.screens.confirm import DetachScreen
+
         open_words = f"{n} order{'s are' if n != 1 else ' is'} open. " if n else ""
 
         async def stop() -> None:

@@ -3,13 +3,15 @@
 The app holds one client (`executor/control/client.py`): a core in this process (`LocalClient`)
 or one behind its control socket (`RemoteClient`); it never touches the executor, the exchanges
 or the store. It takes one `snapshot()` at start and from then on follows the client's event
-stream through a single `EventBuffer`. The buffer is flushed every `flush_interval` seconds inside
-`batch_update()`, and `ConsoleState` says which keys changed, so a burst of events costs one
-repaint of the cells that really changed. Operator keys become client commands run in workers
-(`ConsoleActions`, console/actions.py, which also decides which actions are offered); worker
-errors are reported in one place (`on_worker_state_changed`: a notification and a line in
-the Log pane). A remote core that goes away is said in the status bar, and its state is reloaded
-from a fresh snapshot when it is back.
+stream through a single `EventBuffer`. The first event after a flush schedules the next one, at
+most every `flush_interval` seconds, inside `batch_update()`; `ConsoleState` says which keys
+changed, so a burst of events costs one repaint of the cells that really changed. The Log pane
+takes new lines at most every `LOG_INTERVAL` seconds: faster than anyone reads is only work.
+Operator keys become client commands run in workers (`ConsoleActions`, console/actions.py,
+which also decides which actions are offered); worker errors are reported in one place
+(`on_worker_state_changed`: a notification and a line in the Log pane). A remote core that
+goes away is said in the status bar, and its state is reloaded from a fresh snapshot when it
+is back.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import asyncio
 import contextlib
 import logging
 import signal
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
 from typing import Any
@@ -28,16 +31,16 @@ from textual.binding import Binding
 from textual.containers import Horizontal
 from textual.events import Resize
 from textual.reactive import reactive
-from textual.widgets import DataTable, Footer
+from textual.widgets import DataTable
 from textual.worker import Worker, WorkerState
 
 from console import formatting as f
 from console.actions import ConsoleActions
 from console.commands import ConsoleCommands
-from console.screens.detail import DetailScreen
 from console.state import Changes, ConsoleState, EventBuffer, LogEntry
 from console.themes import THEMES_DIR, ThemeDir, choose, load_themes, variable_defaults
 from console.widgets.balances import BalancesPane, PositionsTable
+from console.widgets.footer import ConsoleFooter
 from console.widgets.log import LogTable
 from console.widgets.markets import MarketsStrip
 from console.widgets.orders import OrdersTable
@@ -46,7 +49,7 @@ from console.widgets.statusbar import StatusBar
 from console.widgets.table.widget import KeyedTable
 from executor.config import Settings, default_config_path, load_config
 from executor.control.client import ConnectionChanged, CoreClient, LocalClient, Refused
-from executor.models import utcnow
+from executor.models import ExchangeMode, utcnow
 
 log = logging.getLogger("tradeconsole.console")
 
@@ -54,7 +57,8 @@ ServiceFactory = Callable[[], Awaitable[Any]]  # a TradingService, opened by the
 Clock = Callable[[], datetime]
 SourceStarter = Callable[[Any], object]
 
-FLUSH_INTERVAL = 0.08  # seconds between two repaints under a burst of events
+FLUSH_INTERVAL = 0.02  # seconds between two flushes (two repaints) under a stream of events
+LOG_INTERVAL = 0.25  # seconds between two updates of the Log pane under a stream of lines
 FINISHED_LINGER = 5.0  # seconds of the clock a finished order stays in Orders, showing how it ended
 
 
@@ -117,6 +121,11 @@ class TradeConsole(ConsoleActions, App[None]):
         self.connected = True
         self.stopping_core = False  # the operator chose to stop a core in another process on quitting
         self.buffer: EventBuffer | None = None
+        self._flush_timer: object | None = None  # the flush the first buffered event asked for
+        self._flushed = 0.0  # time.monotonic() of the last flush
+        self._log_pending: list[LogEntry] = []  # lines for the Log pane, in order, not shown yet
+        self._log_shown = float("-inf")  # time.monotonic() of the Log pane's last update
+        self._log_timer: object | None = None
         self.state = ConsoleState()
         self.ready = False
         # The panes, kept by reference: the app updates them (never the other way round).
@@ -126,7 +135,7 @@ class TradeConsole(ConsoleActions, App[None]):
         self.log_pane = LogTable(id="log", limit=self.state.log.maxlen or 500)
         self.balances = BalancesPane(id="balances")
         self.status_bar = StatusBar(id="status")
-        self.footer = Footer()
+        self.footer = ConsoleFooter()
         self.set_reactive(TradeConsole.read_only, read_only)
         self._bindings_state: tuple | None = None
         self._finished: dict[str, datetime] = {}  # finished orders still shown in Orders: when they ended
@@ -177,13 +186,12 @@ class TradeConsole(ConsoleActions, App[None]):
         self.signals.focus()
         self._show_status()
         self.set_interval(1.0, self.tick)
-        if self.flush_interval:
-            self.set_interval(self.flush_interval, self.flush)
         if not self.is_headless:
             with contextlib.suppress(NotImplementedError, RuntimeError):
                 asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, self.exit)
-        # Draw the empty screen first: importing and starting the service stack takes a moment.
-        self.call_after_refresh(self.open_service)
+        # At once, not after the first frame: the core's state is what makes the screen full (its
+        # imports and the snapshot run while the panes are laid out; the frames come as it yields).
+        self.open_service()
 
     @property
     def service(self) -> Any:
@@ -196,7 +204,7 @@ class TradeConsole(ConsoleActions, App[None]):
         if isinstance(client, LocalClient):
             await client.open()  # its bus is the service's from here on
         # Subscribe before start(): whatever happens between the start and the snapshot is kept.
-        self.buffer = EventBuffer(client.bus)
+        self.buffer = EventBuffer(client.bus, self._events_waiting)
         client.bus.subscribe(self._connection)
         await client.start()
         self.read_only = client.read_only
@@ -277,17 +285,62 @@ class TradeConsole(ConsoleActions, App[None]):
                     timeout=8)
         entry = LogEntry(self.clock(), level, message)
         self.state.add_log(entry)
-        self.log_pane.append([entry])
+        self._log_pending.append(entry)
+        self._show_log(paced=False)
 
     # -- the event stream ---------------------------------------------------------------------
 
     def flush(self) -> None:
-        """Fold everything buffered since the last flush into the state, then repaint what changed."""
-        if not self.ready or self.buffer is None or not len(self.buffer):
+        """Fold everything buffered into the state and repaint what changed, the Log pane too, now."""
+        self._flush(paced=False)
+
+    def _events_waiting(self) -> None:
+        """The first event since the last flush: the next flush comes `flush_interval` after that one."""
+        if self._flush_timer is None and self.flush_interval and self.ready:
+            wait = self._flushed + self.flush_interval - time.monotonic()
+            self._flush_timer = self._after(wait, self._flush_due, "flush")
+
+    def _after(self, wait: float, callback: Callable[[], None], name: str) -> object:
+        """`callback` in `wait` seconds, or as soon as the app's queue gets to it (a timer needs time)."""
+        if wait > 0.001:
+            return self.set_timer(wait, callback, name=name)
+        self.call_later(callback)
+        return name
+
+    def _flush_due(self) -> None:
+        self._flush_timer = None
+        self._flush(paced=True)
+
+    def _flush(self, *, paced: bool) -> None:
+        self._flushed = time.monotonic()
+        if not self.ready or self.buffer is None:
             return
-        changes = self.state.apply(self.buffer.drain(), self.clock())
-        if changes:
-            self._show(changes)
+        if len(self.buffer):
+            changes = self.state.apply(self.buffer.drain(), self.clock())
+            if changes:
+                self._show(changes, paced=paced)
+                return
+        if self._log_pending and not paced:
+            with self.batch_update():
+                self._show_log(paced=False)
+
+    def _show_log(self, *, paced: bool) -> None:
+        """The pending Log lines into the pane; `paced`: not before `LOG_INTERVAL` since the last time."""
+        if not self._log_pending:
+            return
+        wait = self._log_shown + LOG_INTERVAL - time.monotonic()
+        if paced and wait > 0:
+            if self._log_timer is None:
+                self._log_timer = self._after(wait, self._log_due, "log")
+            return
+        entries, self._log_pending = self._log_pending, []
+        self._log_shown = time.monotonic()
+        self.log_pane.append(entries)
+
+    def _log_due(self) -> None:
+        self._log_timer = None
+        with self.batch_update():
+            self._show_log(paced=False)
 
     def tick(self) -> None:
         """Once a second: countdowns, "reconciled Ns ago", the rate-limit state."""
@@ -304,7 +357,7 @@ class TradeConsole(ConsoleActions, App[None]):
             self.balances.show_equity([v for _, v in self.state.equity], self.state.quote)
         self._show_status()
 
-    def _show(self, changes: Changes) -> None:
+    def _show(self, changes: Changes, *, paced: bool = False) -> None:
         state, now = self.state, self.clock()
         with self.batch_update():
             signals, orders = self.signals, self.orders
@@ -325,8 +378,7 @@ class TradeConsole(ConsoleActions, App[None]):
                     self._finished[key] = finished.updated_at
             if dropped:
                 orders.discard_many(dropped, {k: self._order_gone(k) for k in dropped})
-            for key in changes.orders:
-                orders.upsert(key, state.orders[key])
+            orders.upsert_many((key, state.orders[key]) for key in changes.orders)
             signals.show_count()
             orders.show_count(len(state.orders), len(state.history))
             if changes.balances:
@@ -336,7 +388,8 @@ class TradeConsole(ConsoleActions, App[None]):
             if changes.positions:
                 self.balances.show_positions(state.positions)
             if changes.log:
-                self.log_pane.append(changes.log)
+                self._log_pending.extend(changes.log)
+            self._show_log(paced=paced)
             if changes.markets:
                 self.markets_strip.show(state.markets)
                 if signals.quotes != state.markets:
@@ -373,7 +426,7 @@ class TradeConsole(ConsoleActions, App[None]):
     def _show_status(self) -> None:
         state = self.state
         self.status_bar.show(
-            mode="READ-ONLY" if self.read_only else state.mode,  # inspect, also attached to a live core
+            mode=ExchangeMode.READ_ONLY if self.read_only else state.mode,  # inspect, also attached to a live core
             exchange=state.exchange or self.settings.exchange.id,
             reconcile=state.reconcile,
             open_orders=state.open_orders,
@@ -396,6 +449,8 @@ class TradeConsole(ConsoleActions, App[None]):
     @on(LogTable.Opened)
     @on(PositionsTable.Opened)
     def _open_log_line(self, event: LogTable.Opened | PositionsTable.Opened) -> None:
+        from console.screens.detail import DetailScreen
+
         self.push_screen(DetailScreen(event.title, event.text))
 
     def on_descendant_focus(self) -> None:

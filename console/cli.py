@@ -167,17 +167,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return _dispatch(args)
-    except ConfigError as exc:
-        print(f"tradeconsole: config error:\n{exc}", file=sys.stderr)
-        return EXIT_USAGE
-    except UsageError as exc:
-        print(f"tradeconsole: {exc}", file=sys.stderr)
-        return EXIT_USAGE
-    except StoreLocked as exc:
-        print(f"tradeconsole: {store_in_use(exc)}", file=sys.stderr)
-        return EXIT_USAGE
-    except StorePathError as exc:
-        print(f"tradeconsole: {exc}", file=sys.stderr)
+    except (ConfigError, UsageError, StoreLocked, StorePathError) as exc:
+        # Bad usage, a bad config file, a store that is none or is another core's: one line (exit 2).
+        said = f"config error:\n{exc}" if isinstance(exc, ConfigError) else (
+            store_in_use(exc) if isinstance(exc, StoreLocked) else str(exc))
+        print(f"tradeconsole: {said}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
         return EXIT_OK
@@ -255,9 +249,25 @@ def _check_intake(args: argparse.Namespace, settings: Settings) -> None:
 
 
 def _setup_logging() -> None:
-    logging.basicConfig(
-        level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(levelname)-7s %(name)s: %(message)s"
-    )
+    """Log lines to stderr as before, but written by a thread of their own: the event loop only
+    queues a record (`QueueHandler`), so a slow or stalled stderr never holds up trading. The
+    queue is drained when the process exits. Like `logging.basicConfig`, nothing changes when
+    the root logger has handlers already."""
+    import atexit
+    import logging.handlers
+    import queue
+
+    root = logging.getLogger()
+    if root.handlers:
+        return
+    stderr = logging.StreamHandler(sys.stderr)
+    stderr.setFormatter(logging.Formatter("%(asctime)s %(levelname)-7s %(name)s: %(message)s"))
+    records: queue.SimpleQueue[logging.LogRecord] = queue.SimpleQueue()
+    listener = logging.handlers.QueueListener(records, stderr, respect_handler_level=True)
+    listener.start()
+    atexit.register(listener.stop)
+    root.addHandler(logging.handlers.QueueHandler(records))
+    root.setLevel(logging.INFO)
 
 
 # -- headless ---------------------------------------------------------------------------------

@@ -15,7 +15,7 @@ import signal
 import sys
 from typing import TYPE_CHECKING, Any
 
-from executor.models import to_decimal
+from executor.models import ExchangeMode, to_decimal
 from executor.venue.emulator.app import DEMO_API_KEY, DEMO_API_SECRET, RunningEmulator, start_emulator
 from executor.venue.faults import FaultPlan, FaultsFileError
 
@@ -41,7 +41,7 @@ def emulator_exchange(
         api_secret=api_secret,
         api_url=url,
         markets=list(settings.exchange.markets),
-        mode="PAPER",
+        mode=ExchangeMode.PAPER,
     )
 
 

@@ -72,14 +72,20 @@ class Changes:
 
 
 class EventBuffer:
-    """The one subscription: events are appended as they come and taken in batches."""
+    """The one subscription: events are appended as they come and taken in batches.
 
-    def __init__(self, bus: EventBus) -> None:
+    `waiting` is called with the first event after a drain (never again until the next drain):
+    the app schedules its next flush from there, so an idle console does no work at all."""
+
+    def __init__(self, bus: EventBus, waiting: Callable[[], None] | None = None) -> None:
         self._events: list[Event] = []
+        self._waiting = waiting
         self._unsubscribe: Callable[[], None] = bus.subscribe(self._push)
 
     def _push(self, event: Event) -> None:
         self._events.append(event)
+        if len(self._events) == 1 and self._waiting is not None:
+            self._waiting()
 
     def __len__(self) -> int:
         return len(self._events)

@@ -23,7 +23,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from executor.config import Settings
+from console.state import HISTORY_LIMIT
+from executor.config import ApprovalMode, Settings
+from executor.control.paths import default_socket_path
 
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE, EXIT_NO_CORE = 0, 1, 2, 3
 CORE_START_SECONDS = 60.0  # how long `run` waits for the core it started to answer on its socket
@@ -35,7 +37,7 @@ def _demo_settings(settings: Settings, seed: int | None) -> Settings:
     """Whatever the config says: the paper exchange, manual approval, the demo strategy."""
     update = {
         "exchange": settings.exchange.model_copy(update={"id": "paper"}),
-        "approval": settings.approval.model_copy(update={"mode": "manual"}),
+        "approval": settings.approval.model_copy(update={"mode": ApprovalMode.MANUAL}),
         "signals": settings.signals.model_copy(update={"demo": True, "jsonl": ""}),
     }
     if seed is not None:
@@ -84,9 +86,9 @@ def run_console(
     from executor.storelock import StoreLock, StoreLocked, StorePathError, check_store
 
     if read_only:
-        client = _running_core(settings, db, read_only=True)
-        if client is not None:
-            return _run_app(client, settings)
+        app = _attached(default_socket_path(db, settings), settings, read_only=True)
+        if app is not None:
+            return app.return_code or 0
     try:
         check_store(db, must_exist=read_only, writable=not read_only)
         if mode == "run":
@@ -118,11 +120,14 @@ def _run_app(client, settings: Settings) -> int:
     return _app(client, settings).return_code or 0
 
 
-def _app(client, settings: Settings):
+def _app(client, settings: Settings, loop: asyncio.AbstractEventLoop | None = None):
     from console.app import TradeConsole
 
     app = TradeConsole(client, settings=settings, read_only=client.read_only)
-    app.run()
+    if loop is None:
+        app.run()
+    else:
+        app.run(loop=loop)
     return app
 
 
@@ -198,49 +203,56 @@ async def _webhook(service, settings: Settings) -> None:
         service.trace(f"webhook listening on {hook.url}", actor="core")
 
 
-def _running_core(settings: Settings, db: Path | None, *, read_only: bool, socket: str | None = None):
-    """A client of the core serving `db` (or `socket`) when one answers there, else None."""
-    from executor.control.paths import default_socket_path
+def _attached(path: Path, settings: Settings, *, read_only: bool, started_here: bool = False):
+    """The console attached to the core answering at `path`, run until it quits; None when no
+    core answers there within `PROBE_WITHIN` seconds (then nothing was drawn).
 
-    path = Path(socket) if socket else default_socket_path(db, settings)
+    The event stream is opened first, and that is the probe: the core builds and sends its
+    snapshot (10,000 orders take it a while) while this process imports and starts the UI."""
     if not path.exists():
         return None
     from executor.control.remote import RemoteClient
 
-    if not asyncio.run(_answers(RemoteClient(path, read_only=True))):
-        return None
-    from console.state import HISTORY_LIMIT
-
-    # The console's first snapshot asks for that many finished orders: the connect snapshot is it.
-    return RemoteClient(path, read_only=read_only, history=HISTORY_LIMIT)
-
-
-async def _answers(client) -> bool:
+    loop = asyncio.new_event_loop()
     try:
-        await asyncio.wait_for(client.status(), PROBE_WITHIN)  # a wedged core is no core to attach to
-        return True
-    except Exception:
-        return False
+        client = RemoteClient(path, read_only=read_only, history=HISTORY_LIMIT)
+        client.started_here = started_here
+        try:
+            # A wedged core (accepting connections, answering nothing) is no core to attach to.
+            loop.run_until_complete(asyncio.wait_for(client.open_stream(), PROBE_WITHIN))
+        except Exception:
+            loop.run_until_complete(client.close())
+            return None
+        return _app(client, settings, loop=loop)
     finally:
-        await client.close()
+        _close(loop)
+
+
+def _close(loop: asyncio.AbstractEventLoop) -> None:
+    """What `asyncio.run` does after its coroutine: the tasks left cancelled, then the loop closed."""
+    try:
+        tasks = asyncio.all_tasks(loop)
+        for task in tasks:
+            task.cancel()
+        loop.run_until_complete(asyncio.gather(*tasks, return_exceptions=True))
+        loop.run_until_complete(loop.shutdown_asyncgens())
+        loop.run_until_complete(loop.shutdown_default_executor())
+    finally:
+        loop.close()
 
 
 def _attach(settings: Settings, db: Path, socket: str | None) -> int:
-    from executor.control.paths import default_socket_path
-
     path = Path(socket) if socket else default_socket_path(db, settings)
-    client = _running_core(settings, db, read_only=False, socket=str(path))
-    if client is None:
+    app = _attached(path, settings, read_only=False)
+    if app is None:
         _err(f"no core answers at {path} (the store {db}); start one with "
              f"'tradeconsole run --headless --db {db}'")
         return EXIT_NO_CORE
-    return _run_app(client, settings)
+    return app.return_code or 0
 
 
 def _run_detached(settings: Settings, db: Path, *, signals: str | None, config: str | None) -> int:
     """`run` with the UI: start the core in its own session (it outlives this terminal), then attach."""
-    from executor.control.paths import default_socket_path
-
     argv = [sys.executable, "-m", "console", "run", "--headless", "--db", str(db)]
     if config:
         argv += ["--config", config]
@@ -252,23 +264,21 @@ def _run_detached(settings: Settings, db: Path, *, signals: str | None, config: 
                                 close_fds=True, cwd=os.getcwd())
     path = default_socket_path(db, settings)
     deadline = time.monotonic() + CORE_START_SECONDS
-    client = None
+    app = None
     while time.monotonic() < deadline:
         if core.poll() is not None:
             tail = log_path.read_text(errors="replace").strip().splitlines()[-1:] if log_path.exists() else []
             _err(f"the core exited with {core.returncode} before it answered"
                  f"{': ' + tail[0] if tail else ''} (its log: {log_path})")
             return EXIT_FAILURE
-        client = _running_core(settings, db, read_only=False)
-        if client is not None:
+        app = _attached(path, settings, read_only=False, started_here=True)
+        if app is not None:
             break
         time.sleep(0.1)
-    if client is None:
+    if app is None:
         _err(f"the core (pid {core.pid}) did not answer at {path} within {CORE_START_SECONDS:g} s; "
              f"its log: {log_path}")
         return EXIT_FAILURE
-    client.started_here = True
-    app = _app(client, settings)
     try:
         core.wait(timeout=30 if app.stopping_core else 0.5)
         print(f"the core (pid {core.pid}) stopped with exit code {core.returncode}; its log: {log_path}")

@@ -39,7 +39,8 @@ def client_order_id(prefix: str, signal_id: str, replacement: int = 0) -> str:
     check_prefix(prefix)
     if not 0 <= replacement <= MAX_REPLACEMENT:
         raise ValueError(f"replacement must be 0..{MAX_REPLACEMENT}")
-    digest = hashlib.sha256(signal_id.encode()).digest()
+    # The first 15 bytes make the first 24 base32 letters: the tag needs no more of the digest.
+    digest = hashlib.sha256(signal_id.encode()).digest()[:15]
     tag = base64.b32encode(digest).decode().lower()[:_TAG_LEN]
     return f"{prefix}{tag}{replacement:0{_REPLACEMENT_DIGITS}d}"
 

@@ -24,17 +24,18 @@ from executor.clientid import client_order_id
 from executor.errors import ExecutionError
 from executor.events import KillSwitchResult
 from executor.exchanges.base import ExchangeError, ExchangeOrder, MaybePlaced, NotPlaced, OrderNotFound, Rejected
-from executor.models import ZERO, Order, OrderStatus, OrderType
+from executor.models import ZERO, JournalSource, Order, OrderStatus, OrderType
 from executor.signals import fmt
 from executor.tracking import states_fills
 
 O = OrderStatus
+J = JournalSource
 
 
 class Commands:
     """Cancel, amend and the kill switch, each waiting for the venue's final word."""
 
-    async def cancel_order(self, coid: str, *, source: str = "operator", reason: str = "canceled") -> Order:
+    async def cancel_order(self, coid: str, *, source: str = J.OPERATOR, reason: str = "canceled") -> Order:
         """Cancel one order and wait for its final state, with the fills that raced the cancel.
 
         A cancel that certainly did not reach the venue (or ran out of retries without ever maybe
@@ -83,7 +84,7 @@ class Commands:
                     return self.current(coid) or order
             return await self._fold(coid, report, source)
 
-    async def kill_switch(self, *, source: str = "operator", reason: str = "kill switch",
+    async def kill_switch(self, *, source: str = J.OPERATOR, reason: str = "kill switch",
                           deadline: float = 60.0) -> KillSwitchResult:
         """Block every new create, wait for the creates in flight to settle, cancel every live
         order, and repeat until none is left (or `deadline` passes)."""
@@ -93,7 +94,7 @@ class Commands:
         while True:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._settled.wait(), timeout=max(0.0, until - time.monotonic()))
-            live = [c for c, o in self.pending_orders.items() if o.status.is_live or o.status is O.PENDING_CANCEL]
+            live = [c for c, o in self.active_orders.items() if o.status.is_live or o.status is O.PENDING_CANCEL]
             if (not live and not self.creating) or time.monotonic() >= until:
                 break
             results = await asyncio.gather(*(self.cancel_order(c, source=source, reason=reason) for c in live),
@@ -106,14 +107,14 @@ class Commands:
             if not self.creating and all(isinstance(r, Order) and not r.status.is_live for r in results):
                 await asyncio.sleep(0)
         # Unresolved creates count as open: nobody can say yet that they are not.
-        left = {c for c, o in self.pending_orders.items() if o.status is not O.NEW} | set(self.creating)
+        left = {c for c, o in self.active_orders.items() if o.status is not O.NEW} | set(self.creating)
         return KillSwitchResult(orders=tuple(canceled), left_open=len(left))
 
     def resume(self) -> None:
         self.halted = False
 
     async def amend_order(
-        self, coid: str, *, price: Decimal | None = None, amount: Decimal | None = None, source: str = "operator"
+        self, coid: str, *, price: Decimal | None = None, amount: Decimal | None = None, source: str = J.OPERATOR
     ) -> Order | None:
         """Cancel-and-replace. `amount` is the new total for the signal (filled part included).
 
@@ -133,7 +134,7 @@ class Commands:
             signal_amount = await self._signal_amount(order)
             target = min(amount, signal_amount) if amount is not None else signal_amount
             canceled = await self.cancel_order(coid, source=source, reason="amend: cancel-and-replace")
-            if not canceled.status.is_terminal:
+            if canceled.status.is_active:
                 raise ExecutionError(f"{coid}: cancel not confirmed; nothing replaced (try the amend again)")
             filled = await self._signal_filled(canceled)
             remaining = target - filled

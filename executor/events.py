@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
 
-from executor.models import Balance, Fill, Order, SignalRecord, utcnow
+from executor.models import Balance, ExchangeMode, Fill, Order, SignalRecord, utcnow
 
 log = logging.getLogger(__name__)
 
@@ -27,6 +27,9 @@ class Event:
 
 @dataclass(frozen=True, slots=True)
 class SignalReceived(Event):
+    """A signal arrived and is stored: pending, invalid, duplicate or decided at once (then a
+    `SignalDecided` follows)."""
+
     record: SignalRecord
 
 
@@ -145,7 +148,7 @@ class StateChanged(Event):
 
     paused: bool
     intake_done: bool
-    mode: str
+    mode: ExchangeMode
 
 
 @dataclass(frozen=True, slots=True)
@@ -159,7 +162,7 @@ class Snapshot:
     quote: str
     reconcile: ReconcileResult | None
     paused: bool
-    mode: str
+    mode: ExchangeMode
     exchange: str
     markets: dict[str, MarketQuote] = field(default_factory=dict)  # the market view's latest quotes
     fills: list[Fill] = field(default_factory=list)  # every fill in the store, by time: for positions

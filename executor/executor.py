@@ -32,10 +32,9 @@ request or a back-off never holds up the next one; only the venue's rate limit b
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections import Counter
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
@@ -53,7 +52,7 @@ from executor.events import (  # AmendCheck, KillSwitchResult: the API's results
 )
 from executor.exchanges.base import ExchangeError, ExchangeOrder, ExchangePort, Ticker
 from executor.following import CANCEL_RESEND_AFTER, Following
-from executor.models import ZERO, Balance, Fill, MarketInfo, Order, OrderStatus, utcnow
+from executor.models import ORDER_FIXED, ZERO, Balance, Fill, MarketInfo, Order, OrderStatus, updated, utcnow
 from executor.placement import Placement
 from executor.pretrade import PreTrade
 from executor.signals import fmt
@@ -78,17 +77,9 @@ class KeyedLocks:
     def __init__(self) -> None:
         self._locks: dict[str, list[Any]] = {}  # key -> [lock, users]
 
-    @contextlib.asynccontextmanager
-    async def hold(self, key: str) -> AsyncIterator[None]:
-        entry = self._locks.setdefault(key, [asyncio.Lock(), 0])
-        entry[1] += 1
-        try:
-            async with entry[0]:
-                yield
-        finally:
-            entry[1] -= 1
-            if entry[1] == 0:
-                del self._locks[key]
+    def hold(self, key: str) -> _Held:
+        """`async with locks.hold(key):` the block runs holding `key`'s lock."""
+        return _Held(self._locks, key)
 
     def locked(self, key: str) -> bool:
         entry = self._locks.get(key)
@@ -96,6 +87,37 @@ class KeyedLocks:
 
     def __len__(self) -> int:
         return len(self._locks)
+
+
+class _Held:
+    """One holding of a `KeyedLocks` key (a class, not a generator: every order change takes one)."""
+
+    __slots__ = ("_entry", "_key", "_locks")
+
+    def __init__(self, locks: dict[str, list[Any]], key: str) -> None:
+        self._locks = locks
+        self._key = key
+
+    async def __aenter__(self) -> None:
+        entry = self._locks.get(self._key)
+        if entry is None:
+            entry = self._locks[self._key] = [asyncio.Lock(), 0]
+        entry[1] += 1
+        self._entry = entry
+        try:
+            await entry[0].acquire()
+        except BaseException:
+            self._leave()
+            raise
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        self._entry[0].release()
+        self._leave()
+
+    def _leave(self) -> None:
+        self._entry[1] -= 1
+        if self._entry[1] == 0:
+            del self._locks[self._key]
 
 
 class TradeExecutor(Placement, Following, Commands, PreTrade, VenueCalls):
@@ -129,7 +151,7 @@ class TradeExecutor(Placement, Following, Commands, PreTrade, VenueCalls):
         self.lookup_window = lookup_window
         self.clock = clock
         self.markets: dict[str, MarketInfo] = {}
-        self.pending_orders: dict[str, Order] = {}  # active (non-terminal) orders by client order id
+        self.active_orders: dict[str, Order] = {}  # active (non-terminal) orders by client order id
         self.absent: dict[str, Order] = {}  # failed as certainly absent: watched for a late original
         self.fee_unknown: dict[str, Order] = {}  # filled, but the venue has not said what it charged
         self.balances: dict[str, Balance] = {}
@@ -162,7 +184,7 @@ class TradeExecutor(Placement, Following, Commands, PreTrade, VenueCalls):
         then start tracking."""
         self.markets = await self._call("load_markets", self.exchange.load_markets)
         for order in await self.store.orders(include_terminal=False):
-            self.pending_orders[order.client_order_id] = order
+            self.active_orders[order.client_order_id] = order
         await self.reconciler.load()
         result = await self.reconcile(startup=True)
         if watch:
@@ -182,7 +204,12 @@ class TradeExecutor(Placement, Following, Commands, PreTrade, VenueCalls):
     def idle(self) -> bool:
         """No order in a non-terminal state, no request in flight, and no fill whose fee the
         venue has yet to state (a run that ends must leave the store agreeing with the venue)."""
-        return not self._tasks and not self.pending_orders and not self.fee_unknown
+        return not self._tasks and not self.active_orders and not self.fee_unknown
+
+    def _unpaced(self) -> bool:
+        """Whether the venue admits every create at once: its port keeps the default `admit`, no
+        pacer (the paper exchange). A venue with a pacer, or a patched `admit`, is paced."""
+        return getattr(self.exchange.admit, "__func__", None) is ExchangePort.admit
 
     def tasks_named(self, prefix: str) -> list[str]:
         """The names of this executor's running tasks that start with `prefix` (e.g. "place")."""
@@ -210,7 +237,7 @@ class TradeExecutor(Placement, Following, Commands, PreTrade, VenueCalls):
 
     def current(self, coid: str) -> Order | None:
         """The process's own latest copy of an order it may still change."""
-        return self.pending_orders.get(coid) or self.absent.get(coid) or self.fee_unknown.get(coid)
+        return self.active_orders.get(coid) or self.absent.get(coid) or self.fee_unknown.get(coid)
 
     async def _commit(
         self,
@@ -238,8 +265,10 @@ class TradeExecutor(Placement, Following, Commands, PreTrade, VenueCalls):
             check_order_transition(current.status, new_status, coid)
         elif current.status.is_terminal and current.status is not O.FAILED and set(changes) - {"fee", "fee_currency"}:
             raise ExecutionError(f"{coid} is {current.status}: only its fee can still be learned")
+        if not ORDER_FIXED.isdisjoint(changes):
+            raise ExecutionError(f"{coid}: {', '.join(sorted(ORDER_FIXED & changes.keys()))} never change")
         changes.update(status=new_status, updated_at=self.clock(), version=current.version + 1)
-        new = start.model_copy(update=changes)
+        new = updated(start, changes)
         write = self.store.order_write(
             new, old=current.status, expect_version=current.version, source=source, detail=detail, fills=fills
         )
@@ -256,23 +285,34 @@ class TradeExecutor(Placement, Following, Commands, PreTrade, VenueCalls):
             self._track(current, new, fills=tuple(fills))
         return new
 
-    async def _insert(self, order: Order, *, source: str, detail: dict | None = None, extra=()) -> list[int | None]:
+    async def _insert(
+        self, order: Order, *, source: str, detail: dict | None = None, extra=(), sending: bool = False
+    ) -> list[int | None]:
         """A new order row (an intent, an adopted order), with `extra` in the same transaction.
-        Returns the rowids of the statements written."""
-        if order.status is O.NEW:
+        With `sending`, an intent whose create leaves at once (no pacer to wait for) goes in as
+        `submitting` already, checked against the table, with both journal entries. Returns the
+        rowids of the statements written."""
+        new = order
+        if sending:
+            check_order_transition(order.status, O.SUBMITTING, order.client_order_id)
+            sent = {"status": O.SUBMITTING, "attempts": order.attempts + 1, "version": order.version + 1}
+            new = updated(order, sent | {"updated_at": self.clock()})
+            write = self.store.intent_sent_write(order, new, source=source, detail=detail)
+        else:
+            write = self.store.order_write(order, old=None, expect_version=None, source=source, detail=detail)
+        if new.status is O.NEW:
             self.owned.add(order.client_order_id)  # its task is on its way: reconciliation leaves it alone
         try:
-            ids = await self.store.transact(
-                extra, self.store.order_write(order, old=None, expect_version=None, source=source, detail=detail)
-            )
+            ids = await self.store.transact(extra, write)
         except BaseException:
             self.owned.discard(order.client_order_id)
             raise
-        self._track(None, order)
+        self._track(None, new)
         return ids
 
-    def _track(self, old: Order | None, new: Order, *, fills: tuple[Fill, ...] = (),
-               fills_replaced: bool = False) -> None:
+    def _track(
+        self, old: Order | None, new: Order, *, fills: tuple[Fill, ...] = (), fills_replaced: bool = False
+    ) -> None:
         coid = new.client_order_id
         market = self.markets.get(new.symbol)
         before = effect(old, market) if old is not None else {}
@@ -284,14 +324,14 @@ class TradeExecutor(Placement, Following, Commands, PreTrade, VenueCalls):
             self.effect[ccy] = self.effect.get(ccy, ZERO) - value
         self.absent.pop(coid, None)
         if new.status.is_terminal:
-            self.pending_orders.pop(coid, None)
+            self.active_orders.pop(coid, None)
             self._keep_open.discard(coid)
             self._cancel_sent.pop(coid, None)
             self._missing.pop(coid, None)
             if new.status is O.FAILED and new.last_error.startswith("certainly absent"):
                 self.absent[coid] = new
         else:
-            self.pending_orders[coid] = new
+            self.active_orders[coid] = new
         if coid in self.fee_unknown:
             self.fee_unknown[coid] = new  # kept current: a terminal order's fee is still to be learned
         self.bus.publish(OrderUpdated(new, fills, fills_replaced))
@@ -305,8 +345,13 @@ class TradeExecutor(Placement, Following, Commands, PreTrade, VenueCalls):
             return current
         base = current
         if revive:
-            if not states_fills(report) or report.status not in (O.OPEN, O.PARTIALLY_FILLED, O.FILLED, O.CANCELED,
-                                                                 O.EXPIRED):
+            if not states_fills(report) or report.status not in (
+                O.OPEN,
+                O.PARTIALLY_FILLED,
+                O.FILLED,
+                O.CANCELED,
+                O.EXPIRED,
+            ):
                 return current  # not a placed order's full report: nothing to adopt on it
             # A late original: the venue has it after all. Fold from the state it was given up in.
             base = current.model_copy(update={"status": O.UNKNOWN})
@@ -328,8 +373,13 @@ class TradeExecutor(Placement, Following, Commands, PreTrade, VenueCalls):
         if current.status in (O.UNKNOWN, O.SUBMITTING) and new.status not in (O.UNKNOWN, O.SUBMITTING):
             changes["last_error"] = ""
         folded = await self._commit(
-            coid, new.status, source=source, fills=applied.fills, base=current, detail={"revived": True} if revive
-            else None, **changes
+            coid,
+            new.status,
+            source=source,
+            fills=applied.fills,
+            base=current,
+            detail={"revived": True} if revive else None,
+            **changes,
         )
         if applied.fills:
             # A fill the answer did not price the fee of (Binance's order answers carry none): the

@@ -24,33 +24,29 @@ that changes none of these (rare: a fold that only learns an exchange id) is not
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 from datetime import datetime
-from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 from executor.events import (
-    BalancesUpdated,
     ErrorOccurred,
     MarketQuote,
     MarketsUpdated,
     OrderUpdated,
     Reconciled,
-    ReconcileResult,
     RetryScheduled,
     SignalDecided,
     SignalReceived,
 )
-from executor.models import Balance
 from executor.store import JournalChanges, JournalPosition
+from executor.store.state import BALANCES, LAST_RECONCILE, MARKETS
 
 if TYPE_CHECKING:
     from executor.service import TradingService
 
 log = logging.getLogger("tradeconsole.follower")
 
-FLAGS = ("balances", "last_reconcile", "paused", "markets")
+FLAGS = (BALANCES.name, LAST_RECONCILE.name, "paused", MARKETS.name)
 LOG_BACKLOG = 200  # Log lines from before opening that are published at start
 
 
@@ -76,41 +72,11 @@ def log_event(row: dict[str, Any]) -> ErrorOccurred | RetryScheduled:
     )
 
 
-def parse_balances(raw: str) -> BalancesUpdated:
-    data = json.loads(raw)
-    balances = {c: Balance(c, Decimal(f), Decimal(u)) for c, (f, u) in data["balances"].items()}
-    prices = {c: Decimal(p) for c, p in data["prices"].items()}
-    return BalancesUpdated(balances, prices, data["quote"])
-
-
-def parse_reconcile(raw: str) -> ReconcileResult:
-    data = json.loads(raw)
-    return ReconcileResult(
-        at=datetime.fromisoformat(data["at"]),
-        checked=data["checked"],
-        updated=data["updated"],
-        resolved_unknown=data["resolved_unknown"],
-        adopted=data["adopted"],
-        external=data["external"],
-        open=data["open"],
-        unknown=data["unknown"],
-        drift={k: Decimal(v) for k, v in data["drift"].items()},
-        errors=list(data["errors"]),
-    )
-
-
 def parse_markets(raw: str) -> dict[str, MarketQuote]:
     """The `markets` flag (the writer's market view, saved every few seconds) as quotes."""
     try:
-        data = json.loads(raw)
-        return {
-            s: MarketQuote(s, Decimal(q["last"]), Decimal(q["bid"]), Decimal(q["ask"]),
-                           None if q["change_pct"] is None else Decimal(q["change_pct"]),
-                           datetime.fromisoformat(q["ts"]),
-                           datetime.fromisoformat(q["change_since"]) if q.get("change_since") else None)
-            for s, q in data.items()
-        }
-    except (ValueError, KeyError, TypeError, ArithmeticError):
+        return MARKETS.parse(raw)
+    except ValueError:
         log.warning("the store's markets flag is unreadable")
         return {}
 
@@ -194,14 +160,12 @@ class StoreFollower:
         """Balances, reconciliation and pause: published only when the writer changed them."""
         changed = {k: v for k, v in flags.items() if self._flags.get(k, "") != v}
         self._flags.update(flags)
-        if changed.get("balances"):
-            self.bus.publish(parse_balances(changed["balances"]))
-        if changed.get("last_reconcile"):
-            self.bus.publish(Reconciled(parse_reconcile(changed["last_reconcile"])))
-        if changed.get("markets"):
-            quotes = parse_markets(changed["markets"])
-            if quotes:
-                self.bus.publish(MarketsUpdated(quotes))
+        if changed.get(BALANCES.name):
+            self.bus.publish(BALANCES.parse(changed[BALANCES.name]).event())
+        if changed.get(LAST_RECONCILE.name):
+            self.bus.publish(Reconciled(LAST_RECONCILE.parse(changed[LAST_RECONCILE.name])))
+        if changed.get(MARKETS.name) and (quotes := parse_markets(changed[MARKETS.name])):
+            self.bus.publish(MarketsUpdated(quotes))
         if "paused" in changed:
             self.service.paused = changed["paused"] == "1"
             self.service._publish_state()

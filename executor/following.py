@@ -23,13 +23,14 @@ from datetime import datetime
 
 from executor.errors import ExecutionError
 from executor.exchanges.base import ExchangeError, ExchangeOrder, OrderNotFound
-from executor.models import Order, OrderStatus
+from executor.models import JournalSource, Order, OrderStatus
 from executor.signals import fmt
 from executor.tracking import apply_report
 
 log = logging.getLogger("tradeconsole.executor")
 
 O = OrderStatus
+J = JournalSource
 CANCEL_RESEND_AFTER = 10.0  # seconds a cancel may stay unconfirmed before it is sent again
 # Shares of the venue's request-weight budget the periodic work may plan for (orders need the rest).
 POLL_SHARE, BALANCE_SHARE, LOOKUP_SHARE = 0.30, 0.05, 0.30
@@ -56,7 +57,7 @@ class Following:
             try:
                 markets = await self.poll()
                 fees_every = self.budget_interval("fetch_my_trades", BALANCE_SHARE, self.balance_interval)
-                if self.fee_unknown and not self.pending_orders and time.monotonic() - last_fees >= fees_every:
+                if self.fee_unknown and not self.active_orders and time.monotonic() - last_fees >= fees_every:
                     last_fees = time.monotonic()  # nothing else to track: the fees need not wait a round
                     await self.reconciler.learn_fees()
                 interval = self.budget_interval("fetch_open_orders", POLL_SHARE, self.poll_interval, markets)
@@ -74,7 +75,7 @@ class Following:
 
     async def poll(self) -> int:
         """One round of tracking: fills, final states, timeouts. Returns the markets it asked."""
-        tracked = [o for o in self.pending_orders.values() if o.status.is_live or o.status is O.PENDING_CANCEL]
+        tracked = [o for o in self.active_orders.values() if o.status.is_live or o.status is O.PENDING_CANCEL]
         if not tracked:
             return 0
         symbols = sorted({o.symbol for o in tracked})
@@ -105,7 +106,7 @@ class Following:
             if report is not None and current is not None and not _unchanged(current, report, now):
                 async with self.locks.hold(coid):
                     if self.current(coid) is not None:
-                        await self._fold(coid, report, "request")
+                        await self._fold(coid, report, J.REQUEST)
             self._due(coid)
         return len(symbols)
 
@@ -120,9 +121,13 @@ class Following:
             self._missing[coid] = (misses + 1, first)
             if misses + 1 >= self.lookup_attempts and time.monotonic() - first >= self.lookup_window:
                 async with self.locks.hold(coid):
-                    if (current := self.current(coid)) is not None and not current.status.is_terminal:
-                        await self._commit(coid, O.EXPIRED, source="reconcile",
-                                           last_error=f"{current.status} in the store but unknown to the venue")
+                    if (current := self.current(coid)) is not None and current.status.is_active:
+                        await self._commit(
+                            coid,
+                            O.EXPIRED,
+                            source=J.RECONCILE,
+                            last_error=f"{current.status} in the store but unknown to the venue",
+                        )
                         self._error(f"{coid}: unknown to the venue; ended expired", order=current)
             return None
         except ExchangeError as exc:
@@ -137,19 +142,25 @@ class Following:
         if order is None or coid in self._timing_out:
             return
         now = self.clock()
-        if order.status.is_live and order.timeout_at is not None and order.timeout_at <= now \
-                and coid not in self._keep_open:
+        if (
+            order.status.is_live
+            and order.timeout_at is not None
+            and order.timeout_at <= now
+            and coid not in self._keep_open
+        ):
             self._timing_out.add(coid)
             self.spawn(self._on_timeout(coid), name=f"timeout:{coid}")
-        elif order.status is O.PENDING_CANCEL and \
-                time.monotonic() - self._cancel_sent.get(coid, 0.0) >= self.cancel_resend_after:
+        elif (
+            order.status is O.PENDING_CANCEL
+            and time.monotonic() - self._cancel_sent.get(coid, 0.0) >= self.cancel_resend_after
+        ):
             self._timing_out.add(coid)
             self.spawn(self._on_timeout(coid, resend=True), name=f"cancel-again:{coid}")
 
     async def _on_timeout(self, coid: str, *, resend: bool = False) -> None:
         try:
             if resend:
-                await self.cancel_order(coid, source="timer", reason="cancel not confirmed: sent again")
+                await self.cancel_order(coid, source=J.TIMER, reason="cancel not confirmed: sent again")
             else:
                 await self._time_out(coid)
         except ExecutionError as exc:
@@ -164,8 +175,9 @@ class Following:
             if order is None or not order.status.is_live:
                 return
             if order.filled > 0 and self.execution_config.partial_fill == "keep_open":
-                order = await self._commit(coid, source="timer", detail={"timeout": timeout,
-                                                                         "partial_fill": "keep_open"}, timeout_at=None)
+                order = await self._commit(
+                    coid, source=J.TIMER, detail={"timeout": timeout, "partial_fill": "keep_open"}, timeout_at=None
+                )
                 self._keep_open.add(coid)
                 self._error(
                     f"{coid}: not filled after {timeout:g}s; {fmt(order.filled)} of {fmt(order.amount)} filled, "
@@ -174,4 +186,4 @@ class Following:
                     order=order,
                 )
                 return
-        await self.cancel_order(coid, source="timer", reason=f"timeout after {timeout:g}s")
+        await self.cancel_order(coid, source=J.TIMER, reason=f"timeout after {timeout:g}s")

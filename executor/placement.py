@@ -2,7 +2,9 @@
 
 `commit_intent` writes the signal's next order as `new` (with its approval, in one transaction)
 before anything is sent, and reserves its balance; `run` places it. `submitting` is journaled
-only once the venue's pacer admitted the request, and the create is sent once per attempt:
+only once the venue's pacer admitted the request (a venue without a pacer admits at once: then
+the task placing it writes the intent and its `submitting` as one transaction, committed before
+the create leaves), and the create is sent once per attempt:
 - certainly not placed (`NotPlaced`): back to `new`, retried with backoff (`failed` once out of
   retries);
 - rejected: `rejected` with the venue's reason, never retried;
@@ -14,9 +16,8 @@ only once the venue's pacer admitted the request, and the create is sent once pe
   `MAX_RESUBMISSIONS` times before it goes back to the operator.
 While a create may still go live (`in_flight`), the kill switch waits for it.
 
-After a restart, `stale_signal` re-checks an intent a crash left (TTL, price moved, the
-pre-trade checks) and, when it may no longer be sent, ends it `failed` and sends the signal back
-to the operator (`signal_back`).
+After a restart, `stale_signal` (in `executor.pretrade`) re-checks an intent a crash left before
+it is placed; `replace_absent` does too before it replaces an order.
 
 A mixin of `TradeExecutor` (`executor.executor` says why the executor's jobs are mixins): it
 owns `creating` and `_settled` (what the kill switch waits for), shares `owned` (the intents a
@@ -26,8 +27,9 @@ which reconciliation fills.
 
 from __future__ import annotations
 
-import contextlib
+import asyncio
 import time
+from collections.abc import Awaitable, Sequence
 from datetime import timedelta
 from decimal import Decimal
 from typing import Any
@@ -37,7 +39,6 @@ from tenacity import wait_exponential_jitter as _jitter
 
 from executor.clientid import client_order_id
 from executor.errors import PriceMoved
-from executor.events import SignalDecided
 from executor.exchanges.base import (
     DuplicateOrder,
     ExchangeError,
@@ -47,25 +48,64 @@ from executor.exchanges.base import (
     OrderNotFound,
     Rejected,
 )
-from executor.models import ZERO, Order, OrderStatus, OrderType, SignalRecord, SignalStatus, to_decimal
-from executor.pretrade import limit_price
-from executor.states import check_signal_transition
-from executor.store import StaleWrite, Statement
+from executor.models import ZERO, JournalSource, Order, OrderStatus, OrderType, SignalRecord, SignalStatus, to_decimal
+from executor.pretrade import STALE, limit_price
+from executor.store import Statement
 
 O = OrderStatus
+J = JournalSource
 # Certainly absent orders of one signal replaced before it goes back to the operator (crashes while
 # submitting, a venue that keeps losing creates): never left approved without an order.
 MAX_RESUBMISSIONS = 10
 # How long a "certainly absent" order is watched for a late original: well past any venue's
 # visibility delay, short enough that the orders-since window it keeps open stays one page.
 ABSENT_WATCH = timedelta(minutes=15)
-STALE = "stale after restart"
 
 
 class _Unresolved(Exception):
     def __init__(self, order: Order, reason: str) -> None:
         super().__init__(reason)
         self.order = order
+
+
+class _Intent:
+    """An intent not written yet, handed to the task that places it: with no pacer to wait for,
+    that task writes it together with its `submitting` (one transaction, then the create) and
+    tells `commit_intent`, which waits on `written`, once it is committed."""
+
+    __slots__ = ("detail", "extra", "order", "written")
+
+    def __init__(self, order: Order, detail: dict[str, Any], extra: Sequence[Statement]) -> None:
+        self.order = order
+        self.detail = detail
+        self.extra = extra
+        self.written: asyncio.Future[list[int | None]] = asyncio.get_running_loop().create_future()
+
+
+class _InFlight:
+    """`with executor.in_flight(coid):` (a class, not a generator: every create takes one)."""
+
+    __slots__ = ("_coid", "_ex")
+
+    def __init__(self, ex: Placement, coid: str) -> None:
+        self._ex = ex
+        self._coid = coid
+
+    def __enter__(self) -> None:
+        self._ex.creating[self._coid] += 1
+        self._ex._settled.clear()
+
+    def __exit__(self, *exc_info: object) -> None:
+        creating = self._ex.creating
+        creating[self._coid] -= 1
+        if creating[self._coid] <= 0:
+            del creating[self._coid]
+        if not creating:
+            self._ex._settled.set()
+
+
+class _NotWritten(Exception):
+    """An intent's transaction failed: nothing of it was written or sent, and its caller was told."""
 
 
 class Placement:
@@ -112,31 +152,45 @@ class Placement:
             return order.model_copy(update={"status": O.REJECTED, "last_error": f"pre-trade check: {reason}"})
         return order
 
-    async def next_order(self, record: SignalRecord, *, allow_new: bool = True) -> tuple[Order | None, list[Order]]:
-        """(the signal's next order prepared, or None when nothing remains; its orders so far)."""
+    async def next_order(
+        self, record: SignalRecord, *, allow_new: bool = True, fresh: bool = False
+    ) -> tuple[Order | None, list[Order]]:
+        """(the signal's next order prepared, or None when nothing remains; its orders so far).
+        `fresh`: the signal's row is being inserted with the intent, so it has no orders yet."""
         assert record.id is not None and record.amount is not None
-        siblings = [self.current(o.client_order_id) or o for o in await self.store.orders_for_signal(record.id)]
+        siblings = (
+            []
+            if fresh
+            else [self.current(o.client_order_id) or o for o in await self.store.orders_for_signal(record.id)]
+        )
         if siblings and not allow_new:
             return None, siblings
         filled = sum((o.filled for o in siblings), ZERO)
         remaining = record.amount - filled
-        if remaining <= 0 or any(not o.status.is_terminal for o in siblings):
+        if remaining <= 0 or any(o.status.is_active for o in siblings):
             return None, siblings
         replacement = max((o.replacement for o in siblings), default=-1) + 1
         return await self.prepare(record, replacement=replacement, amount=remaining), siblings
 
-    async def commit_intent(self, record: SignalRecord, *, extra: list[Statement] | None = None,
-                            allow_new: bool = True, launch: bool = True) -> tuple[Order | None, list[int | None]]:
+    async def commit_intent(
+        self, record: SignalRecord, *, extra: list[Statement] | None = None, allow_new: bool = True, launch: bool = True
+    ) -> tuple[Order | None, list[int | None]]:
         """Write the signal's next order (with `extra`, e.g. its approval, in the same
         transaction) and start placing it. Returns the order written (or the signal's latest
         order when it needs no new one) and the rowids of the statements written."""
+        fresh = bool(extra) and self.store.inserts_signal(extra, record.id)  # then no store read is needed
         async with self.locks.hold(f"signal:{record.id}"):
-            order, siblings = await self.next_order(record, allow_new=allow_new)
+            order, siblings = await self.next_order(record, allow_new=allow_new, fresh=fresh)
             if order is None:
                 ids = await self.store.transact(extra) if extra else []
                 return (siblings[-1] if siblings else None), ids
             detail = {"intent": True} if order.status is O.NEW else {"reason": order.last_error}
-            ids = await self._insert(order, source="request", detail=detail, extra=extra or ())
+            if launch and order.status is O.NEW and self._unpaced():
+                # Nothing to wait for before the create: its task writes the intent with `submitting`.
+                intent = _Intent(order, detail, extra or ())
+                self.spawn(self.run(order.client_order_id, intent), name=f"place:{order.client_order_id}")
+                return order, await intent.written
+            ids = await self._insert(order, source=J.REQUEST, detail=detail, extra=extra or ())
         if order.status is O.REJECTED:
             self._error(f"{record.id}: {order.last_error}", order=order, level="warning")
             return order, ids
@@ -158,12 +212,16 @@ class Placement:
             return self.current(order.client_order_id) or order
         return await self.run(order.client_order_id)
 
-    async def run(self, coid: str) -> Order:
-        """Place one intent; a certainly absent one is replaced under the next replacement number."""
+    async def run(self, coid: str, intent: _Intent | None = None) -> Order:
+        """Place one intent (`intent`: not written yet, see `_Intent`); a certainly absent one is
+        replaced under the next replacement number."""
         self.owned.add(coid)
         try:
             async with self.locks.hold(coid):
-                order = await self._place(coid)
+                order = await self._place(coid, intent)
+        except _NotWritten:
+            assert intent is not None
+            return intent.order
         finally:
             self.owned.discard(coid)
         if order.status is O.FAILED and coid in self.absent and order.signal_id:
@@ -181,78 +239,113 @@ class Placement:
         siblings = [self.current(o.client_order_id) or o for o in await self.store.orders_for_signal(order.signal_id)]
         others = [o for o in siblings if o.client_order_id != order.client_order_id]
         filled = sum((o.filled for o in siblings), ZERO)
-        active = sum((o.remaining for o in others if not o.status.is_terminal), ZERO)
+        active = sum((o.remaining for o in others if o.status.is_active), ZERO)
         if record is None or record.amount is None or filled + active + order.amount > record.amount:
             return "superseded: a late original of its signal covers it"
         return None
 
-    async def _place(self, coid: str) -> Order:
-        """Get one order placed under the error policy (caller holds its lock)."""
-        retrying, counts = self._retrying("create_order", NotPlaced, order=self.pending_orders.get(coid))
+    async def _place(self, coid: str, intent: _Intent | None = None) -> Order:
+        """Get one order placed under the error policy (caller holds its lock). `intent`, not
+        written yet, is written by the first attempt."""
+        counts = {"counted": 0, "limited": 0}
+        unwritten = intent
+
+        def attempt() -> Awaitable[Order]:
+            nonlocal unwritten
+            given, unwritten = unwritten, None
+            return self._create_once(coid, given)
+
         try:
-            async for attempt in retrying:
-                with attempt:
-                    return await self._create_once(coid)
+            return await self._attempts(
+                "create_order",
+                attempt,
+                NotPlaced,
+                counts=counts,
+                order=intent.order if intent else self.active_orders.get(coid),
+            )
         except RetryError as exc:
             last = exc.last_attempt.exception()
-            order = await self._commit(coid, O.FAILED, source="request",
-                                       last_error=f"not placed after {counts['counted']} attempts: {last}")
+            order = await self._commit(
+                coid, O.FAILED, source=J.REQUEST, last_error=f"not placed after {counts['counted']} attempts: {last}"
+            )
             self._error(f"{coid}: {order.last_error}", order=order)
             return order
         except Rejected as exc:
-            order = await self._commit(coid, O.REJECTED, source="request", last_error=str(exc))
+            order = await self._commit(coid, O.REJECTED, source=J.REQUEST, last_error=str(exc))
             self._error(f"{coid}: rejected: {exc}", order=order, level="warning")
             return order
         except _Unresolved as exc:
-            self._error(f"{coid}: outcome unknown after lookups ({exc}); reconciliation will resolve it",
-                        order=exc.order)
+            self._error(
+                f"{coid}: outcome unknown after lookups ({exc}); reconciliation will resolve it", order=exc.order
+            )
             return self.current(coid) or exc.order
-        raise AssertionError("unreachable")
 
-    async def _create_once(self, coid: str) -> Order:
-        """One create attempt. Raises NotPlaced to retry, Rejected to stop, _Unresolved to leave it."""
-        order = self.current(coid)
+    async def _create_once(self, coid: str, intent: _Intent | None = None) -> Order:
+        """One create attempt. Raises NotPlaced to retry, Rejected to stop, _Unresolved to leave it;
+        `_NotWritten` when `intent` (written by this attempt) could not be."""
+        order = self.current(coid) if intent is None else intent.order
         assert order is not None
         if order.status is not O.NEW:  # the state a crash or an earlier attempt left it in
             return await self._resolve(coid) if order.status in (O.SUBMITTING, O.UNKNOWN) else order
         async with self.exchange.admit():
             with self.in_flight(coid):  # from here the kill switch waits for this create's outcome
+                if intent is not None and (self.halted or order.signal_id in self.contested):
+                    await self._write_intent(intent)  # on its own: the checks below end it
+                    intent = None
                 if self.halted:
-                    return await self._commit(coid, O.FAILED, source="request", last_error="kill switch: not sent")
+                    return await self._commit(coid, O.FAILED, source=J.REQUEST, last_error="kill switch: not sent")
                 if order.signal_id in self.contested and (reason := await self._superseded(order)):
-                    return await self._commit(coid, O.FAILED, source="request", last_error=reason)
-                order = await self._commit(coid, O.SUBMITTING, source="request", attempts=order.attempts + 1)
+                    return await self._commit(coid, O.FAILED, source=J.REQUEST, last_error=reason)
+                if intent is not None:
+                    order = await self._write_intent(intent, sending=True)
+                else:
+                    order = await self._commit(coid, O.SUBMITTING, source=J.REQUEST, attempts=order.attempts + 1)
                 try:
                     report = await self.exchange.create_order(
-                        client_order_id=coid, symbol=order.symbol, side=order.side, type=order.type,
-                        amount=order.amount, price=order.price,
+                        client_order_id=coid,
+                        symbol=order.symbol,
+                        side=order.side,
+                        type=order.type,
+                        amount=order.amount,
+                        price=order.price,
                     )
                 except DuplicateOrder:
                     # The venue already holds this client order id: it was placed. Find it; never re-send.
-                    await self._commit(coid, O.UNKNOWN, source="request", last_error="duplicate client order id")
+                    await self._commit(coid, O.UNKNOWN, source=J.REQUEST, last_error="duplicate client order id")
                     return await self._resolve(coid, duplicate=True)
                 except NotPlaced as exc:
-                    await self._commit(coid, O.NEW, source="request", last_error=str(exc))  # certainly not sent
+                    await self._commit(coid, O.NEW, source=J.REQUEST, last_error=str(exc))  # certainly not sent
                     raise
                 except MaybePlaced as exc:
-                    await self._commit(coid, O.UNKNOWN, source="request", last_error=f"maybe placed: {exc}")
+                    await self._commit(coid, O.UNKNOWN, source=J.REQUEST, last_error=f"maybe placed: {exc}")
                     return await self._resolve(coid)
-                return await self._fold(coid, report, "request")
+                return await self._fold(coid, report, J.REQUEST)
 
-    @contextlib.contextmanager
-    def in_flight(self, coid: str):
+    async def _write_intent(self, intent: _Intent, *, sending: bool = False) -> Order:
+        """Write `intent` (with its `extra`), and with `sending` its `submitting` too, as one
+        transaction (`_insert`); its balance is reserved and `commit_intent` told. Returns the
+        order as written."""
+        order = intent.order
+        try:
+            ids = await self._insert(order, source=J.REQUEST, detail=intent.detail, extra=intent.extra, sending=sending)
+        except Exception as exc:
+            if not intent.written.done():
+                intent.written.set_exception(exc)
+            raise _NotWritten from exc
+        except BaseException:  # cancelled: so is the wait for it
+            intent.written.cancel()
+            raise
+        self._reserve(order)
+        if not intent.written.done():
+            intent.written.set_result(ids)
+        written = self.current(order.client_order_id)
+        assert written is not None
+        return written
+
+    def in_flight(self, coid: str) -> _InFlight:
         """A create of `coid` may still go live until this block ends with its outcome journaled:
         the kill switch waits for every such block before it says that none is left open."""
-        self.creating[coid] += 1
-        self._settled.clear()
-        try:
-            yield
-        finally:
-            self.creating[coid] -= 1
-            if self.creating[coid] <= 0:
-                del self.creating[coid]
-            if not self.creating:
-                self._settled.set()
+        return _InFlight(self, coid)
 
     async def _resolve(self, coid: str, *, duplicate: bool = False) -> Order:
         """Look a maybe-placed order up by client order id until found or certainly absent."""
@@ -261,15 +354,16 @@ class Placement:
         with self.in_flight(coid):
             report = await self.lookup(order)
             if report is not None:
-                found = await self._fold(coid, report, "request")
+                found = await self._fold(coid, report, J.REQUEST)
                 if found.signal_id in self.contested:
                     self.spawn(self.reconciler.settle_signal(found), name=f"late-original:{coid}")
                 return found
         if duplicate:
             # The venue said the id exists, then every lookup said it does not: nobody can tell.
             raise _Unresolved(order, "duplicate client order id, yet no lookup finds it")
-        return await self._commit(coid, O.FAILED, source="request",
-                                  last_error="certainly absent after lookups across the visibility window")
+        return await self._commit(
+            coid, O.FAILED, source=J.REQUEST, last_error="certainly absent after lookups across the visibility window"
+        )
 
     async def lookup(self, order: Order) -> ExchangeOrder | None:
         """The venue's report for this order; None if it is certainly absent.
@@ -281,8 +375,9 @@ class Placement:
         first_absent: float | None = None
         absent_answers = 0
         last_error: Exception | None = None
-        retrying, _ = self._retrying("lookup", (OrderNotFound, NotPlaced, MaybePlaced), order=order,
-                                     attempts=attempts, wait_strategy=wait)
+        retrying, _ = self._retrying(
+            "lookup", (OrderNotFound, NotPlaced, MaybePlaced), order=order, attempts=attempts, wait_strategy=wait
+        )
         try:
             async for attempt in retrying:
                 with attempt:
@@ -339,67 +434,9 @@ class Placement:
             return None
         if order is None or order.status is not O.NEW:
             return order
-        self._error(f"{absent.client_order_id} certainly absent: resubmitted as {order.client_order_id}",
-                    order=order, level="warning")
+        self._error(
+            f"{absent.client_order_id} certainly absent: resubmitted as {order.client_order_id}",
+            order=order,
+            level="warning",
+        )
         return await self.run(order.client_order_id)
-
-    # -- after a restart ----------------------------------------------------------------------
-
-    async def stale_signal(self, record: SignalRecord, order: Order | None = None) -> str | None:
-        """After a restart: why the signal's intent may no longer be sent (TTL, price moved, free
-        balance), having ended the order `failed` and sent the signal back; None if it may."""
-        reason: str | None = None
-        status = SignalStatus.PENDING
-        live: Decimal | None = None
-        signal = record.signal
-        if record.expires_at is not None and record.expires_at <= self.clock():
-            reason, status = f"{STALE}: TTL passed", SignalStatus.EXPIRED
-        elif signal is not None:
-            type_ = order.type if order else OrderType(signal.order_type or self.execution_config.order_type)
-            moved = await self.price_moved(record, type_)
-            if moved is not None:
-                reason, live = f"{STALE}: {moved}", moved.live_price
-            elif order is not None:
-                check = self.check_order(order.symbol, order.side, order.type, order.amount,
-                                         order.price or (await self.ticker(order.symbol)).touch(order.side))
-                if not check.ok:
-                    reason = f"{STALE}: " + "; ".join(f"{k}: {v}" for k, v in check.errors.items())
-        if reason is None:
-            return None
-        extra: list[Statement] = []
-        if order is not None and order.status is O.NEW:
-            async with self.locks.hold(order.client_order_id):
-                mine = self.current(order.client_order_id)
-                if mine is None or mine.status is not O.NEW:
-                    return None  # someone sent or ended it meanwhile: nothing stale to give up
-                extra = self._signal_back_statements(record, status, reason, live)
-                await self._commit(order.client_order_id, O.FAILED, source="reconcile", last_error=reason,
-                                   extra=extra)
-            self._publish_signal(record, status, reason, live)
-        else:
-            await self.signal_back(record, status, reason, live_price=live)
-        self._error(f"{record.id}: {reason}", signal_id=record.id, level="warning")
-        return reason
-
-    def _signal_back_statements(self, record, status, reason, live) -> list[Statement]:
-        check_signal_transition(record.status, status, record.id)
-        return self.store.signal_update(self._signal_copy(record, status, reason, live), record.status, "executor")
-
-    def _signal_copy(self, record: SignalRecord, status, reason, live) -> SignalRecord:
-        changes: dict[str, Any] = {"status": status, "reason": reason, "decided_at": self.clock(),
-                                   "decided_by": "executor"}
-        if live is not None and record.signal is not None and record.signal.price is None:
-            changes["reference_price"] = live  # approving again means "at today's price"
-        return record.model_copy(update=changes)
-
-    def _publish_signal(self, record, status, reason, live) -> None:
-        self.bus.publish(SignalDecided(self._signal_copy(record, status, reason, live)))
-
-    async def signal_back(self, record: SignalRecord, status: SignalStatus, reason: str, *,
-                          live_price: Decimal | None = None) -> None:
-        """An approved signal back to the operator (or expired), nothing sent."""
-        try:
-            await self.store.transact(self._signal_back_statements(record, status, reason, live_price))
-        except StaleWrite:
-            return  # decided meanwhile by someone else: theirs stands
-        self._publish_signal(record, status, reason, live_price)

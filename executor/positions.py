@@ -33,7 +33,6 @@ quote spent (fees in quote included) + amount x mark: the cash-flow identity the
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime
@@ -42,6 +41,7 @@ from typing import Any
 
 from executor.models import Fill, Side
 from executor.numbers import fmt
+from executor.store.state import BALANCES
 
 ZERO = Decimal(0)
 # Working precision of the fold: enough that rounding never shows at any quantity a venue reports.
@@ -124,6 +124,9 @@ def fill_order(fills: Iterable[Fill]) -> list[Fill]:
 
 
 class _Book:
+    """One market's fold. Its attributes are the fields of the `Position` it ends in, but for the
+    three derived from them at a mark (`average_entry`, `mark`, `unrealized`)."""
+
     def __init__(self, symbol: str) -> None:
         self.symbol = symbol
         self.base, self.quote = split_symbol(symbol)
@@ -133,15 +136,15 @@ class _Book:
         self.fees: dict[str, Decimal] = {}
         self.other_fees: dict[str, Decimal] = {}
         self.fills = 0
-        self.first: datetime | None = None
-        self.last: datetime | None = None
+        self.first_fill: datetime | None = None
+        self.last_fill: datetime | None = None
 
     def apply(self, fill: Fill) -> None:
         if fill.amount < 0 or fill.price < 0:
             raise ValueError(f"fill {fill.fill_id}: negative amount or price")
         self.fills += 1
-        self.first = fill.ts if self.first is None else self.first
-        self.last = fill.ts
+        self.first_fill = fill.ts if self.first_fill is None else self.first_fill
+        self.last_fill = fill.ts
         fee = fill.fee or ZERO
         currency = fill.fee_currency or ""
         fee_base = fee if fee and currency == self.base else ZERO
@@ -182,27 +185,11 @@ class _Book:
             self.held_before_proceeds += proceeds - closed_proceeds
 
     def position(self, mark: Decimal | None) -> Position:
-        unrealized = _unrealized(self.amount, self.cost, mark)
         return Position(
-            symbol=self.symbol,
-            base=self.base,
-            quote=self.quote,
-            amount=self.amount,
-            cost=self.cost,
+            **vars(self) | {"fees": dict(self.fees), "other_fees": dict(self.other_fees)},
             average_entry=self.cost / self.amount if self.amount else None,
-            realized=self.realized,
             mark=mark,
-            unrealized=unrealized,
-            held_before=self.held_before,
-            held_before_proceeds=self.held_before_proceeds,
-            bought=self.bought,
-            sold=self.sold,
-            quote_flow=self.quote_flow,
-            fees=dict(self.fees),
-            other_fees=dict(self.other_fees),
-            fills=self.fills,
-            first_fill=self.first,
-            last_fill=self.last,
+            unrealized=_unrealized(self.amount, self.cost, mark),
         )
 
 
@@ -242,17 +229,17 @@ def marks_from_prices(prices: Mapping[str, Decimal], quote: str, symbols: Iterab
 
 
 def marks_from_balances_flag(raw: str | None, symbols: Iterable[str]) -> dict[str, Decimal]:
-    """Marks from the store's `balances` flag (JSON: "quote", "prices" per currency in the quote).
-    An absent or unreadable flag gives no marks: the unrealized PnL is then unknown, never zero."""
+    """Marks from the store's `balances` flag (`executor.store.state.BALANCES`: the quote, and prices
+    per currency in it). An absent or unreadable flag gives no marks: the unrealized PnL is then
+    unknown, never zero."""
     if not raw:
         return {}
     try:
-        data = json.loads(raw)
-        quote = str(data["quote"])
-        prices = {str(c): Decimal(str(p)) for c, p in dict(data.get("prices") or {}).items()}
-    except (ValueError, TypeError, KeyError, ArithmeticError):
+        saved = BALANCES.parse(raw)
+    except ValueError:
         return {}
-    return marks_from_prices({c: p for c, p in prices.items() if p.is_finite() and p > 0}, quote, symbols)
+    prices = {c: p for c, p in saved.prices.items() if p.is_finite() and p > 0}
+    return marks_from_prices(prices, saved.quote, symbols)
 
 
 def _unrealized(amount: Decimal, cost: Decimal, mark: Decimal | None) -> Decimal | None:

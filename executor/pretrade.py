@@ -6,24 +6,45 @@ calls it too), `check_amend` (a new price or total for a live order, never past 
 asked for) and `price_moved` (a market order's live price against the slippage tolerance).
 Placement runs them when it prepares an intent and when a restart re-checks one. `limit_price`
 puts a limit order's price the tolerance away from its reference, on the venue's grid.
+After a restart, `stale_signal` runs them again (with the TTL) on an intent a crash left, and
+one that may no longer be sent ends `failed`, its signal back to the operator (`signal_back`).
 
 `balances` are the venue's, refreshed by tracking and by reconciliation; between two refreshes
 `_reserve` takes what a placed intent will lock out of them, so that two signals approved at
 the same moment cannot both pass the free-balance check with the same money.
 
 A mixin of `TradeExecutor` (`executor.executor` says why the executor's jobs are mixins): it
-reads `markets`, `execution_config` and the store, and owns `balances`.
+reads `markets`, `execution_config` and the store, owns `balances`, and ends a stale intent
+through the one write path (`_commit`, under the order's lock).
 """
 
 from __future__ import annotations
 
 from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal, InvalidOperation
+from typing import Any
 
 from executor.errors import PriceMoved
-from executor.events import AmendCheck, BalancesUpdated
+from executor.events import AmendCheck, BalancesUpdated, SignalDecided
 from executor.exchanges.base import ExchangeError
-from executor.models import ZERO, Balance, Order, OrderType, Side, SignalRecord, to_decimal
+from executor.models import (
+    ZERO,
+    Balance,
+    JournalSource,
+    Order,
+    OrderStatus,
+    OrderType,
+    Side,
+    SignalRecord,
+    SignalStatus,
+    to_decimal,
+)
 from executor.signals import fmt
+from executor.states import check_signal_transition
+from executor.store import StaleWrite, Statement
+
+O = OrderStatus
+J = JournalSource
+STALE = "stale after restart"
 
 
 def quantize_price(price: Decimal, tick: Decimal, side: Side) -> Decimal:
@@ -199,6 +220,76 @@ class PreTrade:
             if record is not None and record.amount is not None:
                 return record.amount
         return order.amount
+
+    # -- after a restart ----------------------------------------------------------------------
+
+    async def stale_signal(self, record: SignalRecord, order: Order | None = None) -> str | None:
+        """After a restart: why the signal's intent may no longer be sent (TTL, price moved, free
+        balance), having ended the order `failed` and sent the signal back; None if it may."""
+        reason: str | None = None
+        status = SignalStatus.PENDING
+        live: Decimal | None = None
+        signal = record.signal
+        if record.expires_at is not None and record.expires_at <= self.clock():
+            reason, status = f"{STALE}: TTL passed", SignalStatus.EXPIRED
+        elif signal is not None:
+            type_ = order.type if order else OrderType(signal.order_type or self.execution_config.order_type)
+            moved = await self.price_moved(record, type_)
+            if moved is not None:
+                reason, live = f"{STALE}: {moved}", moved.live_price
+            elif order is not None:
+                check = self.check_order(
+                    order.symbol,
+                    order.side,
+                    order.type,
+                    order.amount,
+                    order.price or (await self.ticker(order.symbol)).touch(order.side),
+                )
+                if not check.ok:
+                    reason = f"{STALE}: " + "; ".join(f"{k}: {v}" for k, v in check.errors.items())
+        if reason is None:
+            return None
+        extra: list[Statement] = []
+        if order is not None and order.status is O.NEW:
+            async with self.locks.hold(order.client_order_id):
+                mine = self.current(order.client_order_id)
+                if mine is None or mine.status is not O.NEW:
+                    return None  # someone sent or ended it meanwhile: nothing stale to give up
+                extra = self._signal_back_statements(record, status, reason, live)
+                await self._commit(order.client_order_id, O.FAILED, source=J.RECONCILE, last_error=reason, extra=extra)
+            self._publish_signal(record, status, reason, live)
+        else:
+            await self.signal_back(record, status, reason, live_price=live)
+        self._error(f"{record.id}: {reason}", signal_id=record.id, level="warning")
+        return reason
+
+    def _signal_back_statements(self, record, status, reason, live) -> list[Statement]:
+        check_signal_transition(record.status, status, record.id)
+        return self.store.signal_update(self._signal_copy(record, status, reason, live), record.status, "executor")
+
+    def _signal_copy(self, record: SignalRecord, status, reason, live) -> SignalRecord:
+        changes: dict[str, Any] = {
+            "status": status,
+            "reason": reason,
+            "decided_at": self.clock(),
+            "decided_by": "executor",
+        }
+        if live is not None and record.signal is not None and record.signal.price is None:
+            changes["reference_price"] = live  # approving again means "at today's price"
+        return record.model_copy(update=changes)
+
+    def _publish_signal(self, record, status, reason, live) -> None:
+        self.bus.publish(SignalDecided(self._signal_copy(record, status, reason, live)))
+
+    async def signal_back(
+        self, record: SignalRecord, status: SignalStatus, reason: str, *, live_price: Decimal | None = None
+    ) -> None:
+        """An approved signal back to the operator (or expired), nothing sent."""
+        try:
+            await self.store.transact(self._signal_back_statements(record, status, reason, live_price))
+        except StaleWrite:
+            return  # decided meanwhile by someone else: theirs stands
+        self._publish_signal(record, status, reason, live_price)
 
 
 def _round(value: Decimal) -> Decimal:

@@ -33,13 +33,14 @@ from executor.clientid import has_prefix
 from executor.events import Reconciled, ReconcileResult
 from executor.exchanges.base import ExchangeError, ExchangeOrder, Trade
 from executor.executor import ExecutionError, PriceMoved, TradeExecutor
-from executor.models import ZERO, Fill, Order, OrderStatus, OrderType, SignalStatus
+from executor.models import ZERO, Fill, JournalSource, Order, OrderOrigin, OrderStatus, OrderType, SignalStatus
 from executor.placement import ABSENT_WATCH, STALE, _Unresolved
 from executor.states import IllegalTransition
 from executor.store import StaleWrite
 from executor.tracking import effect
 
 O = OrderStatus
+J = JournalSource
 SKEW = timedelta(seconds=60)  # our clock against the venue's, for `since` windows
 FEE_TRIES = 10  # rounds an order's trades may take to add up to its filled amount
 FEE_WATCH = timedelta(hours=24)  # how far back an ended order's fee is still looked for in the trades
@@ -102,7 +103,7 @@ class Reconciler:
         started = ex.clock()
         errors: list[str] = []
         counts = {"checked": 0, "updated": 0, "resolved": 0, "adopted": 0}
-        targets = {**ex.absent, **ex.pending_orders}
+        targets = {**ex.absent, **ex.active_orders}
         by_symbol: dict[str, list[Order]] = {}
         for order in targets.values():
             by_symbol.setdefault(order.symbol, []).append(order)
@@ -145,7 +146,7 @@ class Reconciler:
         if deferred:
             self._schedule_followup(max(deferred))
         drift = await self._drift(startup, errors, settled=unsettled == 0 and not errors)
-        statuses = [o.status for o in ex.pending_orders.values()]
+        statuses = [o.status for o in ex.active_orders.values()]
         result = ReconcileResult(
             at=started,
             checked=counts["checked"],
@@ -205,10 +206,10 @@ class Reconciler:
             report = market.report(coid)
             if report is not None:
                 if before is O.NEW:  # an old store's intent that did leave: it was submitted
-                    await ex._commit(coid, O.SUBMITTING, source="reconcile")
+                    await ex._commit(coid, O.SUBMITTING, source=J.RECONCILE)
                 revive = before is O.FAILED
                 try:
-                    new = await ex._fold(coid, report, "reconcile", revive=revive)
+                    new = await ex._fold(coid, report, J.RECONCILE, revive=revive)
                 except (StaleWrite, IllegalTransition) as exc:
                     errors.append(f"{coid}: not folded ({exc}); next round")
                     return "stale"
@@ -238,7 +239,7 @@ class Reconciler:
                 return "lookup"
             if before in _ACTIVE_UNPLACED:
                 # Not among every order of the market since before it was created: never placed.
-                failed = await ex._commit(coid, O.FAILED, source="reconcile",
+                failed = await ex._commit(coid, O.FAILED, source=J.RECONCILE,
                                           last_error="certainly absent: not among the venue's orders")
                 ex.spawn(ex.replace_absent(failed, stale_check=True), name=f"replace:{coid}")
                 return "resolved"
@@ -254,7 +255,7 @@ class Reconciler:
             report = await ex._fetch_missing(current)
             if report is None:
                 return False
-            return (await ex._fold(coid, report, "reconcile")).version != current.version
+            return (await ex._fold(coid, report, J.RECONCILE)).version != current.version
 
     async def _recover(self, coid: str) -> None:
         """Lookups across the visibility window for a create the bulk answers could not settle."""
@@ -264,7 +265,7 @@ class Reconciler:
             if current is None or current.status.is_terminal or current.status.is_live:
                 return
             if current.status is O.SUBMITTING:
-                await ex._commit(coid, O.UNKNOWN, source="reconcile", last_error="interrupted while submitting")
+                await ex._commit(coid, O.UNKNOWN, source=J.RECONCILE, last_error="interrupted while submitting")
             try:
                 order = await ex._resolve(coid)
             except _Unresolved as exc:
@@ -306,11 +307,12 @@ class Reconciler:
                     client_order_id=coid, signal_id=None, exchange_order_id=report.exchange_order_id,
                     symbol=report.symbol, side=report.side, type=report.type, amount=report.amount,
                     price=report.price, status=O.UNKNOWN, created_at=report.ts or now, updated_at=now,
-                    origin="adopted", last_error="adopted: on the venue with our prefix but not in the store",
+                    origin=OrderOrigin.ADOPTED,
+                    last_error="adopted: on the venue with our prefix but not in the store",
                 )
                 async with ex.locks.hold(coid):
-                    await ex._insert(order, source="reconcile", detail={"adopted": True})
-                    await ex._fold(coid, report, "reconcile")
+                    await ex._insert(order, source=J.RECONCILE, detail={"adopted": True})
+                    await ex._fold(coid, report, J.RECONCILE)
                 adopted += 1
                 ex._error(f"{coid}: adopted an open order the store did not know", level="warning", order=order)
         return adopted, external
@@ -372,7 +374,7 @@ class Reconciler:
                      fee_currency=t.fee_currency, ts=t.ts or ex.clock())
                 for t in mine
             ]
-            await ex._commit(coid, source="reconcile", detail={"fee_from_trades": str(fee)}, fee=fee,
+            await ex._commit(coid, source=J.RECONCILE, detail={"fee_from_trades": str(fee)}, fee=fee,
                              fee_currency=currency or current.fee_currency, replace_fills=fills)
             ex.fee_unknown.pop(coid, None)
             self._fee_tries.pop(coid, None)
@@ -436,19 +438,19 @@ class Reconciler:
         if filled > record.amount:
             ex._error(f"{order.signal_id}: OVER-FILLED, {filled} of {record.amount} (a late original filled too)",
                       order=order, level="critical")
-        committed = filled + sum((o.remaining for o in siblings if not o.status.is_terminal), ZERO)
+        committed = filled + sum((o.remaining for o in siblings if o.status.is_active), ZERO)
         for other in siblings:  # intents not yet sent and not being sent: given up right here
             if committed > record.amount and other.status is O.NEW and not ex.locks.locked(other.client_order_id):
                 async with ex.locks.hold(other.client_order_id):
                     if (mine := ex.current(other.client_order_id)) is not None and mine.status is O.NEW:
-                        await ex._commit(other.client_order_id, O.FAILED, source="reconcile",
+                        await ex._commit(other.client_order_id, O.FAILED, source=J.RECONCILE,
                                          last_error="superseded: a late original of its signal covers it")
                         committed -= mine.remaining
         for other in sorted((o for o in siblings if o.status.is_live), key=lambda o: -o.replacement):
             if committed <= record.amount:
                 break
             with contextlib.suppress(ExchangeError, ExecutionError):
-                done = await ex.cancel_order(other.client_order_id, source="reconcile",
+                done = await ex.cancel_order(other.client_order_id, source=J.RECONCILE,
                                              reason="late original appeared: the extra order is canceled")
                 committed -= other.remaining - (done.filled - other.filled)
 
@@ -479,7 +481,7 @@ class Reconciler:
             if abs(moved - explained) > Decimal("1e-8"):
                 candidate[ccy] = moved - explained
         quiet = not ex.creating and not any(
-            o.status.is_live or o.status is O.PENDING_CANCEL for o in ex.pending_orders.values()
+            o.status.is_live or o.status is O.PENDING_CANCEL for o in ex.active_orders.values()
         )
         previous, self._candidate = self._candidate, candidate
         return candidate if quiet or candidate == previous else {}

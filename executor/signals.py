@@ -134,13 +134,11 @@ def _check_tree(value: Any, duplicate_hint: str) -> list[str]:
             continue
         # The path in words only for a problem: building it for every node cost a 64 KiB body of
         # small values a second (the webhook's answer is due within 3 s).
-        if isinstance(node, _Bad):
+        if kind is str or kind is float or isinstance(node, str | float):
+            if (problem := _scalar_problem(node)) is not None:
+                problems.append(f"{_path(path) or 'document'}: {problem}")
+        elif isinstance(node, _Bad):
             problems.append(f"{_path(path) or 'document'}: {node.problem}")
-        elif isinstance(node, float) and not math.isfinite(node):  # from a caller's dict, not from text
-            problems.append(f"{_path(path) or 'document'}: {node} is not a finite number")
-        elif isinstance(node, str):
-            if (bad := _SURROGATE.search(node)) is not None:
-                problems.append(f"{_path(path) or 'document'}: {_lone(bad.group())}")
         elif isinstance(node, dict | list):
             where = _path(path) or "document"
             if len(path) >= MAX_NESTING:
@@ -162,6 +160,16 @@ def _check_tree(value: Any, duplicate_hint: str) -> list[str]:
             else:
                 stack.extend(reversed([(item, (*path, i)) for i, item in enumerate(node)]))
     return problems
+
+
+def _scalar_problem(value: str | float | int | None) -> str | None:
+    """What is wrong with a number or a string, if anything: a float not finite (from a caller's
+    dict: text never decodes to one), a lone surrogate. An int, a bool or null: nothing."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return f"{value} is not a finite number"
+    if isinstance(value, str) and (bad := _SURROGATE.search(value)) is not None:
+        return _lone(bad.group())
+    return None
 
 
 def _lone(char: str) -> str:
@@ -202,18 +210,22 @@ def _field_at(text: str | bytes | bytearray, pos: int | None = None, *, deeper_t
     return ""
 
 
+_DECODER = json.JSONDecoder(
+    object_pairs_hook=_pairs, parse_float=_parse_float, parse_int=_parse_int, parse_constant=_parse_constant
+)
+
+
 def _decode(text: str | bytes | bytearray, duplicate_hint: str) -> Any:
     if isinstance(text, str) and (bad := _SURROGATE.search(text)) is not None:
         where = _field_at(text, bad.start())
         raise SignalError(f"{where}not valid text: {_lone(bad.group())} (at character {bad.start()})")
     try:
-        value = json.loads(
-            text,
-            object_pairs_hook=_pairs,
-            parse_float=_parse_float,
-            parse_int=_parse_int,
-            parse_constant=_parse_constant,
-        )
+        # What `json.loads` does, with one decoder for every call: bytes decoded as JSON allows, a BOM refused.
+        if isinstance(text, bytes | bytearray):
+            text = text.decode(json.detect_encoding(text), "surrogatepass")
+        elif isinstance(text, str) and text.startswith("\ufeff"):
+            raise json.JSONDecodeError("Unexpected UTF-8 BOM (decode using utf-8-sig)", text, 0)
+        value = _DECODER.decode(text)
     except RecursionError:
         where = _field_at(text, deeper_than=MAX_NESTING)
         raise SignalError(f"{where}not valid JSON: nested far deeper than {MAX_NESTING} levels") from None

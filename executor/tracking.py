@@ -16,7 +16,7 @@ from datetime import datetime
 from decimal import Decimal
 
 from executor.exchanges.base import ExchangeOrder
-from executor.models import ZERO, Fill, MarketInfo, Order, Side
+from executor.models import ZERO, Fill, MarketInfo, Order, Side, updated
 from executor.models import OrderStatus as O
 from executor.states import can_transition_order
 
@@ -65,7 +65,7 @@ def apply_report(order: Order, report: ExchangeOrder, now: datetime) -> Applied:
     old = order.status
     if not states_fills(report):
         if report.exchange_order_id and not order.exchange_order_id:
-            order = order.model_copy(update={"exchange_order_id": report.exchange_order_id, "updated_at": now})
+            order = updated(order, {"exchange_order_id": report.exchange_order_id, "updated_at": now})
         return Applied(order=order, old=old, fills=())
     reported_filled = report.filled if report.filled is not None else ZERO
     overfill = max(ZERO, reported_filled - order.amount)
@@ -82,15 +82,16 @@ def apply_report(order: Order, report: ExchangeOrder, now: datetime) -> Applied:
             Fill(
                 # deterministic id: replaying the same report can never record the fill twice
                 fill_id=f"{order.client_order_id}:{new_filled}",
-                client_order_id=order.client_order_id,
-                signal_id=order.signal_id,
-                symbol=order.symbol,
-                side=order.side,
                 amount=delta,
                 price=price,
                 fee=fee_delta,
                 fee_currency=report.fee_currency,  # None: not stated, learned from the trades later
                 ts=now,
+                # and whose fill it is
+                client_order_id=order.client_order_id,
+                signal_id=order.signal_id,
+                symbol=order.symbol,
+                side=order.side,
             )
         )
         total_cost = (order.average or ZERO) * order.filled + price * delta
@@ -104,7 +105,7 @@ def apply_report(order: Order, report: ExchangeOrder, now: datetime) -> Applied:
         updates["status"] = status
     if updates:
         updates["updated_at"] = now
-        order = order.model_copy(update=updates)
+        order = updated(order, updates)
     return Applied(order=order, old=old, fills=tuple(fills), overfill=overfill)
 
 

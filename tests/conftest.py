@@ -1,62 +1,31 @@
-"""Shared fixtures: a paper exchange, a store in a temp dir, an executor and a service on them."""
+"""The fixtures every test folder shares: seeded randomness, fixed hypothesis examples, default
+settings, a store path and a store opened there, and a short work directory. The helpers
+themselves (waiting, settings, signals, a clock) are in `helpers.py`."""
 
 from __future__ import annotations
 
-import asyncio
 import random
 import shutil
 import tempfile
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
+from helpers import DATA, FakeClock, eventually, make_settings  # noqa: F401  (until all import helpers)
 from hypothesis import settings as hypothesis_settings
 
-from executor.config import Settings, load_config
+from executor.config import Settings
+from executor.store import Store
 
 # Property tests explore a fixed, reproducible set of examples: a red run is red every time.
 hypothesis_settings.register_profile("tradeconsole", derandomize=True, database=None, deadline=None)
 hypothesis_settings.load_profile("tradeconsole")
-
-DATA = Path(__file__).parent / "data"
 
 
 @pytest.fixture(autouse=True)
 def _seeded() -> None:
     # tenacity's jitter draws from the global generator: seed it so every run backs off alike.
     random.seed(1234)
-
-
-def make_settings(**sections: dict) -> Settings:
-    """Defaults (no file, no environment) with some keys changed, e.g. execution={"max_retries": 2}."""
-    settings = load_config(None, env={})
-    updates = {}
-    for name, changes in sections.items():
-        updates[name] = getattr(settings, name).model_copy(update=changes)
-    return settings.model_copy(update=updates)
-
-
-class FakeClock:
-    """A monotonic clock that moves only when told (paper market frozen unless advanced)."""
-
-    def __init__(self, start: float = 1000.0) -> None:
-        self.now = start
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
-
-
-async def eventually(predicate: Callable[[], object], timeout: float = 10.0, interval: float = 0.01) -> None:
-    """Wait for a condition with a generous deadline; fail loudly if it never holds."""
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"condition not met within {timeout}s: {getattr(predicate, '__name__', predicate)}")
-        await asyncio.sleep(interval)
 
 
 @pytest.fixture
@@ -67,6 +36,14 @@ def settings() -> Settings:
 @pytest.fixture
 def db_path(tmp_path: Path) -> Path:
     return tmp_path / "store.db"
+
+
+@pytest.fixture
+async def store(db_path: Path) -> AsyncIterator[Store]:
+    """A store at `db_path`, closed after the test."""
+    opened = await Store.open(db_path)
+    yield opened
+    await opened.close()
 
 
 @pytest.fixture

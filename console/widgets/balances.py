@@ -26,6 +26,7 @@ from textual.widgets import DataTable, Label, Sparkline
 
 from console import formatting as f
 from console.formatting import Cell
+from console.widgets.labels import relabel
 from console.widgets.table.widget import Column, KeyedTable
 from executor.models import Balance, MarketInfo
 from executor.numbers import fmt
@@ -255,6 +256,7 @@ class BalancesPane(Vertical):
         self.sparkline = EquitySparkline([], id="equity-sparkline")
         self.scale = Label("", id="equity-scale")
         self.equity = Label("", id="equity-value")
+        self._shown: dict[Label, object] = {}  # what the labels show (relabel)
         self.quote = "USDT"
         self.notes = False  # a position has a note (`*`): the subtitle says where to read it
 
@@ -355,12 +357,12 @@ class BalancesPane(Vertical):
     def show_equity(self, samples: list[Decimal], quote: str) -> None:
         history = [float(v) for v in samples] if len(samples) > 1 else []
         self.sparkline.data = history
-        self.scale.update(scale_words(equity_scale(history)[2]) if history else "")
+        relabel(self.scale, scale_words(equity_scale(history)[2]) if history else "", self._shown)
         label = self.equity
         if not samples:
-            label.update("")
+            relabel(label, "", self._shown)
             return
         change = samples[-1] - samples[0]
         sign = "+" if change >= 0 else "-"
         style = "$text-success" if change > 0 else "$text-error" if change < 0 else "$text-muted"
-        label.update(f"{f.money(samples[-1])} [{style}]{sign}{f.money(abs(change))}[/]")
+        relabel(label, f"{f.money(samples[-1])} [{style}]{sign}{f.money(abs(change))}[/]", self._shown)

@@ -48,7 +48,8 @@ class LogTable(KeyedTable[LogEntry]):
 
     def append(self, entries: Iterable[LogEntry]) -> None:
         following = not self.has_focus or self.cursor_row >= self.row_count - 1
-        for entry in entries:
+        entries = list(entries)
+        for entry in entries[-self.limit:]:  # older ones would leave at once: never drawn nor measured
             self.upsert(str(next(self._keys)), entry)
         if len(self.items) > self.limit:
             self.discard_many(list(self.items)[: len(self.items) - self.limit])

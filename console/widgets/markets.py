@@ -31,14 +31,20 @@ class MarketsStrip(Widget):
         self.markets: dict[str, MarketInfo] = {}
         self.symbols: list[str] = []  # the configured markets, in their order
         self.full = True  # bid and ask too, on as many lines as that takes (the app turns it off at 80x24)
+        self._subtitle = ""
 
     def show(self, quotes: dict[str, MarketQuote]) -> None:
         if quotes == self.quotes:
             return
+        width = self.content_region.width or self.size.width
+        lines = len(self._lines(width))
         self.quotes = dict(quotes)
         since = [q.change_since for q in quotes.values() if q.change_since is not None]
-        self.border_subtitle = f"change since {f.hms(min(since))}" if since else ("change 24h" if quotes else "")
-        self.refresh(layout=True)
+        subtitle = f"change since {f.hms(min(since))}" if since else ("change 24h" if quotes else "")
+        if subtitle != self._subtitle:
+            self._subtitle = self.border_subtitle = subtitle
+        # As many lines as before (new prices, the same markets): no layout of the screen.
+        self.refresh(layout=not width or len(self._lines(width)) != lines)
 
     def _cell(self, quote: MarketQuote, full: bool) -> Content:
         market = self.markets.get(quote.symbol)

@@ -23,7 +23,7 @@ STATUS_STYLE = {
 
 
 def order_cells(order: Order, market: MarketInfo | None, bar_width: int) -> dict[str, Cell]:
-    """The cells of one order; shared by the live book and the history screen."""
+    """The cells of one order; shared by the active-order book and the history screen."""
     return {
         "signal": order.signal_id or ((order.origin, "warning"),),
         "coid": order.client_order_id,

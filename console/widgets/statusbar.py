@@ -10,9 +10,9 @@ from textual.content import Content
 from textual.widgets import Label
 
 from console import formatting as f
+from console.widgets.labels import relabel
 from executor.events import ReconcileResult
-
-MODES = ("PAPER", "SANDBOX", "LIVE", "READ-ONLY")
+from executor.models import ExchangeMode
 
 
 def reconcile_summary(result: ReconcileResult | None, now: datetime, open_orders: int, unknown: int) -> Content:
@@ -40,19 +40,16 @@ def reconcile_summary(result: ReconcileResult | None, now: datetime, open_orders
 class StatusBar(Horizontal):
     def __init__(self, *, id: str | None = None) -> None:
         super().__init__(id=id)
-        self._shown: dict[str, object] = {}
+        self._shown: dict[Label, object] = {}
         self.mode = Label("", id="mode")
         self.exchange = Label("", id="exchange")
         self.reconcile = Label("", id="reconcile")
         self.intake = Label("", id="intake")
         self.rate_limit = Label("", id="rate-limit")
 
-    def _update(self, label: Label, content: object) -> None:
-        # Updating a label lays the screen out again: only when its text really changed.
-        key = label.id or ""
-        if self._shown.get(key) != content:
-            self._shown[key] = content
-            label.update(content)  # type: ignore[arg-type]
+    def _update(self, label: Label, content: str | Content) -> None:
+        # Only when its text really changed; the screen is laid out again only when its width did.
+        relabel(label, content, self._shown)
 
     def compose(self) -> ComposeResult:
         yield from (self.mode, self.exchange, self.reconcile, self.intake, self.rate_limit)
@@ -64,7 +61,7 @@ class StatusBar(Horizontal):
     ) -> None:
         badge = self.mode
         self._update(badge, f" {mode or '…'} ")
-        for name in MODES:
+        for name in ExchangeMode:
             badge.set_class(mode == name, f"-{name.lower()}")
         self._update(self.exchange, exchange)
         summary = reconcile_summary(reconcile, now, open_orders, unknown)

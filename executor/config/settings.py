@@ -18,6 +18,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from decimal import Decimal
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
@@ -159,8 +160,13 @@ class ExecutionConfig(_Section):
     )
 
 
+class ApprovalMode(StrEnum):
+    MANUAL = "manual"  # every signal waits for an operator
+    AUTO = "auto"  # the policy approves what passes its checks
+
+
 class ApprovalConfig(_Section):
-    mode: Literal["manual", "auto"] = Field("manual", description='"manual" or "auto"')
+    mode: ApprovalMode = Field(ApprovalMode.MANUAL, description='"manual" or "auto"')
     auto_max_notional: Dec = Field(
         Decimal(0),
         ge=0,

@@ -23,7 +23,7 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 from executor.events import Event, EventBus, Snapshot
-from executor.models import MarketInfo, SignalStatus
+from executor.models import ExchangeMode, MarketInfo, SignalStatus
 from executor.sources.lines import MAX_LINE, Line
 
 if TYPE_CHECKING:
@@ -60,7 +60,7 @@ class ConnectionChanged(Event):
 class CoreStatus:
     """What `ctl status` prints and the status bar's rate-limit part shows."""
 
-    mode: str
+    mode: ExchangeMode
     exchange: str
     paused: bool
     open: int
@@ -326,7 +326,7 @@ async def core_status(service: TradingService) -> CoreStatus:
 
     from executor.models import OrderStatus, SignalStatus, utcnow
 
-    orders = service.executor.pending_orders.values() if service.executor is not None else ()
+    orders = service.executor.active_orders.values() if service.executor is not None else ()
     result = service._last_reconcile
     exchange = service.exchange
     rate = exchange.rate_limit_state().describe() if exchange is not None else None

@@ -29,7 +29,6 @@ from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import aiohttp
 from pydantic import ValidationError
 
 from executor.control import protocol as wire
@@ -41,6 +40,7 @@ from executor.control.client import (
     Refused,
     SubmitResult,
 )
+from executor.control.transport import ConnectError, Disconnected, HandshakeError, WebSocket, request
 from executor.events import EventBus, Snapshot
 
 if TYPE_CHECKING:
@@ -49,8 +49,6 @@ if TYPE_CHECKING:
 __all__ = ["CoreUnreachable", "Forbidden", "ProtocolError", "RemoteClient"]
 
 log = logging.getLogger("tradeconsole.control.remote")
-
-BASE = "http://tradeconsole"  # the host part of the URL means nothing on a Unix socket
 
 
 class CoreUnreachable(Refused):
@@ -77,10 +75,12 @@ class BadRequest(ProtocolError):
 ANSWER_WITHIN = 20.0  # seconds a command waits for the core's answer
 KILL_SWITCH_WITHIN = 120.0  # the kill switch answers once its cancels are done (or given up)
 SUBMIT_WITHIN_PER_LINE = 0.1  # a submit waits this much longer a line (each may ask the venue a price)
+YIELD_AFTER = 0.005  # seconds of buffered messages handled before the loop gets a turn
+CONNECT_WITHIN = 5.0  # seconds a connection to the socket may take
 
 
 def _reason(exc: BaseException, *, sent: bool = False) -> str:
-    if isinstance(exc, aiohttp.ClientConnectorError):
+    if isinstance(exc, ConnectError):
         exc, sent = exc.os_error, False
     if isinstance(exc, FileNotFoundError):
         return "no socket there (is a core running on this store?)"
@@ -89,7 +89,7 @@ def _reason(exc: BaseException, *, sent: bool = False) -> str:
     if isinstance(exc, PermissionError):
         return "permission denied"
     text = "no answer in time" if isinstance(exc, TimeoutError) else (
-        "the core closed the connection" if isinstance(exc, aiohttp.ServerDisconnectedError)
+        "the core closed the connection" if isinstance(exc, Disconnected)
         else str(exc) or type(exc).__name__)
     return text + ("; the command may have been carried out: check before sending it again" if sent else "")
 
@@ -117,42 +117,46 @@ class RemoteClient(CoreClient):
         self.answer_within = answer_within  # seconds a command waits for the core's answer
         self._client = _client_info(read_only, os.environ if env is None else env)
         self._history = history
-        self._session: aiohttp.ClientSession | None = None
-        self._ws: aiohttp.ClientWebSocketResponse | None = None
+        self._ws: WebSocket | None = None
         self._task: asyncio.Task | None = None
         self._closing = False
         self._ids = itertools.count(1)
         self._status: CoreStatus | None = None
         self._waiters: deque[asyncio.Future[Snapshot]] = deque()
         self._fresh: tuple[int, Snapshot] | None = None  # the last stream snapshot, while no event followed it
+        self._heard = 0.0  # loop time of the stream's last message
+        self._opened: WebSocket | None = None  # by `open_stream`, not read yet
 
     # -- connection ---------------------------------------------------------------------------
 
-    def _http(self) -> aiohttp.ClientSession:
-        if self._session is None or self._session.closed:
-            connector = aiohttp.UnixConnector(path=os.fspath(self.path), force_close=True)
-            timeout = aiohttp.ClientTimeout(total=None, sock_connect=5.0)
-            self._session = aiohttp.ClientSession(connector=connector, timeout=timeout)
-        return self._session
+    async def open_stream(self) -> None:
+        """Open the event stream without reading it yet (CoreUnreachable or Forbidden when no core
+        takes it): the core builds and sends its snapshot meanwhile, and `start()` reads it."""
+        if self._task is None and (self._opened is None or self._opened.closed):
+            self._opened = await self._handshake()
 
-    async def _connect(self) -> aiohttp.ClientWebSocketResponse:
-        """Open the event stream and take its first snapshot; CoreUnreachable when nothing answers."""
+    async def _handshake(self) -> WebSocket:
+        target = f"/v1/events?history={int(self._history)}&role={self._client['role']}"
         try:
-            ws = await self._http().ws_connect(
-                f"{BASE}/v1/events", params={"history": str(self._history), "role": self._client["role"]},
-                max_msg_size=0, autoping=True, timeout=aiohttp.ClientWSTimeout(ws_close=2.0),
-            )
-        except aiohttp.WSServerHandshakeError as exc:
+            return await WebSocket.connect(self.path, target, connect_within=CONNECT_WITHIN)
+        except HandshakeError as exc:
             if exc.status == 403:
                 raise Forbidden(f"{self.path}: this user may not use the core's control socket") from None
             raise CoreUnreachable(self.path, f"the event stream was refused (HTTP {exc.status})") from None
-        except (aiohttp.ClientError, OSError, TimeoutError) as exc:
+        except (OSError, TimeoutError) as exc:
             raise CoreUnreachable(self.path, _reason(exc)) from None
+
+    async def _connect(self) -> WebSocket:
+        """Open the event stream (unless `open_stream` did) and take its first snapshot;
+        CoreUnreachable when nothing answers."""
+        ws, self._opened = self._opened, None
+        if ws is None or ws.closed:
+            ws = await self._handshake()
         try:
-            message = await ws.receive(timeout=self.connect_timeout)
-            if message.type is not aiohttp.WSMsgType.TEXT:
+            message = await asyncio.wait_for(ws.receive(), self.connect_timeout)
+            if message is None:
                 raise CoreUnreachable(self.path, "the core closed the event stream before its snapshot")
-            data = json.loads(message.data)
+            data = json.loads(message)
             if data.get("v") != wire.VERSION or data.get("type") != "snapshot":
                 raise ProtocolError(f"{self.path}: the core's first message is not a version {wire.VERSION} snapshot")
             snapshot = wire.decode(Snapshot, data["data"])
@@ -178,7 +182,7 @@ class RemoteClient(CoreClient):
         ws = await self._connect()
         self._task = asyncio.create_task(self._follow(ws), name=f"control-client:{self.path.name}")
 
-    async def _follow(self, ws: aiohttp.ClientWebSocketResponse) -> None:
+    async def _follow(self, ws: WebSocket) -> None:
         while not self._closing:
             await self._read(ws)
             if self._closing:
@@ -189,7 +193,7 @@ class RemoteClient(CoreClient):
             ws = await self._reconnect()
             self.bus.publish(ConnectionChanged(True, f"core reconnected at {self.where}"))
 
-    async def _reconnect(self) -> aiohttp.ClientWebSocketResponse:
+    async def _reconnect(self) -> WebSocket:
         delay = 0.1
         while True:
             await asyncio.sleep(delay)
@@ -201,33 +205,59 @@ class RemoteClient(CoreClient):
                 log.exception("reconnecting to %s failed", self.path)
             delay = min(delay * 2, self.max_backoff)
 
-    async def _read(self, ws: aiohttp.ClientWebSocketResponse) -> None:
-        """Publish what the stream brings until it ends (closed, broken, or silent too long)."""
+    async def _read(self, ws: WebSocket) -> None:
+        """Publish what the stream brings until it ends (closed, broken, or silent too long).
+
+        Messages are read without a timeout each (a timer per message costs about as much as
+        reading it): this watches for silence instead, waking once per `liveness` seconds."""
+        loop = asyncio.get_running_loop()
+        self._heard = loop.time()
+        receiving = asyncio.ensure_future(self._receive(ws))
         try:
-            while True:
+            while not receiving.done():
                 # A snapshot asked for may take the core a while to build: more patience meanwhile.
-                message = await ws.receive(timeout=self.liveness * (3 if self._waiters else 1))
-                if message.type is aiohttp.WSMsgType.TEXT:
-                    if self._handle(message.data):
-                        await asyncio.sleep(0)  # let the snapshot's waiter apply it before later events
-                elif message.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSING,
-                                      aiohttp.WSMsgType.CLOSED, aiohttp.WSMsgType.ERROR):
-                    if message.type is aiohttp.WSMsgType.CLOSE and message.extra:
-                        log.info("the core closed the event stream: %s", message.extra)
-                    return
+                patience = self.liveness * (3 if self._waiters else 1)
+                silent = loop.time() - self._heard
+                if silent >= patience:
+                    raise TimeoutError
+                await asyncio.wait({receiving}, timeout=patience - silent)
+            receiving.result()
         except TimeoutError:
             log.warning("no word from the core at %s for %g s: reconnecting", self.path, self.liveness)
-        except (aiohttp.ClientError, OSError) as exc:
+        except OSError as exc:
             log.info("the event stream from %s broke: %s", self.path, exc)
         except Exception:
             log.exception("reading the event stream from %s failed", self.path)
         finally:
+            receiving.cancel()
+            await asyncio.gather(receiving, return_exceptions=True)
             with contextlib.suppress(Exception):
                 await ws.close()
+
+    async def _receive(self, ws: WebSocket) -> None:
+        """Handle messages until the stream ends. Buffered messages are read without a pause, so
+        a burst yields to the loop every `YIELD_AFTER` seconds: the console draws meanwhile."""
+        loop = asyncio.get_running_loop()
+        ran = loop.time()
+        while True:
+            message = await ws.receive()
+            self._heard = now = loop.time()
+            if message is None:
+                if ws.close_reason:
+                    log.info("the core closed the event stream: %s", ws.close_reason)
+                return
+            if self._handle(message) or now - ran >= YIELD_AFTER:
+                await asyncio.sleep(0)  # a snapshot's waiter applies it before later events, or a pause
+                ran = loop.time()
 
     def _handle(self, text: str) -> bool:
         """One stream message; True when it answered a snapshot request."""
         try:
+            if text.startswith(wire.EVENT_HEAD):  # most of the stream: decoded in one pass
+                event = wire.decode_event_text(text)
+                self._fresh = None
+                self.bus.publish(event)
+                return False
             data = json.loads(text)
             kind = data.get("type")
             if kind == "event":
@@ -287,7 +317,7 @@ class RemoteClient(CoreClient):
         self._waiters.append(waiter)
         try:
             await ws.send_str(wire.dumps({"v": wire.VERSION, "type": "resnapshot", "history": history}))
-        except (aiohttp.ClientError, OSError, RuntimeError) as exc:
+        except OSError as exc:
             raise CoreUnreachable(self.path, _reason(exc)) from None
         return await waiter
 
@@ -349,15 +379,13 @@ class RemoteClient(CoreClient):
         if task is not None:
             task.cancel()
             await asyncio.gather(task, return_exceptions=True)
-        ws, self._ws = self._ws, None
-        if ws is not None:
-            with contextlib.suppress(Exception):
-                await ws.close()
+        for ws in (self._ws, self._opened):
+            if ws is not None:
+                with contextlib.suppress(Exception):
+                    await ws.close()
+        self._ws = self._opened = None
         self._fail_waiters("the client was closed")
         self.connected = False
-        session, self._session = self._session, None
-        if session is not None:
-            await session.close()
 
     async def _call(self, command: str, **args: Any) -> Any:
         """Send one command; its decoded result, or the core's refusal raised."""
@@ -374,20 +402,18 @@ class RemoteClient(CoreClient):
         if command == "submit":
             wait += SUBMIT_WITHIN_PER_LINE * len(args["lines"])
         try:
-            async with self._http().post(f"{BASE}/v1/command", data=wire.dumps(body),
-                                         headers={"Content-Type": "application/json"},
-                                         timeout=aiohttp.ClientTimeout(total=None, sock_connect=5.0,
-                                                                       sock_read=wait)) as response:
-                text = await response.text()
-        except (aiohttp.ClientError, OSError, TimeoutError) as exc:
-            if isinstance(exc, TimeoutError | aiohttp.ServerTimeoutError):
+            status, raw = await request(self.path, "POST", "/v1/command", wire.dumps(body).encode(),
+                                        connect_within=CONNECT_WITHIN, answer_within=wait)
+        except (OSError, TimeoutError) as exc:
+            if isinstance(exc, TimeoutError):
                 raise CoreUnreachable(self.path, f"no answer to {command} within {wait:g} s (sent; the core may "
                                       f"still carry it out)") from None
             raise CoreUnreachable(self.path, _reason(exc, sent=True)) from None
+        text = raw.decode("utf-8", "replace")
         try:
             answer = wire.Answer.model_validate_json(text)
         except ValidationError:
-            raise ProtocolError(f"the core's answer to {command} is not understood (HTTP {response.status}): "
+            raise ProtocolError(f"the core's answer to {command} is not understood (HTTP {status}): "
                                 f"{text[:200]}") from None
         if answer.ok:
             result_type = wire.COMMANDS[command].result

@@ -19,8 +19,9 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
+from typing import TypedDict, Unpack
 
-from executor.models import Balance, MarketInfo, OrderStatus, OrderType, Side
+from executor.models import Balance, ExchangeMode, MarketInfo, OrderStatus, OrderType, Side
 
 
 class ExchangeError(Exception):
@@ -87,6 +88,17 @@ class ExchangeOrder:
     fee_currency: str | None = None
     ts: datetime | None = None  # last update as the venue reports it
     created: datetime | None = None  # when the venue accepted it
+
+
+class NewOrder(TypedDict):
+    """What a create request asks the venue for: `ExchangePort.create_order`'s keywords."""
+
+    client_order_id: str  # ours: deterministic from the signal id and the replacement number
+    symbol: str
+    side: Side
+    type: OrderType
+    amount: Decimal  # base quantity, on the market's grid
+    price: Decimal | None  # on the market's grid; None for a market order
 
 
 @dataclass(frozen=True, slots=True)
@@ -167,7 +179,7 @@ class ExchangePort(ABC):
     """What the executor needs from a venue. Amounts and prices are Decimals on the venue's grid."""
 
     name: str = "exchange"
-    mode: str = "LIVE"  # PAPER | SANDBOX | LIVE
+    mode: ExchangeMode = ExchangeMode.LIVE
     cooldown: Cooldown
 
     @abstractmethod
@@ -180,16 +192,7 @@ class ExchangePort(ABC):
     async def fetch_balances(self) -> dict[str, Balance]: ...
 
     @abstractmethod
-    async def create_order(
-        self,
-        *,
-        client_order_id: str,
-        symbol: str,
-        side: Side,
-        type: OrderType,
-        amount: Decimal,
-        price: Decimal | None,
-    ) -> ExchangeOrder: ...
+    async def create_order(self, **order: Unpack[NewOrder]) -> ExchangeOrder: ...
 
     @abstractmethod
     async def fetch_order(self, client_order_id: str, symbol: str) -> ExchangeOrder:

@@ -28,7 +28,7 @@ from executor.exchanges.base import (
     Ticker,
     Trade,
 )
-from executor.models import Balance, MarketInfo, OrderType, Side
+from executor.models import Balance, ExchangeMode, MarketInfo, OrderType, Side
 from executor.venue.engine import PaperEngine
 from executor.venue.faults import Fault, FaultPlan
 from executor.venue.orders import EngineError, EngineOrder, EngineTrade, ErrorKind
@@ -94,7 +94,7 @@ class PaperExchange(ExchangePort):
     """The port over a `PaperEngine`, in-process, with optional latency and faults."""
 
     name = "paper"
-    mode = "PAPER"
+    mode = ExchangeMode.PAPER
 
     def __init__(self, engine: PaperEngine, latency_ms: float = 0, faults: FaultPlan | None = None) -> None:
         self.engine = engine

@@ -9,6 +9,8 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING
 
+from executor.models import ExchangeMode
+
 if TYPE_CHECKING:
     from executor.config import Settings
     from executor.service import TradingService
@@ -19,7 +21,7 @@ log = logging.getLogger("tradeconsole.sources")
 def attach(service: TradingService, settings: Settings, signals: str | None = None) -> None:
     """Start the sources of `[signals]` (or `signals`, a path or "-"): a JSONL file and the demo strategy."""
     if settings.signals.demo:
-        if service.executor is None or service.mode != "PAPER":
+        if service.executor is None or service.mode != ExchangeMode.PAPER:
             # The demo strategy proposes real-looking orders: never on a venue with real money.
             log.warning("signals.demo is on but the exchange is %s, not paper: the demo strategy stays off",
                         service.mode)

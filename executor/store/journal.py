@@ -8,7 +8,7 @@ ranges only, so a poll costs what changed, not the size of the store.
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -54,8 +54,9 @@ class JournalReads(StoreConnection):
             row = await cur.fetchone()
         return JournalPosition(int(row[0]), int(row[1]), int(row[2]))
 
-    async def changes_since(self, position: JournalPosition, *, flags: Sequence[str] = (),
-                            page: int = 2000) -> JournalChanges:
+    async def changes_since(
+        self, position: JournalPosition, *, flags: Sequence[str] = (), page: int = 2000
+    ) -> JournalChanges:
         """What was written after `position`, read in one read transaction (a consistent view):
         signal rows with a newer seq, the signals and orders named by newer journal entries (each
         read once, as it is now, an order with its fills), newer log lines, and the current value
@@ -68,42 +69,51 @@ class JournalReads(StoreConnection):
 _IN_CHUNK = 500  # ids per `IN (...)`: well under SQLite's variable limit
 
 
-def _read_changes(conn: sqlite3.Connection, pos: JournalPosition, flags: tuple[str, ...],
-                  page: int) -> JournalChanges:
+def _rows_in(conn: sqlite3.Connection, select: str, ids: list[str], then: str = "") -> Iterator[sqlite3.Row]:
+    """The rows of `select` (ending in the column to match) whose column is one of `ids`, asked
+    `_IN_CHUNK` ids at a time; `then` follows each `IN (...)` (more conditions, an ORDER BY)."""
+    for i in range(0, len(ids), _IN_CHUNK):
+        chunk = ids[i : i + _IN_CHUNK]
+        yield from conn.execute(f"{select} IN ({','.join('?' * len(chunk))}) {then}", chunk)
+
+
+def _read_changes(conn: sqlite3.Connection, pos: JournalPosition, flags: tuple[str, ...], page: int) -> JournalChanges:
     """In SQLite's thread: one deferred read transaction, so every part sees the same commit."""
     conn.execute("BEGIN")
     try:
-        new_signals = [SignalRecord.model_validate(dict(r)) for r in conn.execute(
-            f"SELECT {SIGNAL_ROW} FROM signals WHERE seq > ? ORDER BY seq LIMIT ?", (pos.signal_seq, page))]
+        new_signals = [
+            SignalRecord.model_validate(dict(r))
+            for r in conn.execute(
+                f"SELECT {SIGNAL_ROW} FROM signals WHERE seq > ? ORDER BY seq LIMIT ?", (pos.signal_seq, page)
+            )
+        ]
         entries = conn.execute(
             "SELECT seq, entity, entity_id FROM events WHERE seq > ? ORDER BY seq LIMIT ?", (pos.event_seq, page)
         ).fetchall()
         fresh = {r.id for r in new_signals}
         signal_ids = list(dict.fromkeys(e[2] for e in entries if e[1] == "signal" and e[2] and e[2] not in fresh))
         order_ids = list(dict.fromkeys(e[2] for e in entries if e[1] == "order" and e[2]))
-        changed: list[SignalRecord] = []
-        for i in range(0, len(signal_ids), _IN_CHUNK):
-            chunk = signal_ids[i:i + _IN_CHUNK]
-            changed += [SignalRecord.model_validate(dict(r)) for r in conn.execute(
-                f"SELECT {SIGNAL_ROW} FROM signals WHERE id IN ({','.join('?' * len(chunk))}) "
-                "AND status NOT IN ('invalid', 'duplicate') ORDER BY seq", chunk)]
-        orders: list[Order] = []
-        for i in range(0, len(order_ids), _IN_CHUNK):
-            chunk = order_ids[i:i + _IN_CHUNK]
-            orders += [Order.model_validate(dict(r)) for r in conn.execute(
-                f"SELECT {ORDER_ROW} FROM orders WHERE client_order_id IN ({','.join('?' * len(chunk))})",
-                chunk)]
+        accepted = "AND status NOT IN ('invalid', 'duplicate') ORDER BY seq"
+        changed = [
+            SignalRecord.model_validate(dict(r))
+            for r in _rows_in(conn, f"SELECT {SIGNAL_ROW} FROM signals WHERE id", signal_ids, accepted)
+        ]
+        orders = [
+            Order.model_validate(dict(r))
+            for r in _rows_in(conn, f"SELECT {ORDER_ROW} FROM orders WHERE client_order_id", order_ids)
+        ]
         orders.sort(key=lambda o: (o.created_at, o.client_order_id))
         fills: dict[str, list[Fill]] = {}
         filled = [o.client_order_id for o in orders if o.filled]
-        for i in range(0, len(filled), _IN_CHUNK):
-            chunk = filled[i:i + _IN_CHUNK]
-            for r in conn.execute(f"SELECT {FILL_ROW} FROM fills WHERE client_order_id IN "
-                                  f"({','.join('?' * len(chunk))}) ORDER BY ts, fill_id", chunk):
-                fills.setdefault(r["client_order_id"], []).append(Fill.model_validate(dict(r)))
-        log_rows = [dict(r) | {"ts": datetime.fromisoformat(r["ts"])} for r in conn.execute(
-            "SELECT * FROM (SELECT * FROM log WHERE seq > ? ORDER BY seq DESC LIMIT ?) ORDER BY seq",
-            (pos.log_seq, page))]
+        for r in _rows_in(conn, f"SELECT {FILL_ROW} FROM fills WHERE client_order_id", filled, "ORDER BY ts, fill_id"):
+            fills.setdefault(r["client_order_id"], []).append(Fill.model_validate(dict(r)))
+        log_rows = [
+            dict(r) | {"ts": datetime.fromisoformat(r["ts"])}
+            for r in conn.execute(
+                "SELECT * FROM (SELECT * FROM log WHERE seq > ? ORDER BY seq DESC LIMIT ?) ORDER BY seq",
+                (pos.log_seq, page),
+            )
+        ]
         values = {k: None for k in flags}
         if flags:
             for key, value in conn.execute(
@@ -119,5 +129,13 @@ def _read_changes(conn: sqlite3.Connection, pos: JournalPosition, flags: tuple[s
         new_signals[-1].seq if new_signals else pos.signal_seq,
         log_seq,
     )
-    return JournalChanges(position, new_signals, changed, orders, log_rows, values,
-                          more=len(entries) == page or len(new_signals) == page, fills=fills)
+    return JournalChanges(
+        position,
+        new_signals,
+        changed,
+        orders,
+        log_rows,
+        values,
+        more=len(entries) == page or len(new_signals) == page,
+        fills=fills,
+    )

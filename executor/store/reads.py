@@ -22,9 +22,19 @@ class StoreReads(StoreConnection):
 
     # -- signals ------------------------------------------------------------------------------
 
-    async def accepted_signal_ids(self) -> set[str]:
-        async with self._conn.execute("SELECT id FROM signals WHERE status NOT IN ('invalid', 'duplicate')") as cur:
-            return {row[0] for row in await cur.fetchall()}
+    async def accepted_signal_ids(self) -> list[str]:
+        """The ids of every accepted signal, oldest first (for the intake's `SeenIds`)."""
+        async with self._conn.execute(
+            "SELECT id FROM signals WHERE status NOT IN ('invalid', 'duplicate') ORDER BY rowid"
+        ) as cur:
+            return [row[0] for row in await cur.fetchall()]
+
+    async def signal_accepted(self, signal_id: str) -> bool:
+        """Whether a signal with this id was accepted (any status but invalid or duplicate)."""
+        async with self._conn.execute(
+            "SELECT 1 FROM signals WHERE id=? AND status NOT IN ('invalid', 'duplicate') LIMIT 1", (signal_id,)
+        ) as cur:
+            return await cur.fetchone() is not None
 
     async def get_signal(self, signal_id: str) -> SignalRecord | None:
         async with self._conn.execute(
@@ -37,17 +47,8 @@ class StoreReads(StoreConnection):
     async def signals(
         self, statuses: Iterable[SignalStatus] | None = None, limit: int | None = None
     ) -> list[SignalRecord]:
-        sql = f"SELECT {SIGNAL_ROW} FROM signals"
-        params: list[Any] = []
-        if statuses is not None:
-            values = [s.value for s in statuses]
-            sql += f" WHERE status IN ({','.join('?' * len(values))})"
-            params += values
-        if limit is not None:
-            sql = f"SELECT * FROM ({sql} ORDER BY seq DESC LIMIT ?)"
-            params.append(limit)
-        sql += " ORDER BY seq"
-        return await self._signals(sql, params)
+        sql, params = _with_status(f"SELECT {SIGNAL_ROW} FROM signals", statuses)
+        return await self._signals(*_last(sql, params, "seq", limit))
 
     async def approved_needing_order(self) -> list[SignalRecord]:
         """Approved signals with no active order whose orders are none at all, or end in one given
@@ -67,7 +68,8 @@ class StoreReads(StoreConnection):
         """The newest invalid and duplicate arrivals, oldest first (the Log's warnings about them)."""
         return await self._signals(
             f"SELECT * FROM (SELECT {SIGNAL_ROW} FROM signals WHERE status IN ('invalid', 'duplicate') "
-            "ORDER BY seq DESC LIMIT ?) ORDER BY seq", (limit,)
+            "ORDER BY seq DESC LIMIT ?) ORDER BY seq",
+            (limit,),
         )
 
     async def _signals(self, sql: str, params: Iterable[Any] = ()) -> list[SignalRecord]:
@@ -78,17 +80,10 @@ class StoreReads(StoreConnection):
     # -- orders -------------------------------------------------------------------------------
 
     async def orders(self, *, include_terminal: bool = True, limit: int | None = None) -> list[Order]:
-        sql = f"SELECT {ORDER_ROW} FROM orders"
-        params: list[Any] = []
-        if not include_terminal:
-            terminal = [s.value for s in TERMINAL_ORDER_STATES]
-            sql += f" WHERE status NOT IN ({','.join('?' * len(terminal))})"
-            params += terminal
-        if limit is not None:
-            sql = f"SELECT * FROM ({sql} ORDER BY created_at DESC, client_order_id DESC LIMIT ?)"
-            params.append(limit)
-        sql += " ORDER BY created_at, client_order_id"
-        return await self._orders(sql, params)
+        sql, params = _with_status(
+            f"SELECT {ORDER_ROW} FROM orders", None if include_terminal else TERMINAL_ORDER_STATES, negate=True
+        )
+        return await self._orders(*_last(sql, params, "created_at, client_order_id", limit))
 
     async def get_order(self, client_order_id: str) -> Order | None:
         found = await self._orders(f"SELECT {ORDER_ROW} FROM orders WHERE client_order_id=?", (client_order_id,))
@@ -149,11 +144,7 @@ class StoreReads(StoreConnection):
         if entity_id is not None:
             sql += " WHERE entity_id=?"
             params.append(entity_id)
-        if limit is not None:
-            sql = f"SELECT * FROM ({sql} ORDER BY seq DESC LIMIT ?)"
-            params.append(limit)
-        sql += " ORDER BY seq"
-        async with self._conn.execute(sql, params) as cur:
+        async with self._conn.execute(*_last(sql, params, "seq", limit)) as cur:
             rows = await cur.fetchall()
         return [dict(r) | {"detail": json.loads(r["detail"])} for r in rows]
 
@@ -169,3 +160,20 @@ class StoreReads(StoreConnection):
         ) as cur:
             rows = await cur.fetchall()
         return [dict(r) | {"ts": datetime.fromisoformat(r["ts"])} for r in rows]
+
+
+def _with_status(sql: str, statuses: Iterable[Any] | None, *, negate: bool = False) -> tuple[str, list[Any]]:
+    """`sql` (a SELECT of one table) keeping only rows whose status is among `statuses` (with
+    `negate`: is none of them); all rows when `statuses` is None."""
+    if statuses is None:
+        return sql, []
+    values = [s.value for s in statuses]
+    return f"{sql} WHERE status {'NOT IN' if negate else 'IN'} ({','.join('?' * len(values))})", values
+
+
+def _last(sql: str, params: list[Any], order: str, limit: int | None) -> tuple[str, list[Any]]:
+    """`sql` ordered by `order` (columns, ascending), only its last `limit` rows when given."""
+    if limit is not None:
+        newest_first = ", ".join(f"{column} DESC" for column in order.split(", "))
+        sql, params = f"SELECT * FROM ({sql} ORDER BY {newest_first} LIMIT ?)", [*params, limit]
+    return f"{sql} ORDER BY {order}", params

@@ -7,8 +7,9 @@ A row is its model (executor/models.py): an `orders` row has one column per fiel
 `fills` row one per field of `Fill`, named alike; a `signals` row one per field of `SignalRecord`,
 the signal itself as the JSON text it was stored as (`payload`, read back as `signal`), with its
 symbol and side beside it for queries. Rows are read with `Model.model_validate(dict(row))` and
-written from `as_row(model)`, the model's `model_dump(mode="json")`: decimals as their `str()`
-("0.0100" stays "0.0100"), enums as their values, datetimes as `isoformat()`. Those are the formats
+written from `as_row(model)`, the model's fields as `model_dump(mode="json")` writes them:
+decimals as their `str()` ("0.0100" stays "0.0100"), enums as their values, datetimes as
+`isoformat()`. Those are the formats
 every store has been written in, and the SQL compares timestamps as text (`updated_at >= ?`), so
 their spelling never changes.
 """
@@ -17,10 +18,15 @@ from __future__ import annotations
 
 import typing
 from datetime import datetime
+from decimal import Decimal
+from enum import Enum
 from functools import cache
 from typing import Any
 
 from pydantic import BaseModel
+from pydantic_core import to_jsonable_python
+
+from executor.models import ORDER_FIXED
 
 SCHEMA_VERSION = 3
 
@@ -146,12 +152,12 @@ _ORDER = (
     "client_order_id", "signal_id", "replacement", "exchange_order_id", "symbol", "side", "type", "amount", "price",
     "status", "filled", "average", "fee", "fee_currency", "attempts", "created_at", "updated_at", "timeout_at",
     "last_error", "origin", "version",
-)
+)  # fmt: skip
 _FILL = ("fill_id", "client_order_id", "signal_id", "symbol", "side", "amount", "price", "fee", "fee_currency", "ts")
 _SIGNAL = (
     "id", "status", "reason", "source", "received_at", "raw", "payload", "symbol", "side", "amount",
     "reference_price", "expires_at", "decided_at", "decided_by",
-)
+)  # fmt: skip
 
 # What a `SELECT` reads for one model, as `Model.model_validate(dict(row))` takes it.
 ORDER_ROW = ", ".join(_ORDER)
@@ -170,7 +176,8 @@ def _insert(table: str, columns: tuple[str, ...], verb: str = "INSERT") -> str:
 ORDER_INSERT = _insert("orders", _ORDER)
 ORDER_UPSERT = _insert("orders", _ORDER, "INSERT OR REPLACE")
 ORDER_UPDATE = (  # a compare-and-set: `expected_version` is the version the row must still have
-    f"UPDATE orders SET {', '.join(f'{c}=:{c}' for c in _ORDER[1:])} "
+    # Only what can change: an index none of whose columns is set is left alone.
+    f"UPDATE orders SET {', '.join(f'{c}=:{c}' for c in _ORDER[1:] if c not in ORDER_FIXED)} "
     "WHERE client_order_id=:client_order_id AND version=:expected_version"
 )
 FILL_INSERT = _insert("fills", _FILL, "INSERT OR IGNORE")
@@ -181,20 +188,51 @@ SIGNAL_UPDATE = (  # a compare-and-set on the status the row must still have, `o
 )
 
 
+_PLAIN = (str, int, bool, type(None))
+
+
 @cache
-def _datetime_fields(model: type[BaseModel]) -> frozenset[str]:
-    return frozenset(
-        name for name, f in model.model_fields.items() if datetime in (f.annotation, *typing.get_args(f.annotation))
-    )
+def _plan(model: type[BaseModel], exclude: frozenset[str]) -> tuple[frozenset[str], tuple[tuple[str, Any], ...]]:
+    """For `as_row`: the fields left out, and each field that needs converting with its converter
+    (a decimal's `str()`, an enum's value, a datetime's `isoformat()`; anything else as pydantic
+    writes it in JSON). Fields of plain types (str, int, bool) and str enums (SQLite binds a
+    member as the text of its value) pass as they are."""
+    convert = []
+    for name, info in model.model_fields.items():
+        if name in exclude:
+            continue
+        kinds = set(typing.get_args(info.annotation) or (info.annotation,)) - {type(None)}
+        if kinds <= set(_PLAIN):
+            continue
+        only = next(iter(kinds)) if len(kinds) == 1 else None
+        if only is Decimal:
+            convert.append((name, str))
+        elif only is datetime:
+            convert.append((name, datetime.isoformat))
+        elif isinstance(only, type) and issubclass(only, Enum):
+            if not issubclass(only, str):  # a str enum's member is the text of its value already
+                convert.append((name, _enum_value))
+        else:
+            convert.append((name, to_jsonable_python))
+    return frozenset(exclude & set(model.model_fields)), tuple(convert)
+
+
+def _enum_value(value: Any) -> Any:
+    return value.value if isinstance(value, Enum) else value
 
 
 def as_row(model: BaseModel, *, exclude: frozenset[str] = frozenset()) -> dict[str, Any]:
-    """`model` as the named parameters of its row: `model_dump(mode="json")`, but datetimes as
-    `isoformat()`, the spelling every stored timestamp has (pydantic's JSON writes UTC as "Z"
-    and cuts an offset to the minute)."""
-    stamps = _datetime_fields(type(model)) - exclude
-    row = model.model_dump(mode="json", exclude=set(exclude | stamps))
-    for name in stamps:
-        value = getattr(model, name)
-        row[name] = None if value is None else value.isoformat()
+    """`model` as the named parameters of its row: what `model_dump(mode="json")` gives (decimals
+    as their `str()`, enums as their values), but datetimes as `isoformat()`, the spelling every
+    stored timestamp has (pydantic's JSON writes UTC as "Z" and cuts an offset to the minute).
+    Read straight from the model's fields, converting only those that need it: a row is written
+    several times per signal, and a pydantic dump costs several times as much."""
+    left_out, convert = _plan(type(model), exclude)
+    row = model.__dict__.copy()
+    for name in left_out:
+        del row[name]
+    for name, to_cell in convert:
+        value = row[name]
+        if value is not None:
+            row[name] = to_cell(value) if type(value) is not str else value
     return row

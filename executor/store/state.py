@@ -4,18 +4,19 @@ A flag is a short text under a key (`paused` is "1" or "0"). Saved state is JSON
 written and read through the pydantic `TypeAdapter` of its `StateKey`: decimals as strings,
 datetimes ISO 8601. A core saves its balances, last reconciliation, market view and market
 precision (`BALANCES`, `LAST_RECONCILE`, `MARKETS`, `MARKET_INFO`) for `inspect` and the
-exports; nothing in the core reads them back. The shapes are those every store has held, so the
-state an older core saved reads the same.
+exports; a writing core never reads them back. The values are the core's own types (the
+`ReconcileResult`, `MarketQuote`s and `MarketInfo`s it publishes) but for the balances, saved as
+(free, used) pairs. The shapes are those every store has held, so the state an older core saved
+reads the same (the `exchange` and `mode` it saved with the last reconciliation are ignored).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import datetime
 from decimal import Decimal
 from typing import Annotated, Any, Generic, TypeVar
 
-from pydantic import BaseModel, Field, TypeAdapter
+from pydantic import BaseModel, BeforeValidator, Field, TypeAdapter
 
 from executor.events import BalancesUpdated, MarketQuote, ReconcileResult
 from executor.models import Balance, MarketInfo
@@ -40,9 +41,6 @@ class StateKey(Generic[T]):
         """The value saved as `text`; ValueError (pydantic's ValidationError) when it is not one."""
         return self._adapter.validate_json(text)
 
-    def __repr__(self) -> str:
-        return f"StateKey({self.name!r})"
-
 
 class SavedBalances(BaseModel):
     """The last balances, and the prices they were valued at (the marks of `positions`)."""
@@ -57,61 +55,26 @@ class SavedBalances(BaseModel):
         return cls(quote=quote, balances={c: (b.free, b.used) for c, b in balances.items()}, prices=dict(prices))
 
     def event(self) -> BalancesUpdated:
-        return BalancesUpdated({c: Balance(c, free, used) for c, (free, used) in self.balances.items()},
-                               dict(self.prices), self.quote)
+        return BalancesUpdated(
+            {c: Balance(c, free, used) for c, (free, used) in self.balances.items()}, dict(self.prices), self.quote
+        )
 
 
-class SavedReconcile(BaseModel):
-    """The last reconciliation's result, with the venue and mode it ran against."""
-
-    at: datetime
-    checked: int = 0
-    updated: int = 0
-    resolved_unknown: int = 0
-    adopted: int = 0
-    external: int = 0
-    open: int = 0
-    unknown: int = 0
-    drift: dict[str, Decimal] = {}
-    errors: list[str] = []
-    exchange: str = ""
-    mode: str = ""
-
-    @classmethod
-    def of(cls, result: ReconcileResult, *, exchange: str, mode: str) -> SavedReconcile:
-        return cls(at=result.at, checked=result.checked, updated=result.updated,
-                   resolved_unknown=result.resolved_unknown, adopted=result.adopted, external=result.external,
-                   open=result.open, unknown=result.unknown, drift=dict(result.drift), errors=list(result.errors),
-                   exchange=exchange, mode=mode)
-
-    def result(self) -> ReconcileResult:
-        return ReconcileResult(at=self.at, checked=self.checked, updated=self.updated,
-                               resolved_unknown=self.resolved_unknown, adopted=self.adopted, external=self.external,
-                               open=self.open, unknown=self.unknown, drift=dict(self.drift), errors=list(self.errors))
-
-
-class SavedQuote(BaseModel):
-    """One market of the writer's market view (saved every few seconds), keyed by its symbol."""
-
-    last: Decimal
-    bid: Decimal
-    ask: Decimal
-    change_pct: Decimal | None
-    ts: datetime
-    change_since: datetime | None = None
-
-    @classmethod
-    def of(cls, quote: MarketQuote) -> SavedQuote:
-        return cls(last=quote.last, bid=quote.bid, ask=quote.ask, change_pct=quote.change_pct, ts=quote.ts,
-                   change_since=quote.change_since)
-
-    def quote(self, symbol: str) -> MarketQuote:
-        return MarketQuote(symbol, self.last, self.bid, self.ask, self.change_pct, self.ts, self.change_since)
+def _with_symbols(saved: Any) -> Any:
+    """Saved quotes with the symbol each one leaves out (it is their key)."""
+    if not isinstance(saved, dict):
+        return saved  # not a mapping: the dict's own validation says so
+    return {s: {**q, "symbol": s} if isinstance(q, dict) else q for s, q in saved.items()}
 
 
 BALANCES: StateKey[SavedBalances] = StateKey("balances", SavedBalances)
-LAST_RECONCILE: StateKey[SavedReconcile] = StateKey("last_reconcile", SavedReconcile)
-MARKETS: StateKey[dict[str, SavedQuote]] = StateKey("markets", dict[str, SavedQuote])
+LAST_RECONCILE: StateKey[ReconcileResult] = StateKey("last_reconcile", ReconcileResult)
+# The writer's market view (saved every few seconds), each quote under its symbol.
+MARKETS: StateKey[dict[str, MarketQuote]] = StateKey(
+    "markets",
+    Annotated[dict[str, MarketQuote], BeforeValidator(_with_symbols)],
+    exclude={"__all__": {"symbol"}},
+)
 # The markets' precision, so a reader shows amounts and prices as the core does (`extra`, the
 # venue's raw description, stays behind).
 MARKET_INFO: StateKey[dict[str, MarketInfo]] = StateKey(

@@ -2,9 +2,10 @@
 
 A signal arrival, a signal's decision, an order change (with its new fills), an audit row, log
 lines. Every method that returns statements (`signal_insert`, `signal_update`, `order_write`,
-`fills_replace`) lets a caller commit several of them as one transaction (`transact`); the
-`async` ones write at once. Rows come from the models (`schema.as_row`); the journal entry of a
-row change is written in the same transaction as the row, and says where the change came from.
+`intent_sent_write`, `fills_replace`) lets a caller commit several of them as one transaction
+(`transact`); the `async` ones write at once. Rows come from the models (`schema.as_row`); the
+journal entry of a row change is written in the same transaction as the row, and says where the
+change came from.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from typing import Any
 
 import aiosqlite
 
-from executor.models import Fill, Order, OrderStatus, SignalRecord, SignalStatus
+from executor.models import ORDER_FIXED, Fill, JournalSource, Order, OrderStatus, SignalRecord, SignalStatus, updated
 from executor.store.connection import Statement, StoreConnection
 from executor.store.schema import (
     FILL_INSERT,
@@ -29,24 +30,29 @@ from executor.store.schema import (
 )
 
 _NOT_STORED = frozenset({"seq", "signal"})  # the row's own key, and the signal (stored as `payload`)
+_NOT_UPDATED = ORDER_FIXED - {"client_order_id"}  # what an order's UPDATE leaves as it is (the key it finds it by)
+_UNACCEPTED = (SignalStatus.INVALID.value, SignalStatus.DUPLICATE.value)  # rows the unique index lets repeat
 
 
 def _ts(value: datetime | None) -> str | None:
     return None if value is None else value.isoformat()
 
 
+_encode = json.JSONEncoder(default=str, separators=(",", ":")).encode  # one encoder, not one per entry
+
+
 def _json(detail: dict[str, Any] | None) -> str:
-    return json.dumps(detail or {}, default=str, separators=(",", ":"))
+    return _encode(detail) if detail else "{}"
 
 
 def _signal_row(record: SignalRecord) -> dict[str, Any]:
     sig = record.signal
-    return as_row(record, exclude=_NOT_STORED) | {
-        "seq": record.seq,
-        "payload": sig.model_dump_json(exclude_none=True) if sig else None,
-        "symbol": sig.symbol if sig else None,
-        "side": sig.side.value if sig else None,
-    }
+    row = as_row(record, exclude=_NOT_STORED)
+    row["seq"] = record.seq
+    row["payload"] = sig.model_dump_json(exclude_none=True) if sig else None
+    row["symbol"] = sig.symbol if sig else None
+    row["side"] = sig.side if sig else None  # a str enum: SQLite binds it as its value
+    return row
 
 
 class StoreWrites(StoreConnection):
@@ -72,19 +78,27 @@ class StoreWrites(StoreConnection):
             ids = await self._write(self.signal_insert(record, journal=journal))
         except aiosqlite.IntegrityError:
             return await self.insert_signal(_as_duplicate(record))
-        return record.model_copy(update={"seq": ids[0]})
+        return updated(record, {"seq": ids[0]})
 
     def signal_insert(
         self, record: SignalRecord, *, journal: Sequence[tuple[SignalStatus | None, SignalStatus, str, dict]] = ()
     ) -> list[Statement]:
         row = _signal_row(record)
         statements: list[Statement] = [(SIGNAL_INSERT, row)]
-        for old, new, source, detail in journal or [(None, record.status, "intake", {"reason": record.reason})]:
-            statements.append(
-                self._event("signal", record.id, old.value if old else None, new.value, source, detail,
-                            row["received_at"] or "")
-            )
+        arrival = [(None, record.status, JournalSource.INTAKE, {"reason": record.reason})]
+        for old, new, source, detail in journal or arrival:
+            statements.append(self._event("signal", record.id, old, new, source, detail, row["received_at"] or ""))
         return statements
+
+    @staticmethod
+    def inserts_signal(statements: Sequence[Statement], signal_id: str | None) -> bool:
+        """Whether `statements` insert an accepted row of signal `signal_id`. A transaction that
+        does has no order of that signal before it: had the id been accepted before, the unique
+        index on accepted ids would refuse the whole transaction."""
+        for sql, row, *_ in statements:
+            if sql == SIGNAL_INSERT and row["id"] == signal_id and row["status"] not in _UNACCEPTED:
+                return True
+        return False
 
     async def update_signal(self, record: SignalRecord, old: SignalStatus, source: str) -> None:
         """Write `record` if the stored row is still `old` (else StaleWrite: an expiry that
@@ -98,8 +112,13 @@ class StoreWrites(StoreConnection):
         return [
             (SIGNAL_UPDATE, row, True),
             self._event(
-                "signal", record.id, old.value, record.status.value, source,
-                {"reason": record.reason, "by": record.decided_by}, now or "",
+                "signal",
+                record.id,
+                old.value,
+                record.status.value,
+                source,
+                {"reason": record.reason, "by": record.decided_by},
+                now or "",
             ),
         ]
 
@@ -136,11 +155,29 @@ class StoreWrites(StoreConnection):
         if the client order id exists). Else a compare-and-set on the stored version, which
         `order.version` must already be one past."""
         if expect_version is None:
-            head: Statement = (ORDER_INSERT, as_row(order))
+            row = as_row(order)
+            head: Statement = (ORDER_INSERT, row)
         else:
             assert order.version == expect_version + 1, "the new version is one past the expected one"
-            head = (ORDER_UPDATE, as_row(order) | {"expected_version": expect_version}, True)
-        return [head, *self._order_journal(order, old, source, detail, fills)]
+            row = as_row(order, exclude=_NOT_UPDATED)
+            row["expected_version"] = expect_version
+            head = (ORDER_UPDATE, row, True)
+        return [head, *self._order_journal(order, old, source, detail, fills, row["updated_at"])]
+
+    def intent_sent_write(
+        self, intent: Order, sent: Order, *, source: str, detail: dict[str, Any] | None = None
+    ) -> list[Statement]:
+        """An intent and its `submitting` as one write (a create that goes at once): the row as
+        `sent`, the intent one version on, with both journal entries (none -> new with `detail`,
+        new -> submitting), as an intent and its `submitting` written in one transaction leave it."""
+        assert intent.status is OrderStatus.NEW and sent.status is OrderStatus.SUBMITTING
+        assert sent.version == intent.version + 1 and sent.client_order_id == intent.client_order_id
+        row = as_row(sent)
+        return [
+            (ORDER_INSERT, row),
+            *self._order_journal(intent, None, source, detail, ()),
+            *self._order_journal(sent, OrderStatus.NEW, source, None, (), row["updated_at"]),
+        ]
 
     def _order_journal(
         self,
@@ -149,7 +186,10 @@ class StoreWrites(StoreConnection):
         source: str,
         detail: dict[str, Any] | None,
         fills: Sequence[Fill],
+        ts: str | None = None,
     ) -> list[Statement]:
+        """The fill rows and the journal entry of one order change; `ts`: `order.updated_at` as
+        stored, when the caller has it."""
         statements = self._fill_rows(fills)
         if old != order.status or detail or fills:
             info = dict(detail or {})
@@ -160,11 +200,11 @@ class StoreWrites(StoreConnection):
                 self._event(
                     "order",
                     order.client_order_id,
-                    old.value if old else None,
-                    order.status.value,
+                    old,  # a state is a str enum: SQLite binds it as its value
+                    order.status,
                     source,
                     info,
-                    _ts(order.updated_at) or "",
+                    ts or _ts(order.updated_at) or "",
                 )
             )
         return statements
@@ -175,8 +215,7 @@ class StoreWrites(StoreConnection):
 
     def fills_replace(self, client_order_id: str, fills: Sequence[Fill]) -> list[Statement]:
         """An order's fill rows replaced by `fills` (the venue's own trades, once all are known)."""
-        return [("DELETE FROM fills WHERE client_order_id=?", (client_order_id,)),
-                *self._fill_rows(fills)]
+        return [("DELETE FROM fills WHERE client_order_id=?", (client_order_id,)), *self._fill_rows(fills)]
 
     # -- the audit trail and the log ----------------------------------------------------------
 
@@ -195,26 +234,31 @@ class StoreWrites(StoreConnection):
     async def append_log(self, entries: Sequence[dict[str, Any]]) -> None:
         """Append retry/error lines (keys: ts, level, message, operation, attempt, max_attempts,
         delay, client_order_id, signal_id)."""
-        cols = (
-            "ts",
-            "level",
-            "message",
-            "operation",
-            "attempt",
-            "max_attempts",
-            "delay",
-            "client_order_id",
-            "signal_id",
-        )
         await self._write(
             [
                 (
-                    f"INSERT INTO log ({', '.join(cols)}) VALUES ({','.join('?' * len(cols))})",
-                    tuple(_ts(e[c]) if c == "ts" else e.get(c) for c in cols),
+                    _LOG_INSERT,
+                    (
+                        _ts(e["ts"]),
+                        e.get("level"),
+                        e.get("message"),
+                        e.get("operation"),
+                        e.get("attempt"),
+                        e.get("max_attempts"),
+                        e.get("delay"),
+                        e.get("client_order_id"),
+                        e.get("signal_id"),
+                    ),
                 )
                 for e in entries
             ]
         )
+
+
+_LOG_COLUMNS = (
+    "ts", "level", "message", "operation", "attempt", "max_attempts", "delay", "client_order_id", "signal_id"
+)  # fmt: skip
+_LOG_INSERT = f"INSERT INTO log ({', '.join(_LOG_COLUMNS)}) VALUES ({','.join('?' * len(_LOG_COLUMNS))})"
 
 
 def _as_duplicate(record: SignalRecord) -> SignalRecord:

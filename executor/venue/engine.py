@@ -5,7 +5,8 @@ and the Binance-compatible emulator serves it over REST, so it knows nothing abo
 port's dataclasses. Everything it hands out is a snapshot; its state changes only through its
 methods. Owns matching: placing, filling, ending and canceling orders. The markets (price path,
 synthetic book) are `market`'s, their candles `history`'s, the order model `orders`', the checks
-of a new order `checks`', the money `accounts`' and the reads of what was recorded `queries`'.
+of a new order `checks`', the money `accounts`' and the records of orders and fills, what is kept
+of them (every open order, the last `keep_closed` ended ones) and their reads, `records`'.
 
 Each market advances one step every `step_seconds` of the injected clock. Takers walk the
 synthetic book (and consume it until the next step); resting limit orders are filled a
@@ -33,6 +34,7 @@ import math
 import time
 from collections.abc import Callable, Iterable
 from decimal import Decimal
+from typing import Any
 
 from executor.models import MarketInfo, OrderStatus, OrderType, Side, to_decimal
 from executor.venue import checks
@@ -49,12 +51,13 @@ from executor.venue.market import (
     market_info,
 )
 from executor.venue.orders import ZERO, EngineError, EngineOrder, EngineTrade, ErrorKind, fmt
-from executor.venue.queries import OrderQueries
+from executor.venue.records import KEEP_CLOSED, OrderRecords
 
 _FULL_FILL_CHANCE = 0.35  # share of crossing steps that fill a resting order completely
+_Given = Decimal | float | str | None  # an amount or price as a caller gives it (`checks.parse` reads it)
 
 
-class PaperEngine(Accounts, OrderQueries):
+class PaperEngine(Accounts, OrderRecords):
     """A deterministic spot venue. Same seed, same markets, same calls, same clock: same run."""
 
     def __init__(
@@ -71,6 +74,7 @@ class PaperEngine(Accounts, OrderQueries):
         specs: dict[str, MarketSpec] | None = None,
         book_levels: int = BOOK_LEVELS,
         exact_locks: bool = False,
+        keep_closed: int | None = KEEP_CLOSED,
     ) -> None:
         if step_seconds <= 0:
             raise ValueError("step_seconds must be positive")
@@ -94,10 +98,7 @@ class PaperEngine(Accounts, OrderQueries):
         for symbol in markets:
             self._add_market(symbol, (specs or {}).get(symbol))
         self._open_accounts(balances)
-        self._orders = {}
-        self._by_client_id = {}
-        self._trades = []
-        self._order_trades = {}
+        self._open_records(keep_closed)
         self._next_order_id = 1
         self._next_trade_id = 1
 
@@ -134,7 +135,7 @@ class PaperEngine(Accounts, OrderQueries):
 
     def advance(self, steps: int = 1) -> list[EngineTrade]:
         """Advance every market `steps` steps; returns the fills of resting orders this caused."""
-        start = len(self._trades)
+        first = self._next_trade_id
         for _ in range(steps):
             self._step += 1
             self._updates += 1
@@ -142,7 +143,7 @@ class PaperEngine(Accounts, OrderQueries):
             for m in self._markets.values():
                 m.walk(self._step, minute)
                 self._fill_crossing(m)
-        return self._trades[start:]
+        return self.trades_after(first - 1)
 
     def _minute(self) -> int:
         """The epoch minute of the current step."""
@@ -202,14 +203,10 @@ class PaperEngine(Accounts, OrderQueries):
         orders; a market order with `quote_amount` (and `amount=None`) spends or brings that quote.
         """
         m = self._market(symbol)
-        quote = None
-        if quote_amount is not None:
-            quote = checks.quote_arg(type, quote_amount)
-            amount = m.quote_walk(checks.side_arg(side), quote)
-        tif = checks.tif_arg(type, time_in_force, post_only)
-        side, type, amount, price, ticks, client_order_id = self._check(
-            m, client_order_id, side, type, amount, price, notional=quote
+        side, type, amount, price, ticks, tif, quote = self._terms(
+            m, client_order_id, side, type, amount, price, time_in_force, post_only, quote_amount
         )
+        client_order_id = self._client_id(client_order_id)
         info = m.info
         is_buy = side is Side.BUY
         lock_currency = info.quote if is_buy else info.base
@@ -245,13 +242,13 @@ class PaperEngine(Accounts, OrderQueries):
             if level < last_level:
                 taken[level] += qty
             self._fill(m, order, qty, info.price_tick * level_ticks, maker=False, ts=now)
-        if order.status is OrderStatus.FILLED:
-            self._release(m, order)
-        elif tif != "GTC":  # IOC and FOK never rest: what did not fill at once expires
-            order.status = OrderStatus.EXPIRED
-            self._release(m, order)
-        else:
+        if tif != "GTC" and order.status is not OrderStatus.FILLED:
+            order.status = OrderStatus.EXPIRED  # IOC and FOK never rest: what did not fill at once expires
+        if order.is_open:
             m.rest(order)
+        else:
+            self._release(m, order)
+            self._ended(order)
         return copy.copy(order)
 
     def place_resting(
@@ -279,14 +276,13 @@ class PaperEngine(Accounts, OrderQueries):
             try:
                 wanted = Side(side)
             except ValueError:
-                wanted = None  # refused by `_check` below, with the usual message
+                wanted = None  # refused by `_terms` below, with the usual message
             if wanted is Side.BUY:
                 price = tick * max(1, m.bid_t // 2)
             elif wanted is Side.SELL:
                 price = tick * (m.ask_t * 3 // 2 + 1)
-        side, _, amount, price, ticks, client_order_id = self._check(
-            m, client_order_id, side, OrderType.LIMIT, amount, price
-        )
+        side, _, amount, price, ticks, _, _ = self._terms(m, client_order_id, side, OrderType.LIMIT, amount, price)
+        client_order_id = self._client_id(client_order_id)
         assert price is not None
         is_buy = side is Side.BUY
         if (m.ask_t <= ticks) if is_buy else (m.bid_t >= ticks):
@@ -303,45 +299,39 @@ class PaperEngine(Accounts, OrderQueries):
         m.rest(order)
         return copy.copy(order)
 
-    def validate_order(
-        self,
-        symbol: str,
-        side: Side | str,
-        type: OrderType | str,
-        amount: Decimal | float | str | None,
-        price: Decimal | float | str | None = None,
-        *,
-        time_in_force: str = "GTC",
-        post_only: bool = False,
-        quote_amount: Decimal | float | str | None = None,
-    ) -> None:
-        """Refuse, as `create_order` would, an order that breaks the syntax or a filter (PRICE_FILTER,
-        LOT_SIZE, NOTIONAL); funds, client order ids and whether a post-only order would cross are
-        not looked at. For cancel-replace, which checks the new order's filters before it cancels
-        anything."""
-        m = self._market(symbol)
-        quote = None
-        if quote_amount is not None:
-            quote = checks.quote_arg(type, quote_amount)
-            amount = m.quote_walk(checks.side_arg(side), quote)
-        checks.tif_arg(type, time_in_force, post_only)
-        side, _, amount, price = checks.parse(None, side, type, amount, price)
-        checks.check_filters(m, side, amount, price, quote)
+    def validate_order(self, symbol: str, *order: Any, **terms: Any) -> None:
+        """Refuse, as `create_order` (given the same side, type, amount, price and keyword terms)
+        would, an order that breaks the syntax or a filter (PRICE_FILTER, LOT_SIZE, NOTIONAL);
+        funds, client order ids and whether a post-only order would cross are not looked at. For
+        cancel-replace, which checks the new order's filters before it cancels anything."""
+        self._terms(self._market(symbol), None, *order, **terms)
 
-    def _check(
+    def _terms(
         self,
         m: Market,
         client_order_id: str | None,
         side: Side | str,
         type: OrderType | str,
-        amount: Decimal | float | str,
-        price: Decimal | float | str | None,
-        *,
-        notional: Decimal | None = None,
-    ) -> tuple[Side, OrderType, Decimal, Decimal | None, int, str]:
-        """Everything refused before an order exists: syntax, filters, an open duplicate id."""
+        amount: _Given,
+        price: _Given = None,
+        time_in_force: str = "GTC",
+        post_only: bool = False,
+        quote_amount: _Given = None,
+    ) -> tuple[Side, OrderType, Decimal, Decimal | None, int, str, Decimal | None]:
+        """Everything refused before an order exists but an open duplicate id (syntax, time in force,
+        filters): its side, type, amount (a market order by quote: the most its walk of the book
+        buys or brings), price, price in ticks, time in force and quote."""
+        quote = None
+        if quote_amount is not None:
+            quote = checks.quote_arg(type, quote_amount)
+            amount = m.quote_walk(checks.side_arg(side), quote)
+        tif = checks.tif_arg(type, time_in_force, post_only)
         side, type, amount, price = checks.parse(client_order_id, side, type, amount, price)
-        ticks = checks.check_filters(m, side, amount, price, notional)
+        ticks = checks.check_filters(m, side, amount, price, quote)
+        return side, type, amount, price, ticks, tif, quote
+
+    def _client_id(self, client_order_id: str | None) -> str:
+        """The order's client order id (a generated one for None), refused while an open order has it."""
         if client_order_id is None:
             client_order_id = f"paper-cid-{self._next_order_id}"
         previous = self._by_client_id.get(client_order_id)
@@ -351,7 +341,7 @@ class PaperEngine(Accounts, OrderQueries):
                 f"Duplicate order sent. Client order id {client_order_id!r} is already used by open order "
                 f"{previous.exchange_order_id}.",
             )
-        return side, type, amount, price, ticks, client_order_id
+        return client_order_id
 
     def _accept(
         self,
@@ -384,9 +374,7 @@ class PaperEngine(Accounts, OrderQueries):
             ticks=ticks,
         )
         self._next_order_id += 1
-        self._orders[order.id] = order
-        self._by_client_id[client_order_id] = order  # the most recent order with this id
-        m.orders.append(order)
+        self._record_order(m, order)
         self._updates += 1
         if lock:
             self._lock(info.quote if is_buy else info.base, lock)
@@ -396,34 +384,13 @@ class PaperEngine(Accounts, OrderQueries):
 
     def _fill(self, m: Market, order: EngineOrder, qty: Decimal, price: Decimal, *, maker: bool, ts: float) -> None:
         """Record one trade of `order` at `price`, and settle it."""
-        info = m.info
-        cost = qty * price
         fee, fee_currency = self._settle(m, order, qty, price, maker)
-        order.filled += qty
-        order.cost += cost
-        order.fee += fee
-        order.updated_at = ts
-        order.status = OrderStatus.FILLED if order.filled >= order.amount else OrderStatus.PARTIALLY_FILLED
-        trade = EngineTrade(
-            id=self._next_trade_id,
-            order_id=order.id,
-            client_order_id=order.client_order_id,
-            symbol=order.symbol,
-            side=order.side,
-            amount=qty,
-            price=price,
-            fee=fee,
-            fee_currency=fee_currency,
-            maker=maker,
-            ts=ts,
-        )
+        trade = order.fill(self._next_trade_id, qty, price, fee, fee_currency, maker=maker, ts=ts)
         self._next_trade_id += 1
         self._updates += 1
-        self._trades.append(trade)
-        m.trades.append(trade)
-        self._order_trades.setdefault(order.id, []).append(trade)
-        m.last_t = ticks = int(price / info.price_tick)
-        m.history.sample_fill(ts, ticks, qty, cost, (order.side is Side.BUY) is not maker)
+        self._record_trade(m, trade)
+        m.last_t = ticks = int(price / m.info.price_tick)
+        m.history.sample_fill(ts, trade.id, ticks, qty, trade.cost, (order.side is Side.BUY) is not maker)
         if order.status is OrderStatus.FILLED and order.id in m.open:
             self._close(m, order)
 
@@ -431,6 +398,7 @@ class PaperEngine(Accounts, OrderQueries):
         """Take a final order off the book and give back whatever it still locks."""
         m.unrest(order)
         self._release(m, order)
+        self._ended(order)
 
     def _fill_crossing(self, m: Market) -> None:
         if not m.open:

@@ -38,7 +38,8 @@ class History:
     """The one-minute candles of one market, oldest first, prices in ticks.
 
     A candle is a list, for speed: [minute, open, high, low, close (ticks), base volume, quote
-    volume, fills, sum of the sampled ticks, samples, taker-buy base, taker-buy quote].
+    volume, fills, sum of the sampled ticks, samples, taker-buy base, taker-buy quote, the trade id
+    of its first fill (-1: none)].
     """
 
     __slots__ = ("_rolling", "candles")
@@ -47,47 +48,43 @@ class History:
         self.candles: deque[list] = deque(maxlen=CANDLE_MINUTES)
         self._rolling: tuple | None = None  # the 24 hours of closed candles, cached until a minute turns
 
-    def sample_step(self, minute: int, last: int) -> None:
-        """A step's last price (ticks) into the candle of its minute."""
+    def _sample(self, minute: int, ticks: int) -> list:
+        """The candle of `minute` (the last candle, if that is later: time never runs back) with a
+        price sampled into it."""
         candles = self.candles
         c = candles[-1] if candles else None
         if c is None or minute > c[0]:
-            candles.append([minute, last, last, last, last, ZERO, ZERO, 0, last, 1, ZERO, ZERO])
-            return
-        if last > c[2]:
-            c[2] = last
-        elif last < c[3]:
-            c[3] = last
-        c[4] = last
-        c[8] += last
-        c[9] += 1
-
-    def sample_fill(self, ts: float, ticks: int, qty: Decimal, cost: Decimal, taker_buy: bool) -> None:
-        """A fill into the candle of its minute (the last candle, if that is later: time never runs back)."""
-        minute = int(ts // 60)
-        candles = self.candles
-        c = candles[-1]
-        if minute > c[0]:
-            c = [minute, ticks, ticks, ticks, ticks, ZERO, ZERO, 0, 0, 0, ZERO, ZERO]
+            c = [minute, ticks, ticks, ticks, ticks, ZERO, ZERO, 0, 0, 0, ZERO, ZERO, -1]
             candles.append(c)
-        else:
-            if ticks > c[2]:
-                c[2] = ticks
-            if ticks < c[3]:
-                c[3] = ticks
-            c[4] = ticks
+        elif ticks > c[2]:
+            c[2] = ticks
+        elif ticks < c[3]:
+            c[3] = ticks
+        c[4] = ticks
+        c[8] += ticks
+        c[9] += 1
+        return c
+
+    def sample_step(self, minute: int, last: int) -> None:
+        """A step's last price (ticks) into the candle of its minute."""
+        self._sample(minute, last)
+
+    def sample_fill(self, ts: float, trade_id: int, ticks: int, qty: Decimal, cost: Decimal, taker_buy: bool) -> None:
+        """A fill (trade id, price in ticks, amount, cost) into the candle of its minute."""
+        c = self._sample(int(ts // 60), ticks)
         c[5] += qty
         c[6] += cost
         c[7] += 1
-        c[8] += ticks
-        c[9] += 1
+        if c[12] < 0:
+            c[12] = trade_id
         if taker_buy:
             c[10] += qty
             c[11] += cost
 
-    def rolling(self, first: int) -> tuple[int, int, int, Decimal, Decimal]:
-        """Open, high, low (ticks) and volumes of the candles from minute `first` on. The closed
-        candles' share is computed once a minute; the last candle, still moving, is added to it."""
+    def rolling(self, first: int) -> tuple[int, int, int, Decimal, Decimal, int, int]:
+        """Open, high, low (ticks), volumes, fills and the first fill's trade id (-1: none) of the
+        candles from minute `first` on. The closed candles' share is computed once a minute; the
+        last candle, still moving, is added to it."""
         candles = self.candles
         last = candles[-1]
         key = (first, last[0])
@@ -95,6 +92,7 @@ class History:
         if cache is None or cache[0] != key:
             o = h = lo = None
             base = quote = ZERO
+            fills, first_id = 0, -1
             for c in itertools.islice(candles, 0, len(candles) - 1):
                 if c[0] < first:
                     continue
@@ -104,13 +102,18 @@ class History:
                     h, lo = max(h, c[2]), min(lo, c[3])
                 base += c[5]
                 quote += c[6]
-            self._rolling = cache = (key, o, h, lo, base, quote)
-        _, o, h, lo, base, quote = cache
+                fills += c[7]
+                if first_id < 0:
+                    first_id = c[12]
+            self._rolling = cache = (key, o, h, lo, base, quote, fills, first_id)
+        _, o, h, lo, base, quote, fills, first_id = cache
         if last[0] < first:  # nothing sampled for a day: the price stood still
-            return last[4], last[4], last[4], ZERO, ZERO
+            return last[4], last[4], last[4], ZERO, ZERO, 0, -1
+        fills += last[7]
+        first_id = first_id if first_id >= 0 else last[12]
         if o is None:
-            return last[1], last[2], last[3], last[5], last[6]
-        return o, max(h, last[2]), min(lo, last[3]), base + last[5], quote + last[6]
+            return last[1], last[2], last[3], last[5], last[6], fills, first_id
+        return o, max(h, last[2]), min(lo, last[3]), base + last[5], quote + last[6], fills, first_id
 
     def average(self, tick: Decimal, first: int, last_ticks: int) -> Decimal:
         """The mean of the last price, step by step and fill by fill, from minute `first` on, to

@@ -4,13 +4,13 @@ Owns `MarketSpec` (a market's start price, grid and volatility; `BUILTIN_MARKETS
 one market's state: the mid price, a seeded random walk advanced one step at a time; around it
 a synthetic book of `levels` levels per side whose last level is bottomless, so a market order
 always fills; the taker's walk of that book (consumed until the next step); the resting orders,
-orders and fills of the market; and its `History`. The market data a venue serves (`ticker`,
-`depth`, the average price, candles) are read here. Matching and money are the engine's.
+the kept orders and fills of the market (what the engine's `records` keep) and its `History`.
+The market data a venue serves (`ticker`, `depth`, the average price, candles) are read here.
+Matching and money are the engine's.
 """
 
 from __future__ import annotations
 
-import bisect
 import math
 import random
 from dataclasses import dataclass, field
@@ -127,8 +127,10 @@ class Market:
     resting_buys: RestingSide = field(default_factory=lambda: RestingSide(Side.BUY))
     resting_sells: RestingSide = field(default_factory=lambda: RestingSide(Side.SELL))
     open: dict[int, EngineOrder] = field(default_factory=dict)
-    orders: list[EngineOrder] = field(default_factory=list)
-    trades: list[EngineTrade] = field(default_factory=list)
+    # The engine's records of this market (see `records`): its kept orders and fills, by id.
+    orders: dict[int, EngineOrder] = field(default_factory=dict)
+    trades: dict[int, EngineTrade] = field(default_factory=dict)
+    last_trade: EngineTrade | None = None  # the market's last fill, kept or not
     history: History = field(default_factory=History)
 
     @classmethod
@@ -264,9 +266,8 @@ class Market:
         self.book()
         tick = self.spec.price_tick
         first = int(now // 60) - (CANDLE_MINUTES - 1)
-        open_t, high_t, low_t, base, quote = self.history.rolling(first)
-        trades = self.trades
-        start = bisect.bisect_left(trades, first * 60, key=lambda t: t.ts)
+        open_t, high_t, low_t, base, quote, count, first_id = self.history.rolling(first)
+        last = self.last_trade if count else None
         return TickerRecord(
             symbol=self.info.symbol,
             bid=tick * self.bid_t,
@@ -280,10 +281,10 @@ class Market:
             base_volume=base,
             quote_volume=quote,
             ts=now,
-            count=len(trades) - start,
-            first_id=trades[start].id if start < len(trades) else -1,
-            last_id=trades[-1].id if start < len(trades) else -1,
-            last_amount=trades[-1].amount if start < len(trades) else ZERO,
+            count=count,
+            first_id=first_id,
+            last_id=-1 if last is None else last.id,
+            last_amount=ZERO if last is None else last.amount,
         )
 
     def avg_price(self, now: float, minutes: int) -> Decimal:

@@ -1,6 +1,7 @@
 """The paper engine's order model: its orders and trades, its refusals, and the resting book.
 
-Owns `EngineOrder` and `EngineTrade` (what the engine records and hands out as copies),
+Owns `EngineOrder` and `EngineTrade` (what the engine records and hands out as copies; a trade
+of an order is made by `EngineOrder.fill`, which moves the order's amounts with it),
 `EngineError` with its `ErrorKind`s (every refusal of the engine, which the paper exchange and
 the emulator each translate for their clients), and `RestingSide`, the resting limit orders of
 one side of one market by price. Plain data: no money moves here (see `engine`).
@@ -82,6 +83,20 @@ class EngineOrder:
     @property
     def is_open(self) -> bool:
         return self.status in (OrderStatus.OPEN, OrderStatus.PARTIALLY_FILLED)
+
+    def fill(
+        self, trade_id: int, qty: Decimal, price: Decimal, fee: Decimal, fee_currency: str, *, maker: bool, ts: float
+    ) -> EngineTrade:
+        """One trade of this order (`qty` at `price`, its fee, as maker or taker, at `ts`): the order's
+        filled amount, cost, fee and status move with it. The money is the engine's to move."""
+        self.filled += qty
+        self.cost += qty * price
+        self.fee += fee
+        self.updated_at = ts
+        self.status = OrderStatus.FILLED if self.filled >= self.amount else OrderStatus.PARTIALLY_FILLED
+        return EngineTrade(
+            trade_id, self.id, self.client_order_id, self.symbol, self.side, qty, price, fee, fee_currency, maker, ts
+        )
 
 
 @dataclass(frozen=True, slots=True)

@@ -8,7 +8,7 @@ from __future__ import annotations
 from datetime import timedelta
 from decimal import Decimal
 
-from console_harness import T0, Clock, console_app, make_settings, open_service, ready, shown
+from console_harness import T0, Clock, console_app, console_settings, open_service, ready, shown
 
 from console.app import TradeConsole
 from console.screens.detail import DetailScreen
@@ -21,22 +21,51 @@ SIZE = (120, 36)
 
 
 def order(coid: str, side: Side, amount: str, symbol: str = "BTC/USDT") -> Order:
-    return Order(client_order_id=coid, signal_id=None, symbol=symbol, side=side, type=OrderType.MARKET,
-                 amount=D(amount), status=OrderStatus.FILLED, filled=D(amount), created_at=T0, updated_at=T0)
+    return Order(
+        client_order_id=coid,
+        signal_id=None,
+        symbol=symbol,
+        side=side,
+        type=OrderType.MARKET,
+        amount=D(amount),
+        status=OrderStatus.FILLED,
+        filled=D(amount),
+        created_at=T0,
+        updated_at=T0,
+    )
 
 
-def fill(coid: str, n: int, side: Side, amount: str, price: str, fee: str = "0", currency: str | None = None,
-         symbol: str = "BTC/USDT") -> Fill:
-    return Fill(fill_id=f"{coid}:{n}", client_order_id=coid, signal_id=None, symbol=symbol, side=side,
-                amount=D(amount), price=D(price), fee=D(fee), fee_currency=currency, ts=T0 + timedelta(seconds=n))
+def fill(
+    coid: str,
+    n: int,
+    side: Side,
+    amount: str,
+    price: str,
+    fee: str = "0",
+    currency: str | None = None,
+    symbol: str = "BTC/USDT",
+) -> Fill:
+    return Fill(
+        fill_id=f"{coid}:{n}",
+        client_order_id=coid,
+        signal_id=None,
+        symbol=symbol,
+        side=side,
+        amount=D(amount),
+        price=D(price),
+        fee=D(fee),
+        fee_currency=currency,
+        ts=T0 + timedelta(seconds=n),
+    )
 
 
 def publish(app: TradeConsole, *fills: Fill, replaced: bool = False) -> None:
     """As the executor does: the order as its write left it, with the fills that write recorded."""
     first = fills[0]
     total = str(sum((f.amount for f in fills), D(0)))
-    app.service.bus.publish(OrderUpdated(order(first.client_order_id, first.side, total, first.symbol), fills,
-                                         replaced))
+    app.service.bus.publish(
+        OrderUpdated(order(first.client_order_id, first.side, total, first.symbol), fills, replaced)
+    )
 
 
 def row(app: TradeConsole, symbol: str) -> list[str]:
@@ -106,8 +135,12 @@ async def test_the_venues_trades_replace_the_fills_of_an_order(tmp_path):
         await started(app, pilot)
         # The order's answer stated no fee; the venue's trades, once complete, replace its fill.
         publish(app, fill("tc-s1", 1, Side.BUY, "0.02", "60000"))
-        publish(app, fill("tc-s1", 2, Side.BUY, "0.01", "59000", "0.00001", "BTC"),
-                fill("tc-s1", 3, Side.BUY, "0.01", "61000", "0.00001", "BTC"), replaced=True)
+        publish(
+            app,
+            fill("tc-s1", 2, Side.BUY, "0.01", "59000", "0.00001", "BTC"),
+            fill("tc-s1", 3, Side.BUY, "0.01", "61000", "0.00001", "BTC"),
+            replaced=True,
+        )
         await shown(app, pilot.pause, lambda: row(app, "BTC/USDT")[1] == "0.01998", "the trades' fills")
         # (0.01 x 59000 + 0.01 x 61000) / (0.02 - 0.00002) = 1200 / 0.01998 = 60,060.06
         assert row(app, "BTC/USDT")[:3] == ["BTC/USDT", "0.01998", "60,060.06"]
@@ -116,11 +149,12 @@ async def test_the_venues_trades_replace_the_fills_of_an_order(tmp_path):
 
 async def test_a_console_started_on_a_store_with_fills_shows_their_positions(tmp_path):
     db, clock = tmp_path / "console.db", Clock()
-    service = await open_service(db, clock, make_settings())
+    service = await open_service(db, clock, console_settings())
     buy = fill("tc-b1", 1, Side.BUY, "2", "150", "0.002", "SOL", symbol="SOL/USDT")
     written = order("tc-b1", Side.BUY, "2", "SOL/USDT")
-    await service.store.transact(service.store.order_write(written, old=None, expect_version=None,
-                                                           source="test", fills=[buy]))
+    await service.store.transact(
+        service.store.order_write(written, old=None, expect_version=None, source="test", fills=[buy])
+    )
     await service.close()
     app = console_app(db, clock)
     async with app.run_test(size=SIZE) as pilot:

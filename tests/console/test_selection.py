@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import pytest
-from console_harness import Clock, coid, console_app, eventually, shown
-from test_keys import SIZE, audit_actions, lingered, signal_status, started
+from console_harness import audit_actions, coid, lingered, opened, populated_console, shown, signal_status
+from helpers import eventually
 from textual.widgets import Button, Footer
 
 from console.screens.amend import AmendScreen
@@ -18,21 +17,13 @@ from executor.models import SignalStatus
 ROW_ACTIONS = ("approve", "reject", "amend", "cancel_order")
 
 
-@pytest.fixture
-def clock_and_db(tmp_path):
-    return Clock(), tmp_path / "console.db"
-
-
 def footer_actions(app) -> set[str]:
     """What the footer of the screen on top offers."""
     return {b.binding.action for b in app.screen.active_bindings.values() if b.binding.show}
 
 
-async def test_the_cursor_stays_on_its_signal_while_signals_above_it_expire(tmp_path, clock_and_db):
-    clock, db = clock_and_db
-    app = console_app(db, clock)
-    async with app.run_test(size=SIZE) as pilot:
-        s = await started(app, pilot, clock)
+async def test_the_cursor_stays_on_its_signal_while_signals_above_it_expire(tmp_path):
+    async with populated_console(tmp_path) as (app, pilot, s):
         await pilot.press("down", "down")
         assert app.signals.selected_key == s.pending[2]
         await app.service.reject(s.pending[0])  # another client decides the rows above
@@ -43,16 +34,13 @@ async def test_the_cursor_stays_on_its_signal_while_signals_above_it_expire(tmp_
         assert not app.signals.lost
 
 
-async def test_the_cursor_stays_on_its_order_while_others_finish(tmp_path, clock_and_db):
-    clock, db = clock_and_db
-    app = console_app(db, clock)
-    async with app.run_test(size=SIZE) as pilot:
-        s = await started(app, pilot, clock)
+async def test_the_cursor_stays_on_its_order_while_others_finish(tmp_path):
+    async with populated_console(tmp_path) as (app, pilot, s):
         await pilot.press("tab", "down")
         assert app.orders.selected_key == coid(s.partial)
         await app.service.cancel_order(coid(s.resting))
         await shown(app, pilot.pause, lambda: coid(s.resting) in app.state.history, "the order above to finish")
-        lingered(app, clock)
+        lingered(app)
         assert coid(s.resting) not in app.orders.items
         assert app.orders.selected_key == coid(s.partial) and app.orders.cursor_row == 0
         await pilot.press("c")
@@ -60,11 +48,8 @@ async def test_the_cursor_stays_on_its_order_while_others_finish(tmp_path, clock
         assert ("cancel_order", coid(s.partial), app.service.actor) in await audit_actions(app)
 
 
-async def test_after_the_selected_signal_leaves_a_x_e_do_nothing_until_the_operator_moves(tmp_path, clock_and_db):
-    clock, db = clock_and_db
-    app = console_app(db, clock)
-    async with app.run_test(size=SIZE) as pilot:
-        s = await started(app, pilot, clock)
+async def test_after_the_selected_signal_leaves_a_x_e_do_nothing_until_the_operator_moves(tmp_path):
+    async with populated_console(tmp_path) as (app, pilot, s):
         assert app.signals.selected_key == s.pending[0]
         await app.service.reject(s.pending[0])
         await shown(app, pilot.pause, lambda: s.pending[0] not in app.signals.items, "the selected signal to leave")
@@ -85,16 +70,13 @@ async def test_after_the_selected_signal_leaves_a_x_e_do_nothing_until_the_opera
         assert await signal_status(app, s.pending[1]) is SignalStatus.REJECTED
 
 
-async def test_after_the_selected_order_leaves_c_and_e_do_nothing_until_the_operator_moves(tmp_path, clock_and_db):
-    clock, db = clock_and_db
-    app = console_app(db, clock)
-    async with app.run_test(size=SIZE) as pilot:
-        s = await started(app, pilot, clock)
+async def test_after_the_selected_order_leaves_c_and_e_do_nothing_until_the_operator_moves(tmp_path):
+    async with populated_console(tmp_path) as (app, pilot, s):
         await pilot.press("tab")
         assert app.orders.selected_key == coid(s.resting)
         await app.service.cancel_order(coid(s.resting))
         await shown(app, pilot.pause, lambda: coid(s.resting) in app.state.history, "the selected order to finish")
-        lingered(app, clock)
+        lingered(app)
         assert app.orders.selected_key is None
         assert "sig-0101 canceled" in str(app.orders.border_subtitle)
         assert app.check_action("cancel_order", ()) is None and app.check_action("amend", ()) is None
@@ -107,11 +89,8 @@ async def test_after_the_selected_order_leaves_c_and_e_do_nothing_until_the_oper
         assert app.check_action("cancel_order", ())
 
 
-async def test_a_and_x_with_orders_focused_do_nothing_and_are_not_offered(tmp_path, clock_and_db):
-    clock, db = clock_and_db
-    app = console_app(db, clock)
-    async with app.run_test(size=SIZE) as pilot:
-        s = await started(app, pilot, clock)
+async def test_a_and_x_with_orders_focused_do_nothing_and_are_not_offered(tmp_path):
+    async with populated_console(tmp_path) as (app, pilot, s):
         await pilot.press("tab")
         assert app.focused is app.orders
         assert app.check_action("approve", ()) is False and app.check_action("reject", ()) is False
@@ -126,11 +105,8 @@ async def test_a_and_x_with_orders_focused_do_nothing_and_are_not_offered(tmp_pa
         assert "cancel_order" not in footer_actions(app)
 
 
-async def test_each_modal_shows_its_own_footer(tmp_path, clock_and_db):
-    clock, db = clock_and_db
-    app = console_app(db, clock)
-    async with app.run_test(size=SIZE) as pilot:
-        await started(app, pilot, clock)
+async def test_each_modal_shows_its_own_footer(tmp_path):
+    async with populated_console(tmp_path) as (app, pilot, _):
         for keys, screen_type, own in (
             (("down", "e"), AmendScreen, {"back", "submit"}),
             (("ctrl+k",), ConfirmScreen, {"confirm", "back_out"}),
@@ -149,19 +125,15 @@ async def test_each_modal_shows_its_own_footer(tmp_path, clock_and_db):
             await eventually(lambda t=screen_type: not isinstance(app.screen, t), pause=pilot.pause)
 
 
-async def test_an_amend_whose_signal_leaves_while_open_cannot_be_submitted_and_says_why(tmp_path, clock_and_db):
-    clock, db = clock_and_db
-    app = console_app(db, clock)
-    async with app.run_test(size=SIZE) as pilot:
-        s = await started(app, pilot, clock)
-        await pilot.press("down", "e")
-        await eventually(lambda: isinstance(app.screen, AmendScreen), pause=pilot.pause)
-        modal = app.screen
+async def test_an_amend_whose_signal_leaves_while_open_cannot_be_submitted_and_says_why(tmp_path):
+    async with populated_console(tmp_path) as (app, pilot, s):
+        modal = await opened(app, pilot, AmendScreen, "down", "e")
         await app.service.reject(s.pending[1])
         await shown(app, pilot.pause, lambda: bool(modal.gone), "the amend told its signal left")
         assert f"{s.pending[1]} rejected" in modal.gone
-        await eventually(lambda: modal._request is None and modal.query_one("#submit", Button).disabled,
-                         pause=pilot.pause)
+        await eventually(
+            lambda: modal._request is None and modal.query_one("#submit", Button).disabled, pause=pilot.pause
+        )
         assert modal.check_action("submit", ()) is None
         await pilot.press("home", "ctrl+k", *"1", "enter")
         await pilot.pause()
@@ -170,27 +142,20 @@ async def test_an_amend_whose_signal_leaves_while_open_cannot_be_submitted_and_s
         assert not [a for a in await audit_actions(app) if a[0] == "amend_signal"]
 
 
-async def test_enter_opens_a_long_log_line_whole(tmp_path, clock_and_db):
-    clock, db = clock_and_db
-    app = console_app(db, clock)
-    async with app.run_test(size=SIZE) as pilot:
-        await started(app, pilot, clock)
+async def test_enter_opens_a_long_log_line_whole(tmp_path):
+    async with populated_console(tmp_path) as (app, pilot, _):
         log = app.log_pane
         key = next(k for k, e in log.items.items() if "cancel not confirmed" in e.reason)
         await pilot.press("tab", "tab")
         assert app.focused is log
         log.select(key)
-        await pilot.press("enter")
-        await eventually(lambda: isinstance(app.screen, DetailScreen), pause=pilot.pause, what="the whole line")
+        await opened(app, pilot, DetailScreen, "enter", what="the whole line")
         assert log.items[key].reason in app.screen.text
         assert app.screen.query_one(Footer)
 
 
-async def test_many_rows_leaving_at_once_cost_one_pass_and_keep_the_cursor(tmp_path, clock_and_db):
-    clock, db = clock_and_db
-    app = console_app(db, clock)
-    async with app.run_test(size=SIZE) as pilot:
-        await started(app, pilot, clock)
+async def test_many_rows_leaving_at_once_cost_one_pass_and_keep_the_cursor(tmp_path):
+    async with populated_console(tmp_path) as (app, pilot, _):
         table: KeyedTable = app.log_pane
         removed: list[object] = []
         table.remove_row = removed.append  # type: ignore[method-assign]

@@ -19,7 +19,17 @@ from executor.events import (
     RetryScheduled,
     SignalReceived,
 )
-from executor.models import Balance, Order, OrderStatus, OrderType, Side, Signal, SignalRecord, SignalStatus
+from executor.models import (
+    Balance,
+    ExchangeMode,
+    Order,
+    OrderStatus,
+    OrderType,
+    Side,
+    Signal,
+    SignalRecord,
+    SignalStatus,
+)
 
 D = Decimal
 
@@ -147,7 +157,7 @@ def test_the_order_counts_kept_as_orders_change_equal_a_recount(steps):
         if reload:  # a reconnection: the snapshot keeps the even keys only
             kept = [o for k, o in state.orders.items() if int(k[1:]) % 2 == 0]
             state.reload(Snapshot(signals=[], orders=kept, balances={}, prices={}, quote="USDT", reconcile=None,
-                                  paused=False, mode="PAPER", exchange="paper"), T0)
+                                  paused=False, mode=ExchangeMode.PAPER, exchange="paper"), T0)
         state.apply([OrderUpdated(order(f"o{key}", status))], T0)
         orders = list(state.orders.values())
         assert state.live_orders == sum(1 for o in orders if o.status.is_live)

@@ -7,12 +7,14 @@ What is counted is work (`render_line` calls, `cells()` calls, rows drawn), neve
 
 from __future__ import annotations
 
+import contextlib
 import random
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 from textual.app import App, ComposeResult
+from textual.pilot import Pilot
 from textual.widgets import DataTable
 
 from console.state import LogEntry
@@ -30,10 +32,19 @@ ROWS_IN_VIEW = SIZE[1] - 1  # the table fills the screen, less its header
 
 
 def order(i: int, **changes) -> Order:
-    o = Order(client_order_id=f"tc-{i:06d}", signal_id=f"sig-{i:06d}", symbol="BTC/USDT",
-              side=Side.BUY if i % 2 else Side.SELL, type=OrderType.LIMIT, amount=Decimal("0.01"),
-              price=Decimal(58000 + i % 500), status=OrderStatus.OPEN, created_at=T0, updated_at=T0,
-              timeout_at=T0 + timedelta(seconds=300))
+    o = Order(
+        client_order_id=f"tc-{i:06d}",
+        signal_id=f"sig-{i:06d}",
+        symbol="BTC/USDT",
+        side=Side.BUY if i % 2 else Side.SELL,
+        type=OrderType.LIMIT,
+        amount=Decimal("0.01"),
+        price=Decimal(58000 + i % 500),
+        status=OrderStatus.OPEN,
+        created_at=T0,
+        updated_at=T0,
+        timeout_at=T0 + timedelta(seconds=300),
+    )
     return o.model_copy(update=changes) if changes else o
 
 
@@ -96,12 +107,20 @@ async def until(pilot, predicate: Callable[[], bool], what: str, turns: int = 20
     raise AssertionError(f"never: {what}")
 
 
-async def test_ten_thousand_rows_load_and_only_the_rows_in_view_are_computed_and_drawn():
-    table = Counting()
+@contextlib.asynccontextmanager
+async def on_screen(table: KeyedTable, rows: int = 0) -> AsyncIterator[tuple[OneTable, Pilot]]:
+    """`table` alone on screen, first `rows` orders loaded into it (one batch); the app and its pilot."""
     app = OneTable(table)
     async with app.run_test(size=SIZE) as pilot:
         await pilot.pause()
-        await loaded(pilot, table, [order(i) for i in range(10_000)])
+        if rows:
+            await loaded(pilot, table, [order(i) for i in range(rows)])
+        yield app, pilot
+
+
+async def test_ten_thousand_rows_load_and_only_the_rows_in_view_are_computed_and_drawn():
+    table = Counting()
+    async with on_screen(table, 10_000) as (_, pilot):
         await pilot.pause()
         assert table.row_count == 10_000
         assert table.virtual_size.height == 10_000 + 1  # the rows and the header
@@ -121,10 +140,7 @@ async def test_ten_thousand_rows_load_and_only_the_rows_in_view_are_computed_and
 
 async def test_an_update_out_of_view_draws_nothing_and_one_in_view_redraws_its_line_only():
     table = Counting()
-    app = OneTable(table)
-    async with app.run_test(size=SIZE) as pilot:
-        await pilot.pause()
-        await loaded(pilot, table, [order(i) for i in range(10_000)])
+    async with on_screen(table, 10_000) as (_, pilot):
         await pilot.pause()
         table.forget()
         for i in (9_000, 5_000, 40):  # far below the view
@@ -145,10 +161,7 @@ async def test_an_update_out_of_view_draws_nothing_and_one_in_view_redraws_its_l
 
 async def test_a_theme_switch_redraws_the_lines_in_view_and_computes_no_row():
     table = Counting()
-    app = OneTable(table)
-    async with app.run_test(size=SIZE) as pilot:
-        await pilot.pause()
-        await loaded(pilot, table, [order(i) for i in range(10_000)])
+    async with on_screen(table, 10_000) as (app, pilot):
         await pilot.pause()
         before = table.render_line(3)
         table.forget()
@@ -165,10 +178,7 @@ async def test_a_theme_switch_redraws_the_lines_in_view_and_computes_no_row():
 
 async def test_the_cursor_stays_on_its_key_while_1000_rows_above_it_leave_at_once_and_rows_come_and_change():
     table = Counting()
-    app = OneTable(table)
-    async with app.run_test(size=SIZE) as pilot:
-        await pilot.pause()
-        await loaded(pilot, table, [order(i) for i in range(3_000)])
+    async with on_screen(table, 3_000) as (app, pilot):
         table.focus()
         table.select("tc-002000")
         await pilot.pause()
@@ -197,10 +207,7 @@ async def test_the_cursor_stays_on_its_key_while_1000_rows_above_it_leave_at_onc
 
 async def test_a_click_selects_the_row_under_it_and_a_second_click_opens_it():
     table = Counting()
-    app = OneTable(table)
-    async with app.run_test(size=SIZE) as pilot:
-        await pilot.pause()
-        await loaded(pilot, table, [order(i) for i in range(100)])
+    async with on_screen(table, 100) as (app, pilot):
         await pilot.click(OrdersTable, offset=(5, 1 + 4))  # the fifth row
         assert table.cursor_row == 4 and table.selected_key == "tc-000004"
         await pilot.click(OrdersTable, offset=(60, 1 + 4))
@@ -210,10 +217,8 @@ async def test_a_click_selects_the_row_under_it_and_a_second_click_opens_it():
 
 async def test_wrapped_rows_grow_to_their_lines_and_the_cursor_and_lines_follow_them():
     table = LogTable(id="log", limit=500)
-    app = OneTable(table)
     long = "word " * 60
-    async with app.run_test(size=SIZE) as pilot:
-        await pilot.pause()
+    async with on_screen(table) as (_, pilot):
         table.append([LogEntry(T0, "info", "short"), LogEntry(T0, "error", long), LogEntry(T0, "info", "after")])
         await until(pilot, lambda: table.virtual_size.height == 1 + 1 + WRAP_LINES + 1, "the rows sized")
         assert table.row_count == 3 and table.cursor_row == 2  # the log follows its last line

@@ -5,7 +5,8 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from console_harness import Clock, console_app, eventually, make_settings, ready
+from console_harness import Clock, console_app, console_settings, ready
+from helpers import eventually
 
 from console.themes import DEFAULT_THEME, THEMES_DIR, choose, load_themes, parse_theme
 
@@ -60,8 +61,12 @@ def test_a_variable_that_is_not_a_colour_is_refused(tmp_path):
 
 async def test_the_console_reports_a_broken_theme_and_keeps_the_default(tmp_path):
     write(tmp_path, "tradeconsole-broken", 'name = "tradeconsole-broken"\nprimary = "nope"\n')
-    app = console_app(tmp_path / "console.db", Clock(), make_settings(ui={"theme": "tradeconsole-broken"}),
-                      theme_dirs=[THEMES_DIR, tmp_path])
+    app = console_app(
+        tmp_path / "console.db",
+        Clock(),
+        console_settings(ui={"theme": "tradeconsole-broken"}),
+        theme_dirs=[THEMES_DIR, tmp_path],
+    )
     async with app.run_test(size=(120, 36)) as pilot:
         await ready(app, pilot.pause)
         assert app.theme == DEFAULT_THEME

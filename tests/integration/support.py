@@ -1,23 +1,25 @@
-"""Helpers of the integration tests: timings, a raw ccxt binance, a TradeExecutor over the adapter."""
+"""Helpers of the integration tests: timings, an emulator of a test's own, the ccxt adapter and a raw
+ccxt binance on it, a TradeExecutor over the adapter."""
 
 from __future__ import annotations
 
-import asyncio
-import time
-from collections.abc import Callable
+import contextlib
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+from helpers import approved_signal, make_settings
+
 from executor.clientid import client_order_id
-from executor.config import Settings, load_config
+from executor.config import Settings
 from executor.events import Event, EventBus
 from executor.exchanges.ccxt import CcxtExchange
 from executor.executor import TradeExecutor
-from executor.models import Signal, SignalRecord, SignalStatus, to_decimal, utcnow
+from executor.models import OrderType, Side, SignalRecord
 from executor.store import Store
-from executor.venue.emulator.app import DEMO_API_KEY, DEMO_API_SECRET, RunningEmulator
+from executor.venue.emulator.app import DEMO_API_KEY, DEMO_API_SECRET, RunningEmulator, start_emulator
 from executor.venue.emulator.record import Audit, signal_key
 from executor.venue.faults import FaultPlan as EmulatorFaults
 from executor.venue.faults import Limits
@@ -47,6 +49,36 @@ def emulator_faults(**changes: Any) -> EmulatorFaults:
     )
 
 
+@contextlib.asynccontextmanager
+async def emulator_running(**options: Any) -> AsyncIterator[RunningEmulator]:
+    """`start_emulator(**options)` on a free port of 127.0.0.1, stopped on the way out."""
+    running = await start_emulator(**options)
+    try:
+        yield running
+    finally:
+        await running.stop()
+
+
+def emulator_adapter(url: str, *, markets: Any = MARKETS, **options: Any) -> CcxtExchange:
+    """The ccxt adapter on the emulator at `url`, with the demo keys (`options` go to `CcxtExchange`)."""
+    keys = {"api_key": DEMO_API_KEY, "api_secret": DEMO_API_SECRET}
+    return CcxtExchange("binance", **keys | {"api_url": url, "markets": list(markets)} | options)
+
+
+async def buy(
+    adapter: CcxtExchange, coid: str, amount: str = "0.001", price: str | None = None, symbol: str = "BTC/USDT"
+):
+    """A buy through the adapter: a limit order at `price`, or a market order without one."""
+    return await adapter.create_order(
+        client_order_id=coid,
+        symbol=symbol,
+        side=Side.BUY,
+        type=OrderType.LIMIT if price else OrderType.MARKET,
+        amount=Decimal(amount),
+        price=Decimal(price) if price else None,
+    )
+
+
 def raw_binance(url: str, *, api_key: str = DEMO_API_KEY, api_secret: str = DEMO_API_SECRET) -> Any:
     """ccxt's binance pointed at the emulator by hand: the REST bases, spot only, no retries."""
     import ccxt.async_support as ccxt
@@ -63,19 +95,23 @@ def raw_binance(url: str, *, api_key: str = DEMO_API_KEY, api_secret: str = DEMO
     return exchange
 
 
-async def eventually(predicate: Callable[[], object], timeout: float = 15.0, interval: float = 0.01) -> None:
-    """Wait for a condition with a generous deadline; fail loudly if it never holds."""
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"condition not met within {timeout}s: {getattr(predicate, '__name__', predicate)}")
-        await asyncio.sleep(interval)
+@contextlib.asynccontextmanager
+async def own_venue(
+    client: Callable[[str], Any] = raw_binance, *, load_markets: bool = True, **options: Any
+) -> AsyncIterator[tuple[RunningEmulator, Any]]:
+    """An emulator of a test's own (`start_emulator(**options)`) and a client on it, `client(url)`:
+    ccxt's binance, or `emulator_adapter`. Both are closed on the way out; the markets are loaded
+    unless `load_markets=False`."""
+    async with emulator_running(**options) as running, client(running.url) as exchange:
+        if load_markets:
+            await exchange.load_markets()
+        yield running, exchange
 
 
 def rig_settings(**execution: Any) -> Settings:
-    settings = load_config(None, env={})
-    values = {"retry_delay_seconds": 0.02, "max_retries": 5, "order_timeout_seconds": 2.0, **execution}
-    return settings.model_copy(update={"execution": settings.execution.model_copy(update=values)})
+    """Retries and an order timeout short enough for a test; `execution` changes them further."""
+    quick = {"retry_delay_seconds": 0.02, "max_retries": 5, "order_timeout_seconds": 2.0}
+    return make_settings(execution=quick | execution)
 
 
 @dataclass
@@ -95,24 +131,8 @@ class Rig:
 
     async def approved(self, **fields: Any) -> SignalRecord:
         """Store an approved signal (as intake and approval would) and return its record."""
-        fields.setdefault("side", "buy")
-        signal = Signal.model_validate(fields)
-        market = self.executor.markets[signal.symbol]
-        ticker = self.engine.ticker(signal.symbol)
-        reference = to_decimal(signal.price) if signal.price else (ticker.ask if signal.side == "buy" else ticker.bid)
-        amount = to_decimal(signal.amount) if signal.amount else to_decimal(signal.quote_amount) / reference
-        amount = (amount / market.amount_step).to_integral_value() * market.amount_step
-        record = SignalRecord(
-            id=signal.id,
-            status=SignalStatus.APPROVED,
-            source="test",
-            received_at=utcnow(),
-            raw=signal.model_dump_json(),
-            signal=signal,
-            reference_price=reference,
-            amount=amount,
-        )
-        self.amounts[signal_key(client_order_id(PREFIX, signal.id, 0))] = amount
+        record = approved_signal(self.executor.markets, self.engine.ticker, **fields)
+        self.amounts[signal_key(client_order_id(PREFIX, record.id, 0))] = record.amount
         return await self.store.insert_signal(record)
 
     def venue_orders(self, signal_id: str) -> list[EngineOrder]:
@@ -141,14 +161,7 @@ async def make_rig(
     lookup_window: float = LOOKUP_WINDOW_S,
 ) -> Rig:
     settings = settings or rig_settings()
-    exchange = CcxtExchange(
-        "binance",
-        api_key=DEMO_API_KEY,
-        api_secret=DEMO_API_SECRET,
-        api_url=emulator.url,
-        markets=list(MARKETS),
-        timeout_ms=CLIENT_TIMEOUT_MS,
-    )
+    exchange = emulator_adapter(emulator.url, timeout_ms=CLIENT_TIMEOUT_MS)
     store = await Store.open(db)
     bus = EventBus()
     executor = TradeExecutor(

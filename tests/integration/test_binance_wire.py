@@ -8,10 +8,9 @@ import time
 import ccxt.async_support as ccxt
 import pytest
 
-from executor.venue.emulator.app import start_emulator
 from executor.venue.faults import Limits
 
-from .support import MARKETS, emulator_faults, raw_binance
+from .support import MARKETS, emulator_faults, own_venue, raw_binance
 
 pytestmark = pytest.mark.integration
 
@@ -164,21 +163,15 @@ async def test_unknown_orders_are_order_not_found(binance):
 
 
 async def test_a_wrong_secret_is_a_bad_signature(emulator):
-    exchange = raw_binance(emulator.url, api_secret="not-the-secret")
-    try:
+    async with raw_binance(emulator.url, api_secret="not-the-secret") as exchange:
         with pytest.raises(ccxt.AuthenticationError, match="-1022"):
             await exchange.fetch_balance()
-    finally:
-        await exchange.close()
 
 
 async def test_a_wrong_key_is_refused(emulator):
-    exchange = raw_binance(emulator.url, api_key="not-the-key")
-    try:
+    async with raw_binance(emulator.url, api_key="not-the-key") as exchange:
         with pytest.raises(ccxt.AuthenticationError, match="-2015"):
             await exchange.fetch_balance()
-    finally:
-        await exchange.close()
 
 
 async def test_a_stale_timestamp_is_outside_the_recv_window(binance):
@@ -203,9 +196,8 @@ async def test_server_errors_come_as_the_three_5xx_shapes(binance, faults):
 
 
 async def test_429_carries_retry_after_and_ignoring_it_ends_in_a_418_ban():
-    running = await start_emulator(faults=emulator_faults(limits=Limits(ban_after=3, ban_seconds=30)))
-    exchange = raw_binance(running.url)
-    try:
+    faults = emulator_faults(limits=Limits(ban_after=3, ban_seconds=30))
+    async with own_venue(faults=faults, load_markets=False) as (running, exchange):
         running.emulator.faults.script("GET /api/v3/time", "rate_limit")
         with pytest.raises(ccxt.DDoSProtection, match="429"):
             await exchange.fetch_time()
@@ -218,30 +210,20 @@ async def test_429_carries_retry_after_and_ignoring_it_ends_in_a_418_ban():
         assert statuses == ["429", "429", "418"]
         assert "IP banned until" in str(caught.value)
         assert 29 <= float(exchange.last_response_headers["Retry-After"]) <= 30
-    finally:
-        await exchange.close()
-        await running.stop()
 
 
 async def test_request_weight_over_the_minute_limit_is_a_429():
-    running = await start_emulator(faults=emulator_faults(limits=Limits(weight_per_minute=50, ban_after=0)))
-    exchange = raw_binance(running.url)
-    try:
+    faults = emulator_faults(limits=Limits(weight_per_minute=50, ban_after=0))
+    async with own_venue(faults=faults, load_markets=False) as (_, exchange):
         with pytest.raises(ccxt.DDoSProtection, match="-1003"):
             for _ in range(6):  # 20 weight each: at most two fit a minute window, however they fall
                 await exchange.publicGetExchangeInfo()
         assert int(exchange.last_response_headers["X-MBX-USED-WEIGHT-1M"]) <= 50
         assert 0 < float(exchange.last_response_headers["Retry-After"]) <= 60
-    finally:
-        await exchange.close()
-        await running.stop()
 
 
 async def test_too_many_new_orders_is_a_429_with_minus_1015():
-    running = await start_emulator(faults=emulator_faults(limits=Limits(orders_per_10s=3, ban_after=0)))
-    exchange = raw_binance(running.url)
-    try:
-        await exchange.load_markets()
+    async with own_venue(faults=emulator_faults(limits=Limits(orders_per_10s=3, ban_after=0))) as (running, exchange):
         with pytest.raises(ccxt.DDoSProtection, match="-1015"):
             for n in range(7):  # seven orders within seconds: at most six fit two 10 s windows
                 # resting orders: an order that fills does not count (Binance's unfilled order count)
@@ -249,6 +231,3 @@ async def test_too_many_new_orders_is_a_429_with_minus_1015():
         assert 0 < float(exchange.last_response_headers["Retry-After"]) <= 10
         placed = len(running.emulator.engine.all_orders())
         assert 3 <= placed <= 6
-    finally:
-        await exchange.close()
-        await running.stop()

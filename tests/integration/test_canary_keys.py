@@ -13,6 +13,7 @@ import uuid
 from decimal import Decimal
 
 import pytest
+from helpers import eventually
 
 from executor.config import load_config
 from executor.exchanges.base import ExchangeError
@@ -21,7 +22,7 @@ from executor.models import OrderType, Side
 from executor.service import TradingService
 from executor.venue.emulator.app import start_emulator
 
-from .support import CLIENT_TIMEOUT_MS, emulator_faults, eventually
+from .support import CLIENT_TIMEOUT_MS, emulator_faults
 
 pytestmark = pytest.mark.integration
 

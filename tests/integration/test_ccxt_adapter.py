@@ -3,25 +3,35 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import math
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
 import pytest
+from helpers import DATA, eventually
 
 from executor.config import ConfigError, load_config
 from executor.exchanges.base import DuplicateOrder, MaybePlaced, NotPlaced, OrderNotFound, Rejected
 from executor.exchanges.ccxt import CcxtExchange, retry_after_of, scrub
 from executor.exchanges.ccxt.throttle import OrderRate as _OrderRate
-from executor.models import OrderStatus, OrderType, Side
-from executor.venue.emulator.app import DEMO_API_KEY, DEMO_API_SECRET, start_emulator
+from executor.models import OrderStatus
+from executor.venue.emulator.app import DEMO_API_KEY, DEMO_API_SECRET
 from executor.venue.faults import Limits
 
-from .support import BAN_S, MARKETS, RETRY_AFTER_S, emulator_faults, eventually
+from .support import (
+    BAN_S,
+    MARKETS,
+    RETRY_AFTER_S,
+    buy,
+    emulator_adapter,
+    emulator_faults,
+    own_venue,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -31,17 +41,6 @@ BTC = "BTC/USDT"
 
 def whole_seconds(seconds: float) -> int:
     return max(1, math.ceil(seconds))
-
-
-async def buy(adapter, coid: str, amount: str = "0.001", price: str | None = None, symbol: str = BTC):
-    return await adapter.create_order(
-        client_order_id=coid,
-        symbol=symbol,
-        side=Side.BUY,
-        type=OrderType.LIMIT if price else OrderType.MARKET,
-        amount=D(amount),
-        price=D(price) if price else None,
-    )
 
 
 # -- building it ------------------------------------------------------------------------------
@@ -145,9 +144,7 @@ async def test_my_trades_carry_the_client_order_id(adapter):
 async def test_a_venue_without_lookups_by_client_id_is_scanned_instead(adapter, emulator):
     await buy(adapter, "tc-scan-open-0", price="30000")
     await buy(adapter, "tc-scan-done-0")
-    async with CcxtExchange(
-        "binance", api_key=DEMO_API_KEY, api_secret=DEMO_API_SECRET, api_url=emulator.url, markets=list(MARKETS)
-    ) as other:
+    async with emulator_adapter(emulator.url) as other:
         other.name = "binance-without-client-ids"  # as if ccxt could not look orders up by client id
         await other.load_markets()
         assert (await other.fetch_order("tc-scan-open-0", BTC)).status is OrderStatus.OPEN
@@ -214,37 +211,23 @@ async def test_a_429_is_not_placed_and_every_request_waits_out_its_retry_after(a
 
 
 async def test_requests_queued_during_a_cooldown_never_earn_a_ban():
-    running = await start_emulator(faults=emulator_faults(limits=Limits(ban_after=1, ban_seconds=30)))
-    adapter = CcxtExchange(
-        "binance", api_key=DEMO_API_KEY, api_secret=DEMO_API_SECRET, api_url=running.url, markets=list(MARKETS)
-    )
-    try:
-        await adapter.load_markets()
+    faults = emulator_faults(limits=Limits(ban_after=1, ban_seconds=30))
+    async with own_venue(emulator_adapter, faults=faults) as (running, adapter):
         running.emulator.faults.script("GET /api/v3/account", "rate_limit")
         results = await asyncio.gather(*(adapter.fetch_balances() for _ in range(8)), return_exceptions=True)
         assert sum(isinstance(r, NotPlaced) for r in results) == 1
         assert running.emulator.statuses[418] == 0 and running.emulator.statuses[429] == 1
-    finally:
-        await adapter.close()
-        await running.stop()
 
 
 async def test_requests_queued_during_a_cooldown_resume_at_the_throttles_pace_not_in_a_burst():
-    running = await start_emulator(faults=emulator_faults(limits=Limits(ban_after=3, ban_seconds=30)))
-    adapter = CcxtExchange(
-        "binance", api_key=DEMO_API_KEY, api_secret=DEMO_API_SECRET, api_url=running.url, markets=list(MARKETS)
-    )
-    try:
-        await adapter.load_markets()
+    faults = emulator_faults(limits=Limits(ban_after=3, ban_seconds=30))
+    async with own_venue(emulator_adapter, faults=faults) as (running, adapter):
         # A 429 on the first ticker, and another on the fourth: the tickers queued behind the first
         # during its cooldown must not all be in the air when the second 429 comes back.
         running.emulator.faults.script("GET /api/v3/ticker/24hr", "rate_limit", "none", "none", "rate_limit")
         results = await asyncio.gather(*(adapter.fetch_ticker(BTC) for _ in range(24)), return_exceptions=True)
         assert sum(isinstance(r, NotPlaced) for r in results) == 2
         assert running.emulator.statuses[418] == 0
-    finally:
-        await adapter.close()
-        await running.stop()
 
 
 async def test_a_418_ban_is_not_placed_for_the_ban_time(adapter, emulator):
@@ -289,9 +272,7 @@ async def test_venue_refusals_are_rejected_and_definitive_answers_keep_their_mea
 
 
 async def test_a_bad_signature_is_rejected(emulator):
-    async with CcxtExchange(
-        "binance", api_key=DEMO_API_KEY, api_secret="wrong", api_url=emulator.url, markets=list(MARKETS)
-    ) as adapter:
+    async with emulator_adapter(emulator.url, api_secret="wrong") as adapter:
         with pytest.raises(Rejected, match="-1022"):
             await adapter.fetch_balances()
 
@@ -306,16 +287,11 @@ async def test_error_messages_carry_no_query_string_or_signature(adapter, faults
 
 
 async def test_the_order_rate_limit_is_learned_from_exchange_info():
-    running = await start_emulator(faults=emulator_faults(limits=Limits(orders_per_10s=7)))
-    try:
-        async with CcxtExchange(
-            "binance", api_key=DEMO_API_KEY, api_secret=DEMO_API_SECRET, api_url=running.url, markets=list(MARKETS)
-        ) as adapter:
-            assert adapter._order_limits == ((100, 10.0),)  # Binance's, until the venue says
-            await adapter.load_markets()
-            assert adapter._order_limits == ((7, 10.0),)
-    finally:
-        await running.stop()
+    faults = emulator_faults(limits=Limits(orders_per_10s=7))
+    async with own_venue(emulator_adapter, faults=faults, load_markets=False) as (_, adapter):
+        assert adapter._order_limits == ((100, 10.0),)  # Binance's, until the venue says
+        await adapter.load_markets()
+        assert adapter._order_limits == ((7, 10.0),)
 
 
 async def test_close_releases_the_session(emulator):
@@ -408,132 +384,50 @@ class RecordedVenue:
 
 
 # Recorded from the venues' documentation (shapes as ccxt 4.5 parses them).
-OKX_INSTRUMENT = {
-    "instType": "SPOT",
-    "instId": "BTC-USDT",
-    "baseCcy": "BTC",
-    "quoteCcy": "USDT",
-    "settleCcy": "",
-    "ctVal": "",
-    "ctMult": "",
-    "ctValCcy": "",
-    "optType": "",
-    "stk": "",
-    "listTime": "1606468572000",
-    "expTime": "",
-    "lever": "10",
-    "tickSz": "0.1",
-    "lotSz": "0.00000001",
-    "minSz": "0.00001",
-    "ctType": "",
-    "alias": "",
-    "state": "live",
-    "maxLmtSz": "9999999999",
-    "maxMktSz": "1000000",
-    "maxLmtAmt": "1000000",
-    "maxMktAmt": "1000000",
-    "instFamily": "",
-    "uly": "",
-    "category": "1",
-}
+RECORDED = json.loads((DATA / "venue_answers.json").read_text())
+OKX_INSTRUMENT = RECORDED["okx"]["instrument"]
+BYBIT_INSTRUMENT = RECORDED["bybit"]["instrument"]
 
 
 def okx_order(state: str, filled: str) -> dict[str, Any]:
-    return {
-        "instType": "SPOT",
-        "instId": "BTC-USDT",
-        "ccy": "",
-        "ordId": "680800019749904384",
-        "clOrdId": "tcokx0",
-        "tag": "",
-        "px": "30000",
-        "sz": "0.001",
-        "pnl": "0",
-        "ordType": "limit",
-        "side": "buy",
-        "posSide": "",
-        "tdMode": "cash",
-        "accFillSz": filled,
-        "fillPx": "",
-        "tradeId": "",
-        "fillSz": "0",
-        "fillTime": "",
-        "avgPx": "",
-        "state": state,
-        "lever": "",
-        "feeCcy": "BTC",
-        "fee": "0",
-        "rebateCcy": "USDT",
-        "rebate": "0",
-        "category": "normal",
-        "reduceOnly": "false",
-        "cancelSource": "",
-        "uTime": "1708587373362",
-        "cTime": "1708587373000",
-    }
+    return RECORDED["okx"]["order"] | {"state": state, "accFillSz": filled}
 
 
 def okx(data: list[Any], code: str = "0", msg: str = "") -> Callable[..., Any]:
     return lambda query, body: {"code": code, "msg": msg, "data": data}
 
 
-BYBIT_INSTRUMENT = {
-    "symbol": "BTCUSDT",
-    "baseCoin": "BTC",
-    "quoteCoin": "USDT",
-    "innovation": "0",
-    "status": "Trading",
-    "marginTrading": "both",
-    "lotSizeFilter": {
-        "basePrecision": "0.000001",
-        "quotePrecision": "0.00000001",
-        "minOrderQty": "0.000048",
-        "maxOrderQty": "71.73956243",
-        "minOrderAmt": "1",
-        "maxOrderAmt": "2000000",
-    },
-    "priceFilter": {"tickSize": "0.01"},
-}
-
-
 def bybit_order(status: str, filled: str) -> dict[str, Any]:
-    return {
-        "orderId": "1321052653536515584",
-        "orderLinkId": "tcbyb0",
-        "blockTradeId": "",
-        "symbol": "BTCUSDT",
-        "price": "30000",
-        "qty": "0.001",
-        "side": "Buy",
-        "isLeverage": "0",
-        "positionIdx": 0,
-        "orderStatus": status,
-        "cancelType": "UNKNOWN",
-        "rejectReason": "EC_NoError",
-        "avgPrice": "0",
-        "leavesQty": str(D("0.001") - D(filled)),
-        "leavesValue": "30",
-        "cumExecQty": filled,
-        "cumExecValue": "0",
-        "cumExecFee": "0",
-        "timeInForce": "GTC",
-        "orderType": "Limit",
-        "stopOrderType": "",
-        "triggerPrice": "0.00",
-        "reduceOnly": False,
-        "closeOnTrigger": False,
-        "createdTime": "1672217748277",
-        "updatedTime": "1672217748287",
-    }
+    leaves = str(D("0.001") - D(filled))
+    return RECORDED["bybit"]["order"] | {"orderStatus": status, "cumExecQty": filled, "leavesQty": leaves}
 
 
 def bybit(result: dict[str, Any], code: int = 0, msg: str = "OK") -> Callable[..., Any]:
     return lambda query, body: {"retCode": code, "retMsg": msg, "result": result, "retExtInfo": {}, "time": 1}
 
 
+MARKETS_OF = {
+    "okx": {"GET /api/v5/public/instruments": okx([OKX_INSTRUMENT])},
+    "bybit": {
+        "GET /v5/market/instruments-info": bybit({"category": "spot", "list": [BYBIT_INSTRUMENT], "nextPageCursor": ""})
+    },
+}
+
+
+@contextlib.asynccontextmanager
+async def on_recorded(exchange_id: str, answers: dict[str, Any]) -> AsyncIterator[tuple[RecordedVenue, CcxtExchange]]:
+    """The adapter on ccxt's `exchange_id` against a `RecordedVenue` giving `answers`, and the
+    venue's BTC/USDT instrument for the markets (OKX asks for a passphrase besides key and secret)."""
+    keys = {"api_key": "k", "api_secret": "s"} | ({"password": "passphrase-0"} if exchange_id == "okx" else {})
+    async with (
+        RecordedVenue(MARKETS_OF[exchange_id] | answers) as venue,
+        CcxtExchange(exchange_id, **keys, api_url=venue.url, markets=[BTC]) as adapter,
+    ):
+        yield venue, adapter
+
+
 async def test_okx_names_orders_by_clordid_to_create_look_up_and_cancel():
     answers = {
-        "GET /api/v5/public/instruments": okx([OKX_INSTRUMENT]),
         "POST /api/v5/trade/batch-orders": okx(
             [
                 {
@@ -551,12 +445,7 @@ async def test_okx_names_orders_by_clordid_to_create_look_up_and_cancel():
             [{"clOrdId": "tcokx0", "ordId": "680800019749904384", "sCode": "0", "sMsg": ""}]
         ),
     }
-    async with (
-        RecordedVenue(answers) as venue,
-        CcxtExchange(
-            "okx", api_key="k", api_secret="s", password="passphrase-0", api_url=venue.url, markets=[BTC]
-        ) as adapter,
-    ):
+    async with on_recorded("okx", answers) as (venue, adapter):
         assert set(await adapter.load_markets()) == {BTC}
         created = await buy(adapter, "tcokx0", price="30000")
         assert created.exchange_order_id == "680800019749904384"
@@ -579,15 +468,9 @@ async def test_okx_names_orders_by_clordid_to_create_look_up_and_cancel():
 async def test_okx_refuses_a_duplicate_clordid_as_a_duplicate_order():
     refused = [{"clOrdId": "tcokx0", "ordId": "", "sCode": "51016", "sMsg": "Duplicated clOrdId"}]
     answers = {
-        "GET /api/v5/public/instruments": okx([OKX_INSTRUMENT]),
         "POST /api/v5/trade/batch-orders": okx(refused, code="1", msg="All operations failed"),
     }
-    async with (
-        RecordedVenue(answers) as venue,
-        CcxtExchange(
-            "okx", api_key="k", api_secret="s", password="passphrase-0", api_url=venue.url, markets=[BTC]
-        ) as adapter,
-    ):
+    async with on_recorded("okx", answers) as (_, adapter):
         await adapter.load_markets()
         with pytest.raises(DuplicateOrder, match="51016"):
             await buy(adapter, "tcokx0", price="30000")
@@ -596,18 +479,12 @@ async def test_okx_refuses_a_duplicate_clordid_as_a_duplicate_order():
 async def test_bybit_looks_orders_up_and_cancels_them_by_order_link_id():
     history = {"list": [bybit_order("Cancelled", "0.0004")], "nextPageCursor": "", "category": "spot"}
     answers = {
-        "GET /v5/market/instruments-info": bybit(
-            {"category": "spot", "list": [BYBIT_INSTRUMENT], "nextPageCursor": ""}
-        ),
         # not open any more: the open orders do not have it, the history does
         "GET /v5/order/realtime": bybit({"list": [], "nextPageCursor": "", "category": "spot"}),
         "GET /v5/order/history": bybit(history),
         "POST /v5/order/cancel": bybit({"orderId": "1321052653536515584", "orderLinkId": "tcbyb0"}),
     }
-    async with (
-        RecordedVenue(answers) as venue,
-        CcxtExchange("bybit", api_key="k", api_secret="s", api_url=venue.url, markets=[BTC]) as adapter,
-    ):
+    async with on_recorded("bybit", answers) as (venue, adapter):
         await adapter.load_markets()
         found = await adapter.fetch_order("tcbyb0", BTC)
         assert (found.status, found.filled, found.exchange_order_id) == (
@@ -629,16 +506,10 @@ async def test_bybit_looks_orders_up_and_cancels_them_by_order_link_id():
 async def test_bybit_says_not_found_when_neither_open_orders_nor_history_know_the_id():
     empty = bybit({"list": [], "nextPageCursor": "", "category": "spot"})
     answers = {
-        "GET /v5/market/instruments-info": bybit(
-            {"category": "spot", "list": [BYBIT_INSTRUMENT], "nextPageCursor": ""}
-        ),
         "GET /v5/order/realtime": empty,
         "GET /v5/order/history": empty,
     }
-    async with (
-        RecordedVenue(answers) as venue,
-        CcxtExchange("bybit", api_key="k", api_secret="s", api_url=venue.url, markets=[BTC]) as adapter,
-    ):
+    async with on_recorded("bybit", answers) as (_, adapter):
         await adapter.load_markets()
         with pytest.raises(OrderNotFound):
             await adapter.fetch_order("tcbyb-nobody0", BTC)
@@ -658,16 +529,10 @@ async def test_bybit_pages_its_order_history_by_cursor():
         return bybit({"list": page, "nextPageCursor": cursor, "category": "spot"})(query, body)
 
     answers = {
-        "GET /v5/market/instruments-info": bybit(
-            {"category": "spot", "list": [BYBIT_INSTRUMENT], "nextPageCursor": ""}
-        ),
         "GET /v5/order/realtime": bybit({"list": [], "nextPageCursor": "", "category": "spot"}),
         "GET /v5/order/history": history,
     }
-    async with (
-        RecordedVenue(answers) as venue,
-        CcxtExchange("bybit", api_key="k", api_secret="s", api_url=venue.url, markets=[BTC]) as adapter,
-    ):
+    async with on_recorded("bybit", answers) as (venue, adapter):
         await adapter.load_markets()
         since = datetime.fromtimestamp(1672217748.0, UTC)
         orders = await adapter.fetch_orders_since(BTC, since)
@@ -676,19 +541,13 @@ async def test_bybit_pages_its_order_history_by_cursor():
 
 
 async def test_a_create_inside_an_admission_uses_that_admission():
-    running = await start_emulator(faults=emulator_faults(limits=Limits(orders_per_10s=2)))
-    try:
-        async with CcxtExchange(
-            "binance", api_key=DEMO_API_KEY, api_secret=DEMO_API_SECRET, api_url=running.url, markets=list(MARKETS)
-        ) as adapter:
-            await adapter.load_markets()
-            for n in range(2):
-                async with adapter.admit():
-                    await buy(adapter, f"tc-admit-{n}", price="30000")  # no second slot for the create
-            third = asyncio.ensure_future(adapter.admit().__aenter__())
-            done, _ = await asyncio.wait({third}, timeout=0.3)
-            assert not done  # two orders in this 10 s window: the third waits
-            third.cancel()
-            assert running.emulator.statuses[429] == 0
-    finally:
-        await running.stop()
+    faults = emulator_faults(limits=Limits(orders_per_10s=2))
+    async with own_venue(emulator_adapter, faults=faults) as (running, adapter):
+        for n in range(2):
+            async with adapter.admit():
+                await buy(adapter, f"tc-admit-{n}", price="30000")  # no second slot for the create
+        third = asyncio.ensure_future(adapter.admit().__aenter__())
+        done, _ = await asyncio.wait({third}, timeout=0.3)
+        assert not done  # two orders in this 10 s window: the third waits
+        third.cancel()
+        assert running.emulator.statuses[429] == 0

@@ -12,151 +12,23 @@ import asyncio
 import contextlib
 import getpass
 import json
-import os
-import signal
 import socket
-import subprocess
-import sys
 import time
-from collections.abc import AsyncIterator, Iterator
 from decimal import Decimal
 from pathlib import Path
 
 import aiohttp
 import pytest
-from conftest import FakeClock, make_settings
+from helpers import eventually, wait_for
 
 from executor.control.client import ConnectionChanged, CoreStatus, LocalClient, NeedsConfirmation, Refused
 from executor.control.remote import CoreUnreachable, Forbidden, RemoteClient
 from executor.control.server import ControlServer, Peer
 from executor.events import LogLine, OrderUpdated, SignalDecided, SignalReceived, StateChanged
-from executor.exchanges.paper import PaperExchange
 from executor.executor import AmendCheck, KillSwitchResult
-from executor.models import OrderStatus, SignalStatus
-from executor.service import TradingService
-from executor.venue.engine import PaperEngine
+from executor.models import ExchangeMode, OrderStatus, SignalStatus
 
-from .support import eventually
-
-ROOT = Path(__file__).resolve().parents[2]
-PYTHON = sys.executable
-BASE = "http://tradeconsole"
-DEADLINE = 60.0
-NEAR = {"id": "c-1", "symbol": "BTC/USDT", "side": "buy", "amount": 0.01, "order_type": "limit", "price": 60000}
-FAR = {"id": "c-2", "symbol": "BTC/USDT", "side": "buy", "amount": 0.01, "order_type": "limit", "price": 30000}
-OTHER = {"id": "c-3", "symbol": "ETH/USDT", "side": "buy", "amount": 0.1}
-SIGNALS = (NEAR, FAR, OTHER)
-
-
-def base_env(workdir: Path, **extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items()
-           if not k.upper().startswith("TRADECONSOLE_") and k not in ("XDG_RUNTIME_DIR", "SSH_CONNECTION")}
-    return env | {
-        "XDG_CONFIG_HOME": str(workdir / "config"),  # no config file of the machine's user
-        "TRADECONSOLE_EXCHANGE__ID": "paper",
-        "TRADECONSOLE_APPROVAL__MODE": "manual",
-        "TRADECONSOLE_RECONCILE__INTERVAL_SECONDS": "1",
-    } | extra
-
-
-class Core:
-    """`tradeconsole run --headless` in a subprocess, on a store and a socket in `workdir`."""
-
-    def __init__(self, workdir: Path, *, socket_path: Path | None = None, **env: str) -> None:
-        self.workdir = workdir
-        self.db = workdir / "s.db"
-        self.socket = socket_path or workdir / "c.sock"
-        self.env = base_env(workdir, TRADECONSOLE_CONTROL__SOCKET=str(self.socket)) | env
-        self.process: subprocess.Popen[bytes] | None = None
-        self.runs = 0
-
-    def start(self, signals=SIGNALS) -> Core:
-        self.runs += 1
-        lines = self.workdir / f"signals{self.runs}.jsonl"
-        lines.write_text("".join(json.dumps(s) + "\n" for s in signals))
-        self.log = self.workdir / f"core{self.runs}.log"
-        with self.log.open("wb") as out:
-            self.process = subprocess.Popen(
-                [PYTHON, "-m", "console", "run", "--headless", "--db", str(self.db), "--signals", str(lines)],
-                cwd=ROOT, env=self.env, stdout=out, stderr=subprocess.STDOUT,
-            )
-        return self
-
-    def output(self) -> str:
-        return self.log.read_text(errors="replace")
-
-    def wait_ready(self, pending: int = len(SIGNALS)) -> None:
-        """Until the core answers `ctl status` with `pending` signals waiting for an operator."""
-        assert self.process is not None
-        deadline = time.monotonic() + DEADLINE
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise AssertionError(f"the core exited {self.process.returncode}:\n{self.output()}")
-            result = ctl(self, "status", "--json")
-            if result.returncode == 0 and json.loads(result.stdout)["pending_signals"] >= pending:
-                return
-            time.sleep(0.05)
-        raise AssertionError(f"the core did not get ready within {DEADLINE} s:\n{self.output()}")
-
-    def stop(self) -> int | None:
-        process = self.process
-        if process is None:
-            return None
-        if process.poll() is None:
-            process.send_signal(signal.SIGTERM)
-            try:
-                process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
-        return process.returncode
-
-
-def run_cli(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([PYTHON, "-m", "console", *args], cwd=ROOT, env=env, capture_output=True, text=True,
-                          timeout=DEADLINE)
-
-
-def ctl(core: Core, *args: str, where: tuple[str, ...] | None = None) -> subprocess.CompletedProcess[str]:
-    return run_cli("ctl", *(where if where is not None else ("--socket", str(core.socket))), *args, env=core.env)
-
-
-def exported(core: Core, what: str) -> list[dict]:
-    extra = ("--all",) if what == "orders" else ()
-    result = run_cli(what, "--db", str(core.db), "--json", *extra, env=core.env)
-    assert result.returncode == 0, result.stderr
-    return json.loads(result.stdout)
-
-
-def signals_taken(core: Core) -> int:
-    """How many signals the core has recorded (0 while its store does not exist yet)."""
-    result = run_cli("signals", "--db", str(core.db), "--json", env=core.env)
-    return len(json.loads(result.stdout)) if result.returncode == 0 else 0
-
-
-def wait_for(predicate, what: str, timeout: float = DEADLINE):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"{what}: not within {timeout} s")
-
-
-def orders_of(core: Core, signal_id: str, status: str | None = None) -> list[dict]:
-    return [o for o in exported(core, "orders") if o["signal_id"] == signal_id and status in (None, o["status"])]
-
-
-@pytest.fixture
-def core(workdir: Path) -> Iterator[Core]:
-    core = Core(workdir).start()
-    try:
-        core.wait_ready()
-        yield core
-    finally:
-        core.stop()
-
+from .cores import BASE, DEADLINE, FAR, NEAR, OTHER, Core, base_env, ctl, exported, orders_of, run_cli, signals_taken
 
 # -- ctl against a core in a subprocess --------------------------------------------------------
 
@@ -168,9 +40,18 @@ def test_ctl_status_says_mode_exchange_and_what_waits(core: Core) -> None:
     assert "0 open" in words.stdout and "3 pending signals" in words.stdout and "no drift" in words.stdout
 
     data = json.loads(ctl(core, "status", "--json").stdout)
-    assert {k: data[k] for k in ("ok", "mode", "exchange", "paused", "open", "unknown", "pending_signals", "drift")} \
-        == {"ok": True, "mode": "PAPER", "exchange": "paper", "paused": False, "open": 0, "unknown": 0,
-            "pending_signals": 3, "drift": {}}
+    assert {
+        k: data[k] for k in ("ok", "mode", "exchange", "paused", "open", "unknown", "pending_signals", "drift")
+    } == {
+        "ok": True,
+        "mode": "PAPER",
+        "exchange": "paper",
+        "paused": False,
+        "open": 0,
+        "unknown": 0,
+        "pending_signals": 3,
+        "drift": {},
+    }
     assert data["last_reconcile"] is not None and data["reconcile_age_seconds"] >= 0
     assert data["store"] == str(core.db.resolve()) or Path(data["store"]).resolve() == core.db.resolve()
 
@@ -179,7 +60,7 @@ def test_ctl_approve_gives_the_signal_an_order_and_audits_who(core: Core) -> Non
     result = ctl(core, "approve", "c-1")
     assert (result.returncode, result.stdout) == (0, "c-1 approved\n"), result.stderr
 
-    wait_for(lambda: orders_of(core, "c-1"), "an order for c-1")
+    wait_for(lambda: orders_of(core, "c-1"), "an order for c-1", DEADLINE)
     approvals = [a for a in exported(core, "audit") if a["action"] == "approve" and a["target"] == "c-1"]
     assert len(approvals) == 1 and approvals[0]["actor"].startswith(f"{getpass.getuser()}@")
 
@@ -192,22 +73,21 @@ def test_ctl_approve_far_from_the_market_needs_confirm(core: Core) -> None:
 
     confirmed = ctl(core, "approve", "c-2", "--confirm")
     assert confirmed.returncode == 0, confirmed.stderr
-    wait_for(lambda: orders_of(core, "c-2", "open"), "c-2's order resting open")
+    wait_for(lambda: orders_of(core, "c-2", "open"), "c-2's order resting open", DEADLINE)
 
 
 def test_ctl_cancel_cancels_an_open_order(core: Core) -> None:
     assert ctl(core, "approve", "c-2", "--confirm").returncode == 0
-    coid = wait_for(lambda: orders_of(core, "c-2", "open"), "c-2's order open")[0]["client_order_id"]
+    coid = wait_for(lambda: orders_of(core, "c-2", "open"), "c-2's order open", DEADLINE)[0]["client_order_id"]
 
     result = ctl(core, "cancel", coid)
     assert (result.returncode, result.stdout) == (0, f"{coid} cancel requested\n"), result.stderr
-    wait_for(lambda: orders_of(core, "c-2", "canceled"), "c-2's order canceled")
+    wait_for(lambda: orders_of(core, "c-2", "canceled"), "c-2's order canceled", DEADLINE)
 
 
 def test_ctl_reject_rejects_a_pending_signal(core: Core) -> None:
     result = ctl(core, "reject", "c-3", "--reason", "not today", "--json")
-    assert result.returncode == 0 and json.loads(result.stdout) == {"ok": True, "command": "reject",
-                                                                    "signal_id": "c-3"}
+    assert result.returncode == 0 and json.loads(result.stdout) == {"ok": True, "command": "reject", "signal_id": "c-3"}
     record = next(s for s in exported(core, "signals") if s["id"] == "c-3")
     assert (record["status"], record["reason"]) == ("rejected", "not today")
 
@@ -223,7 +103,7 @@ def test_ctl_pause_and_resume(core: Core) -> None:
 
 def test_ctl_kill_switch_cancels_every_open_order(core: Core) -> None:
     assert ctl(core, "approve", "c-2", "--confirm").returncode == 0
-    wait_for(lambda: orders_of(core, "c-2", "open"), "c-2's order open")
+    wait_for(lambda: orders_of(core, "c-2", "open"), "c-2's order open", DEADLINE)
 
     result = ctl(core, "kill-switch")
     assert (result.returncode, result.stdout) == (0, "kill switch: canceled 1; none left open\n"), result.stderr
@@ -239,8 +119,11 @@ def test_a_refused_command_exits_1_with_the_reason(core: Core) -> None:
 
     as_json = ctl(core, "--json", "approve", "nope")
     assert as_json.returncode == 1
-    assert json.loads(as_json.stdout) == {"ok": False, "command": "approve",
-                                          "error": {"kind": "refused", "message": "no signal nope"}}
+    assert json.loads(as_json.stdout) == {
+        "ok": False,
+        "command": "approve",
+        "error": {"kind": "refused", "message": "no signal nope"},
+    }
 
 
 def test_no_core_exits_3_naming_the_socket(workdir: Path) -> None:
@@ -257,13 +140,17 @@ def test_no_core_exits_3_naming_the_socket(workdir: Path) -> None:
     assert json.loads(result.stdout)["error"]["kind"] == "no_core" and str(stale) in result.stdout
 
 
-@pytest.mark.parametrize("args", [
-    ("ctl",),
-    ("ctl", "approve"),
-    ("ctl", "launch"),
-    ("ctl", "--db", "a.db", "--socket", "a.sock", "status"),
-    ("ctl", "status", "--verbose"),
-], ids=["no command", "approve without id", "unknown command", "db and socket", "unknown flag"])
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("ctl",),
+        ("ctl", "approve"),
+        ("ctl", "launch"),
+        ("ctl", "--db", "a.db", "--socket", "a.sock", "status"),
+        ("ctl", "status", "--verbose"),
+    ],
+    ids=["no command", "approve without id", "unknown command", "db and socket", "unknown flag"],
+)
 def test_bad_usage_exits_2(workdir: Path, args: tuple[str, ...]) -> None:
     assert run_cli(*args, env=base_env(workdir)).returncode == 2
 
@@ -280,8 +167,11 @@ def test_ctl_finds_the_core_from_the_store_path_and_the_socket_is_private(workdi
     del core.env["TRADECONSOLE_CONTROL__SOCKET"]
     core.start()
     try:
-        result = wait_for(lambda: (r := ctl(core, "status", where=("--db", str(core.db)))).returncode == 0 and r,
-                          "ctl --db answered")
+        result = wait_for(
+            lambda: (r := ctl(core, "status", where=("--db", str(core.db)))).returncode == 0 and r,
+            "ctl --db answered",
+            DEADLINE,
+        )
         assert result.stdout.startswith("PAPER paper")
         (path,) = (runtime / "tradeconsole").iterdir()
         assert path.suffix == ".sock" and f"control socket: {path}" in core.output()
@@ -293,13 +183,9 @@ def test_ctl_finds_the_core_from_the_store_path_and_the_socket_is_private(workdi
 
 
 def test_a_configured_socket_directory_is_created_private(workdir: Path) -> None:
-    core = Core(workdir, socket_path=workdir / "run" / "c.sock").start()
-    try:
-        core.wait_ready()
+    with Core(workdir, socket_path=workdir / "run" / "c.sock").running() as core:
         assert core.socket.stat().st_mode & 0o777 == 0o600
         assert core.socket.parent.stat().st_mode & 0o777 == 0o700
-    finally:
-        core.stop()
 
 
 def test_a_stale_socket_file_is_replaced_at_start(workdir: Path) -> None:
@@ -307,12 +193,8 @@ def test_a_stale_socket_file_is_replaced_at_start(workdir: Path) -> None:
     with socket.socket(socket.AF_UNIX) as left_behind:
         left_behind.bind(str(core.socket))
     assert core.socket.exists()
-    core.start()
-    try:
-        core.wait_ready()
+    with core.running():
         assert "replacing the stale control socket" in core.output()
-    finally:
-        core.stop()
 
 
 def test_a_live_socket_is_not_taken_over(workdir: Path) -> None:
@@ -324,10 +206,10 @@ def test_a_live_socket_is_not_taken_over(workdir: Path) -> None:
         core.start()
         try:
             # One clear line, and the core trades on without a socket.
-            wait_for(lambda: "no control socket" in core.output(), "the core's complaint")
+            wait_for(lambda: "no control socket" in core.output(), "the core's complaint", DEADLINE)
             assert "another process answers on the control socket" in core.output()
             assert str(core.socket) in core.output()
-            wait_for(lambda: signals_taken(core) == 3, "the core taking its signals")
+            wait_for(lambda: signals_taken(core) == 3, "the core taking its signals", DEADLINE)
             assert core.socket.stat().st_ino == before
         finally:
             assert core.stop() == 0
@@ -341,7 +223,7 @@ def test_without_a_usable_socket_path_the_core_says_so_once_and_trades_on(workdi
     del core.env["TRADECONSOLE_CONTROL__SOCKET"]
     core.start()
     try:
-        wait_for(lambda: signals_taken(core) == 3, "the core taking its signals")
+        wait_for(lambda: signals_taken(core) == 3, "the core taking its signals", DEADLINE)
         complaints = [line for line in core.output().splitlines() if "no control socket" in line]
         assert len(complaints) == 1 and "100-byte limit" in complaints[0] and "[control] socket" in complaints[0]
     finally:
@@ -363,8 +245,9 @@ async def test_bad_messages_get_error_answers_and_the_core_goes_on(core: Core) -
         assert "version" in answer["error"]["message"]
         status, answer = await send(json.dumps({"v": 1, "id": 5, "command": "launch_rockets"}).encode())
         assert (status, answer["id"], answer["error"]["kind"]) == (400, 5, "unknown_command")
-        status, answer = await send(json.dumps({"v": 1, "id": 6, "command": "approve",
-                                                "args": {"signal_id": 7}}).encode())
+        status, answer = await send(
+            json.dumps({"v": 1, "id": 6, "command": "approve", "args": {"signal_id": 7}}).encode()
+        )
         assert answer["error"]["kind"] == "bad_request" and "signal_id" in answer["error"]["message"]
         status, answer = await send(b"x" * 100_000)
         assert status == 413
@@ -395,8 +278,10 @@ async def test_two_remote_clients_see_each_others_actions(core: Core) -> None:
         await one.approve("c-1")
 
         def approved() -> bool:
-            return any(isinstance(e, SignalDecided) and e.record.id == "c-1"
-                       and e.record.status is SignalStatus.APPROVED for e in seen)
+            return any(
+                isinstance(e, SignalDecided) and e.record.id == "c-1" and e.record.status is SignalStatus.APPROVED
+                for e in seen
+            )
 
         def ordered() -> bool:
             return any(isinstance(e, OrderUpdated) and e.order.signal_id == "c-1" for e in seen)
@@ -435,8 +320,13 @@ async def test_a_restarted_core_comes_back_under_a_remote_client(core: Core) -> 
         assert {"c-1", "c-2", "c-3"} <= {r.id for r in snapshot.signals}
         assert (await client.status()).pid != before.pid
         # The new core's signal: in that snapshot already, or on the stream after it.
-        await eventually(lambda: "c-9" in {r.id for r in snapshot.signals} or any(
-            isinstance(e, SignalReceived) and e.record.id == "c-9" for e in seen), DEADLINE)
+        await eventually(
+            lambda: (
+                "c-9" in {r.id for r in snapshot.signals}
+                or any(isinstance(e, SignalReceived) and e.record.id == "c-9" for e in seen)
+            ),
+            DEADLINE,
+        )
     finally:
         await client.close()
 
@@ -453,31 +343,6 @@ async def test_a_remote_client_with_no_core_says_which_socket_it_tried(workdir: 
 
 
 # -- in this process: a ControlServer over a LocalClient's service ------------------------------
-
-
-@contextlib.asynccontextmanager
-async def local_core(workdir: Path) -> AsyncIterator[LocalClient]:
-    """A started core in this process (paper exchange, frozen market) on a store in `workdir`."""
-    settings = make_settings(execution={"retry_delay_seconds": 0.01})
-    engine = PaperEngine(seed=3, markets=settings.exchange.markets,
-                         balances={"USDT": 100000, "BTC": 1, "ETH": 10, "SOL": 100}, clock=FakeClock())
-
-    async def open_service() -> TradingService:
-        return await TradingService.open(settings, workdir / "s.db", exchange=PaperExchange(engine),
-                                         actor="ops@desk", poll_interval=0.02)
-
-    client = LocalClient(open_service)
-    await client.start()
-    try:
-        yield client
-    finally:
-        await client.close()
-
-
-@pytest.fixture
-async def local(workdir: Path) -> AsyncIterator[LocalClient]:
-    async with local_core(workdir) as client:
-        yield client
 
 
 def signal_line(**fields) -> str:
@@ -566,9 +431,10 @@ async def test_every_command_of_the_client_api_answers_over_the_socket(local: Lo
             assert far.value.subject == "signal c-2"
             await remote.approve("c-2", confirm=True)
             executor = service.executor
-            await eventually(lambda: any(o.status is OrderStatus.OPEN for o in executor.pending_orders.values()),
-                             DEADLINE)
-            coid = next(iter(executor.pending_orders))
+            await eventually(
+                lambda: any(o.status is OrderStatus.OPEN for o in executor.active_orders.values()), DEADLINE
+            )
+            coid = next(iter(executor.active_orders))
             assert (await remote.check_order_amend(coid, price=Decimal("30500"))).ok
             with pytest.raises(NeedsConfirmation):
                 await remote.amend_order(coid, price=Decimal("31000"))
@@ -589,8 +455,9 @@ async def test_every_command_of_the_client_api_answers_over_the_socket(local: Lo
     assert actions[:4] == ["amend_signal", "reject", "approve", "amend_order"] and actions[-1] == "stop"
 
 
-async def test_a_slow_watcher_gets_a_fresh_snapshot_and_never_holds_up_the_core(local: LocalClient,
-                                                                                 workdir: Path) -> None:
+async def test_a_slow_watcher_gets_a_fresh_snapshot_and_never_holds_up_the_core(
+    local: LocalClient, workdir: Path
+) -> None:
     service = local.service
     assert service is not None
     path = workdir / "c.sock"
@@ -598,7 +465,7 @@ async def test_a_slow_watcher_gets_a_fresh_snapshot_and_never_holds_up_the_core(
     def burst() -> float:
         started = time.perf_counter()
         for i in range(1000):
-            service.bus.publish(StateChanged(paused=False, intake_done=bool(i % 2), mode="PAPER"))
+            service.bus.publish(StateChanged(paused=False, intake_done=bool(i % 2), mode=ExchangeMode.PAPER))
         return time.perf_counter() - started
 
     async with ControlServer(service, path, queue_limit=5, heartbeat=60):

@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
-from conftest import DATA, make_settings
+from helpers import DATA, make_settings
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
@@ -40,27 +40,95 @@ from executor.service import TradingService
 
 BASE = "http://tradeconsole"
 VALID = [json.loads(line) for line in (DATA / "signals.valid.jsonl").read_text().splitlines() if line.strip()]
-SEED = {"id": "fz-seed", "symbol": "BTC/USDT", "side": "buy", "amount": 0.01, "order_type": "limit",
-        "price": 30000}  # pending all along: the amend and reject commands have a real signal to work on
+SEED = {
+    "id": "fz-seed",
+    "symbol": "BTC/USDT",
+    "side": "buy",
+    "amount": 0.01,
+    "order_type": "limit",
+    "price": 30000,
+}  # pending all along: the amend and reject commands have a real signal to work on
 STATUSES = {s.value for s in SignalStatus}
-ANSWER_STATUS = {"bad_request": {400, 413}, "unknown_command": {400}, "forbidden": {403}, "refused": {409},
-                 "needs_confirmation": {409}}
+ANSWER_STATUS = {
+    "bad_request": {400, 413},
+    "unknown_command": {400},
+    "forbidden": {403},
+    "refused": {409},
+    "needs_confirmation": {409},
+}
 
 # -- strategies -------------------------------------------------------------------------------
 
-_odd_texts = st.sampled_from(["", " ", "\x00", "\x1b[31m", "\u202e", "\ufeff", "\ud800", "x\udfffy", "€", "\U0001f600",
-                              "1e999999", "-0", "NaN", "Infinity", "BTC/USDT", "fz-seed", "tc0000", "c" * 65,
-                              "\r\n", "a\nb"])
-_scalars = (st.none() | st.booleans() | st.integers() | st.integers(min_value=10**300, max_value=10**320)
-            | st.floats() | st.sampled_from([1e308, 5e-324, -0.0]) | st.text(max_size=20) | _odd_texts)
-_json = st.recursive(_scalars, lambda inner: st.lists(inner, max_size=4) | st.dictionaries(
-    st.text(max_size=8) | _odd_texts, inner, max_size=4), max_leaves=12)
+_odd_texts = st.sampled_from(
+    [
+        "",
+        " ",
+        "\x00",
+        "\x1b[31m",
+        "\u202e",
+        "\ufeff",
+        "\ud800",
+        "x\udfffy",
+        "€",
+        "\U0001f600",
+        "1e999999",
+        "-0",
+        "NaN",
+        "Infinity",
+        "BTC/USDT",
+        "fz-seed",
+        "tc0000",
+        "c" * 65,
+        "\r\n",
+        "a\nb",
+    ]
+)
+_scalars = (
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.integers(min_value=10**300, max_value=10**320)
+    | st.floats()
+    | st.sampled_from([1e308, 5e-324, -0.0])
+    | st.text(max_size=20)
+    | _odd_texts
+)
+_json = st.recursive(
+    _scalars,
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8) | _odd_texts, inner, max_size=4),
+    max_leaves=12,
+)
 
 COMMANDS = [name for name in wire.COMMANDS if name != "stop"]  # stop would end the core under test
 ARG_NAMES = sorted({name for c in wire.COMMANDS.values() for name in c.args.model_fields} | {"pad", "signal"})
-_arg_values = (st.sampled_from(["fz-seed", "missing-1", "tc0000", "60000", "0.01", "-1", "0", "1e999999",
-                                "1e-999999", "NaN", "-Infinity", "sNaN", "1" * 5000, 200, 100_001, -1, True,
-                                ["{}"], [0], []]) | _scalars | _json)
+_arg_values = (
+    st.sampled_from(
+        [
+            "fz-seed",
+            "missing-1",
+            "tc0000",
+            "60000",
+            "0.01",
+            "-1",
+            "0",
+            "1e999999",
+            "1e-999999",
+            "NaN",
+            "-Infinity",
+            "sNaN",
+            "1" * 5000,
+            200,
+            100_001,
+            -1,
+            True,
+            ["{}"],
+            [0],
+            [],
+        ]
+    )
+    | _scalars
+    | _json
+)
 
 
 def _args(command: str) -> st.SearchStrategy[dict[str, Any]]:
@@ -80,8 +148,20 @@ def _request_objects(draw) -> Any:
         "id": draw(st.integers() | st.sampled_from([True, None, "7", 1.5, 10**100, -(10**30), [], {}])),
         "command": command,
         "args": draw(_args(command) if isinstance(command, str) else _json),
-        "client": draw(st.sampled_from([{}, {"role": "read_only"}, {"host": "desk", "ssh": "10.0.0.5"},
-                                        {"role": "admin"}, {"host": "a b"}, {"extra": 1}, None]) | _json),
+        "client": draw(
+            st.sampled_from(
+                [
+                    {},
+                    {"role": "read_only"},
+                    {"host": "desk", "ssh": "10.0.0.5"},
+                    {"role": "admin"},
+                    {"host": "a b"},
+                    {"extra": 1},
+                    None,
+                ]
+            )
+            | _json
+        ),
     }
     for key in draw(st.lists(st.sampled_from(sorted(body)), max_size=2)):
         body.pop(key, None)
@@ -99,7 +179,7 @@ _TRICKS = [
     b"[" * 20_000 + b"]" * 20_000,  # under 64 KiB: parsed as a request
     b"[" * 100_000,  # over 64 KiB: looked at as a possible submit first
     b'{"v":1,"id":1,"command":"submit","args":{"lines":' + b"[" * 70_000 + b"]" * 70_000 + b"}}",
-    b'{"v":1,"id":1,"command":"status","args":' + b"{\"a\":" * 5_000 + b"1" + b"}" * 5_000 + b"}",
+    b'{"v":1,"id":1,"command":"status","args":' + b'{"a":' * 5_000 + b"1" + b"}" * 5_000 + b"}",
     b'{"v":1,"id":1,"command":"status","command":"pause"}',
     b'{"v":1,"v":2,"id":1,"command":"status"}',
     b'{"v":1,"id":1,"command":"reject","args":{"signal_id":"missing-1","signal_id":"fz-seed"}}',
@@ -119,15 +199,29 @@ _TRICKS = [
     '{"v":1,"id":1,"command":"status"}'.encode("utf-16"),
     b'{"v":1,"id":1,"command":"status"}\x00',
     b'{"v":1,"id":1,"command":"status"} {"v":1}',
-    b"\xff\xfe\xfd", b"", b"null", b"{}", b"[]", b'"status"',
+    b"\xff\xfe\xfd",
+    b"",
+    b"null",
+    b"{}",
+    b"[]",
+    b'"status"',
 ]
 
 
 @st.composite
 def _command_bodies(draw) -> tuple[bytes, dict[str, str]]:
-    headers = draw(st.sampled_from([{}, {}, {"Content-Type": "application/json"},
-                                    {"Content-Type": "text/plain; charset=latin-1"},
-                                    {"Content-Encoding": "gzip"}, {"Content-Encoding": "deflate"}]))
+    headers = draw(
+        st.sampled_from(
+            [
+                {},
+                {},
+                {"Content-Type": "application/json"},
+                {"Content-Type": "text/plain; charset=latin-1"},
+                {"Content-Encoding": "gzip"},
+                {"Content-Encoding": "deflate"},
+            ]
+        )
+    )
     kind = draw(st.sampled_from(["bytes", "json", "request", "request", "request", "trick"]))
     if kind == "bytes":
         return draw(st.binary(max_size=200)), headers
@@ -138,8 +232,10 @@ def _command_bodies(draw) -> tuple[bytes, dict[str, str]]:
     return draw(st.sampled_from(_TRICKS)), headers
 
 
-_FIELDS = ["id", "symbol", "side", "amount", "quote_amount", "order_type", "price", "created_at", "ttl_seconds",
-           "stop_loss", "take_profit", "strategy", "note", "meta", "token"]
+_FIELDS = (
+    "id symbol side amount quote_amount order_type price created_at ttl_seconds stop_loss take_profit strategy note"
+    " meta token"
+).split()
 
 
 @st.composite
@@ -159,17 +255,29 @@ def _lines(draw) -> str:
     if kind == "garbage":
         return draw(st.text(max_size=60) | _odd_texts)
     valid = json.dumps({**VALID[0], "id": f"fz-t{draw(st.integers(0, 10**6))}"})
-    return draw(st.sampled_from([
-        "[" * 50_000, '{"a":' * 10_000,
-        '{"id":"fz-d1","id":"fz-d2","symbol":"BTC/USDT","side":"buy","amount":0.01}',
-        '{"id":"fz-nan","symbol":"BTC/USDT","side":"buy","amount":NaN}',
-        '{"id":"fz-inf","symbol":"BTC/USDT","side":"buy","amount":Infinity}',
-        '{"id":"fz-big","symbol":"BTC/USDT","side":"buy","amount":1' + "0" * 5000 + "}",
-        '{"id":"fz-tiny","symbol":"BTC/USDT","side":"buy","amount":1e-999999}',
-        '{"id":"fz-\\u001b[2J","symbol":"BTC/USDT","side":"buy","amount":0.01}',
-        '{"id":"fz-ls","symbol":"BTC/USDT","side":"buy","amount":0.01,"note":"\\ud800"}',
-        "\ufeff" + valid, valid + "\r", valid + "\r\n", " " + valid + " ", valid + valid, "", "   ", "\x00",
-    ]))
+    return draw(
+        st.sampled_from(
+            [
+                "[" * 50_000,
+                '{"a":' * 10_000,
+                '{"id":"fz-d1","id":"fz-d2","symbol":"BTC/USDT","side":"buy","amount":0.01}',
+                '{"id":"fz-nan","symbol":"BTC/USDT","side":"buy","amount":NaN}',
+                '{"id":"fz-inf","symbol":"BTC/USDT","side":"buy","amount":Infinity}',
+                '{"id":"fz-big","symbol":"BTC/USDT","side":"buy","amount":1' + "0" * 5000 + "}",
+                '{"id":"fz-tiny","symbol":"BTC/USDT","side":"buy","amount":1e-999999}',
+                '{"id":"fz-\\u001b[2J","symbol":"BTC/USDT","side":"buy","amount":0.01}',
+                '{"id":"fz-ls","symbol":"BTC/USDT","side":"buy","amount":0.01,"note":"\\ud800"}',
+                "\ufeff" + valid,
+                valid + "\r",
+                valid + "\r\n",
+                " " + valid + " ",
+                valid + valid,
+                "",
+                "   ",
+                "\x00",
+            ]
+        )
+    )
 
 
 @st.composite
@@ -178,25 +286,55 @@ def _ws_messages(draw) -> tuple[str, str | bytes]:
     if kind == "json":
         return "text", json.dumps(draw(_json))
     if kind == "resnapshot":
-        message: dict[str, Any] = {"v": draw(st.sampled_from([1, 1, 2, True, "1", None])),
-                                   "type": draw(st.sampled_from(["resnapshot", "resnapshot", "snapshot", "", "x"]))}
+        message: dict[str, Any] = {
+            "v": draw(st.sampled_from([1, 1, 2, True, "1", None])),
+            "type": draw(st.sampled_from(["resnapshot", "resnapshot", "snapshot", "", "x"])),
+        }
         if draw(st.booleans()):
-            message["history"] = draw(st.integers(-5, 100_005) | st.sampled_from(
-                [0, 100_000, 10**40, 1e308, -1e308, 2.5, True, "200", None, [], {}, float("nan"),
-                 float("inf"), float("-inf")]))
+            message["history"] = draw(
+                st.integers(-5, 100_005)
+                | st.sampled_from(
+                    [
+                        0,
+                        100_000,
+                        10**40,
+                        1e308,
+                        -1e308,
+                        2.5,
+                        True,
+                        "200",
+                        None,
+                        [],
+                        {},
+                        float("nan"),
+                        float("inf"),
+                        float("-inf"),
+                    ]
+                )
+            )
         return "text", json.dumps(message)
     if kind == "text":  # a text frame is UTF-8: no lone surrogate can be sent in one
         return "text", draw(st.text(max_size=80) | _odd_texts).encode("utf-8", "replace").decode()
     if kind == "binary":
         return "binary", draw(st.binary(max_size=80))
-    return "text", draw(st.sampled_from([
-        '{"v":1,"type":"resnapshot","history":Infinity}', '{"v":1,"type":"resnapshot","history":-Infinity}',
-        '{"v":1,"type":"resnapshot","history":NaN}', '{"v":1,"type":"resnapshot","history":1e999}',
-        '{"v":1,"type":"resnapshot","history":' + "9" * 5000 + "}",
-        '{"v":1,"type":"resnapshot","history":5,"history":100001}',
-        '{"v":1,"type":"resnapshot","type":"other"}',
-        "[" * 30_000, '{"a":' * 10_000, "\ufeff{}", "\x00", "",
-    ]))
+    return "text", draw(
+        st.sampled_from(
+            [
+                '{"v":1,"type":"resnapshot","history":Infinity}',
+                '{"v":1,"type":"resnapshot","history":-Infinity}',
+                '{"v":1,"type":"resnapshot","history":NaN}',
+                '{"v":1,"type":"resnapshot","history":1e999}',
+                '{"v":1,"type":"resnapshot","history":' + "9" * 5000 + "}",
+                '{"v":1,"type":"resnapshot","history":5,"history":100001}',
+                '{"v":1,"type":"resnapshot","type":"other"}',
+                "[" * 30_000,
+                '{"a":' * 10_000,
+                "\ufeff{}",
+                "\x00",
+                "",
+            ]
+        )
+    )
 
 
 # -- the harness ------------------------------------------------------------------------------
@@ -213,8 +351,10 @@ class _Errors(logging.Handler):
         self.records.append(record)
 
     def messages(self) -> list[str]:
-        return [f"{r.name}: {r.getMessage()} {r.exc_info[1]!r}" if r.exc_info else f"{r.name}: {r.getMessage()}"
-                for r in self.records]
+        return [
+            f"{r.name}: {r.getMessage()} {r.exc_info[1]!r}" if r.exc_info else f"{r.name}: {r.getMessage()}"
+            for r in self.records
+        ]
 
 
 class Harness:
@@ -254,14 +394,15 @@ def _run(db: Path, socket: Path, body: Callable[[Harness], Awaitable[None]]) -> 
 
 
 async def _core(db: Path, socket: Path, errors: _Errors, body: Callable[[Harness], Awaitable[None]]) -> None:
-    service = await TradingService.open(make_settings(execution={"retry_delay_seconds": 0.01}), db,
-                                        poll_interval=0.02)
+    service = await TradingService.open(make_settings(execution={"retry_delay_seconds": 0.01}), db, poll_interval=0.02)
     await service.start()
     try:
         seeded = await service.receive(json.dumps(SEED), source="test")
         assert seeded.status is SignalStatus.PENDING
-        async with ControlServer(service, socket, heartbeat=60), \
-                aiohttp.ClientSession(connector=aiohttp.UnixConnector(path=str(socket))) as http:
+        async with (
+            ControlServer(service, socket, heartbeat=60),
+            aiohttp.ClientSession(connector=aiohttp.UnixConnector(path=str(socket))) as http,
+        ):
             harness = Harness(service, http, errors)
             await body(harness)
             await harness.still_answers()
@@ -272,8 +413,12 @@ async def _core(db: Path, socket: Path, errors: _Errors, body: Callable[[Harness
         await service.close()
 
 
-def _drive(examples: int, strategy: st.SearchStrategy[Any], check: Callable[[Any], Awaitable[None]],
-           pinned: tuple[Any, ...] = ()) -> Callable[[], Awaitable[None]]:
+def _drive(
+    examples: int,
+    strategy: st.SearchStrategy[Any],
+    check: Callable[[Any], Awaitable[None]],
+    pinned: tuple[Any, ...] = (),
+) -> Callable[[], Awaitable[None]]:
     """A coroutine running `check` on `examples` examples of `strategy` (and on each `pinned` case
     first), on the caller's loop: hypothesis drives a plain function in a worker thread, each
     example's requests run on the loop that holds the core."""
@@ -348,9 +493,10 @@ def test_submit_answers_one_stored_result_per_fuzzed_line(workdir: Path) -> None
                 if result["status"] != "pending":
                     assert result["reason"] and result["reason"].strip(), (result, line[:200])
             after = await _all_signals(h.service)
-            new = after[len(before):]
+            new = after[len(before) :]
             assert [(r.id, r.status.value, r.reason) for r in new] == [
-                (r["id"], r["status"], r["reason"]) for r in results], "every line is its own stored row, in order"
+                (r["id"], r["status"], r["reason"]) for r in results
+            ], "every line is its own stored row, in order"
             assert {r.source for r in new} <= {"ctl"}
             await h.still_answers()
             h.no_errors()
@@ -412,7 +558,8 @@ async def _reply(ws: aiohttp.ClientWebSocketResponse, sent: str | bytes) -> dict
         message = await ws.receive(timeout=30)
         assert message.type is aiohttp.WSMsgType.TEXT, (
             f"the event stream closed or broke ({message.type!r} {message.data!r} {message.extra!r}) after "
-            f"{sent[:120]!r}")
+            f"{sent[:120]!r}"
+        )
         data = json.loads(message.data)
         if data["type"] in ("snapshot", "error"):
             return data

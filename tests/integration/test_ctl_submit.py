@@ -2,7 +2,7 @@
 
 Against a real `run --headless` core (manual approval, paper exchange, no signal file of its own)
 unless something must be injected: then a `ControlServer` over a `LocalClient`'s service in this
-process. The helpers are those of `test_control.py`.
+process. The cores and the CLI helpers are those of `cores.py`.
 """
 
 from __future__ import annotations
@@ -12,9 +12,11 @@ import re
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
+from subprocess import PIPE
 
 import aiohttp
 import pytest
+from helpers import DATA, wait_for
 
 from executor.control import protocol as wire
 from executor.control.client import TOO_LONG, LocalClient, SubmitResult
@@ -24,29 +26,21 @@ from executor.events import LogLine
 from executor.models import SignalStatus
 from executor.sources.lines import MAX_LINE
 
-from .test_control import (
-    BASE,
-    DEADLINE,
-    PYTHON,
-    ROOT,
-    Core,
-    base_env,
-    ctl,
-    exported,
-    local_core,
-    run_cli,
-    signals_taken,
-    wait_for,
-)
+from .cores import BASE, DEADLINE, PYTHON, ROOT, Core, base_env, ctl, exported, local_core, run_cli, signals_taken
 
-DATA = Path(__file__).resolve().parents[1] / "data"
 VALID = DATA / "signals.valid.jsonl"
 INVALID = DATA / "signals.invalid.jsonl"
 
 
 def limit_buy(sid: str, **extra) -> dict:
-    return {"id": sid, "symbol": "BTC/USDT", "side": "buy", "amount": 0.001, "order_type": "limit",
-            "price": 60000} | extra
+    return {
+        "id": sid,
+        "symbol": "BTC/USDT",
+        "side": "buy",
+        "amount": 0.001,
+        "order_type": "limit",
+        "price": 60000,
+    } | extra
 
 
 def jsonl(*signals: dict) -> str:
@@ -73,10 +67,15 @@ def submit(core: Core, *args: str, stdin: str | bytes | None = None) -> subproce
     if stdin is None:
         return ctl(core, "submit", *args)
     data = stdin.encode() if isinstance(stdin, str) else stdin
-    result = subprocess.run([PYTHON, "-m", "console", "ctl", "--socket", str(core.socket), "submit", *args],
-                            cwd=ROOT, env=core.env, input=data, capture_output=True, timeout=DEADLINE)
-    return subprocess.CompletedProcess(result.args, result.returncode, result.stdout.decode(),
-                                       result.stderr.decode())
+    result = subprocess.run(
+        [PYTHON, "-m", "console", "ctl", "--socket", str(core.socket), "submit", *args],
+        cwd=ROOT,
+        env=core.env,
+        input=data,
+        capture_output=True,
+        timeout=DEADLINE,
+    )
+    return subprocess.CompletedProcess(result.args, result.returncode, result.stdout.decode(), result.stderr.decode())
 
 
 def submitted_json(core: Core, *args: str, stdin: str | None = None) -> tuple[int, dict]:
@@ -102,12 +101,8 @@ def stored(core: Core) -> list[tuple[str | None, str, str, str]]:
 @pytest.fixture
 def core(workdir: Path) -> Iterator[Core]:
     """A core with nothing in its store: every signal there came from `ctl submit`."""
-    core = Core(workdir).start(signals=())
-    try:
-        core.wait_ready(pending=0)
+    with Core(workdir).running(signals=()) as core:
         yield core
-    finally:
-        core.stop()
 
 
 # -- against a core in a subprocess ------------------------------------------------------------
@@ -128,7 +123,9 @@ def test_the_valid_examples_are_pending_exit_0_and_a_resubmission_is_duplicate(c
     assert printed == [(sid, "duplicate", f"id {sid} seen before") for sid in ids_of(VALID)]
     assert summary == "4 signals: 4 duplicate"
     assert [s for s in stored(core) if s[1] == "duplicate"] == [(*p, "ctl") for p in printed]
-    assert wait_for(lambda: json.loads(ctl(core, "status", "--json").stdout)["pending_signals"] == 4, "4 pending")
+    assert wait_for(
+        lambda: json.loads(ctl(core, "status", "--json").stdout)["pending_signals"] == 4, "4 pending", DEADLINE
+    )
 
 
 def test_the_invalid_examples_exit_1_each_with_its_reason(core: Core) -> None:
@@ -143,8 +140,10 @@ def test_the_invalid_examples_exit_1_each_with_its_reason(core: Core) -> None:
 
     code, data = submitted_json(core, str(INVALID))  # the same lines again: invalid again, not duplicate
     assert code == 1 and data["ok"] is False and data["command"] == "submit"
-    assert data["results"] == [{"id": sid, "status": "invalid", "reason": reason}
-                               for sid, (_, _, reason) in zip(ids_of(INVALID), printed, strict=True)]
+    assert data["results"] == [
+        {"id": sid, "status": "invalid", "reason": reason}
+        for sid, (_, _, reason) in zip(ids_of(INVALID), printed, strict=True)
+    ]
     assert data["counts"] == {"invalid": 13}
     assert stored(core) == 2 * [(r["id"], "invalid", r["reason"], "ctl") for r in data["results"]]
 
@@ -157,7 +156,12 @@ def test_valid_and_invalid_together_exit_1_and_keep_their_order(core: Core, work
     code, data = submitted_json(core, str(mixed))
     assert code == 1
     assert [(r["id"], r["status"]) for r in data["results"]] == [
-        ("ex-001", "pending"), ("bad-002", "invalid"), ("ex-002", "pending"), (None, "invalid"), ("ex-003", "pending")]
+        ("ex-001", "pending"),
+        ("bad-002", "invalid"),
+        ("ex-002", "pending"),
+        (None, "invalid"),
+        ("ex-003", "pending"),
+    ]
     assert data["counts"] == {"pending": 3, "invalid": 2}
     assert [(s[0], s[1]) for s in stored(core)] == [(r["id"], r["status"]) for r in data["results"]]
 
@@ -189,7 +193,8 @@ def test_three_thousand_lines_go_in_several_batches_in_order(core: Core, workdir
     code, data = submitted_json(core, str(path))
     assert code == 1  # every tenth is invalid
     assert [(r["id"], r["status"]) for r in data["results"]] == [
-        (s["id"], "pending" if s["side"] == "buy" else "invalid") for s in signals]
+        (s["id"], "pending" if s["side"] == "buy" else "invalid") for s in signals
+    ]
     assert data["counts"] == {"pending": 2700, "invalid": 300}
     assert [(s[0], s[1], s[3]) for s in stored(core)] == [(r["id"], r["status"], "ctl") for r in data["results"]]
 
@@ -202,14 +207,18 @@ def test_a_line_longer_than_1_mib_is_invalid_and_its_neighbours_are_not_disturbe
         return line + end
 
     path = workdir / "long.jsonl"
-    path.write_bytes(b"".join([
-        jsonl(limit_buy("before")).encode(),
-        padded("huge", MAX_LINE + 1),  # one byte too many
-        padded("huge-crlf", MAX_LINE + 1, b"\r\n"),
-        padded("edge", MAX_LINE, b"\r\n"),  # the most a line may be: read whole, alone in its request
-        padded("big", wire.BATCH_BYTES + 1000),  # more than a batch: sent alone
-        padded("huge-last", 3 * MAX_LINE, b""),  # and at the end of the file, without a newline
-    ]))
+    path.write_bytes(
+        b"".join(
+            [
+                jsonl(limit_buy("before")).encode(),
+                padded("huge", MAX_LINE + 1),  # one byte too many
+                padded("huge-crlf", MAX_LINE + 1, b"\r\n"),
+                padded("edge", MAX_LINE, b"\r\n"),  # the most a line may be: read whole, alone in its request
+                padded("big", wire.BATCH_BYTES + 1000),  # more than a batch: sent alone
+                padded("huge-last", 3 * MAX_LINE, b""),  # and at the end of the file, without a newline
+            ]
+        )
+    )
     code, data = submitted_json(core, str(path))
     assert code == 1
     results = [(r["id"], r["status"], r["reason"]) for r in data["results"]]
@@ -223,15 +232,14 @@ def test_a_line_longer_than_1_mib_is_invalid_and_its_neighbours_are_not_disturbe
 
 
 def test_a_core_gone_mid_way_exits_3_and_says_what_was_recorded(core: Core) -> None:
-    process = subprocess.Popen([PYTHON, "-m", "console", "ctl", "--socket", str(core.socket), "submit"],
-                               cwd=ROOT, env=core.env, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                               stderr=subprocess.PIPE, text=True)
+    ctl_submit = [PYTHON, "-m", "console", "ctl", "--socket", str(core.socket), "submit"]
+    process = subprocess.Popen(ctl_submit, cwd=ROOT, env=core.env, stdin=PIPE, stdout=PIPE, stderr=PIPE, text=True)
     try:
         assert process.stdin is not None
         # The 501st line closes the first batch, which goes; then the core stops, and the rest has nowhere to go.
         process.stdin.write(jsonl(*(limit_buy(f"m-{i:03}") for i in range(wire.BATCH_LINES + 1))))
         process.stdin.flush()
-        wait_for(lambda: signals_taken(core) == wire.BATCH_LINES, "the first batch recorded")
+        wait_for(lambda: signals_taken(core) == wire.BATCH_LINES, "the first batch recorded", DEADLINE)
         assert core.stop() == 0
         process.stdin.write(jsonl(limit_buy("m-late")))
         stdout, stderr = process.communicate(timeout=DEADLINE)
@@ -251,8 +259,15 @@ def test_no_core_exits_3_naming_the_socket(workdir: Path) -> None:
     assert result.returncode == 3 and str(missing) in result.stderr and result.stdout == ""
     as_json = run_cli("ctl", "--socket", str(missing), "--json", "submit", str(VALID), env=base_env(workdir))
     assert as_json.returncode == 3 and json.loads(as_json.stdout)["error"]["kind"] == "no_core"
-    empty = subprocess.run([PYTHON, "-m", "console", "ctl", "--socket", str(missing), "submit"], cwd=ROOT,
-                           env=base_env(workdir), input="", capture_output=True, text=True, timeout=DEADLINE)
+    empty = subprocess.run(
+        [PYTHON, "-m", "console", "ctl", "--socket", str(missing), "submit"],
+        cwd=ROOT,
+        env=base_env(workdir),
+        input="",
+        capture_output=True,
+        text=True,
+        timeout=DEADLINE,
+    )
     assert empty.returncode == 3  # even with nothing to send: no core is no core
 
 
@@ -270,18 +285,17 @@ def test_submit_takes_one_file_at_most(workdir: Path) -> None:
 
 
 def test_an_auto_approving_core_answers_approved_and_exit_0(workdir: Path) -> None:
-    core = Core(workdir, TRADECONSOLE_APPROVAL__MODE="auto").start(signals=())
-    try:
-        core.wait_ready(pending=0)
+    with Core(workdir, TRADECONSOLE_APPROVAL__MODE="auto").running(signals=()) as core:
         result = submit(core, stdin=jsonl(limit_buy("auto-1"), limit_buy("auto-2", amount=0.002)))
         assert result.returncode == 0, result.stdout + result.stderr
         printed, summary = rows(result.stdout)
         assert [(sid, status) for sid, status, _ in printed] == [("auto-1", "approved"), ("auto-2", "approved")]
         assert summary == "2 signals: 2 approved"
-        wait_for(lambda: {o["signal_id"] for o in exported(core, "orders")} == {"auto-1", "auto-2"},
-                 "an order for each approved signal")
-    finally:
-        core.stop()
+        wait_for(
+            lambda: {o["signal_id"] for o in exported(core, "orders")} == {"auto-1", "auto-2"},
+            "an order for each approved signal",
+            DEADLINE,
+        )
 
 
 # -- in this process: what a subprocess cannot show --------------------------------------------
@@ -309,12 +323,17 @@ async def test_the_server_checks_what_a_careless_client_sends(workdir: Path) -> 
         logged: list[LogLine] = []
         service.bus.subscribe(lambda event: logged.append(event) if isinstance(event, LogLine) else None)
         path = workdir / "c.sock"
-        async with ControlServer(service, path), \
-                aiohttp.ClientSession(connector=aiohttp.UnixConnector(path=str(path))) as http:
+        async with (
+            ControlServer(service, path),
+            aiohttp.ClientSession(connector=aiohttp.UnixConnector(path=str(path))) as http,
+        ):
 
             async def send(args: dict | None = None, body: bytes | None = None) -> tuple[int, dict]:
-                data = body if body is not None else json.dumps(
-                    {"v": 1, "id": 9, "command": "submit", "args": args}).encode()
+                data = (
+                    body
+                    if body is not None
+                    else json.dumps({"v": 1, "id": 9, "command": "submit", "args": args}).encode()
+                )
                 async with http.post(f"{BASE}/v1/command", data=data) as response:
                     return response.status, await response.json(content_type=None)
 
@@ -332,14 +351,19 @@ async def test_the_server_checks_what_a_careless_client_sends(workdir: Path) -> 
             status, answer = await send({"lines": [json.dumps(limit_buy("s-1")), huge, "", "oops"]})
             assert status == 200 and answer["ok"] is True
             assert [(r["id"], r["status"]) for r in answer["result"]] == [
-                ("s-1", "pending"), (None, "invalid"), (None, "invalid"), (None, "invalid")]
+                ("s-1", "pending"),
+                (None, "invalid"),
+                (None, "invalid"),
+                (None, "invalid"),
+            ]
             assert answer["result"][1]["reason"] == TOO_LONG
             records = await service.store.signals()
             assert [r.source for r in records] == ["ctl"] * 4 and len(records[1].raw) <= 4096
 
             # Larger than 64 KiB is for submit alone; nothing larger than MAX_SUBMIT_REQUEST.
-            status, answer = await send(body=json.dumps({"v": 1, "id": 1, "command": "pause",
-                                                         "args": {"pad": "x" * 100_000}}).encode())
+            status, answer = await send(
+                body=json.dumps({"v": 1, "id": 1, "command": "pause", "args": {"pad": "x" * 100_000}}).encode()
+            )
             assert status == 413 and "only submit" in answer["error"]["message"] and not service.paused
             status, answer = await send({"lines": ["x" * (wire.MAX_SUBMIT_REQUEST // 2)] * 2})
             assert status == 413 and str(wire.MAX_SUBMIT_REQUEST) in answer["error"]["message"]
@@ -347,8 +371,10 @@ async def test_the_server_checks_what_a_careless_client_sends(workdir: Path) -> 
 
             # The Log says who submitted: the source is only "ctl".
             lines = [e.message for e in logged if "submitted over the control socket" in e.message]
-            assert lines == ["4 signals submitted over the control socket: 1 pending, 3 invalid "
-                             f"(by {logged[-1].actor})"] and "@" in logged[-1].actor
+            assert (
+                lines == [f"4 signals submitted over the control socket: 1 pending, 3 invalid (by {logged[-1].actor})"]
+                and "@" in logged[-1].actor
+            )
 
 
 async def test_remote_and_local_clients_submit_alike(workdir: Path) -> None:

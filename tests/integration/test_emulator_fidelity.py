@@ -7,11 +7,10 @@ the record's per-path statuses."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import itertools
 import json
 import time
-from collections.abc import AsyncIterator
+from contextlib import AbstractAsyncContextManager
 from decimal import Decimal
 from typing import Any
 
@@ -21,12 +20,12 @@ import pytest
 
 from executor.models import OrderStatus, Side
 from executor.venue.emulator import wire
-from executor.venue.emulator.app import RunningEmulator, start_emulator
+from executor.venue.emulator.app import RunningEmulator
 from executor.venue.engine import PaperEngine
 from executor.venue.faults import FaultPlan as EmulatorFaults
 from executor.venue.faults import Limits
 
-from .support import BAN_S, MARKETS, emulator_faults, raw_binance
+from .support import BAN_S, MARKETS, emulator_faults, own_venue
 
 pytestmark = pytest.mark.integration
 
@@ -36,26 +35,12 @@ HOUR_MS = 3_600_000
 ORDER = "POST /api/v3/order"
 
 
-@contextlib.asynccontextmanager
-async def venue(
+def venue(
     limits: Limits | None = None, *, engine: PaperEngine | None = None
-) -> AsyncIterator[tuple[RunningEmulator, Any]]:
+) -> AbstractAsyncContextManager[tuple[RunningEmulator, Any]]:
     """An emulator of its own (limits, engine) on a free port of 127.0.0.1, and ccxt's binance on it."""
-    running = await start_emulator(
-        seed=5,
-        faults=emulator_faults(limits=limits or Limits(ban_after=10, ban_seconds=BAN_S)),
-        markets=list(MARKETS),
-        engine=engine,
-    )
-    exchange = raw_binance(running.url)
-    try:
-        await exchange.load_markets()
-        yield running, exchange
-    finally:
-        try:
-            await exchange.close()
-        finally:
-            await running.stop()
+    faults = emulator_faults(limits=limits or Limits(ban_after=10, ban_seconds=BAN_S))
+    return own_venue(seed=5, faults=faults, markets=list(MARKETS), engine=engine)
 
 
 class FakeClock:
@@ -274,20 +259,17 @@ async def test_the_ten_second_order_count_is_announced_enforced_and_counted_in_h
         assert running.emulator.too_many_orders == 1
 
 
+def gtc_buy_replacing(**fields: str) -> dict[str, str]:
+    """The parameters of a cancelReplace whose new order is a GTC limit buy of BTCUSDT."""
+    return {"symbol": "BTCUSDT", "side": "BUY", "type": "LIMIT", "timeInForce": "GTC"} | fields
+
+
 async def test_cancel_replace_with_an_exhausted_order_count_cancels_only_when_asked_to():
     await clear_of_window_end(86_400, 30)
     async with venue(Limits(orders_per_day=2, ban_after=2)) as (running, exchange):
         a = await exchange.create_order(BTC, "limit", "buy", 0.001, 30000, {"clientOrderId": "tc-cr-a-0"})
         b = await exchange.create_order(BTC, "limit", "buy", 0.001, 30000, {"clientOrderId": "tc-cr-b-0"})
-        replace = {
-            "symbol": "BTCUSDT",
-            "side": "BUY",
-            "type": "LIMIT",
-            "timeInForce": "GTC",
-            "quantity": "0.002",
-            "price": "31000",
-            "cancelReplaceMode": "STOP_ON_FAILURE",
-        }
+        replace = gtc_buy_replacing(quantity="0.002", price="31000", cancelReplaceMode="STOP_ON_FAILURE")
         # the default, DO_NOTHING: refused whole, nothing canceled
         with pytest.raises(ccxt.DDoSProtection, match="-1015"):
             await exchange.privatePostOrderCancelReplace(
@@ -320,15 +302,7 @@ async def test_cancel_replace_with_an_exhausted_order_count_cancels_only_when_as
 async def test_cancel_replace_checks_the_new_orders_filters_before_it_cancels(binance, emulator):
     await binance.load_markets()
     old = await binance.create_order(BTC, "limit", "buy", 0.001, 30000, {"clientOrderId": "tc-crf-0"})
-    replace = {
-        "symbol": "BTCUSDT",
-        "side": "BUY",
-        "type": "LIMIT",
-        "timeInForce": "GTC",
-        "cancelReplaceMode": "ALLOW_FAILURE",
-        "cancelOrderId": old["id"],
-        "newClientOrderId": "tc-crf-1",
-    }
+    replace = gtc_buy_replacing(cancelReplaceMode="ALLOW_FAILURE", cancelOrderId=old["id"], newClientOrderId="tc-crf-1")
     for quantity, price, failure in (
         ("0.000015", "30000", "LOT_SIZE"),
         ("0.001", "30000.001", "PRICE_FILTER"),
@@ -391,9 +365,7 @@ async def test_the_faults_files_limits_are_the_ones_enforced_and_announced(tmp_p
     path = tmp_path / "faults.json"
     path.write_text(json.dumps({"limits": {"weight_per_minute": 1200, "orders_per_10s": 50, "orders_per_day": 0}}))
     faults = EmulatorFaults.load(path)
-    running = await start_emulator(faults=faults, markets=list(MARKETS))
-    exchange = raw_binance(running.url)
-    try:
+    async with own_venue(faults=faults, markets=list(MARKETS), load_markets=False) as (_, exchange):
         info = await exchange.publicGetExchangeInfo()
         # the day limit is switched off, so it is not announced
         assert info["rateLimits"] == rate_limits(("REQUEST_WEIGHT", "MINUTE", 1, 1200), ("ORDERS", "SECOND", 10, 50))
@@ -402,9 +374,6 @@ async def test_the_faults_files_limits_are_the_ones_enforced_and_announced(tmp_p
             for _ in range(2 * (1200 // 20) + 2):  # a minute's weight and more, even if a window rolls over
                 await exchange.publicGetExchangeInfo()
         assert used >= 20 and int(headers_of(exchange)["x-mbx-used-weight-1m"]) <= 1200
-    finally:
-        await exchange.close()
-        await running.stop()
 
 
 # -- 5. request weights -----------------------------------------------------------------------

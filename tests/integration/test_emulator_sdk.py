@@ -80,7 +80,7 @@ from executor.venue.engine import PaperEngine
 from executor.venue.faults import FaultPlan as EmulatorFaults
 from executor.venue.faults import Limits
 
-from .support import BAN_S, MARKETS, emulator_faults, raw_binance
+from .support import BAN_S, MARKETS, emulator_faults, own_venue
 
 pytestmark = pytest.mark.integration
 
@@ -773,18 +773,13 @@ def test_an_endpoint_the_emulator_does_not_serve_is_one_404(venue):
 
 @contextlib.asynccontextmanager
 async def ccxt_venue(faults: EmulatorFaults | None = None, **options: Any):
-    running = await start_emulator(seed=9, faults=faults or emulator_faults(), markets=list(MARKETS))
-    exchange = raw_binance(running.url)
-    exchange.urls["api"]["sapi"] = f"{running.url}/sapi/v1"
-    exchange.options.update(options)
-    try:
+    """An emulator of its own and ccxt's binance on it, its `sapi` there too and `options` set."""
+    venue = own_venue(seed=9, faults=faults or emulator_faults(), markets=list(MARKETS), load_markets=False)
+    async with venue as (running, exchange):
+        exchange.urls["api"]["sapi"] = f"{running.url}/sapi/v1"
+        exchange.options.update(options)
         await exchange.load_markets()
         yield running, exchange
-    finally:
-        try:
-            await exchange.close()
-        finally:
-            await running.stop()
 
 
 async def test_ccxt_does_not_retry_an_endpoint_the_emulator_does_not_serve():

@@ -9,12 +9,13 @@ import random
 from decimal import Decimal
 
 import pytest
+from helpers import eventually
 
 from executor.clientid import client_order_id
 from executor.models import OrderStatus
 from executor.venue.faults import EMULATOR_FAULTS, RESPONSE_FAULTS, Fault
 
-from .support import HOLD_S, PREFIX, RETRY_AFTER_S, Rig, eventually, make_rig, rig_settings
+from .support import HOLD_S, PREFIX, RETRY_AFTER_S, Rig, make_rig, rig_settings
 
 pytestmark = pytest.mark.integration
 
@@ -183,7 +184,7 @@ async def test_thirty_signals_through_every_fault_at_random(emulator, tmp_path):
 
         deadline = asyncio.get_running_loop().time() + 60
         while not await settled():
-            assert asyncio.get_running_loop().time() < deadline, rig.executor.pending_orders
+            assert asyncio.get_running_loop().time() < deadline, rig.executor.active_orders
             await asyncio.sleep(0.2)
 
         injected = faults.summary()

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import aiohttp
 import pytest
-from conftest import make_settings
+from helpers import make_settings
 
 from executor.control.remote import RemoteClient
 from executor.control.server import ControlServer
@@ -39,13 +39,16 @@ TRADINGVIEW = ["52.89.214.238", "34.212.75.30", "54.218.53.128", "52.32.178.7"]
 @contextlib.asynccontextmanager
 async def served(workdir: Path) -> AsyncIterator[tuple[TradingService, Path, aiohttp.ClientSession]]:
     """A started paper core (manual approval) serving its control socket, and a session on it."""
-    service = await TradingService.open(make_settings(execution={"retry_delay_seconds": 0.01}), workdir / "s.db",
-                                        poll_interval=0.02)
+    service = await TradingService.open(
+        make_settings(execution={"retry_delay_seconds": 0.01}), workdir / "s.db", poll_interval=0.02
+    )
     await service.start()
     path = workdir / "c.sock"
     try:
-        async with ControlServer(service, path, heartbeat=60), \
-                aiohttp.ClientSession(connector=aiohttp.UnixConnector(path=str(path))) as http:
+        async with (
+            ControlServer(service, path, heartbeat=60),
+            aiohttp.ClientSession(connector=aiohttp.UnixConnector(path=str(path))) as http,
+        ):
             yield service, path, http
     finally:
         await service.close()
@@ -71,6 +74,17 @@ def logged_errors(caplog: pytest.LogCaptureFixture) -> list[str]:
     return [f"{r.name}: {r.getMessage()}" for r in caplog.records if r.levelno >= logging.ERROR]
 
 
+def slow_inserts(monkeypatch: pytest.MonkeyPatch, service: TradingService, seconds: float) -> None:
+    """Every signal the store records waits `seconds` first (a long checkpoint, a slow disk)."""
+    real = service.store.insert_signal
+
+    async def slow(record, *args, **kwargs):
+        await asyncio.sleep(seconds)
+        return await real(record, *args, **kwargs)
+
+    monkeypatch.setattr(service.store, "insert_signal", slow)
+
+
 # -- the control socket -----------------------------------------------------------------------
 
 
@@ -78,9 +92,11 @@ async def test_a_deeply_nested_command_is_a_bad_request_not_a_500(workdir: Path,
     """`json.loads` raises RecursionError (not a ValueError) past ~1000 levels: it escaped
     `parse_request` and `_submits`, aiohttp answered 500 and logged a traceback."""
     async with served(workdir) as (_, _, http):
-        for raw in (b"[" * 20_000 + b"]" * 20_000,  # under 64 KiB: parse_request
-                    b"[" * 100_000,  # over 64 KiB: _submits looks first
-                    b'{"v":1,"id":1,"command":"submit","args":{"lines":' + b"[" * 70_000 + b"]" * 70_000 + b"}}"):
+        for raw in (
+            b"[" * 20_000 + b"]" * 20_000,  # under 64 KiB: parse_request
+            b"[" * 100_000,  # over 64 KiB: _submits looks first
+            b'{"v":1,"id":1,"command":"submit","args":{"lines":' + b"[" * 70_000 + b"]" * 70_000 + b"}}",
+        ):
             status, answer = await command(http, raw)
             assert status in (400, 413), (status, answer)
             assert answer["ok"] is False and answer["error"]["kind"] == "bad_request"
@@ -94,9 +110,11 @@ async def test_a_key_given_twice_in_a_command_is_refused_never_last_one_wins(wor
     core, and a reject naming two signals rejected the second."""
     async with served(workdir) as (service, _, http):
         await service.receive(json.dumps(signal("dk-1")), source="test")
-        for raw in (b'{"v": 1, "id": 1, "command": "status", "command": "pause"}',
-                    b'{"v": 2, "v": 1, "id": 1, "command": "pause"}',
-                    b'{"v": 1, "id": 1, "command": "reject", "args": {"signal_id": "nope", "signal_id": "dk-1"}}'):
+        for raw in (
+            b'{"v": 1, "id": 1, "command": "status", "command": "pause"}',
+            b'{"v": 2, "v": 1, "id": 1, "command": "pause"}',
+            b'{"v": 1, "id": 1, "command": "reject", "args": {"signal_id": "nope", "signal_id": "dk-1"}}',
+        ):
             status, answer = await command(http, raw)
             assert status == 400 and answer["error"]["kind"] == "bad_request", answer
             assert "duplicate key" in answer["error"]["message"]
@@ -107,13 +125,16 @@ async def test_a_key_given_twice_in_a_command_is_refused_never_last_one_wins(wor
             assert status == 400 and answer["error"]["kind"] == "bad_request", answer
 
 
-@pytest.mark.parametrize("message", [
-    '{"v": 1, "type": "resnapshot", "history": Infinity}',
-    '{"v": 1, "type": "resnapshot", "history": 1e999}',
-    '{"v": 1, "type": "resnapshot", "history": true}',
-    '{"v": 1, "type": "resnapshot", "history": 5, "history": 100001}',
-    "[" * 30_000,
-])
+@pytest.mark.parametrize(
+    "message",
+    [
+        '{"v": 1, "type": "resnapshot", "history": Infinity}',
+        '{"v": 1, "type": "resnapshot", "history": 1e999}',
+        '{"v": 1, "type": "resnapshot", "history": true}',
+        '{"v": 1, "type": "resnapshot", "history": 5, "history": 100001}',
+        "[" * 30_000,
+    ],
+)
 async def test_a_bad_resnapshot_gets_an_error_and_the_stream_stays_open(workdir: Path, errors, message) -> None:
     """`int(inf)` raises OverflowError and a deep array RecursionError, neither caught: the
     stream's handler died (aiohttp logged "Error handling request") and the client was cut off."""
@@ -157,8 +178,7 @@ async def test_an_encoded_command_body_is_a_bad_request_and_logs_no_traceback(wo
 # -- ctl submit ---------------------------------------------------------------------------------
 
 
-async def test_a_byte_order_mark_at_the_start_of_a_submitted_file_is_no_part_of_its_first_signal(
-        workdir: Path) -> None:
+async def test_a_byte_order_mark_at_the_start_of_a_submitted_file_is_no_part_of_its_first_signal(workdir: Path) -> None:
     """A JSONL file saved by a Windows editor starts with a UTF-8 BOM: its first signal was
     recorded `invalid` ("Unexpected UTF-8 BOM") and `ctl submit` exited 1."""
     async with served(workdir) as (service, path, _):
@@ -166,8 +186,18 @@ async def test_a_byte_order_mark_at_the_start_of_a_submitted_file_is_no_part_of_
         file = workdir / "signals.jsonl"
         file.write_bytes(BOM + b"".join(json.dumps(s).encode() + b"\r\n" for s in lines))
         process = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "console", "ctl", "--socket", str(path), "submit", str(file), cwd=ROOT,
-            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+            sys.executable,
+            "-m",
+            "console",
+            "ctl",
+            "--socket",
+            str(path),
+            "submit",
+            str(file),
+            cwd=ROOT,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+        )
         out, err = await asyncio.wait_for(process.communicate(), 60)
         assert process.returncode == 0, (out.decode(), err.decode())
         assert out.decode().splitlines()[-1] == "2 signals: 2 pending"
@@ -199,8 +229,11 @@ async def test_an_encoded_body_is_a_400_with_a_reason_not_a_500(db_path, errors)
     """Any sender, token or not, got a 500 and put a traceback in the core's log with a
     `Content-Encoding: gzip` header over a body that is not gzip."""
     async with hooked(db_path) as (service, _, session):
-        for raw, encoding in ((b"\x00\x00", "gzip"), (b"\x00", "deflate"),
-                              (gzip.compress(json.dumps(signal("gz-1")).encode()), "gzip")):
+        for raw, encoding in (
+            (b"\x00\x00", "gzip"),
+            (b"\x00", "deflate"),
+            (gzip.compress(json.dumps(signal("gz-1")).encode()), "gzip"),
+        ):
             status, body, _ = await post(session, None, headers={**bearer(), "Content-Encoding": encoding}, raw=raw)
             assert status == 400 and "Content-Encoding" in body["reason"], (encoding, status, body)
         status, _, _ = await post(session, signal("gz-2"), headers=bearer())
@@ -247,7 +280,11 @@ async def test_the_token_inside_the_signals_of_a_body_is_never_stored_logged_or_
         ]
         assert [status for status, _, _ in answers] == [400, 400, 202, 400]
         assert [r["status"] for _, body, _ in answers for r in body["results"]] == [
-            "invalid", "invalid", "pending", "invalid"]
+            "invalid",
+            "invalid",
+            "pending",
+            "invalid",
+        ]
         records = await service.store.signals()
         assert len(records) == 4
         stored = json.dumps([(r.id, r.raw, r.reason) for r in records])
@@ -278,7 +315,10 @@ async def test_a_store_that_fails_is_answered_503_never_202_received(db_path, mo
         assert status == 503 and headers["Retry-After"], (status, body)
         assert "1 of 3 recorded" in body["reason"]
         assert [(r["id"], r["status"]) for r in body["results"]] == [
-            ("sf-1", "pending"), ("sf-2", "not_recorded"), ("sf-3", "not_recorded")]
+            ("sf-1", "pending"),
+            ("sf-2", "not_recorded"),
+            ("sf-3", "not_recorded"),
+        ]
         monkeypatch.setattr(service.store, "insert_signal", real)
         assert [r.id for r in await service.store.signals()] == ["sf-1"]
         # Sent again once the store is back: the first a duplicate, the rest recorded.
@@ -299,8 +339,10 @@ async def test_an_ipv6_sender_is_rate_limited_by_its_64_and_a_bad_forwarded_addr
         assert statuses.count(202) <= 6 and 429 in statuses, statuses
         status, _, _ = await post(session, signal("r6-other"), headers={**bearer(), "X-Forwarded-For": "2001:db8:9::1"})
         assert status == 202  # another /64 is another sender
-        bad = [(await post(session, signal("r6-x"), headers={**bearer(), "X-Forwarded-For": "unknown"}))[0]
-               for _ in range(12)]
+        bad = [
+            (await post(session, signal("r6-x"), headers={**bearer(), "X-Forwarded-For": "unknown"}))[0]
+            for _ in range(12)
+        ]
         assert 400 in bad and 429 in bad, bad
 
 
@@ -308,13 +350,7 @@ async def test_the_answer_comes_in_time_while_the_store_is_slow_and_the_rows_lan
     """(Passes; pinned.) A store slow to commit (a long checkpoint) cannot hold the answer past
     its deadline: `received`, and the row is there once the store catches up."""
     async with hooked(db_path, answer_within=0.3) as (service, _, session):
-        real = service.store.insert_signal
-
-        async def slow(record, *args, **kwargs):
-            await asyncio.sleep(1.0)
-            return await real(record, *args, **kwargs)
-
-        monkeypatch.setattr(service.store, "insert_signal", slow)
+        slow_inserts(monkeypatch, service, 1.0)
         started = time.monotonic()
         status, body, _ = await post(session, signal("sl-1"), headers=bearer())
         assert time.monotonic() - started < 1.0
@@ -330,13 +366,7 @@ async def test_closing_the_webhook_mid_intake_finishes_and_journals_it(db_path, 
     """(Passes; pinned.) SIGTERM while a request is being recorded: the webhook stops taking
     requests, the one under way is recorded, and `close()` returns (within its 2 s grace)."""
     async with hooked(db_path, answer_within=0.2) as (service, hook, session):
-        real = service.store.insert_signal
-
-        async def slow(record, *args, **kwargs):
-            await asyncio.sleep(0.5)
-            return await real(record, *args, **kwargs)
-
-        monkeypatch.setattr(service.store, "insert_signal", slow)
+        slow_inserts(monkeypatch, service, 0.5)
         request = asyncio.create_task(post(session, [signal("cl-1"), signal("cl-2")], headers=bearer()))
         await asyncio.sleep(0.1)
         started = time.monotonic()
@@ -351,8 +381,11 @@ async def test_the_body_token_is_compared_in_every_branch_and_a_bad_shape_leaks_
     """(Passes; pinned.) A body of the wrong shape is checked for its token first: without a
     valid one the sender learns only that it needs one (401), never what is wrong with the body."""
     async with hooked(db_path) as (service, _, session):
-        for body in ({"token": "wrong", "signals": "x"}, {"token": "wrong", "signals": [], "extra": 1},
-                     {"token": 5, "signals": [signal("bs-1")]}):
+        for body in (
+            {"token": "wrong", "signals": "x"},
+            {"token": "wrong", "signals": [], "extra": 1},
+            {"token": 5, "signals": [signal("bs-1")]},
+        ):
             status, answer, _ = await post(session, body)
             assert status == 401 and "token" in answer["reason"] and "signals" not in answer["reason"], answer
         status, answer, _ = await post(session, {"token": TOKEN, "signals": "x"})
@@ -360,21 +393,16 @@ async def test_the_body_token_is_compared_in_every_branch_and_a_bad_shape_leaks_
         assert await service.store.signals() == []
 
 
-async def test_a_submit_under_way_when_the_core_stops_is_recorded_whole_and_answered(workdir: Path, errors,
-                                                                                   monkeypatch) -> None:
+async def test_a_submit_under_way_when_the_core_stops_is_recorded_whole_and_answered(
+    workdir: Path, errors, monkeypatch
+) -> None:
     """SPEC 3: SIGTERM finishes requests in flight. A `ctl submit` batch was shielded from its
     client but not waited for: the store closed under it (ERROR "intake of a line from ctl
     failed", "Task exception was never retrieved"), the rest of its lines were never recorded,
     and the client heard "the core closed the connection"."""
     service = await TradingService.open(make_settings(), workdir / "s.db", poll_interval=0.02)
     await service.start()
-    real = service.store.insert_signal
-
-    async def slow(record, *args, **kwargs):  # 80 lines take 4 s: longer than aiohttp's shutdown grace (2 s)
-        await asyncio.sleep(0.05)
-        return await real(record, *args, **kwargs)
-
-    monkeypatch.setattr(service.store, "insert_signal", slow)
+    slow_inserts(monkeypatch, service, 0.05)  # 80 lines take 4 s: longer than aiohttp's shutdown grace (2 s)
     server = ControlServer(service, workdir / "c.sock", heartbeat=60)
     await server.start()
     service.on_close(server.close, first=True)

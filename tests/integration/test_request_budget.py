@@ -15,15 +15,24 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import pytest
+from helpers import eventually
 
 from executor.exchanges.base import NotPlaced, OrderNotFound
 from executor.exchanges.ccxt import CcxtExchange
 from executor.exchanges.ccxt.discipline import PACE_SHARE
-from executor.models import OrderType, Side
-from executor.venue.emulator.app import DEMO_API_KEY, DEMO_API_SECRET, RunningEmulator, start_emulator
+from executor.venue.emulator.app import RunningEmulator
 from executor.venue.faults import Limits
 
-from .support import CLIENT_TIMEOUT_MS, MARKETS, emulator_faults, eventually, raw_binance
+from .support import (
+    CLIENT_TIMEOUT_MS,
+    MARKETS,
+    buy,
+    emulator_adapter,
+    emulator_faults,
+    emulator_running,
+    own_venue,
+    raw_binance,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -48,27 +57,15 @@ WEIGHTS = {
 @pytest.fixture
 async def venue() -> AsyncIterator[RunningEmulator]:
     faults = emulator_faults(limits=Limits(weight_per_minute=LIMIT, orders_per_10s=100, ban_after=3, ban_seconds=30))
-    running = await start_emulator(seed=5, faults=faults, markets=list(MARKETS))
-    try:
+    async with emulator_running(seed=5, faults=faults, markets=list(MARKETS)) as running:
         yield running
-    finally:
-        await running.stop()
 
 
 @pytest.fixture
 async def adapter(venue: RunningEmulator) -> AsyncIterator[CcxtExchange]:
-    exchange = CcxtExchange(
-        "binance",
-        api_key=DEMO_API_KEY,
-        api_secret=DEMO_API_SECRET,
-        api_url=venue.url,
-        markets=list(MARKETS),
-        timeout_ms=CLIENT_TIMEOUT_MS * 10,
-    )
-    try:
+    """Its markets not loaded: a test sees the budget before the venue announces its limit."""
+    async with emulator_adapter(venue.url, timeout_ms=CLIENT_TIMEOUT_MS * 10) as exchange:
         yield exchange
-    finally:
-        await exchange.close()
 
 
 def served_weight(venue: RunningEmulator) -> int:
@@ -110,9 +107,7 @@ async def test_many_tasks_asking_far_too_much_draw_no_429_they_queue_at_the_lear
             await adapter.fetch_my_trades(symbol, since)
         else:
             coid = f"tc-hammer-{next(counter)}"
-            await adapter.create_order(
-                client_order_id=coid, symbol=BTC, side=Side.BUY, type=OrderType.LIMIT, amount=D("0.001"), price=D(20000)
-            )
+            await buy(adapter, coid, price="20000")
             await adapter.fetch_order(coid, BTC)
             await adapter.cancel_order(coid, BTC)
 
@@ -136,7 +131,7 @@ async def test_many_tasks_asking_far_too_much_draw_no_429_they_queue_at_the_lear
     elapsed = time.monotonic() - started
     served = served_weight(venue) - before
     assert no_rate_limit_answers(venue), venue.emulator.statuses
-    pace = PACE_SHARE * LIMIT / 60  # 18 weight/s
+    pace = PACE_SHARE * LIMIT / 60  # 20 weight/s
     # 40 tasks would send thousands of weight a second unpaced: they queued instead ...
     assert most_queued >= 20
     # ... and left at the pace, not slower (a stalled queue) and not faster (a 429 in the making)
@@ -204,13 +199,11 @@ async def test_the_queue_is_held_when_the_venue_counts_more_than_the_adapter_sen
 
 
 async def test_an_order_count_429_holds_new_orders_only():
-    running = await start_emulator(seed=6, faults=emulator_faults(limits=Limits(orders_per_10s=3)), markets=[BTC])
-    outsider = raw_binance(running.url)
-    adapter = CcxtExchange(
-        "binance", api_key=DEMO_API_KEY, api_secret=DEMO_API_SECRET, api_url=running.url, markets=[BTC]
-    )
-    try:
-        await outsider.load_markets()
+    faults = emulator_faults(limits=Limits(orders_per_10s=3))
+    async with (
+        own_venue(seed=6, faults=faults, markets=[BTC]) as (running, outsider),
+        emulator_adapter(running.url, markets=[BTC]) as adapter,
+    ):
         await adapter.load_markets()
         # early in a 10 s order window, so that everything below happens inside it
         await eventually(lambda: time.time() % 10 < 4, timeout=15, interval=0.02)
@@ -218,14 +211,7 @@ async def test_an_order_count_429_holds_new_orders_only():
         for n in range(3):
             await outsider.create_order(BTC, "limit", "buy", 0.001, 20000, {"clientOrderId": f"other-{n}"})
         with pytest.raises(NotPlaced) as caught:
-            await adapter.create_order(
-                client_order_id="tc-count-0",
-                symbol=BTC,
-                side=Side.BUY,
-                type=OrderType.LIMIT,
-                amount=D("0.001"),
-                price=D(20000),
-            )
+            await buy(adapter, "tc-count-0", price="20000")
         assert caught.value.rate_limited and caught.value.retry_after > 0
         assert "-1015" in str(caught.value)
         assert adapter.cooldown.remaining == 0 and adapter.order_cooldown.remaining > 0
@@ -235,20 +221,47 @@ async def test_an_order_count_429_holds_new_orders_only():
         canceled = await adapter.cancel_order("other-0", BTC)
         assert canceled.status == "canceled" and time.monotonic() - started < caught.value.retry_after
         # the next new order waits the window out instead of drawing another -1015
-        order = await adapter.create_order(
-            client_order_id="tc-count-1",
-            symbol=BTC,
-            side=Side.BUY,
-            type=OrderType.LIMIT,
-            amount=D("0.001"),
-            price=D(20000),
-        )
+        order = await buy(adapter, "tc-count-1", price="20000")
         assert order.status == "open" and running.emulator.codes[-1015] == 1
         assert running.emulator.statuses[418] == 0
-    finally:
-        await outsider.close()
-        await adapter.close()
-        await running.stop()
+
+
+def orders_per_window(running: RunningEmulator) -> dict[int, int]:
+    """How many new orders the venue counted in each of its 10 s windows (by its own clock)."""
+    counts: dict[int, int] = {}
+    for order in running.emulator.record()["orders"]:
+        window = int(order["created_at"] // 10)
+        counts[window] = counts.get(window, 0) + 1
+    return counts
+
+
+async def test_orders_someone_else_placed_in_the_window_are_counted_from_the_venues_answers():
+    limits = Limits(orders_per_10s=5)
+    async with own_venue(emulator_adapter, seed=7, faults=emulator_faults(limits=limits), markets=[BTC]) as venue:
+        running, adapter = venue
+        async with raw_binance(running.url) as outsider:
+            await eventually(lambda: time.time() % 10 < 4, timeout=15, interval=0.02)
+            # someone else on the key takes three of this window's five
+            others = [{"clientOrderId": f"other-{n}"} for n in range(3)]
+            await asyncio.gather(*(outsider.create_order(BTC, "limit", "buy", 0.001, 20000, p) for p in others))
+        # the first answer says four: one more fits, the third waits for the next window
+        orders = await asyncio.gather(*(buy(adapter, f"tc-shared-{n}", price="20000") for n in range(3)))
+        assert [o.status for o in orders] == ["open"] * 3
+        assert running.emulator.codes[-1015] == 0 and running.emulator.statuses[429] == 0
+        assert max(orders_per_window(running).values()) == 5
+
+
+async def test_a_burst_across_the_venues_window_boundary_draws_no_order_count_refusal():
+    faults = emulator_faults(limits=Limits(orders_per_10s=4))
+    async with own_venue(emulator_adapter, seed=8, faults=faults, markets=[BTC]) as (running, adapter):
+        # the venue's clock, from its answers (the emulator's is this machine's)
+        low, high = adapter._venue_clock.bounds()
+        assert high - low < 0.5 and low - 0.05 <= time.time() - time.monotonic() <= high + 0.05
+        await eventually(lambda: 9.0 <= time.time() % 10 < 9.5, timeout=15, interval=0.01)
+        orders = await asyncio.gather(*(buy(adapter, f"tc-edge-{n}", price="20000") for n in range(8)))
+        assert [o.status for o in orders] == ["open"] * 8
+        assert running.emulator.codes[-1015] == 0 and running.emulator.statuses[429] == 0
+        assert max(orders_per_window(running).values()) <= 4
 
 
 # -- paging ---------------------------------------------------------------------------------------

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import aiohttp
 import pytest
-from conftest import DATA, FakeClock, make_settings
+from helpers import DATA, FakeClock, make_settings
 
 from executor.models import SignalStatus
 from executor.service import TradingService
@@ -31,15 +31,15 @@ INVALID = [line for line in (DATA / "signals.invalid.jsonl").read_text().splitli
 
 
 def signal(signal_id: str, **fields) -> dict:
-    body = {"id": signal_id, "symbol": "BTC/USDT", "side": "buy", "amount": 0.01, "order_type": "limit",
-            "price": 60000}
+    body = {"id": signal_id, "symbol": "BTC/USDT", "side": "buy", "amount": 0.01, "order_type": "limit", "price": 60000}
     body.update(fields)
     return body
 
 
 @asynccontextmanager
-async def hooked(db: Path, *, approval: dict | None = None, **options) -> AsyncIterator[tuple[TradingService, Webhook,
-                                                                                            aiohttp.ClientSession]]:
+async def hooked(
+    db: Path, *, approval: dict | None = None, **options
+) -> AsyncIterator[tuple[TradingService, Webhook, aiohttp.ClientSession]]:
     settings = make_settings(approval=approval or {}, execution={"retry_delay_seconds": 0.01})
     service = await TradingService.open(settings, db, poll_interval=0.02)
     await service.start()
@@ -96,7 +96,7 @@ async def test_an_array_answers_one_result_per_signal_in_order_and_400_when_any_
         assert len(results) == len(batch)
         assert [r["id"] for r in results] == [s.get("id") if isinstance(s.get("id"), str) else None for s in batch]
         assert {r["status"] for r in results[: len(VALID)]} == {"pending"}
-        assert all(r["status"] == "invalid" and r["reason"] for r in results[len(VALID):])
+        assert all(r["status"] == "invalid" and r["reason"] for r in results[len(VALID) :])
         # The valid ones are recorded and decided, though the answer is 400.
         stored = {r.id: r.status for r in await service.store.signals()}
         assert all(stored[json.loads(line)["id"]] is SignalStatus.PENDING for line in VALID)
@@ -156,12 +156,17 @@ async def test_a_tradingview_alert_exactly_as_it_sends_it(db_path):
     template = (Path(__file__).parents[2] / "README.md").read_text()
     start = template.index("<!-- tradingview-template -->")
     block = template[start:].split("```json", 1)[1].split("```", 1)[0]
-    message = (block.replace("{{timenow}}", "2026-12-01T14:30:00Z")
-               .replace("{{strategy.order.action}}", "buy")
-               .replace("{{strategy.order.contracts}}", "0.01")
-               .replace("YOUR-TOKEN", TOKEN))
-    headers = {"Content-Type": "application/json; charset=utf-8", "User-Agent": "Go-http-client/1.1",
-               "X-Forwarded-For": "52.89.214.238"}
+    message = (
+        block.replace("{{timenow}}", "2026-12-01T14:30:00Z")
+        .replace("{{strategy.order.action}}", "buy")
+        .replace("{{strategy.order.contracts}}", "0.01")
+        .replace("YOUR-TOKEN", TOKEN)
+    )
+    headers = {
+        "Content-Type": "application/json; charset=utf-8",
+        "User-Agent": "Go-http-client/1.1",
+        "X-Forwarded-For": "52.89.214.238",
+    }
     allow = ["52.89.214.238", "34.212.75.30", "54.218.53.128", "52.32.178.7"]
     import ipaddress
 
@@ -178,8 +183,12 @@ async def test_a_tradingview_alert_exactly_as_it_sends_it(db_path):
         status, body, _ = await post(session, None, headers=headers, raw=message.encode())
         assert status == 202 and body["results"][0]["status"] == "duplicate"
         # From an address TradingView does not send from: 403, nothing recorded.
-        status, body, _ = await post(session, None, headers={**headers, "X-Forwarded-For": "203.0.113.9"},
-                                     raw=message.replace("14:30:00", "14:31:00").encode())
+        status, body, _ = await post(
+            session,
+            None,
+            headers={**headers, "X-Forwarded-For": "203.0.113.9"},
+            raw=message.replace("14:30:00", "14:31:00").encode(),
+        )
         assert status == 403 and "203.0.113.9" in body["reason"]
         assert len(await service.store.signals()) == 2
 
@@ -280,8 +289,10 @@ async def test_the_answer_comes_within_the_deadline_while_a_check_is_slow(db_pat
             return await real_ticker(symbol)
 
         monkeypatch.setattr(service.executor, "ticker", slow_ticker)
-        body = [signal("fast-1"), {"id": "slow-1", "symbol": "BTC/USDT", "side": "buy", "amount": 0.01,
-                                   "order_type": "market"}]
+        body = [
+            signal("fast-1"),
+            {"id": "slow-1", "symbol": "BTC/USDT", "side": "buy", "amount": 0.01, "order_type": "market"},
+        ]
         status, answer, _ = await asyncio.wait_for(post(session, body, headers=bearer()), 5)
         assert status == 202
         assert [r["status"] for r in answer["results"]] == ["pending", "received"]
@@ -347,8 +358,13 @@ def test_a_webhook_port_without_a_token_is_a_config_error():
 def tc(*args: str, env: dict | None = None, timeout: float = 60) -> subprocess.CompletedProcess:
     base = {k: v for k, v in os.environ.items() if not k.startswith("TRADECONSOLE_")}
     base |= {"XDG_CONFIG_HOME": "/nonexistent-config", "PYTHONUNBUFFERED": "1"}
-    return subprocess.run([sys.executable, "-m", "console", *args], env=base | (env or {}), capture_output=True,
-                          text=True, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-m", "console", *args],
+        env=base | (env or {}),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
 
 
 def free_port() -> int:
@@ -364,10 +380,13 @@ def test_a_webhook_port_without_a_token_exits_2_naming_the_key(tmp_path):
     assert "Traceback" not in result.stderr
 
 
-@pytest.mark.parametrize("env", [
-    {"TRADECONSOLE_SIGNALS__FOLLOW": "true"},
-    {"TRADECONSOLE_SIGNALS__WEBHOOK_PORT": "8089", "TRADECONSOLE_WEBHOOK_TOKEN": "t"},
-])
+@pytest.mark.parametrize(
+    "env",
+    [
+        {"TRADECONSOLE_SIGNALS__FOLLOW": "true"},
+        {"TRADECONSOLE_SIGNALS__WEBHOOK_PORT": "8089", "TRADECONSOLE_WEBHOOK_TOKEN": "t"},
+    ],
+)
 def test_until_idle_with_a_source_that_never_ends_is_a_usage_error(tmp_path, env):
     signals = tmp_path / "s.jsonl"
     signals.write_text(VALID[0] + "\n")
@@ -379,20 +398,30 @@ def test_until_idle_with_a_source_that_never_ends_is_a_usage_error(tmp_path, env
 
 def test_a_headless_core_serves_the_webhook_and_a_taken_port_exits_1(tmp_path):
     port = free_port()
-    env = {"TRADECONSOLE_SIGNALS__WEBHOOK_PORT": str(port), "TRADECONSOLE_WEBHOOK_TOKEN": TOKEN,
-           "XDG_RUNTIME_DIR": str(tmp_path)}
+    env = {
+        "TRADECONSOLE_SIGNALS__WEBHOOK_PORT": str(port),
+        "TRADECONSOLE_WEBHOOK_TOKEN": TOKEN,
+        "XDG_RUNTIME_DIR": str(tmp_path),
+    }
     base = {k: v for k, v in os.environ.items() if not k.startswith("TRADECONSOLE_")}
     base |= {"XDG_CONFIG_HOME": "/nonexistent-config", "PYTHONUNBUFFERED": "1"}
-    core = subprocess.Popen([sys.executable, "-m", "console", "run", "--headless", "--db", str(tmp_path / "a.db")],
-                            env=base | env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    core = subprocess.Popen(
+        [sys.executable, "-m", "console", "run", "--headless", "--db", str(tmp_path / "a.db")],
+        env=base | env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
+
         async def send() -> tuple[int, dict]:
             deadline = asyncio.get_running_loop().time() + 60
             async with aiohttp.ClientSession() as session:
                 while True:
                     try:
-                        async with session.post(f"http://127.0.0.1:{port}/signals", json=signal("cli-1"),
-                                                headers=bearer()) as response:
+                        async with session.post(
+                            f"http://127.0.0.1:{port}/signals", json=signal("cli-1"), headers=bearer()
+                        ) as response:
                             return response.status, await response.json()
                     except aiohttp.ClientConnectionError:
                         assert core.poll() is None, core.stderr.read()

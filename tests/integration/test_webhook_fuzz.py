@@ -9,7 +9,7 @@ import json
 from pathlib import Path
 
 import aiohttp
-from conftest import DATA, make_settings
+from helpers import DATA, make_settings
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -19,13 +19,23 @@ from executor.sources.webhook import Webhook
 TOKEN = "fuzz-token-77"
 VALID = [json.loads(line) for line in (DATA / "signals.valid.jsonl").read_text().splitlines() if line.strip()]
 
-_scalars = (st.none() | st.booleans() | st.integers() | st.integers(min_value=10**300, max_value=10**320)
-            | st.floats(allow_nan=False, allow_infinity=False) | st.text(max_size=30)
-            | st.sampled_from(["", "\x00", "\u202e", "BTC/USDT", "buy", "1e999999", "-0", "NaN", "\ud800x"]))
-_json = st.recursive(_scalars, lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner,
-                                                                                           max_size=4), max_leaves=12)
-_fields = st.sampled_from(["id", "symbol", "side", "amount", "quote_amount", "order_type", "price", "created_at",
-                           "ttl_seconds", "meta", "token", "signals"])
+_scalars = (
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.integers(min_value=10**300, max_value=10**320)
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(max_size=30)
+    | st.sampled_from(["", "\x00", "\u202e", "BTC/USDT", "buy", "1e999999", "-0", "NaN", "\ud800x"])
+)
+_json = st.recursive(
+    _scalars,
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4),
+    max_leaves=12,
+)
+_fields = st.sampled_from(
+    "id symbol side amount quote_amount order_type price created_at ttl_seconds meta token signals".split()
+)
 
 
 @st.composite
@@ -40,8 +50,16 @@ def _mutated(draw) -> dict:
 @st.composite
 def _bodies(draw) -> tuple[bytes, dict]:
     kind = draw(st.sampled_from(["bytes", "json", "signal", "array", "wrapper", "raw-tricks"]))
-    headers = draw(st.sampled_from([{}, {"Authorization": f"Bearer {TOKEN}"}, {"X-Tradeconsole-Token": TOKEN},
-                                    {"Authorization": "Bearer nope"}]))
+    headers = draw(
+        st.sampled_from(
+            [
+                {},
+                {"Authorization": f"Bearer {TOKEN}"},
+                {"X-Tradeconsole-Token": TOKEN},
+                {"Authorization": "Bearer nope"},
+            ]
+        )
+    )
     if kind == "bytes":
         return draw(st.binary(max_size=300)), headers
     if kind == "json":
@@ -54,20 +72,26 @@ def _bodies(draw) -> tuple[bytes, dict]:
     if kind == "array":
         return json.dumps(draw(st.lists(_mutated() | _json, min_size=0, max_size=5))).encode(), headers
     if kind == "wrapper":
-        body = {"token": draw(st.sampled_from([TOKEN, "bad", 1, None])),
-                "signals": draw(st.lists(_mutated(), max_size=4) | _json)}
+        body = {
+            "token": draw(st.sampled_from([TOKEN, "bad", 1, None])),
+            "signals": draw(st.lists(_mutated(), max_size=4) | _json),
+        }
         return json.dumps(body).encode(), headers
-    trick = draw(st.sampled_from([
-        b'{"id": "dup", "id": "dup2", "symbol": "BTC/USDT", "side": "buy", "amount": 0.01, "token": "%s"}',
-        b'{"id": "nan", "symbol": "BTC/USDT", "side": "buy", "amount": NaN, "token": "%s"}',
-        b'{"id": "inf", "symbol": "BTC/USDT", "side": "buy", "amount": Infinity, "token": "%s"}',
-        b'{"id": "big", "symbol": "BTC/USDT", "side": "buy", "amount": 1' + b"0" * 5000 + b', "token": "%s"}',
-        b'{"id": "tiny", "symbol": "BTC/USDT", "side": "buy", "amount": 1e-999999, "token": "%s"}',
-        b'{"id": "huge", "symbol": "BTC/USDT", "side": "buy", "amount": 9e999999, "token": "%s"}',
-        b"[" * 50_000 + b"]" * 50_000,
-        b'{"token": "%s", "signals": ' + b"[" * 20_000 + b"]" * 20_000 + b"}",
-        b'{"id": "ctl\\u0000\\u001b[31m", "symbol": "BTC/USDT", "side": "buy", "amount": 0.01, "token": "%s"}',
-    ]))
+    trick = draw(
+        st.sampled_from(
+            [
+                b'{"id": "dup", "id": "dup2", "symbol": "BTC/USDT", "side": "buy", "amount": 0.01, "token": "%s"}',
+                b'{"id": "nan", "symbol": "BTC/USDT", "side": "buy", "amount": NaN, "token": "%s"}',
+                b'{"id": "inf", "symbol": "BTC/USDT", "side": "buy", "amount": Infinity, "token": "%s"}',
+                b'{"id": "big", "symbol": "BTC/USDT", "side": "buy", "amount": 1' + b"0" * 5000 + b', "token": "%s"}',
+                b'{"id": "tiny", "symbol": "BTC/USDT", "side": "buy", "amount": 1e-999999, "token": "%s"}',
+                b'{"id": "huge", "symbol": "BTC/USDT", "side": "buy", "amount": 9e999999, "token": "%s"}',
+                b"[" * 50_000 + b"]" * 50_000,
+                b'{"token": "%s", "signals": ' + b"[" * 20_000 + b"]" * 20_000 + b"}",
+                b'{"id": "ctl\\u0000\\u001b[31m", "symbol": "BTC/USDT", "side": "buy", "amount": 0.01, "token": "%s"}',
+            ]
+        )
+    )
     return (trick.replace(b"%s", TOKEN.encode()) if b"%s" in trick else trick), headers
 
 
@@ -107,8 +131,9 @@ async def _fuzz(db: Path) -> None:
         await service.close()
 
 
-async def _check(session: aiohttp.ClientSession, service: TradingService, case: tuple[bytes, dict],
-                 seen: list[int]) -> None:
+async def _check(
+    session: aiohttp.ClientSession, service: TradingService, case: tuple[bytes, dict], seen: list[int]
+) -> None:
     raw, headers = case
     before = len(await service.store.signals())
     async with session.post("/signals", data=raw, headers=headers) as response:

@@ -13,39 +13,18 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
-from conftest import DATA
+from harness import order_row, signal_row
+from helpers import AUTO, DATA, clean_env, run_until_idle
+from helpers import tradeconsole as tc
 
 from executor.clientid import client_order_id
 
 TERMINAL = {"filled", "canceled", "expired", "rejected", "failed"}
 
 
-def tc(*args: str, env: dict | None = None, input: str | None = None, timeout: float = 120):
-    """Run `tradeconsole ARGS` with a clean environment (no user config, no stray overrides)."""
-    base = {k: v for k, v in os.environ.items() if not k.startswith("TRADECONSOLE_")}
-    base |= {"XDG_CONFIG_HOME": "/nonexistent-config", "PYTHONUNBUFFERED": "1"}
-    return subprocess.run(
-        [sys.executable, "-m", "console", *args],
-        env=base | (env or {}),
-        input=input,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
-
-
 def test_headless_auto_run_places_one_terminal_order_per_valid_signal(tmp_path):
     db = tmp_path / "x.db"
-    run = tc(
-        "run",
-        "--headless",
-        "--until-idle",
-        "--signals",
-        str(DATA / "signals.valid.jsonl"),
-        "--db",
-        str(db),
-        env={"TRADECONSOLE_APPROVAL__MODE": "auto"},
-    )
+    run = run_until_idle(db, env=AUTO)
     assert run.returncode == 0, run.stderr
     out = tc("orders", "--db", str(db), "--json", "--all")
     assert out.returncode == 0, out.stderr
@@ -73,12 +52,7 @@ def test_headless_auto_run_places_one_terminal_order_per_valid_signal(tmp_path):
 
 def test_signals_export_lists_every_line_with_its_reason(tmp_path):
     db = tmp_path / "x.db"
-    assert (
-        tc(
-            "run", "--headless", "--until-idle", "--signals", str(DATA / "signals.invalid.jsonl"), "--db", str(db)
-        ).returncode
-        == 0
-    )
+    assert run_until_idle(db, DATA / "signals.invalid.jsonl").returncode == 0
     rows = json.loads(tc("signals", "--db", str(db), "--json").stdout)
     assert len(rows) == 13
     assert all(r["status"] == "invalid" and r["reason"] for r in rows)
@@ -88,17 +62,7 @@ def test_signals_export_lists_every_line_with_its_reason(tmp_path):
 def test_signals_from_stdin(tmp_path):
     db = tmp_path / "x.db"
     line = '{"id": "in-1", "symbol": "ETH/USDT", "side": "buy", "amount": 0.1, "order_type": "market"}\n'
-    run = tc(
-        "run",
-        "--headless",
-        "--until-idle",
-        "--signals",
-        "-",
-        "--db",
-        str(db),
-        input=line,
-        env={"TRADECONSOLE_APPROVAL__MODE": "auto"},
-    )
+    run = run_until_idle(db, "-", env=AUTO, input=line)
     assert run.returncode == 0, run.stderr
     orders = json.loads(tc("orders", "--db", str(db), "--json", "--all").stdout)
     assert [(o["signal_id"], o["status"]) for o in orders] == [("in-1", "filled")]
@@ -108,25 +72,49 @@ def test_json_exports_write_quantities_and_prices_as_decimal_strings(tmp_path):
     import asyncio
     from datetime import UTC, datetime
 
-    from executor.models import Order, OrderType, Side, SignalRecord, SignalStatus
+    from executor.models import SignalStatus
     from executor.store import Store
 
     async def fill_store() -> None:
         store = await Store.open(db)
         at = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
-        await store.insert_signal(SignalRecord(id="s-1", status=SignalStatus.APPROVED, source="t", received_at=at,
-                                               raw="{}", amount=Decimal("0.0100"), reference_price=Decimal("1E+4")))
-        await store.save_order(Order(client_order_id="tc-s-1-0", signal_id="s-1", symbol="BTC/USDT", side=Side.BUY,
-                                     type=OrderType.LIMIT, amount=Decimal("0.0100"), price=Decimal("60000.10"),
-                                     filled=Decimal("0.00000001"), average=Decimal("60000.1"), fee=Decimal("1E-11"),
-                                     created_at=at, updated_at=at), old=None, source="test")
+        await store.insert_signal(
+            signal_row(
+                "s-1",
+                SignalStatus.APPROVED,
+                at=at,
+                source="t",
+                amount=Decimal("0.0100"),
+                reference_price=Decimal("1E+4"),
+            )
+        )
+        await store.save_order(
+            order_row(
+                "s-1",
+                client_order_id="tc-s-1-0",
+                amount=Decimal("0.0100"),
+                price=Decimal("60000.10"),
+                filled=Decimal("0.00000001"),
+                average=Decimal("60000.1"),
+                fee=Decimal("1E-11"),
+                created_at=at,
+                updated_at=at,
+            ),
+            old=None,
+            source="test",
+        )
         await store.close()
 
     db = tmp_path / "x.db"
     asyncio.run(fill_store())
     [order] = json.loads(tc("orders", "--db", str(db), "--json").stdout)
     assert {k: order[k] for k in ("amount", "price", "filled", "average", "fee")} == {
-        "amount": "0.01", "price": "60000.1", "filled": "0.00000001", "average": "60000.1", "fee": "0.00000000001"}
+        "amount": "0.01",
+        "price": "60000.1",
+        "filled": "0.00000001",
+        "average": "60000.1",
+        "fee": "0.00000000001",
+    }
     [signal] = json.loads(tc("signals", "--db", str(db), "--json").stdout)
     assert (signal["amount"], signal["reference_price"]) == ("0.01", "10000")
     csv_lines = tc("orders", "--db", str(db), "--csv").stdout.splitlines()
@@ -135,16 +123,7 @@ def test_json_exports_write_quantities_and_prices_as_decimal_strings(tmp_path):
 
 def test_csv_export_has_a_header_and_a_row_per_order(tmp_path):
     db = tmp_path / "x.db"
-    tc(
-        "run",
-        "--headless",
-        "--until-idle",
-        "--signals",
-        str(DATA / "signals.valid.jsonl"),
-        "--db",
-        str(db),
-        env={"TRADECONSOLE_APPROVAL__MODE": "auto"},
-    )
+    run_until_idle(db, env=AUTO)
     lines = tc("orders", "--db", str(db), "--csv", "--all").stdout.strip().splitlines()
     assert lines[0].startswith("signal_id,client_order_id,exchange_order_id")
     assert len(lines) == 5
@@ -172,9 +151,7 @@ def test_a_bad_environment_override_exits_2_naming_the_variable(tmp_path):
 
 
 def test_a_missing_signals_file_exits_2(tmp_path):
-    run = tc(
-        "run", "--headless", "--until-idle", "--signals", str(tmp_path / "nope.jsonl"), "--db", str(tmp_path / "x.db")
-    )
+    run = run_until_idle(tmp_path / "x.db", tmp_path / "nope.jsonl")
     assert run.returncode == 2 and "no such file" in run.stderr
 
 
@@ -195,14 +172,13 @@ def test_config_init_writes_a_template_that_loads_and_refuses_to_overwrite(tmp_p
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
 def test_a_stop_signal_ends_a_run_gracefully_with_exit_0(tmp_path, sig):
     db = tmp_path / "x.db"
-    base = {k: v for k, v in os.environ.items() if not k.startswith("TRADECONSOLE_")}
+    env = clean_env(**AUTO, TRADECONSOLE_APPROVAL__FAR_FROM_MARKET_PCT="0")  # the order rests far below the market
     proc = subprocess.Popen(
         [sys.executable, "-m", "console", "run", "--headless", "--signals", "-", "--db", str(db)],
         stdin=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
-        env=base | {"XDG_CONFIG_HOME": "/nonexistent-config", "TRADECONSOLE_APPROVAL__MODE": "auto",
-             "TRADECONSOLE_APPROVAL__FAR_FROM_MARKET_PCT": "0"},  # the order rests far below the market
+        env=env,
     )
     assert proc.stdin and proc.stderr
     proc.stdin.write('{"id": "live-1", "symbol": "BTC/USDT", "side": "buy", "amount": 0.01, "price": 30000}\n')
@@ -300,7 +276,7 @@ CORE_KINDS = ["not a database", "directory", "under a file", "unreadable", "some
 def test_a_headless_core_on_a_bad_store_path_exits_2_with_one_line(tmp_path, kind):
     path = _bad_store(tmp_path, kind)
     before = path.read_bytes() if path.is_file() else None
-    run = tc("run", "--headless", "--until-idle", "--signals", str(DATA / "signals.valid.jsonl"), "--db", str(path))
+    run = run_until_idle(path)
     _assert_one_line(run, path, PROBLEMS[kind])
     if before is not None:
         assert path.read_bytes() == before, "the file is left as it was"
@@ -317,6 +293,6 @@ def test_a_console_core_on_a_bad_store_path_exits_2_before_its_ui(tmp_path, comm
 def test_an_empty_file_is_a_new_store_for_a_core(tmp_path):
     path = tmp_path / "new.db"
     path.touch()
-    run = tc("run", "--headless", "--until-idle", "--signals", str(DATA / "signals.valid.jsonl"), "--db", str(path))
+    run = run_until_idle(path)
     assert run.returncode == 0, run.stderr
     assert tc("orders", "--db", str(path), "--all").returncode == 0

@@ -18,24 +18,8 @@ from executor import events
 from executor.control import protocol as wire
 from executor.control.client import TOO_LONG_KEPT, CoreStatus, SubmitResult
 from executor.control.paths import ControlError, check_length, default_socket_path, prepare_directory
-from executor.events import (
-    BalancesUpdated,
-    ErrorOccurred,
-    Event,
-    LogLine,
-    MarketQuote,
-    MarketsUpdated,
-    OrderUpdated,
-    Reconciled,
-    ReconcileResult,
-    RetryScheduled,
-    SignalDecided,
-    SignalReceived,
-    Snapshot,
-    StateChanged,
-)
 from executor.executor import AmendCheck, KillSwitchResult
-from executor.models import Balance, MarketInfo, Order, OrderStatus, Signal, SignalRecord, SignalStatus
+from executor.models import Balance, ExchangeMode, MarketInfo, Order, OrderStatus, Signal, SignalRecord, SignalStatus
 from executor.sources.lines import MAX_LINE
 
 T0 = datetime(2026, 3, 4, 5, 6, 7, 891011, tzinfo=UTC)
@@ -65,49 +49,51 @@ def order(**changes) -> Order:
     return Order(**(fields | changes))
 
 
-QUOTE = MarketQuote("BTC/USDT", Decimal("60000.1"), Decimal("59999.9"), Decimal("60000.3"), None, T0,
-                    change_since=T0 - timedelta(hours=3))
-RESULT = ReconcileResult(at=T0, checked=3, updated=1, resolved_unknown=1, adopted=0, external=2, open=1, unknown=0,
-                         drift={"BTC": Decimal("-0.00000001"), "USDT": Decimal("12.5")}, errors=["fetch failed"])
+QUOTE = events.MarketQuote("BTC/USDT", Decimal("60000.1"), Decimal("59999.9"), Decimal("60000.3"), None, T0,
+                           change_since=T0 - timedelta(hours=3))
+RESULT = events.ReconcileResult(at=T0, checked=3, updated=1, resolved_unknown=1, adopted=0, external=2, open=1,
+                                unknown=0, drift={"BTC": Decimal("-0.00000001"), "USDT": Decimal("12.5")},
+                                errors=["fetch failed"])
 MARKETS = {"BTC/USDT": MarketInfo("BTC/USDT", "BTC", "USDT", Decimal("0.00001"), Decimal("0.01"),
                                   Decimal("0.00001"), Decimal(5), max_amount=Decimal(9000), extra={"raw": 1})}
 
-EVENTS: list[Event] = [
-    SignalReceived(signal_record()),
-    SignalReceived(SignalRecord(id=None, status=SignalStatus.INVALID, reason="not JSON", source="webhook",
-                                received_at=T0, raw="{oops")),
-    SignalDecided(signal_record(status=SignalStatus.APPROVED, reason="approved by ann@desk from 10.0.0.5",
-                                decided_at=T0, decided_by="ann@desk from 10.0.0.5")),
-    OrderUpdated(order()),
-    OrderUpdated(Order(client_order_id="tc2", signal_id=None, symbol="ETH/USDT", side="sell", type="market",
-                       amount=Decimal("1E+1"), created_at=T0, updated_at=T0)),
-    RetryScheduled("create_order", 2, 5, 0.25, "rate limited", client_order_id="tc2", ts=T0),
-    RetryScheduled("fetch_balance", 1, 3, 1.0, "timeout", ts=T0),
-    ErrorOccurred("reconciliation failed: boom", level="warning", signal_id="sig-7", ts=T0),
-    LogLine("sig-7 approved (by ann@desk)", "ann@desk", "info", None, "sig-7", T0),
-    MarketsUpdated({"BTC/USDT": QUOTE, "ETH/USDT": MarketQuote("ETH/USDT", Decimal(3000), Decimal(2999),
-                                                               Decimal(3001), Decimal("-1.25"), T0)}),
-    BalancesUpdated({"BTC": Balance("BTC", Decimal("0.5"), Decimal("0.25")), "USDT": Balance("USDT", Decimal(0),
-                                                                                              Decimal(0))},
-                    {"BTC": Decimal("60000.1"), "USDT": Decimal(1)}, "USDT"),
-    Reconciled(RESULT),
-    Reconciled(ReconcileResult(at=T0)),
-    StateChanged(paused=True, intake_done=False, mode="PAPER"),
+EVENTS: list[events.Event] = [
+    events.SignalReceived(signal_record()),
+    events.SignalReceived(SignalRecord(id=None, status=SignalStatus.INVALID, reason="not JSON", source="webhook",
+                                       received_at=T0, raw="{oops")),
+    events.SignalDecided(signal_record(status=SignalStatus.APPROVED, reason="approved by ann@desk from 10.0.0.5",
+                                       decided_at=T0, decided_by="ann@desk from 10.0.0.5")),
+    events.OrderUpdated(order()),
+    events.OrderUpdated(Order(client_order_id="tc2", signal_id=None, symbol="ETH/USDT", side="sell", type="market",
+                              amount=Decimal("1E+1"), created_at=T0, updated_at=T0)),
+    events.RetryScheduled("create_order", 2, 5, 0.25, "rate limited", client_order_id="tc2", ts=T0),
+    events.RetryScheduled("fetch_balance", 1, 3, 1.0, "timeout", ts=T0),
+    events.ErrorOccurred("reconciliation failed: boom", level="warning", signal_id="sig-7", ts=T0),
+    events.LogLine("sig-7 approved (by ann@desk)", "ann@desk", "info", None, "sig-7", T0),
+    events.MarketsUpdated({"BTC/USDT": QUOTE,
+                           "ETH/USDT": events.MarketQuote("ETH/USDT", Decimal(3000), Decimal(2999), Decimal(3001),
+                                                          Decimal("-1.25"), T0)}),
+    events.BalancesUpdated({"BTC": Balance("BTC", Decimal("0.5"), Decimal("0.25")),
+                            "USDT": Balance("USDT", Decimal(0), Decimal(0))},
+                           {"BTC": Decimal("60000.1"), "USDT": Decimal(1)}, "USDT"),
+    events.Reconciled(RESULT),
+    events.Reconciled(events.ReconcileResult(at=T0)),
+    events.StateChanged(paused=True, intake_done=False, mode=ExchangeMode.PAPER),
 ]
 
 VALUES = [
-    (Snapshot, Snapshot(signals=[signal_record()], orders=[order()], balances={"BTC": Balance("BTC", Decimal(1),
-                                                                                              Decimal(0))},
-                        prices={"BTC": Decimal("60000.1")}, quote="USDT", reconcile=RESULT, paused=False,
-                        mode="PAPER", exchange="paper", markets={"BTC/USDT": QUOTE})),
-    (Snapshot, Snapshot([], [], {}, {}, "USDT", None, True, "LIVE", "binance")),
+    (events.Snapshot, events.Snapshot(signals=[signal_record()], orders=[order()],
+                                      balances={"BTC": Balance("BTC", Decimal(1), Decimal(0))},
+                                      prices={"BTC": Decimal("60000.1")}, quote="USDT", reconcile=RESULT, paused=False,
+                                      mode=ExchangeMode.PAPER, exchange="paper", markets={"BTC/USDT": QUOTE})),
+    (events.Snapshot, events.Snapshot([], [], {}, {}, "USDT", None, True, ExchangeMode.LIVE, "binance")),
     (AmendCheck, AmendCheck({"amount": "below the minimum 0.00001"}, Decimal("0.000001"), None, None, None)),
     (AmendCheck, AmendCheck({}, Decimal("0.02"), Decimal("59000.00"), Decimal("1180.0000"), Decimal("1.18"))),
     (KillSwitchResult, KillSwitchResult((order(status=OrderStatus.CANCELED), order(client_order_id="tc3")), 1)),
     (KillSwitchResult, KillSwitchResult((), 0)),
-    (CoreStatus, CoreStatus("PAPER", "paper", False, 2, 1, 3, T0.isoformat(), 4.5, {"BTC": "0.1"}, "cooling down 3 s",
-                            False, 4242, "/srv/tc/store.db")),
-    (CoreStatus, CoreStatus("LIVE", "binance", True, 0, 0, 0, None, None, {}, None, False, 1, "x.db")),
+    (CoreStatus, CoreStatus(ExchangeMode.PAPER, "paper", False, 2, 1, 3, T0.isoformat(), 4.5, {"BTC": "0.1"},
+                            "cooling down 3 s", False, 4242, "/srv/tc/store.db")),
+    (CoreStatus, CoreStatus(ExchangeMode.LIVE, "binance", True, 0, 0, 0, None, None, {}, None, False, 1, "x.db")),
     (dict[str, MarketInfo], MARKETS),
     (list[SubmitResult], [SubmitResult("sig-7", SignalStatus.PENDING), SubmitResult(None, SignalStatus.INVALID, "id: "
                                                                                    "required"),
@@ -121,13 +107,14 @@ def through_json(data):
 
 
 def test_every_event_class_of_the_core_has_a_wire_name() -> None:
-    classes = {c for c in vars(events).values() if isinstance(c, type) and issubclass(c, Event) and c is not Event}
+    classes = {c for c in vars(events).values()
+               if isinstance(c, type) and issubclass(c, events.Event) and c is not events.Event}
     assert classes == set(wire.EVENT_TYPES.values())
     assert {type(e) for e in EVENTS} == classes  # and every one is exercised below
 
 
 @pytest.mark.parametrize("event", EVENTS, ids=lambda e: type(e).__name__)
-def test_an_event_decodes_to_what_was_encoded(event: Event) -> None:
+def test_an_event_decodes_to_what_was_encoded(event: events.Event) -> None:
     message = json.loads(wire.event_text(event))
     assert message["v"] == 1 and message["type"] == "event" and message["event"] == type(event).__name__
     assert wire.decode_event(message) == event
@@ -140,10 +127,10 @@ def test_answers_and_snapshots_decode_to_what_was_encoded(kind, value) -> None:
 
 
 def test_decimals_travel_as_strings_and_datetimes_with_their_offset() -> None:
-    data = wire.encode(OrderUpdated(order()))["order"]
+    data = wire.encode(events.OrderUpdated(order()))["order"]
     assert data["price"] == "60060.00" and data["filled"] == "0.004"
     assert data["updated_at"] == "2026-03-04T07:06:07.891011+02:00"
-    back = wire.decode(OrderUpdated, through_json(wire.encode(OrderUpdated(order())))).order
+    back = wire.decode(events.OrderUpdated, through_json(wire.encode(events.OrderUpdated(order())))).order
     assert back.price.as_tuple() == Decimal("60060.00").as_tuple()  # not even the trailing zeros are lost
 
 
@@ -152,7 +139,8 @@ def test_the_snapshot_message_carries_the_markets_without_the_venue_raw_data() -
     message = json.loads(wire.snapshot_text(snapshot, MARKETS, "connect"))
     assert message["type"] == "snapshot" and message["reason"] == "connect"
     assert "extra" not in message["markets"]["BTC/USDT"]
-    assert wire.decode(Snapshot, message["data"]) == snapshot and wire.decode_markets(message["markets"]) == MARKETS
+    assert wire.decode(events.Snapshot, message["data"]) == snapshot
+    assert wire.decode_markets(message["markets"]) == MARKETS
 
 
 decimals = st.decimals(allow_nan=False, allow_infinity=False, places=None, min_value=-10**15, max_value=10**15)
@@ -163,15 +151,15 @@ moments = st.datetimes(min_value=datetime(1970, 1, 2), max_value=datetime(2100, 
 @given(amount=decimals, price=st.none() | decimals, filled=decimals, at=moments, status=st.sampled_from(OrderStatus),
        error=st.text(max_size=40))
 def test_any_order_update_survives_the_trip(amount, price, filled, at, status, error) -> None:
-    event = OrderUpdated(order(amount=amount, price=price, filled=filled, updated_at=at, status=status,
-                               last_error=error))
+    event = events.OrderUpdated(order(amount=amount, price=price, filled=filled, updated_at=at, status=status,
+                                      last_error=error))
     assert wire.decode_event(json.loads(wire.event_text(event))) == event
 
 
 @given(last=decimals, change=st.none() | decimals, at=moments, drift=st.dictionaries(st.sampled_from("ABC"), decimals))
 def test_any_quote_and_reconciliation_survive_the_trip(last, change, at, drift) -> None:
-    quotes = MarketsUpdated({"BTC/USDT": MarketQuote("BTC/USDT", last, last, last, change, at)})
-    reconciled = Reconciled(ReconcileResult(at=at, drift=drift))
+    quotes = events.MarketsUpdated({"BTC/USDT": events.MarketQuote("BTC/USDT", last, last, last, change, at)})
+    reconciled = events.Reconciled(events.ReconcileResult(at=at, drift=drift))
     for event in (quotes, reconciled):
         assert wire.decode_event(json.loads(wire.event_text(event))) == event
 

@@ -4,19 +4,19 @@ test on the paper exchange, each failing before its fix."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from datetime import timedelta
 from decimal import Decimal
 
 import pytest
-from conftest import FakeClock, eventually, make_settings
-from harness import NoFeesInOrders, make_harness
+from harness import NoFeesInOrders, make_harness, order_row, running
+from helpers import FakeClock, eventually, make_settings
 
 from executor.clientid import client_order_id, has_prefix, replacement_number, signal_key
 from executor.events import ErrorOccurred
-from executor.exchanges.base import ExchangeOrder
 from executor.exchanges.paper import PaperExchange
 from executor.executor import ExecutionError
-from executor.models import Order, OrderStatus, OrderType, Side, SignalStatus, utcnow
+from executor.models import OrderStatus, OrderType, Side, SignalStatus, utcnow
 from executor.service import TradingService
 from executor.signals import SignalError, parse_signal
 from executor.store import StoreError
@@ -33,15 +33,8 @@ def coid(signal_id: str, n: int = 0) -> str:
 @pytest.fixture
 async def h(settings, db_path):
     harness = await make_harness(settings, db_path)
-    await harness.executor.start(watch=False)
-    yield harness
-    await harness.executor.stop()
-    await harness.store.close()
-
-
-def _swap(h, exchange: PaperExchange) -> None:
-    h.exchange = exchange
-    h.executor.exchange = exchange
+    async with running(harness, watch=False):
+        yield harness
 
 
 class BareCancelAck(PaperExchange):
@@ -49,18 +42,16 @@ class BareCancelAck(PaperExchange):
 
     async def cancel_order(self, client_order_id, symbol):
         report = await super().cancel_order(client_order_id, symbol)
-        return ExchangeOrder(client_order_id, report.exchange_order_id, report.symbol, report.side, report.type,
-                             report.amount, report.price, O.CANCELED, filled=None)
+        stated = {"status": O.CANCELED, "filled": None, "average": None, "fee": Decimal(0), "fee_currency": None}
+        return dataclasses.replace(report, client_order_id=client_order_id, **stated, ts=None, created=None)
 
 
 # -- 1. over-fill on amend or timeout after a bare cancel acknowledgement -----------------------
 
 
 async def test_amend_after_a_bare_cancel_ack_sizes_the_replacement_from_the_real_fills(h):
-    _swap(h, BareCancelAck(h.engine, faults=h.faults))
-    record = await h.approved(id="htx", symbol="SOL/USDT", amount=2.0, price=100)
-    order = await h.executor.execute_signal(record)
-    h.engine.force_fill(order.client_order_id, Decimal("1.5"))  # nobody has seen it yet
+    h.exchange = h.executor.exchange = BareCancelAck(h.engine, faults=h.faults)  # after the start
+    order = await h.placed(id="htx", symbol="SOL/USDT", amount=2.0, price=100, fill=Decimal("1.5"))  # seen by nobody
     replacement = await h.executor.amend_order(order.client_order_id, price=Decimal("100.50"))
     assert replacement.amount == Decimal("0.5")  # not 2.0: the cancel answer said nothing of fills
     canceled = await h.store.get_order(order.client_order_id)
@@ -71,19 +62,12 @@ async def test_amend_after_a_bare_cancel_ack_sizes_the_replacement_from_the_real
 
 async def test_a_timeout_after_a_bare_cancel_ack_records_the_fills_made_before_it(settings, db_path):
     settings = make_settings(execution={"retry_delay_seconds": 0.01, "order_timeout_seconds": 0.1})
-    h = await make_harness(settings, db_path, clock=FakeClock())
-    _swap(h, BareCancelAck(h.engine, faults=h.faults))
-    await h.executor.start()
-    try:
-        record = await h.approved(id="htx-t", symbol="SOL/USDT", amount=2.0, price=100)
-        order = await h.executor.execute_signal(record)
-        h.engine.force_fill(order.client_order_id, Decimal("1.5"))
-        await eventually(lambda: order.client_order_id not in h.executor.pending_orders)
+    h = await make_harness(settings, db_path, clock=FakeClock(), exchange_cls=BareCancelAck)
+    async with running(h):
+        order = await h.placed(id="htx-t", symbol="SOL/USDT", amount=2.0, price=100, fill=Decimal("1.5"))
+        await eventually(lambda: order.client_order_id not in h.executor.active_orders)
         stored = await h.store.get_order(order.client_order_id)
         assert stored.status is O.CANCELED and stored.filled == Decimal("1.5")
-    finally:
-        await h.executor.stop()
-        await h.store.close()
 
 
 # -- 2. pending_cancel is no trap -----------------------------------------------------------------
@@ -102,8 +86,7 @@ async def test_a_cancel_that_never_reached_the_venue_puts_the_order_back_open(h)
 async def test_a_cancel_out_of_retries_is_sent_again_and_the_run_goes_idle(settings, db_path):
     h = await make_harness(settings, db_path)
     h.executor.cancel_resend_after = 0.2
-    await h.executor.start()
-    try:
+    async with running(h):
         record = await h.approved(id="lost-cancel", symbol="BTC/USDT", amount=0.01, price=30000)
         order = await h.executor.execute_signal(record)
         h.faults.script("cancel_order", *[Fault.ERROR_BEFORE] * 4)  # maybe reached, in fact did not
@@ -112,9 +95,6 @@ async def test_a_cancel_out_of_retries_is_sent_again_and_the_run_goes_idle(setti
         await eventually(lambda: h.executor.idle)  # sent again by tracking, and it landed
         assert (await h.store.get_order(order.client_order_id)).status is O.CANCELED
         assert h.engine.get_order(client_order_id=order.client_order_id).status.value == "canceled"
-    finally:
-        await h.executor.stop()
-        await h.store.close()
 
 
 async def test_the_kill_switch_cancels_an_order_left_pending_cancel(h):
@@ -180,10 +160,12 @@ async def manual(db_path):
     engine_faults = FaultPlan(seed=3)
     from executor.venue.engine import PaperEngine
 
-    engine = PaperEngine(seed=3, markets=list(settings.exchange.markets),
-                         balances={"USDT": 100000, "BTC": 1, "ETH": 10, "SOL": 100})
-    service = await TradingService.open(settings, db_path, exchange=PaperExchange(engine, faults=engine_faults),
-                                        poll_interval=0.02)
+    engine = PaperEngine(
+        seed=3, markets=list(settings.exchange.markets), balances={"USDT": 100000, "BTC": 1, "ETH": 10, "SOL": 100}
+    )
+    service = await TradingService.open(
+        settings, db_path, exchange=PaperExchange(engine, faults=engine_faults), poll_interval=0.02
+    )
     service.faults = engine_faults
     await service.start()
     yield service
@@ -191,8 +173,9 @@ async def manual(db_path):
 
 
 async def test_a_ticker_error_at_approval_leaves_the_signal_pending_with_no_order(manual):
-    await manual.receive(_line(id="no-ticker", price=None, order_type="limit").replace(', "price": null', ""),
-                         source="t")
+    await manual.receive(
+        _line(id="no-ticker", price=None, order_type="limit").replace(', "price": null', ""), source="t"
+    )
     manual.faults.script("fetch_ticker", *[Fault.ERROR_BEFORE] * 8)
     manual.executor._tickers.clear()
     with pytest.raises(ExecutionError, match="not approved"):
@@ -245,8 +228,7 @@ async def test_an_expiry_racing_an_approval_never_expires_an_executed_signal(man
 async def test_a_late_original_is_adopted_for_its_signal_and_the_extra_order_canceled(settings, db_path):
     faults = FaultPlan(seed=7, invisible_ms=60_000, retry_after=0.05)  # invisible far past the lookups
     h = await make_harness(settings, db_path, faults=faults)
-    await h.executor.start(watch=False)
-    try:
+    async with running(h, watch=False):
         h.faults.script("create_order", Fault.TIMEOUT_AFTER_ACCEPT_INVISIBLE)
         record = await h.approved(id="late", symbol="BTC/USDT", amount=0.01, price=30000)
         replacement = await h.executor.execute_signal(record)
@@ -263,9 +245,6 @@ async def test_a_late_original_is_adopted_for_its_signal_and_the_extra_order_can
         assert (await h.store.get_order(coid("late", 1))).status is O.CANCELED
         live = [o for o in h.engine.all_orders() if o.is_open]
         assert [o.client_order_id for o in live] == [coid("late", 0)]
-    finally:
-        await h.executor.stop()
-        await h.store.close()
 
 
 # -- 7. balance drift and fees ------------------------------------------------------------------
@@ -276,26 +255,19 @@ async def test_no_false_drift_after_a_restart_with_fills_made_while_down(setting
     await h.executor.start(watch=False)
     record = await h.approved(id="down", symbol="SOL/USDT", amount=2.0, price=100)
     order = await h.executor.execute_signal(record)
-    await h.executor.stop()
-    await h.store.close()
+    await h.close()
     h.engine.force_fill(order.client_order_id, Decimal("2.0"))  # filled while we were down
     again = await make_harness(settings, db_path, engine=h.engine)
-    first = await again.executor.start(watch=False)
-    assert first.drift == {} and (await again.store.get_order(order.client_order_id)).status is O.FILLED
-    second = await again.executor.reconcile()
-    assert second.drift == {}
-    await again.executor.stop()
-    await again.store.close()
+    async with running(again, watch=False) as first:
+        assert first.drift == {} and (await again.store.get_order(order.client_order_id)).status is O.FILLED
+        second = await again.executor.reconcile()
+        assert second.drift == {}
 
 
 async def test_fees_come_from_the_trades_when_order_answers_carry_none(settings, db_path):
-    h = await make_harness(settings, db_path)
-    _swap(h, NoFeesInOrders(h.engine, faults=h.faults))
-    await h.executor.start(watch=False)
-    try:
-        record = await h.approved(id="fees", symbol="SOL/USDT", amount=2.0, price=100)
-        order = await h.executor.execute_signal(record)
-        h.engine.force_fill(order.client_order_id, Decimal("2.0"))
+    h = await make_harness(settings, db_path, exchange_cls=NoFeesInOrders)
+    async with running(h, watch=False):
+        order = await h.placed(id="fees", symbol="SOL/USDT", amount=2.0, price=100, fill=Decimal("2.0"))
         await h.executor.poll()
         assert (await h.store.get_order(order.client_order_id)).fee == 0  # the answer said nothing
         result = await h.executor.reconcile()
@@ -303,9 +275,6 @@ async def test_fees_come_from_the_trades_when_order_answers_carry_none(settings,
         stored = await h.store.get_order(order.client_order_id)
         assert charged > 0 and stored.fee == charged
         assert result.drift == {}
-    finally:
-        await h.executor.stop()
-        await h.store.close()
 
 
 async def test_a_fill_landing_between_two_requests_never_shows_as_drift(h):
@@ -331,8 +300,7 @@ async def test_the_kill_switch_blocks_creates_in_backoff_and_cancels_those_found
     settings = make_settings(execution={"retry_delay_seconds": 0.2, "max_retries": 3})
     faults = FaultPlan(seed=7, invisible_ms=300, retry_after=0.05)
     h = await make_harness(settings, db_path, faults=faults)
-    await h.executor.start(watch=False)
-    try:
+    async with running(h, watch=False):
         h.faults.script("create_order", Fault.REFUSED, Fault.TIMEOUT_AFTER_ACCEPT_INVISIBLE)
         backing_off = await h.approved(id="ks-backoff", symbol="BTC/USDT", amount=0.01, price=30000)
         in_lookup = await h.approved(id="ks-lookup", symbol="BTC/USDT", amount=0.01, price=30000)
@@ -347,9 +315,6 @@ async def test_the_kill_switch_blocks_creates_in_backoff_and_cancels_those_found
         assert (await h.store.get_order(coid("ks-lookup"))).status is O.CANCELED
         assert [o for o in h.engine.all_orders() if o.is_open] == []
         assert [o.client_order_id for o in h.engine.all_orders()] == [coid("ks-lookup")]
-    finally:
-        await h.executor.stop()
-        await h.store.close()
 
 
 # -- 9. an open order the venue does not know still ends ----------------------------------------
@@ -359,19 +324,19 @@ async def test_an_open_order_the_venue_does_not_know_still_times_out_and_ends(se
     settings = make_settings(execution={"retry_delay_seconds": 0.01, "order_timeout_seconds": 0.05})
     h = await make_harness(settings, db_path)
     now = utcnow()
-    ghost = Order(client_order_id=coid("ghost"), signal_id="ghost", symbol="BTC/USDT", side=Side.BUY,
-                  type=OrderType.LIMIT, amount=Decimal("0.01"), price=Decimal("30000"), status=O.OPEN,
-                  created_at=now - timedelta(minutes=5), updated_at=now - timedelta(minutes=5),
-                  timeout_at=now - timedelta(seconds=1))
+    five_minutes_ago = now - timedelta(minutes=5)
+    ghost = order_row(
+        "ghost",
+        status=O.OPEN,
+        created_at=five_minutes_ago,
+        updated_at=five_minutes_ago,
+        timeout_at=now - timedelta(seconds=1),
+    )
     await h.store.save_order(ghost, old=None, source="test")
-    await h.executor.start()
-    try:
+    async with running(h):
         await eventually(lambda: h.executor.idle)
         stored = await h.store.get_order(ghost.client_order_id)
         assert stored.status.is_terminal and "unknown to the venue" in stored.last_error
-    finally:
-        await h.executor.stop()
-        await h.store.close()
 
 
 # -- 10. magnitudes -------------------------------------------------------------------------------
@@ -474,10 +439,8 @@ def test_ids_in_the_first_versions_form_stay_recognised():
 
 
 async def test_a_run_goes_idle_only_once_the_trades_have_told_every_fee(settings, db_path):
-    h = await make_harness(settings, db_path)
-    _swap(h, NoFeesInOrders(h.engine, faults=h.faults))
-    await h.executor.start()
-    try:
+    h = await make_harness(settings, db_path, exchange_cls=NoFeesInOrders)
+    async with running(h):
         record = await h.approved(id="fee-idle", symbol="BTC/USDT", amount=0.01, order_type="market")
         order = await h.executor.execute_signal(record)
         assert order.status is O.FILLED and order.fee == 0 and not h.executor.idle  # fee still unknown
@@ -489,9 +452,6 @@ async def test_a_run_goes_idle_only_once_the_trades_have_told_every_fee(settings
         assert sorted((f.amount, f.fee, f.fee_currency) for f in fills) == sorted(
             (t.amount, t.fee, t.fee_currency) for t in trades
         )
-    finally:
-        await h.executor.stop()
-        await h.store.close()
 
 
 async def test_a_signal_whose_orders_keep_being_certainly_absent_goes_back_to_the_operator(h, monkeypatch):

@@ -3,11 +3,12 @@ timeouts with partial fills under both policies, amend racing a fill, cancel, an
 
 from __future__ import annotations
 
+import contextlib
 from decimal import Decimal
 
 import pytest
-from conftest import FakeClock, eventually, make_settings
-from harness import make_harness
+from harness import make_harness, running
+from helpers import FakeClock, eventually, make_settings
 
 from executor.clientid import client_order_id
 from executor.events import ErrorOccurred, Reconciled, RetryScheduled
@@ -22,10 +23,8 @@ O = OrderStatus
 @pytest.fixture
 async def h(settings, db_path):
     harness = await make_harness(settings, db_path)
-    await harness.executor.start(watch=False)
-    yield harness
-    await harness.executor.stop()
-    await harness.store.close()
+    async with running(harness, watch=False):
+        yield harness
 
 
 def coid(signal_id: str, n: int = 0) -> str:
@@ -53,28 +52,26 @@ async def test_limit_order_far_from_the_market_rests_open(h):
     assert order.status is O.OPEN
     # the slippage rule: buy price = reference * (1 + 0.1 %), on the grid, never past the tolerance
     assert order.price == Decimal("30030.00")
-    assert h.executor.pending_orders[order.client_order_id].status is O.OPEN
+    assert h.executor.active_orders[order.client_order_id].status is O.OPEN
 
 
 async def test_intent_is_committed_before_the_create_request(settings, db_path):
     h = await make_harness(settings, db_path)
-    await h.executor.start(watch=False)
-    seen = {}
-    real_create = h.exchange.create_order
+    async with running(h, watch=False):
+        seen = {}
+        real_create = h.exchange.create_order
 
-    async def spying_create(**kw):
-        # Another connection must already see the intent when the request leaves.
-        other = await Store.open(db_path, read_only=True)
-        seen["row"] = await other.get_order(kw["client_order_id"])
-        await other.close()
-        return await real_create(**kw)
+        async def spying_create(**kw):
+            # Another connection must already see the intent when the request leaves.
+            other = await Store.open(db_path, read_only=True)
+            seen["row"] = await other.get_order(kw["client_order_id"])
+            await other.close()
+            return await real_create(**kw)
 
-    h.exchange.create_order = spying_create
-    record = await h.approved(id="s3", symbol="ETH/USDT", amount=0.1, order_type="market")
-    await h.executor.execute_signal(record)
-    assert seen["row"] is not None and seen["row"].status is O.SUBMITTING
-    await h.executor.stop()
-    await h.store.close()
+        h.exchange.create_order = spying_create
+        record = await h.approved(id="s3", symbol="ETH/USDT", amount=0.1, order_type="market")
+        await h.executor.execute_signal(record)
+        assert seen["row"] is not None and seen["row"].status is O.SUBMITTING
 
 
 # -- certainly not placed: rejected, no retry -----------------------------------------------------
@@ -235,44 +232,38 @@ async def test_sell_limit_price_is_moved_down_by_the_tolerance_and_rounded_up(h)
 # -- limit timeouts and partial fills -------------------------------------------------------------
 
 
+@contextlib.asynccontextmanager
 async def _resting_then_partial(settings, db_path, partial_fill):
+    """A running harness whose limit order rests with 0.5 of 2.0 filled until its timeout."""
     settings = make_settings(
         execution={"retry_delay_seconds": 0.01, "order_timeout_seconds": 0.2, "partial_fill": partial_fill}
     )
     h = await make_harness(settings, db_path, clock=FakeClock())
-    await h.executor.start()
-    record = await h.approved(id=f"t-{partial_fill}", symbol="SOL/USDT", amount=2.0, price=100)
-    order = await h.executor.execute_signal(record)
-    assert order.status is O.OPEN
-    h.engine.force_fill(order.client_order_id, Decimal("0.5"))
-    return h, order.client_order_id
+    async with running(h):
+        record = await h.approved(id=f"t-{partial_fill}", symbol="SOL/USDT", amount=2.0, price=100)
+        order = await h.executor.execute_signal(record)
+        assert order.status is O.OPEN
+        h.engine.force_fill(order.client_order_id, Decimal("0.5"))
+        yield h, order.client_order_id
 
 
 async def test_limit_timeout_with_partial_fill_cancels_the_remainder(settings, db_path):
-    h, c = await _resting_then_partial(settings, db_path, "cancel_remainder")
-    try:
-        await eventually(lambda: c not in h.executor.pending_orders)
+    async with _resting_then_partial(settings, db_path, "cancel_remainder") as (h, c):
+        await eventually(lambda: c not in h.executor.active_orders)
         order = await h.store.get_order(c)
         assert order.status is O.CANCELED and order.filled == Decimal("0.5")
         assert "timeout" in order.last_error
         assert h.engine.get_order(client_order_id=c).status.value == "canceled"
-    finally:
-        await h.executor.stop()
-        await h.store.close()
 
 
 async def test_limit_timeout_with_partial_fill_keeps_it_open(settings, db_path):
-    h, c = await _resting_then_partial(settings, db_path, "keep_open")
-    try:
+    async with _resting_then_partial(settings, db_path, "keep_open") as (h, c):
         await eventually(lambda: c in h.executor._keep_open)
-        order = h.executor.pending_orders[c]
+        order = h.executor.active_orders[c]
         assert order.status is O.PARTIALLY_FILLED and order.filled == Decimal("0.5")
         assert order.timeout_at is None
         assert h.engine.get_order(client_order_id=c).status.value == "partially_filled"
         assert any("keep_open" in e.message for e in h.of(ErrorOccurred))
-    finally:
-        await h.executor.stop()
-        await h.store.close()
 
 
 async def test_limit_timeout_without_fill_cancels_under_keep_open_too(settings, db_path):
@@ -280,15 +271,11 @@ async def test_limit_timeout_without_fill_cancels_under_keep_open_too(settings, 
         execution={"retry_delay_seconds": 0.01, "order_timeout_seconds": 0.1, "partial_fill": "keep_open"}
     )
     h = await make_harness(settings, db_path, clock=FakeClock())
-    await h.executor.start()
-    try:
+    async with running(h):
         record = await h.approved(id="t-none", symbol="SOL/USDT", amount=2.0, price=100)
         order = await h.executor.execute_signal(record)
-        await eventually(lambda: order.client_order_id not in h.executor.pending_orders)
+        await eventually(lambda: order.client_order_id not in h.executor.active_orders)
         assert (await h.store.get_order(order.client_order_id)).status is O.CANCELED
-    finally:
-        await h.executor.stop()
-        await h.store.close()
 
 
 # -- cancel and amend -------------------------------------------------------------------------
@@ -306,9 +293,7 @@ async def test_cancel_an_open_order(h):
 
 
 async def test_amend_replaces_the_remaining_amount_at_the_new_price(h):
-    record = await h.approved(id="a1", symbol="SOL/USDT", amount=2.0, price=100)
-    order = await h.executor.execute_signal(record)
-    h.engine.force_fill(order.client_order_id, Decimal("0.5"))
+    order = await h.placed(id="a1", symbol="SOL/USDT", amount=2.0, price=100, fill=Decimal("0.5"))
     replacement = await h.executor.amend_order(order.client_order_id, price=Decimal("101.00"))
     assert replacement.client_order_id == coid("a1", 1)
     assert replacement.amount == Decimal("1.5") and replacement.price == Decimal("101.00")
@@ -362,7 +347,7 @@ async def test_amend_above_the_signal_amount_is_refused(h):
     assert "off the price grid" in check.errors["price"]
     with pytest.raises(ExecutionError):
         await h.executor.amend_order(order.client_order_id, amount=Decimal("3"))
-    assert h.executor.pending_orders[order.client_order_id].status is O.OPEN
+    assert h.executor.active_orders[order.client_order_id].status is O.OPEN
 
 
 # -- reconciliation -------------------------------------------------------------------------------
@@ -375,17 +360,14 @@ async def test_restart_adopts_an_order_left_submitting(settings, db_path):
     order = await h.executor.execute_signal(record)
     # Simulate a crash between the venue's acceptance and our journaling of it.
     await h.store.save_order(order.model_copy(update={"status": O.SUBMITTING}), old=O.OPEN, source="request")
-    await h.executor.stop()
-    await h.store.close()
+    await h.close()
 
     again = await make_harness(settings, db_path, engine=h.engine)
-    result = await again.executor.start(watch=False)
-    assert result.checked == 1 and result.resolved_unknown == 1
-    assert (await again.store.get_order(order.client_order_id)).status is O.OPEN
-    assert len(again.engine_orders()) == 1
-    assert again.of(Reconciled)
-    await again.executor.stop()
-    await again.store.close()
+    async with running(again, watch=False) as result:
+        assert result.checked == 1 and result.resolved_unknown == 1
+        assert (await again.store.get_order(order.client_order_id)).status is O.OPEN
+        assert len(again.engine_orders()) == 1
+        assert again.of(Reconciled)
 
 
 async def test_restart_places_an_intent_that_was_never_sent_exactly_once(settings, db_path):
@@ -395,8 +377,7 @@ async def test_restart_places_an_intent_that_was_never_sent_exactly_once(setting
     intent = await h.executor.execute_signal(record)
     assert intent.status is O.FILLED
     engine = h.engine
-    await h.executor.stop()
-    await h.store.close()
+    await h.close()
     # a second store whose intent row never reached the venue
     other_db = db_path.with_name("other.db")
     h2 = await make_harness(settings, other_db, engine=engine)
@@ -413,12 +394,10 @@ async def test_restart_places_an_intent_that_was_never_sent_exactly_once(setting
         }
     )
     await h2.store.save_order(fresh, old=None, source="request")
-    await h2.executor.start(watch=False)
-    await eventually(lambda: h2.executor.idle)
-    assert (await h2.store.get_order(fresh.client_order_id)).status is O.FILLED
-    assert len(h2.engine_orders(coid("never-sent-2"))) == 1
-    await h2.executor.stop()
-    await h2.store.close()
+    async with running(h2, watch=False):
+        await eventually(lambda: h2.executor.idle)
+        assert (await h2.store.get_order(fresh.client_order_id)).status is O.FILLED
+        assert len(h2.engine_orders(coid("never-sent-2"))) == 1
 
 
 async def test_reconcile_adopts_prefixed_orders_and_leaves_external_ones(h):
@@ -433,9 +412,7 @@ async def test_reconcile_adopts_prefixed_orders_and_leaves_external_ones(h):
 
 
 async def test_reconcile_records_fills_missed_while_away(h):
-    record = await h.approved(id="missed", symbol="SOL/USDT", amount=2.0, price=100)
-    order = await h.executor.execute_signal(record)
-    h.engine.force_fill(order.client_order_id, Decimal("2.0"))
+    order = await h.placed(id="missed", symbol="SOL/USDT", amount=2.0, price=100, fill=Decimal("2.0"))
     result = await h.executor.reconcile()
     assert result.updated == 1
     stored = await h.store.get_order(order.client_order_id)

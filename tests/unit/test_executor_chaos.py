@@ -11,7 +11,7 @@ from collections import defaultdict
 from decimal import Decimal
 
 import pytest
-from conftest import eventually, make_settings
+from helpers import eventually, make_settings
 
 from executor.exchanges.paper import PaperExchange
 from executor.models import OrderStatus

@@ -8,14 +8,12 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from decimal import Decimal
 
-import pytest
-from conftest import eventually, make_settings
-from harness import NoFeesInOrders, make_harness
+from harness import NoFeesInOrders, fill_row, make_harness, order_row, running
+from helpers import eventually, make_settings
 
 from executor.events import OrderUpdated
-from executor.models import Fill, Order, OrderStatus, OrderType, Side
+from executor.models import Fill, Order, OrderStatus, OrderType
 from executor.service import TradingService
-from executor.store import Store
 
 T0 = datetime(2026, 11, 23, 10, 0, tzinfo=UTC)
 
@@ -26,11 +24,8 @@ def with_fills(events: list, coid: str) -> list[OrderUpdated]:
 
 async def test_a_fill_is_published_with_the_order_write_that_recorded_it(settings, db_path):
     h = await make_harness(settings, db_path)
-    await h.executor.start(watch=False)
-    try:
-        record = await h.approved(id="fills", symbol="SOL/USDT", amount=2.0, price=100)
-        order = await h.executor.execute_signal(record)
-        h.engine.force_fill(order.client_order_id, Decimal("0.5"))
+    async with running(h, watch=False):
+        order = await h.placed(id="fills", symbol="SOL/USDT", amount=2.0, price=100, fill=Decimal("0.5"))
         await h.executor.poll()
         h.engine.force_fill(order.client_order_id, Decimal("1.5"))
         await h.executor.poll()
@@ -40,19 +35,12 @@ async def test_a_fill_is_published_with_the_order_write_that_recorded_it(setting
         told = [f for e in published for f in e.fills]
         assert told == await h.store.fills(order.client_order_id)  # exactly what the store recorded
         assert [f.amount for f in told] == [Decimal("0.5"), Decimal("1.5")]
-    finally:
-        await h.executor.stop()
-        await h.store.close()
 
 
 async def test_the_venues_trades_replace_an_orders_fills_in_its_event_too(settings, db_path):
-    h = await make_harness(settings, db_path)
-    h.exchange = h.executor.exchange = NoFeesInOrders(h.engine, faults=h.faults)
-    await h.executor.start(watch=False)
-    try:
-        record = await h.approved(id="fees", symbol="SOL/USDT", amount=2.0, price=100)
-        order = await h.executor.execute_signal(record)
-        h.engine.force_fill(order.client_order_id, Decimal("2.0"))
+    h = await make_harness(settings, db_path, exchange_cls=NoFeesInOrders)
+    async with running(h, watch=False):
+        order = await h.placed(id="fees", symbol="SOL/USDT", amount=2.0, price=100, fill=Decimal("2.0"))
         await h.executor.poll()
         (first,) = with_fills(h.events, order.client_order_id)
         assert first.fills[0].fee_currency is None  # the order's answer said nothing of the fee
@@ -61,31 +49,28 @@ async def test_the_venues_trades_replace_an_orders_fills_in_its_event_too(settin
         assert len(replaced) == 1
         assert list(replaced[0].fills) == await h.store.fills(order.client_order_id)
         assert all(f.fee_currency == "SOL" and f.fee > 0 for f in replaced[0].fills)
-    finally:
-        await h.executor.stop()
-        await h.store.close()
 
 
 def _filled(coid: str) -> tuple[Order, Fill]:
-    order = Order(client_order_id=coid, signal_id=None, symbol="BTC/USDT", side=Side.BUY, type=OrderType.MARKET,
-                  amount=Decimal("0.01"), status=OrderStatus.FILLED, filled=Decimal("0.01"),
-                  average=Decimal(60000), created_at=T0, updated_at=T0, version=1)
-    fill = Fill(fill_id=f"{coid}:t1", client_order_id=coid, signal_id=None, symbol="BTC/USDT", side=Side.BUY,
-                amount=Decimal("0.01"), price=Decimal(60000), fee=Decimal("0.00001"), fee_currency="BTC", ts=T0)
+    order = order_row(
+        None,
+        client_order_id=coid,
+        type=OrderType.MARKET,
+        price=None,
+        status=OrderStatus.FILLED,
+        filled=Decimal("0.01"),
+        average=Decimal(60000),
+        created_at=T0,
+        updated_at=T0,
+        version=1,
+    )
+    fill = fill_row(coid, fill_id=f"{coid}:t1", signal_id=None, fee=Decimal("0.00001"), fee_currency="BTC", ts=T0)
     return order, fill
 
 
-@pytest.fixture
-async def writer(db_path):
-    store = await Store.open(db_path)
-    yield store
-    await store.close()
-
-
-async def test_the_snapshot_and_inspect_carry_the_fills_of_the_store(db_path, writer):
+async def test_the_snapshot_and_inspect_carry_the_fills_of_the_store(db_path, store):
     before, before_fill = _filled("tc-before")
-    await writer.transact(writer.order_write(before, old=None, expect_version=None, source="test",
-                                             fills=[before_fill]))
+    await store.transact(store.order_write(before, old=None, expect_version=None, source="test", fills=[before_fill]))
     events: list = []
     ro = await TradingService.open(make_settings(), db_path, read_only=True, poll_interval=0.02)
     ro.bus.subscribe(events.append)
@@ -93,8 +78,7 @@ async def test_the_snapshot_and_inspect_carry_the_fills_of_the_store(db_path, wr
     try:
         assert (await ro.snapshot()).fills == [before_fill]
         later, later_fill = _filled("tc-later")
-        await writer.transact(writer.order_write(later, old=None, expect_version=None, source="test",
-                                                 fills=[later_fill]))
+        await store.transact(store.order_write(later, old=None, expect_version=None, source="test", fills=[later_fill]))
         await eventually(lambda: with_fills(events, "tc-later"))
         (event,) = with_fills(events, "tc-later")
         assert event.fills == (later_fill,) and event.fills_replaced  # the order's fills as stored now

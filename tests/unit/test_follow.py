@@ -14,11 +14,12 @@ import subprocess
 import sys
 import tempfile
 import threading
-import time
 import tracemalloc
+from collections.abc import AsyncIterator
 from pathlib import Path
 
-from conftest import eventually, make_settings
+import pytest
+from helpers import eventually, make_settings
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -58,16 +59,47 @@ def follow_settings(path: Path):
     return make_settings(execution={"retry_delay_seconds": 0.01}, signals={"jsonl": str(path), "follow": True})
 
 
-async def open_service(db_path: Path, path: Path) -> TradingService:
-    """A manual-mode core on the paper exchange of the default settings: signals stay pending."""
+@pytest.fixture
+def path(tmp_path: Path) -> Path:
+    """The followed file (its rotations go beside it, in the same directory)."""
+    return tmp_path / "signals.jsonl"
+
+
+@contextlib.asynccontextmanager
+async def following(
+    db_path: Path, path: Path, *, source: str | None = "follow", idle=asyncio.sleep
+) -> AsyncIterator[TradingService]:
+    """A manual-mode core on the paper exchange of the default settings (signals stay pending),
+    reading `path` with its own FollowedFile (`source="follow"`, `idle` between looks), or as
+    `run` does (`"attach"`: the journal in the service's store), or not at all (None); closed after."""
     service = await TradingService.open(follow_settings(path), db_path, actor="ops@desk", poll_interval=0.02)
     await service.start()
-    return service
+    try:
+        if source == "follow":
+            follow(service, path, idle=idle)
+        elif source == "attach":
+            attach(service, service.settings)
+        yield service
+    finally:
+        await service.close()
 
 
-def follow(service: TradingService, path: Path, *, idle=asyncio.sleep, poll: float = POLL) -> None:
-    reader = FollowedFile(path, poll=poll, journal=Journal(service.store, path), idle=idle)
+def follow(service: TradingService, path: Path, *, idle=asyncio.sleep) -> None:
+    reader = FollowedFile(path, poll=POLL, journal=Journal(service.store, path), idle=idle)
     service.add_source(reader.lines(), name=f"jsonl:{path}")
+
+
+async def run_to_end(db_path: Path, path: Path, source: str = "follow") -> None:
+    """One run of the core that reads `path` to its end (journaled), then stops."""
+    async with following(db_path, path, source=source) as service:
+        await settled(service, path)
+
+
+def received_ids(service: TradingService) -> list[str]:
+    """The ids of the signals the service receives from now on, as they arrive."""
+    received: list[str] = []
+    service.bus.subscribe(lambda e: received.append(e.record.id) if isinstance(e, SignalReceived) else None)
+    return received
 
 
 def journal_key(path: Path) -> str:
@@ -82,17 +114,17 @@ async def journaled(service: TradingService, path: Path) -> dict | None:
 async def settled(service: TradingService, path: Path, timeout: float = 30.0) -> None:
     """Until the journal says every line up to the end of the file now at `path` is recorded: from
     then on nothing read so far can still turn up in the store."""
-    deadline = time.monotonic() + timeout
-    while True:
+
+    async def at_the_end() -> bool:
         saved, st_ = await journaled(service, path), os.stat(path)
-        if saved and (saved["dev"], saved["ino"], saved["offset"]) == (st_.st_dev, st_.st_ino, st_.st_size):
-            return
-        if time.monotonic() > deadline:
-            raise AssertionError(f"the journal {saved} never reached the end of {path} ({st_.st_size} bytes)")
-        await asyncio.sleep(0.01)
+        return bool(saved) and (saved["dev"], saved["ino"], saved["offset"]) == (st_.st_dev, st_.st_ino, st_.st_size)
+
+    await eventually(at_the_end, timeout, what=f"the journal to reach the end of {path}")
 
 
-async def assert_read_once(service: TradingService, expected: list[str]) -> None:
+async def assert_read_once(service: TradingService, path: Path, expected: list[str]) -> None:
+    """Once the journal has reached the end of `path`: every line read exactly once, all pending."""
+    await settled(service, path)
     rows = await service.store.signals()
     assert [r.id for r in rows if r.status is S.DUPLICATE] == []
     assert [(r.raw, r.reason) for r in rows if r.status is S.INVALID] == []
@@ -130,98 +162,70 @@ class Steps:
             await self._changed.wait_for(lambda: self.parks > target)
 
 
-async def test_lines_appended_while_followed_are_read_once(db_path, tmp_path):
-    path = tmp_path / "signals.jsonl"
+@pytest.fixture
+def steps() -> Steps:
+    return Steps()
+
+
+async def test_lines_appended_while_followed_are_read_once(db_path, path):
     path.write_bytes(signals(1, 3))
-    service = await open_service(db_path, path)
-    try:
-        follow(service, path)
+    async with following(db_path, path) as service:
         await settled(service, path)
         append(path, signals(4, 5))
         append(path, signals(6, 7))
-        await settled(service, path)
-        await assert_read_once(service, ids(1, 7))
-    finally:
-        await service.close()
+        await assert_read_once(service, path, ids(1, 7))
 
 
-async def test_a_partial_line_is_held_until_its_newline_arrives(db_path, tmp_path):
-    path = tmp_path / "signals.jsonl"
+async def test_a_partial_line_is_held_until_its_newline_arrives(db_path, path, steps):
     path.write_bytes(signal(1) + signal(2)[:20])
-    service = await open_service(db_path, path)
-    steps = Steps()
-    try:
-        follow(service, path, idle=steps.idle)
+    async with following(db_path, path, idle=steps.idle) as service:
         await steps.step()
         await steps.step()  # looked at twice with the half line there: still nothing of it handed over
         append(path, signal(2)[20:40])
         await steps.step()
         append(path, signal(2)[40:] + signal(3))
         await steps.step()
-        await settled(service, path)
-        await assert_read_once(service, ids(1, 3))  # no invalid row: no half line was handed over
-    finally:
-        await service.close()
+        await assert_read_once(service, path, ids(1, 3))  # no invalid row: no half line was handed over
 
 
-async def test_a_file_truncated_to_zero_is_read_again_from_its_start(db_path, tmp_path):
-    path = tmp_path / "signals.jsonl"
+async def test_a_file_truncated_to_zero_is_read_again_from_its_start(db_path, path):
     path.write_bytes(signals(1, 3))
-    service = await open_service(db_path, path)
-    try:
-        follow(service, path)
+    async with following(db_path, path) as service:
         await settled(service, path)
         os.truncate(path, 0)
         append(path, signals(4, 5))  # shorter than before
-        await settled(service, path)
-        await assert_read_once(service, ids(1, 5))
-    finally:
-        await service.close()
+        await assert_read_once(service, path, ids(1, 5))
 
 
-async def test_copytruncate_loses_and_repeats_nothing(db_path, tmp_path):
-    path = tmp_path / "signals.jsonl"
+async def test_copytruncate_loses_and_repeats_nothing(db_path, path):
     path.write_bytes(signals(1, 4))
-    service = await open_service(db_path, path)
-    try:
-        follow(service, path)
+    async with following(db_path, path) as service:
         await settled(service, path)
-        shutil.copyfile(path, tmp_path / "signals.jsonl.1")  # logrotate's copytruncate
+        shutil.copyfile(path, path.with_name("signals.jsonl.1"))  # logrotate's copytruncate
         os.truncate(path, 0)
         append(path, signals(5, 6))
         await settled(service, path)
         append(path, signals(7, 12))  # now longer than before the truncation
-        await settled(service, path)
-        await assert_read_once(service, ids(1, 12))
-    finally:
-        await service.close()
+        await assert_read_once(service, path, ids(1, 12))
 
 
-async def test_copytruncate_and_regrowth_past_our_offset_before_the_next_look(db_path, tmp_path):
+async def test_copytruncate_and_regrowth_past_our_offset_before_the_next_look(db_path, path, steps):
     """The file is already longer again than what was read when the reader looks: only the bytes
     before its offset, no longer the ones it read, tell it the file was rewritten."""
-    path = tmp_path / "signals.jsonl"
     path.write_bytes(signals(1, 2))
-    service = await open_service(db_path, path)
-    steps = Steps()
-    try:
-        follow(service, path, idle=steps.idle)
+    async with following(db_path, path, idle=steps.idle) as service:
         await steps.parked()
         await settled(service, path)
-        shutil.copyfile(path, tmp_path / "signals.jsonl.1")
+        shutil.copyfile(path, path.with_name("signals.jsonl.1"))
         os.truncate(path, 0)
         append(path, signals(3, 7))
         assert path.stat().st_size > 2 * len(signal(1))
         await steps.step()
-        await settled(service, path)
-        await assert_read_once(service, ids(1, 7))
-    finally:
-        await service.close()
+        await assert_read_once(service, path, ids(1, 7))
 
 
-async def test_a_file_truncated_and_regrown_during_a_read_is_not_taken_for_more_of_it(tmp_path):
+async def test_a_file_truncated_and_regrown_during_a_read_is_not_taken_for_more_of_it(path):
     """The check comes after the read: what it read past a rewritten offset is dropped."""
-    path = tmp_path / "signals.jsonl"
     path.write_bytes(signals(1, 2))
     reader = FollowedFile(path, poll=POLL)
     got = []
@@ -245,34 +249,25 @@ async def test_a_file_truncated_and_regrown_during_a_read_is_not_taken_for_more_
             await task
 
 
-async def test_rename_and_recreate_reads_the_old_file_to_its_end_then_the_new_one(db_path, tmp_path):
+async def test_rename_and_recreate_reads_the_old_file_to_its_end_then_the_new_one(db_path, path):
     """The issue's case: 3 of 6 read before the fix."""
-    path = tmp_path / "signals.jsonl"
     path.write_bytes(signals(1, 3))
-    service = await open_service(db_path, path)
-    try:
-        follow(service, path)
+    old = path.with_name("signals.jsonl.1")
+    async with following(db_path, path) as service:
         await settled(service, path)
-        os.rename(path, tmp_path / "signals.jsonl.1")
-        append(tmp_path / "signals.jsonl.1", signal(4))  # the writer has not switched yet
+        os.rename(path, old)
+        append(old, signal(4))  # the writer has not switched yet
         path.write_bytes(signals(5, 6))
-        await settled(service, path)
-        await assert_read_once(service, ids(1, 6))
+        await assert_read_once(service, path, ids(1, 6))
         saved = await journaled(service, path)
         assert (saved["ino"], saved["offset"]) == (path.stat().st_ino, path.stat().st_size)
-    finally:
-        await service.close()
 
 
-async def test_the_old_file_is_still_read_while_the_path_is_missing(db_path, tmp_path):
-    path = tmp_path / "signals.jsonl"
-    old = tmp_path / "signals.jsonl.1"
+async def test_the_old_file_is_still_read_while_the_path_is_missing(db_path, path):
+    old = path.with_name("signals.jsonl.1")
     path.write_bytes(signals(1, 2))
-    service = await open_service(db_path, path)
-    received: list[str] = []
-    service.bus.subscribe(lambda e: received.append(e.record.id) if isinstance(e, SignalReceived) else None)
-    try:
-        follow(service, path)
+    async with following(db_path, path) as service:
+        received = received_ids(service)
         await settled(service, path)
         os.rename(path, old)
         append(old, signal(3))
@@ -280,21 +275,14 @@ async def test_the_old_file_is_still_read_while_the_path_is_missing(db_path, tmp
         append(old, signal(4))
         await eventually(lambda: "f0004" in received)
         path.write_bytes(signals(5, 6))
-        await settled(service, path)
-        await assert_read_once(service, ids(1, 6))
-    finally:
-        await service.close()
+        await assert_read_once(service, path, ids(1, 6))
 
 
-async def test_a_partial_line_left_in_a_rotated_file_is_recorded_invalid_as_it_is(db_path, tmp_path):
-    path = tmp_path / "signals.jsonl"
+async def test_a_partial_line_left_in_a_rotated_file_is_recorded_invalid_as_it_is(db_path, path, steps):
     path.write_bytes(signal(1) + signal(2)[:30])
-    service = await open_service(db_path, path)
-    steps = Steps()
-    try:
-        follow(service, path, idle=steps.idle)
+    async with following(db_path, path, idle=steps.idle) as service:
         await steps.parked()
-        os.rename(path, tmp_path / "signals.jsonl.1")
+        os.rename(path, path.with_name("signals.jsonl.1"))
         path.write_bytes(signal(3))
         await steps.step()
         await settled(service, path)
@@ -302,115 +290,65 @@ async def test_a_partial_line_left_in_a_rotated_file_is_recorded_invalid_as_it_i
         assert [r.id for r in rows if r.status is S.PENDING] == ["f0001", "f0003"]
         [invalid] = [r for r in rows if r.status is S.INVALID]
         assert invalid.raw == signal(2)[:30].decode()
-    finally:
-        await service.close()
 
 
-async def test_a_restart_resumes_where_the_last_run_stopped(db_path, tmp_path):
-    path = tmp_path / "signals.jsonl"
+async def test_a_restart_resumes_where_the_last_run_stopped(db_path, path):
     path.write_bytes(signals(1, 3))
-    first = await open_service(db_path, path)
-    try:
-        attach(first, first.settings)  # as `run` does: the journal in the service's store
-        await settled(first, path)
-    finally:
-        await first.close()
+    await run_to_end(db_path, path, "attach")  # as `run` does: the journal in the service's store
     append(path, signals(4, 5))
-    second = await open_service(db_path, path)
-    try:
-        attach(second, second.settings)
-        await settled(second, path)
-        await assert_read_once(second, ids(1, 5))  # 1 to 3 not read again: no duplicate rows
+    async with following(db_path, path, source="attach") as second:
+        await assert_read_once(second, path, ids(1, 5))  # 1 to 3 not read again: no duplicate rows
         rows = await second.store.signals()
         assert {r.source for r in rows} == {f"jsonl:{path}"}
-    finally:
-        await second.close()
 
 
-async def test_a_stop_journals_the_lines_recorded_while_it_stops(db_path, tmp_path):
+async def test_a_stop_journals_the_lines_recorded_while_it_stops(db_path, path):
     """Lines read just before the stop are recorded while the source stops: their place is journaled
     before the store closes, so the next start reads none of them again."""
-    path = tmp_path / "signals.jsonl"
     path.write_bytes(b"")
-    first = await open_service(db_path, path)
-    received: list[str] = []
-    first.bus.subscribe(lambda e: received.append(e.record.id) if isinstance(e, SignalReceived) else None)
-    try:
-        follow(first, path)
+    async with following(db_path, path) as first:
+        received = received_ids(first)
         append(path, signals(1, 2000))
         await eventually(lambda: len(received) >= 10)
-    finally:
-        await first.close()  # most likely mid-way: whatever was read is recorded, and journaled
-    second = await open_service(db_path, path)
-    try:
-        follow(second, path)
-        await settled(second, path)
-        await assert_read_once(second, ids(1, 2000))
-    finally:
-        await second.close()
+    # most likely closed mid-way: whatever was read is recorded, and journaled
+    async with following(db_path, path) as second:
+        await assert_read_once(second, path, ids(1, 2000))
 
 
-async def test_a_rotation_while_stopped_reads_the_rest_of_the_old_file_first(db_path, tmp_path):
-    path = tmp_path / "signals.jsonl"
+async def test_a_rotation_while_stopped_reads_the_rest_of_the_old_file_first(db_path, path):
     path.write_bytes(signals(1, 3))
-    first = await open_service(db_path, path)
-    try:
-        attach(first, first.settings)
-        await settled(first, path)
-    finally:
-        await first.close()
+    await run_to_end(db_path, path, "attach")
     append(path, signals(4, 5))  # never read by the first run
-    os.rename(path, tmp_path / "signals.jsonl.1")
+    os.rename(path, path.with_name("signals.jsonl.1"))
     path.write_bytes(signals(6, 7))
-    second = await open_service(db_path, path)
-    try:
-        attach(second, second.settings)
-        await settled(second, path)
-        await assert_read_once(second, ids(1, 7))
-    finally:
-        await second.close()
+    async with following(db_path, path, source="attach") as second:
+        await assert_read_once(second, path, ids(1, 7))
 
 
-async def test_a_file_rewritten_while_stopped_is_read_from_its_start(db_path, tmp_path):
-    path = tmp_path / "signals.jsonl"
+async def test_a_file_rewritten_while_stopped_is_read_from_its_start(db_path, path):
     path.write_bytes(signals(1, 2))
-    first = await open_service(db_path, path)
-    try:
-        follow(first, path)
-        await settled(first, path)
-    finally:
-        await first.close()
+    await run_to_end(db_path, path)
     with path.open("r+b") as f:  # same file, other content, longer than what was read
         f.write(signals(3, 6))
-    second = await open_service(db_path, path)
-    try:
-        follow(second, path)
-        await settled(second, path)
-        await assert_read_once(second, ids(1, 6))
-    finally:
-        await second.close()
+    async with following(db_path, path) as second:
+        await assert_read_once(second, path, ids(1, 6))
 
 
-async def test_a_gigabyte_line_is_recorded_invalid_and_intake_goes_on(db_path, tmp_path):
-    path = tmp_path / "signals.jsonl"
+async def test_a_gigabyte_line_is_recorded_invalid_and_intake_goes_on(db_path, path):
     with path.open("wb") as f:  # sparse: a gigabyte of NULs that takes no disk and no time to write
         f.truncate(1 << 30)
         f.seek(0, os.SEEK_END)
         f.write(b"\n" + signal(1))
-    service = await open_service(db_path, path)
-    tracemalloc.start()
-    try:
-        follow(service, path)
-        await settled(service, path, timeout=120)
-        peak = tracemalloc.get_traced_memory()[1]
-    finally:
-        tracemalloc.stop()
-        await service.close()
-    service = await open_service(db_path, path)
-    try:
+    async with following(db_path, path, source=None) as service:
+        tracemalloc.start()
+        try:
+            follow(service, path)
+            await settled(service, path, timeout=120)
+            peak = tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+    async with following(db_path, path, source=None) as service:
         invalid, valid = await service.store.signals()
-    finally:
-        await service.close()
     assert invalid.status is S.INVALID and "longer than 1 MiB" in invalid.reason, invalid.reason
     assert "line 1" in invalid.reason and f"{1 << 30:,} bytes" in invalid.reason
     assert len(invalid.raw) <= 4096
@@ -432,8 +370,9 @@ asyncio.run(main())
 
 
 def test_an_over_long_line_on_standard_input_is_reported_and_not_held():
-    child = subprocess.Popen([sys.executable, "-c", STDIN_CHILD], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                             cwd=ROOT)
+    child = subprocess.Popen(
+        [sys.executable, "-c", STDIN_CHILD], stdin=subprocess.PIPE, stdout=subprocess.PIPE, cwd=ROOT
+    )
     block = b"x" * (1 << 20)
 
     def feed() -> None:
@@ -513,8 +452,10 @@ def test_a_line_of_max_line_bytes_is_a_line_and_one_byte_more_is_not():
     assert "line 2" in pieces[1].error and f"{MAX_LINE + 1:,} bytes" in pieces[1].error
 
 
-@given(data=st.lists(st.sampled_from([b"a", b"bc", b"\n", b"\xff", "é".encode(), b"x" * 70]), max_size=60),
-       cuts=st.lists(st.integers(0, 4000), max_size=10))
+@given(
+    data=st.lists(st.sampled_from([b"a", b"bc", b"\n", b"\xff", "é".encode(), b"x" * 70]), max_size=60),
+    cuts=st.lists(st.integers(0, 4000), max_size=10),
+)
 def test_the_same_lines_whatever_the_blocks_they_arrive_in(data, cuts):
     raw = b"".join(data)
     splitter = LineSplitter()
@@ -528,7 +469,7 @@ def test_the_same_lines_whatever_the_blocks_they_arrive_in(data, cuts):
     assert [p.text for p in pieces] == [line.decode("utf-8", errors="replace") for line in expected]
     ends = [sum(len(line) for line in expected[: i + 1]) for i in range(len(expected))]
     assert [p.end for p in pieces] == ends
-    assert [p.tail for p in pieces] == [raw[max(0, end - TAIL):end] for end in ends]
+    assert [p.tail for p in pieces] == [raw[max(0, end - TAIL) : end] for end in ends]
     rest = raw.split(b"\n")[-1]
     assert (last.text if last else "") == rest.decode("utf-8", errors="replace")
     assert splitter.offset == len(raw) and splitter.tail == raw[-TAIL:]
@@ -705,8 +646,19 @@ class Scenario:
             self.write(self.path)
 
 
-OPS = ["append", "burst", "partial", "complete", "truncate", "copytruncate", "regrow", "rename", "rename_gap",
-       "restart", "rotate_while_stopped"]
+OPS = [
+    "append",
+    "burst",
+    "partial",
+    "complete",
+    "truncate",
+    "copytruncate",
+    "regrow",
+    "rename",
+    "rename_gap",
+    "restart",
+    "rotate_while_stopped",
+]
 
 
 @settings(max_examples=100)

@@ -10,9 +10,10 @@ from decimal import Decimal
 
 import pytest
 from conftest import eventually, make_settings
+from harness import order_row, signal_row
 
 from executor.events import ErrorOccurred, OrderUpdated, RetryScheduled, SignalDecided, SignalReceived
-from executor.models import Order, OrderStatus, OrderType, Side, Signal, SignalRecord, SignalStatus
+from executor.models import Order, OrderStatus, Side, Signal, SignalRecord, SignalStatus
 from executor.service import TradingService
 from executor.store import JournalPosition, Store
 
@@ -21,18 +22,21 @@ N = 10_000
 
 
 def order(i: int, **changes) -> Order:
-    base = dict(client_order_id=f"tc-{i:06d}", signal_id=f"sig-{i:06d}", symbol="BTC/USDT",
-                side=Side.BUY if i % 2 else Side.SELL, type=OrderType.LIMIT, amount=Decimal("0.01"),
-                price=Decimal(58000 + i % 500), status=OrderStatus.OPEN, created_at=T0 + timedelta(seconds=i),
-                updated_at=T0 + timedelta(seconds=i))
-    return Order(**(base | changes))
+    """The i-th of N open limit orders, a second apart, buys and sells in turn."""
+    at = T0 + timedelta(seconds=i)
+    side, price = Side.BUY if i % 2 else Side.SELL, Decimal(58000 + i % 500)
+    fields = dict(client_order_id=f"tc-{i:06d}", side=side, price=price, status=OrderStatus.OPEN)
+    return order_row(f"sig-{i:06d}", **(fields | {"created_at": at, "updated_at": at} | changes))
 
 
-def signal(signal_id: str | None, status: SignalStatus = SignalStatus.PENDING, *, at: datetime = T0,
-           reason: str = "") -> SignalRecord:
+def signal(
+    signal_id: str | None, status: SignalStatus = SignalStatus.PENDING, *, at: datetime = T0, reason: str = ""
+) -> SignalRecord:
     sig = Signal(id=signal_id, symbol="BTC/USDT", side=Side.BUY, amount=0.01) if signal_id else None
-    return SignalRecord(id=signal_id, status=status, reason=reason, source="test", received_at=at,
-                        raw=json.dumps({"id": signal_id}), signal=sig, amount=Decimal("0.01") if sig else None)
+    amount = Decimal("0.01") if sig else None
+    return signal_row(
+        signal_id, status, at=at, reason=reason, raw=json.dumps({"id": signal_id}), signal=sig, amount=amount
+    )
 
 
 @pytest.fixture
@@ -66,12 +70,14 @@ async def test_an_old_open_order_among_10000_is_republished_and_only_it(db_path,
     ro = await inspect(db_path, events)
     try:
         snapshot = await ro.snapshot()
-        assert len([o for o in snapshot.orders if not o.status.is_terminal]) == N  # every open order
+        assert len([o for o in snapshot.orders if o.status.is_active]) == N  # every active order
         oldest = orders[0]  # far outside any "newest 500"
-        fill = oldest.model_copy(update={"status": OrderStatus.PARTIALLY_FILLED, "filled": Decimal("0.004"),
-                                         "version": oldest.version + 1})
-        await writer.transact(writer.order_write(fill, old=OrderStatus.OPEN, expect_version=oldest.version,
-                                                 source="poll"))
+        fill = oldest.model_copy(
+            update={"status": OrderStatus.PARTIALLY_FILLED, "filled": Decimal("0.004"), "version": oldest.version + 1}
+        )
+        await writer.transact(
+            writer.order_write(fill, old=OrderStatus.OPEN, expect_version=oldest.version, source="poll")
+        )
         await eventually(lambda: updates(events, oldest.client_order_id))
         assert updates(events) == [updates(events, oldest.client_order_id)[0]]  # nothing else re-read
         got = updates(events)[0]
@@ -97,11 +103,24 @@ async def test_a_poll_reads_only_what_the_journal_names(db_path, writer):
 async def test_the_log_from_before_opening_is_published_at_start(db_path, writer):
     await writer.insert_signal(signal("s1", at=T0))
     await writer.insert_signal(signal(None, SignalStatus.INVALID, at=T0 + timedelta(seconds=1), reason="no id"))
-    await writer.append_log([{"ts": T0 + timedelta(seconds=2), "level": "retry", "message": "429 Too Many",
-                              "operation": "create_order", "attempt": 1, "max_attempts": 4, "delay": 1.5,
-                              "client_order_id": "tc-1", "signal_id": "s1"}])
-    await writer.insert_signal(signal("s1", SignalStatus.DUPLICATE, at=T0 + timedelta(seconds=3),
-                                      reason="id s1 seen before"))
+    await writer.append_log(
+        [
+            {
+                "ts": T0 + timedelta(seconds=2),
+                "level": "retry",
+                "message": "429 Too Many",
+                "operation": "create_order",
+                "attempt": 1,
+                "max_attempts": 4,
+                "delay": 1.5,
+                "client_order_id": "tc-1",
+                "signal_id": "s1",
+            }
+        ]
+    )
+    await writer.insert_signal(
+        signal("s1", SignalStatus.DUPLICATE, at=T0 + timedelta(seconds=3), reason="id s1 seen before")
+    )
     await writer.append_log([{"ts": T0 + timedelta(seconds=4), "level": "warning", "message": "cancel not confirmed"}])
     events: list = []
     ro = await inspect(db_path, events)  # no waiting: start() itself publishes the backlog
@@ -125,17 +144,23 @@ async def test_signals_and_orders_written_by_another_connection_appear(db_path, 
     try:
         stored = await writer.insert_signal(signal("live"))
         await eventually(lambda: any(isinstance(e, SignalReceived) and e.record.id == "live" for e in events))
-        rejected = stored.model_copy(update={"status": SignalStatus.REJECTED, "reason": "rejected by ops",
-                                             "decided_at": T0, "decided_by": "ops"})
+        rejected = stored.model_copy(
+            update={"status": SignalStatus.REJECTED, "reason": "rejected by ops", "decided_at": T0, "decided_by": "ops"}
+        )
         await writer.update_signal(rejected, SignalStatus.PENDING, source="operator")
-        await eventually(lambda: any(isinstance(e, SignalDecided) and e.record.status is SignalStatus.REJECTED
-                                     for e in events))
+        await eventually(
+            lambda: any(isinstance(e, SignalDecided) and e.record.status is SignalStatus.REJECTED for e in events)
+        )
         await writer.transact(writer.order_write(order(1), old=None, expect_version=None, source="request"))
         await writer.append_log([{"ts": T0, "level": "error", "message": "venue down"}])
         await writer.set_flag("paused", "1")
-        await eventually(lambda: updates(events, "tc-000001")
-                         and any(isinstance(e, ErrorOccurred) and e.message == "venue down" for e in events)
-                         and ro.paused)
+        await eventually(
+            lambda: (
+                updates(events, "tc-000001")
+                and any(isinstance(e, ErrorOccurred) and e.message == "venue down" for e in events)
+                and ro.paused
+            )
+        )
         assert [e.record.id for e in events if isinstance(e, SignalReceived)] == ["live"]  # once, never again
     finally:
         await ro.close()
@@ -169,11 +194,54 @@ async def test_inspect_shows_the_writers_market_prices_and_precision(db_path):
             published = [e for e in events if isinstance(e, MarketsUpdated)]
             assert published and published[-1].quotes == quotes  # last, bid, ask, change as the core saw them
             assert ro.markets == core.markets  # amounts and prices rounded as the core rounds them
-            quotes2 = {s: q.__class__(s, q.last + 1, q.bid + 1, q.ask + 1, q.change_pct, q.ts, q.change_since)
-                       for s, q in quotes.items()}
+            quotes2 = {
+                s: q.__class__(s, q.last + 1, q.bid + 1, q.ask + 1, q.change_pct, q.ts, q.change_since)
+                for s, q in quotes.items()
+            }
             await core._persist_markets(quotes2)
             await eventually(lambda: [e for e in events if isinstance(e, MarketsUpdated)][-1].quotes == quotes2)
         finally:
             await ro.close()
     finally:
         await core.close()
+
+
+# The flags as cores before the TypeAdapter wrote them (json.dumps), byte for byte.
+OLD_FLAGS = {
+    "balances": '{"quote": "USDT", "balances": {"BTC": ["0.5", "0.1"]}, "prices": {"BTC": "60000.5", "USDT": "1"}}',
+    "last_reconcile": (
+        '{"at": "2026-11-23T10:00:00+00:00", "checked": 3, "updated": 1, "resolved_unknown": 0, "adopted": 0, '
+        '"external": 2, "open": 1, "unknown": 0, "drift": {"BTC": "0.001"}, "errors": ["x"], "exchange": "binance", '
+        '"mode": "LIVE"}'
+    ),
+    "markets": (
+        '{"BTC/USDT": {"last": "60000", "bid": "59999.9", "ask": "60000.1", "change_pct": "-1.5", '
+        '"ts": "2026-11-23T10:00:00+00:00", "change_since": null}}'
+    ),
+    "market_info": (
+        '{"BTC/USDT": {"symbol": "BTC/USDT", "base": "BTC", "quote": "USDT", "amount_step": "0.00001", '
+        '"price_tick": "0.01", "min_amount": "0.00001", "min_cost": "5", "maker_fee": "0.001", "taker_fee": "0.001"}}'
+    ),
+}
+
+
+async def test_inspect_reads_the_state_an_older_core_saved(db_path, writer):
+    from executor.events import BalancesUpdated, MarketQuote, MarketsUpdated, Reconciled, ReconcileResult
+    from executor.models import Balance, MarketInfo
+
+    for key, text in OLD_FLAGS.items():
+        await writer.set_flag(key, text)
+    events: list = []
+    ro = await inspect(db_path, events)
+    try:
+        btc = Balance("BTC", Decimal("0.5"), Decimal("0.1"))
+        prices = {"BTC": Decimal("60000.5"), "USDT": Decimal(1)}
+        assert [e for e in events if isinstance(e, BalancesUpdated)] == [BalancesUpdated({"BTC": btc}, prices, "USDT")]
+        result = ReconcileResult(T0, 3, 1, 0, 0, 2, 1, 0, {"BTC": Decimal("0.001")}, ["x"])
+        assert [e.result for e in events if isinstance(e, Reconciled)] == [result]
+        quote = MarketQuote("BTC/USDT", Decimal(60000), Decimal("59999.9"), Decimal("60000.1"), Decimal("-1.5"), T0)
+        assert [e.quotes for e in events if isinstance(e, MarketsUpdated)] == [{"BTC/USDT": quote}]
+        steps = Decimal("0.00001"), Decimal("0.01"), Decimal("0.00001"), Decimal(5)
+        assert ro.markets == {"BTC/USDT": MarketInfo("BTC/USDT", "BTC", "USDT", *steps)}
+    finally:
+        await ro.close()

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import DATA, make_settings
+from helpers import DATA, make_settings
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -698,8 +698,17 @@ async def test_a_lone_surrogate_in_the_raw_text_is_recorded_invalid(tmp_path):
 async def test_a_signal_stale_on_arrival_is_expired_and_never_ordered(tmp_path, mode, stale):
     service = await open_service(tmp_path, mode)
     try:
-        raw = json.dumps({"id": "stale-1", "symbol": "BTC/USDT", "side": "buy", "amount": 0.01,
-                          "order_type": "limit", "price": 60000, **stale})
+        raw = json.dumps(
+            {
+                "id": "stale-1",
+                "symbol": "BTC/USDT",
+                "side": "buy",
+                "amount": 0.01,
+                "order_type": "limit",
+                "price": 60000,
+                **stale,
+            }
+        )
         (record,) = await service.submit([raw], source="fuzz")
         assert record.status is S.EXPIRED and "TTL" in record.reason
         assert await service.store.orders() == []

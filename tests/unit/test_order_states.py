@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 
 import pytest
+from harness import order_row
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -36,6 +37,8 @@ def test_terminal_states_have_no_way_out_but_a_late_original():
     # given up as certainly absent, then shown by the venue after all: only to what the venue says
     assert ORDER_TRANSITIONS[O.FAILED] == {O.OPEN, O.PARTIALLY_FILLED, O.FILLED, O.CANCELED, O.EXPIRED}
     assert {s for s in OrderStatus if s.is_terminal} == {"filled", "canceled", "expired", "rejected", "failed"}
+    assert {s for s in OrderStatus if s.is_active} == set(OrderStatus) - TERMINAL_ORDER_STATES
+    assert {s for s in OrderStatus if s.is_live} == {"open", "partially_filled"}
 
 
 def test_every_state_is_reachable_from_new():
@@ -90,22 +93,20 @@ def reports(draw):
     )
 
 
+def prop_order(status: OrderStatus) -> Order:
+    """The order the property tests drive: a buy limit of AMOUNT SOL/USDT at 100, in `status`."""
+    return order_row(
+        "prop", client_order_id="tc-prop-0", symbol="SOL/USDT", amount=AMOUNT, price=Decimal(100), status=status
+    )
+
+
 start_states = st.sampled_from([O.SUBMITTING, O.UNKNOWN, O.OPEN, O.PARTIALLY_FILLED, O.PENDING_CANCEL])
 
 
 @settings(max_examples=400, deadline=None)
 @given(start=start_states, sequence=st.lists(reports(), max_size=25))
 def test_no_sequence_of_venue_reports_breaks_the_order(start, sequence):
-    order = Order(
-        client_order_id="tc-prop-0",
-        signal_id="prop",
-        symbol="SOL/USDT",
-        side=Side.BUY,
-        type=OrderType.LIMIT,
-        amount=AMOUNT,
-        price=Decimal(100),
-        status=start,
-    )
+    order = prop_order(start)
     recorded = Decimal(0)
     for report in sequence:
         before = order
@@ -136,16 +137,7 @@ def test_no_sequence_of_venue_reports_breaks_the_order(start, sequence):
 @settings(max_examples=200, deadline=None)
 @given(sequence=st.lists(reports(), min_size=1, max_size=10))
 def test_an_open_report_never_undoes_a_pending_cancel(sequence):
-    order = Order(
-        client_order_id="tc-prop-0",
-        signal_id="prop",
-        symbol="SOL/USDT",
-        side=Side.BUY,
-        type=OrderType.LIMIT,
-        amount=AMOUNT,
-        price=Decimal(100),
-        status=O.PENDING_CANCEL,
-    )
+    order = prop_order(O.PENDING_CANCEL)
     for report in sequence:
         order = apply_report(order, report, NOW).order
         assert order.status not in (O.OPEN, O.PARTIALLY_FILLED)

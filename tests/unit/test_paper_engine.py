@@ -6,6 +6,8 @@ from decimal import Decimal
 from itertools import pairwise
 
 import pytest
+from harness import BTC, EPOCH, make_engine, order_op, place_drawn, refusal
+from helpers import FakeClock
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -15,21 +17,6 @@ from executor.venue.market import BOOK_LEVELS
 from executor.venue.orders import EngineError, ErrorKind
 
 D = Decimal
-BTC = "BTC/USDT"
-EPOCH = 1_700_000_000.0
-
-
-class FakeClock:
-    def __init__(self, now: float = 500.0) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
-
-
-def make_engine(seed: int = 7, markets=(BTC, "ETH/USDT", "SOL/USDT"), clock=None, **kwargs) -> PaperEngine:
-    balances = kwargs.pop("balances", {"USDT": 100_000, "BTC": 1, "ETH": 10, "SOL": 100})
-    return PaperEngine(seed, list(markets), balances, clock=clock or FakeClock(), epoch=EPOCH, **kwargs)
 
 
 def advance_until(engine: PaperEngine, condition, limit: int = 20_000) -> int:
@@ -254,83 +241,71 @@ def test_partial_fill_then_cancel_settles_to_the_last_decimal():
 
 
 def test_unknown_symbol_is_bad_symbol():
-    with pytest.raises(EngineError) as info:
-        make_engine().create_order("x", "DOGE/USDT", Side.BUY, OrderType.LIMIT, D(1), D(1))
-    assert info.value.kind is ErrorKind.BAD_SYMBOL
-    assert "DOGE/USDT" in info.value.message and "BTC/USDT" in info.value.message
+    error = refusal(make_engine().create_order, "x", "DOGE/USDT", Side.BUY, OrderType.LIMIT, D(1), D(1))
+    assert error.kind is ErrorKind.BAD_SYMBOL
+    assert "DOGE/USDT" in error.message and "BTC/USDT" in error.message
 
 
 def test_amount_off_the_step_is_a_lot_size_filter_failure():
-    with pytest.raises(EngineError) as info:
-        make_engine().create_order("x", BTC, Side.BUY, OrderType.LIMIT, D("0.000015"), D(60000))
-    assert info.value.kind is ErrorKind.FILTER_FAILURE and info.value.filter == "LOT_SIZE"
-    assert info.value.message.startswith("Filter failure: LOT_SIZE")
-    assert "0.000015" in info.value.message and "0.00001" in info.value.message
+    error = refusal(make_engine().create_order, "x", BTC, Side.BUY, OrderType.LIMIT, D("0.000015"), D(60000))
+    assert error.kind is ErrorKind.FILTER_FAILURE and error.filter == "LOT_SIZE"
+    assert error.message.startswith("Filter failure: LOT_SIZE")
+    assert "0.000015" in error.message and "0.00001" in error.message
 
 
 def test_amount_below_the_minimum_is_a_lot_size_filter_failure():
-    with pytest.raises(EngineError) as info:
-        make_engine().create_order("x", "SOL/USDT", Side.BUY, OrderType.LIMIT, D("0.0005"), D(150))
-    assert info.value.filter == "LOT_SIZE"
-    assert "below the minimum 0.001" in info.value.message
+    error = refusal(make_engine().create_order, "x", "SOL/USDT", Side.BUY, OrderType.LIMIT, D("0.0005"), D(150))
+    assert error.filter == "LOT_SIZE"
+    assert "below the minimum 0.001" in error.message
 
 
 def test_price_off_the_tick_is_a_price_filter_failure():
-    with pytest.raises(EngineError) as info:
-        make_engine().create_order("x", BTC, Side.BUY, OrderType.LIMIT, D("0.001"), D("60000.005"))
-    assert info.value.kind is ErrorKind.FILTER_FAILURE and info.value.filter == "PRICE_FILTER"
-    assert info.value.message.startswith("Filter failure: PRICE_FILTER")
-    assert "60000.005" in info.value.message and "0.01" in info.value.message
+    error = refusal(make_engine().create_order, "x", BTC, Side.BUY, OrderType.LIMIT, D("0.001"), D("60000.005"))
+    assert error.kind is ErrorKind.FILTER_FAILURE and error.filter == "PRICE_FILTER"
+    assert error.message.startswith("Filter failure: PRICE_FILTER")
+    assert "60000.005" in error.message and "0.01" in error.message
 
 
 def test_notional_below_the_minimum_is_a_notional_filter_failure():
-    with pytest.raises(EngineError) as info:
-        make_engine().create_order("x", BTC, Side.BUY, OrderType.LIMIT, D("0.00008"), D(60000))
-    assert info.value.filter == "NOTIONAL"
-    assert info.value.message == (
-        "Filter failure: NOTIONAL (notional 4.8 USDT is below the minimum 5 USDT for BTC/USDT)."
-    )
+    error = refusal(make_engine().create_order, "x", BTC, Side.BUY, OrderType.LIMIT, D("0.00008"), D(60000))
+    assert error.filter == "NOTIONAL"
+    assert error.message == "Filter failure: NOTIONAL (notional 4.8 USDT is below the minimum 5 USDT for BTC/USDT)."
 
 
 def test_market_order_notional_is_checked_at_the_touch():
-    with pytest.raises(EngineError) as info:
-        make_engine().create_order("x", BTC, Side.SELL, OrderType.MARKET, D("0.00008"), None)
-    assert info.value.filter == "NOTIONAL"
+    error = refusal(make_engine().create_order, "x", BTC, Side.SELL, OrderType.MARKET, D("0.00008"), None)
+    assert error.filter == "NOTIONAL"
 
 
 def test_buy_beyond_free_quote_is_insufficient_funds_with_the_numbers():
     engine = make_engine()
-    with pytest.raises(EngineError) as info:
-        engine.create_order("x", BTC, Side.BUY, OrderType.LIMIT, D(2), D(50000))
-    assert info.value.kind is ErrorKind.INSUFFICIENT_FUNDS
-    assert "needs 100100 USDT, 100000 USDT free" in info.value.message
+    error = refusal(engine.create_order, "x", BTC, Side.BUY, OrderType.LIMIT, D(2), D(50000))
+    assert error.kind is ErrorKind.INSUFFICIENT_FUNDS
+    assert "needs 100100 USDT, 100000 USDT free" in error.message
     assert engine.all_orders() == [] and engine.balance("USDT").free == D(100_000)
 
 
 def test_sell_beyond_free_base_is_insufficient_funds():
     engine = make_engine()
     engine.create_order("a", BTC, Side.SELL, OrderType.LIMIT, D("0.8"), D(90000))
-    with pytest.raises(EngineError) as info:
-        engine.create_order("b", BTC, Side.SELL, OrderType.MARKET, D("0.3"), None)
-    assert info.value.kind is ErrorKind.INSUFFICIENT_FUNDS
-    assert "needs 0.3 BTC, 0.2 BTC free" in info.value.message
+    error = refusal(engine.create_order, "b", BTC, Side.SELL, OrderType.MARKET, D("0.3"), None)
+    assert error.kind is ErrorKind.INSUFFICIENT_FUNDS
+    assert "needs 0.3 BTC, 0.2 BTC free" in error.message
 
 
 def test_market_buy_is_checked_against_the_cost_of_walking_the_book():
     engine = make_engine(balances={"USDT": 1000})
-    with pytest.raises(EngineError) as info:
-        engine.create_order("x", BTC, Side.BUY, OrderType.MARKET, D("0.02"), None)
-    assert info.value.kind is ErrorKind.INSUFFICIENT_FUNDS
+    error = refusal(engine.create_order, "x", BTC, Side.BUY, OrderType.MARKET, D("0.02"), None)
+    assert error.kind is ErrorKind.INSUFFICIENT_FUNDS
     assert engine.depth(BTC).asks[0][1] > D("0.3")  # a refused order consumes no liquidity
 
 
 def test_a_client_order_id_is_a_duplicate_while_its_order_is_open_and_free_once_it_ended():
     engine = make_engine()
     engine.create_order("dup", BTC, Side.BUY, OrderType.LIMIT, D("0.001"), D(50000))
-    with pytest.raises(EngineError) as info:
-        engine.create_order("dup", BTC, Side.BUY, OrderType.MARKET, D("0.001"), None)
-    assert info.value.kind is ErrorKind.DUPLICATE_ORDER
-    assert "'dup'" in info.value.message and "paper-1" in info.value.message
+    error = refusal(engine.create_order, "dup", BTC, Side.BUY, OrderType.MARKET, D("0.001"), None)
+    assert error.kind is ErrorKind.DUPLICATE_ORDER
+    assert "'dup'" in error.message and "paper-1" in error.message
     assert len(engine.all_orders()) == 1
     engine.cancel_order("dup")
     # ended: Binance accepts the id again, and a lookup by client order id finds the newest order
@@ -363,10 +338,9 @@ def test_a_refused_order_does_not_use_up_its_client_order_id():
     ],
 )
 def test_malformed_requests_are_bad_requests(cid, type, amount, price, fragment):
-    with pytest.raises(EngineError) as info:
-        make_engine().create_order(cid, BTC, Side.BUY, type, amount, price)
-    assert info.value.kind is ErrorKind.BAD_REQUEST
-    assert fragment in info.value.message
+    error = refusal(make_engine().create_order, cid, BTC, Side.BUY, type, amount, price)
+    assert error.kind is ErrorKind.BAD_REQUEST
+    assert fragment in error.message
 
 
 def test_exchange_order_ids_are_sequential_and_lookups_work_by_either_id():
@@ -377,9 +351,8 @@ def test_exchange_order_ids_are_sequential_and_lookups_work_by_either_id():
     assert engine.get_order(exchange_order_id="paper-2").client_order_id == "b"
     assert engine.get_order(exchange_order_id=2).client_order_id == "b"
     assert engine.get_order(client_order_id="a").id == 1
-    with pytest.raises(EngineError) as info:
-        engine.get_order(client_order_id="a", exchange_order_id="paper-2")
-    assert info.value.kind is ErrorKind.UNKNOWN_ORDER
+    error = refusal(engine.get_order, client_order_id="a", exchange_order_id="paper-2")
+    assert error.kind is ErrorKind.UNKNOWN_ORDER
 
 
 def test_orders_handed_out_are_snapshots():
@@ -394,9 +367,8 @@ def test_canceling_a_final_or_unknown_order_is_unknown_order():
     engine = make_engine()
     engine.create_order("done", BTC, Side.BUY, OrderType.MARKET, D("0.01"), None)
     for kwargs in ({"client_order_id": "done"}, {"client_order_id": "never"}, {"exchange_order_id": 99}):
-        with pytest.raises(EngineError) as info:
-            engine.cancel_order(**kwargs)
-        assert info.value.kind is ErrorKind.UNKNOWN_ORDER
+        error = refusal(engine.cancel_order, **kwargs)
+        assert error.kind is ErrorKind.UNKNOWN_ORDER
     with pytest.raises(EngineError, match="already filled"):
         engine.cancel_order("done")
 
@@ -442,9 +414,8 @@ def test_force_fill_past_the_remaining_amount_or_the_limit_is_a_bad_request():
     engine = make_engine()
     engine.create_order("ff", BTC, Side.BUY, OrderType.LIMIT, D("0.5"), D(50000))
     for amount, price in ((D("0.6"), None), (D("0.1"), D(50001))):
-        with pytest.raises(EngineError) as info:
-            engine.force_fill("ff", amount, price)
-        assert info.value.kind is ErrorKind.BAD_REQUEST
+        error = refusal(engine.force_fill, "ff", amount, price)
+        assert error.kind is ErrorKind.BAD_REQUEST
     assert engine.get_order("ff").filled == 0
 
 
@@ -452,9 +423,8 @@ def test_deposit_moves_free_money_in_and_out_but_never_below_zero():
     engine = make_engine()
     assert engine.deposit("EUR", D("12.5")) == Balance("EUR", D("12.5"), D(0))
     assert engine.deposit("USDT", -99_999).free == 1
-    with pytest.raises(EngineError) as info:
-        engine.deposit("USDT", -2)
-    assert info.value.kind is ErrorKind.INSUFFICIENT_FUNDS
+    error = refusal(engine.deposit, "USDT", -2)
+    assert error.kind is ErrorKind.INSUFFICIENT_FUNDS
     assert engine.balance("USDT").free == 1
 
 
@@ -478,17 +448,9 @@ def test_built_in_markets_have_their_specs_and_others_get_a_generic_one():
     assert btc.taker_fee == btc.maker_fee == D("0.001")
 
 
-_SYMBOLS = [BTC, "ETH/USDT", "SOL/USDT"]
 _operations = st.lists(
     st.one_of(
-        st.tuples(
-            st.just("order"),
-            st.sampled_from(_SYMBOLS),
-            st.sampled_from(list(Side)),
-            st.sampled_from(list(OrderType)),
-            st.integers(1, 6_000),  # amount in steps of the market
-            st.integers(-10, 10),  # limit price offset from the touch, in basis points
-        ),
+        order_op(6_000),
         st.tuples(st.just("cancel"), st.integers(0, 1000)),  # which order, modulo the orders placed
         st.tuples(st.just("force"), st.integers(0, 1000), st.integers(1, 100)),
         st.tuples(st.just("advance"), st.integers(1, 200)),
@@ -511,11 +473,7 @@ def test_no_sequence_of_orders_cancels_and_steps_breaks_balances_or_overfills(se
     for n, op in enumerate(operations):
         try:
             if op[0] == "order":
-                _, symbol, side, type, units, offset_bp = op
-                market = engine.market(symbol)
-                touch = engine.ticker(symbol).bid if side is Side.BUY else engine.ticker(symbol).ask
-                price = (touch * (1 + D(offset_bp) / 10_000)).quantize(market.price_tick)
-                engine.create_order(f"o{n}", symbol, side, type, market.amount_step * units, price)
+                place_drawn(engine, f"o{n}", *op[1:])
             elif op[0] == "cancel" and engine.all_orders():
                 engine.cancel_order(exchange_order_id=1 + op[1] % len(engine.all_orders()))
             elif op[0] == "force" and engine.all_orders():

@@ -7,30 +7,15 @@ from __future__ import annotations
 from decimal import Decimal
 
 import pytest
+from harness import BTC, EPOCH, make_engine, order_op, place_drawn, refusal
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from executor.models import Balance, OrderStatus, OrderType, Side
 from executor.venue.accounts import FEE_DECIMALS
-from executor.venue.engine import PaperEngine
 from executor.venue.orders import EngineError, ErrorKind
 
 D = Decimal
-BTC = "BTC/USDT"
-EPOCH = 1_700_000_000.0
-
-
-class FakeClock:
-    def __init__(self, now: float = 500.0) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
-
-
-def make_engine(seed: int = 7, clock=None, **kwargs) -> PaperEngine:
-    balances = kwargs.pop("balances", {"USDT": 100_000, "BTC": 1, "ETH": 10, "SOL": 100})
-    return PaperEngine(seed, [BTC, "ETH/USDT", "SOL/USDT"], balances, clock=clock or FakeClock(), epoch=EPOCH, **kwargs)
 
 
 # -- client order ids -------------------------------------------------------------------------
@@ -43,9 +28,8 @@ def test_a_lookup_by_both_ids_finds_the_order_id_and_checks_the_client_id_agains
     assert engine.get_order("x", exchange_order_id=1).id == 1
     assert engine.get_order("x", exchange_order_id="paper-2").id == 2
     assert engine.get_order("x").id == 2
-    with pytest.raises(EngineError) as info:
-        engine.get_order("y", exchange_order_id=1)
-    assert info.value.kind is ErrorKind.UNKNOWN_ORDER
+    error = refusal(engine.get_order, "y", exchange_order_id=1)
+    assert error.kind is ErrorKind.UNKNOWN_ORDER
     assert [t.order_id for t in engine.trades(exchange_order_id=1)] == [1]
 
 
@@ -65,9 +49,8 @@ def test_a_partly_filled_order_still_holds_its_client_order_id():
     engine = make_engine()
     engine.create_order("p", BTC, Side.BUY, OrderType.LIMIT, D("0.01"), D(50000))
     engine.force_fill("p", D("0.004"))
-    with pytest.raises(EngineError) as info:
-        engine.create_order("p", BTC, Side.BUY, OrderType.LIMIT, D("0.01"), D(50000))
-    assert info.value.kind is ErrorKind.DUPLICATE_ORDER
+    error = refusal(engine.create_order, "p", BTC, Side.BUY, OrderType.LIMIT, D("0.01"), D(50000))
+    assert error.kind is ErrorKind.DUPLICATE_ORDER
     engine.force_fill("p", D("0.006"))  # filled: ended, the id is free
     assert engine.create_order("p", BTC, Side.BUY, OrderType.LIMIT, D("0.01"), D(50000)).id == 2
 
@@ -100,18 +83,9 @@ def test_a_market_buy_needs_only_its_cost_in_quote_since_the_fee_is_in_the_base(
     assert engine.balance("BTC").free == 1 + D("0.01") - D("0.00001")
 
 
-_SYMBOLS = [BTC, "ETH/USDT", "SOL/USDT"]
 _ops = st.lists(
     st.one_of(
-        st.tuples(
-            st.just("order"),
-            st.sampled_from(_SYMBOLS),
-            st.sampled_from(list(Side)),
-            st.sampled_from(list(OrderType)),
-            st.integers(1, 3_000),
-            st.integers(-10, 10),
-            st.integers(0, 4),  # a small pool of client order ids: reuse is common
-        ),
+        order_op(3_000, st.integers(0, 4)),  # a small pool of client order ids: reuse is common
         st.tuples(st.just("cancel"), st.integers(0, 4)),
         st.tuples(st.just("advance"), st.integers(1, 100)),
     ),
@@ -130,11 +104,8 @@ def test_reused_ids_never_make_two_open_orders_and_balances_move_by_exactly_what
     for op in operations:
         try:
             if op[0] == "order":
-                _, symbol, side, type, units, offset_bp, cid = op
-                market = engine.market(symbol)
-                touch = engine.ticker(symbol).bid if side is Side.BUY else engine.ticker(symbol).ask
-                price = (touch * (1 + D(offset_bp) / 10_000)).quantize(market.price_tick)
-                engine.create_order(f"c{cid}", symbol, side, type, market.amount_step * units, price)
+                *drawn, cid = op[1:]
+                place_drawn(engine, f"c{cid}", *drawn)
             elif op[0] == "cancel":
                 engine.cancel_order(f"c{op[1]}")
             else:
@@ -192,9 +163,8 @@ def test_place_resting_refuses_what_would_trade_and_everything_create_order_refu
     engine = make_engine()
     ask, bid = engine.ticker(BTC).ask, engine.ticker(BTC).bid
     for side, price in ((Side.BUY, ask), (Side.SELL, bid), (Side.BUY, ask + 100)):
-        with pytest.raises(EngineError) as info:
-            engine.place_resting(BTC, side, D("0.01"), price, "cross")
-        assert info.value.kind is ErrorKind.BAD_REQUEST and "must not cross the touch" in info.value.message
+        error = refusal(engine.place_resting, BTC, side, D("0.01"), price, "cross")
+        assert error.kind is ErrorKind.BAD_REQUEST and "must not cross the touch" in error.message
     engine.place_resting(BTC, Side.BUY, D("0.01"), D(30000), "dup")
     refusals = [
         ((BTC, Side.BUY, D("0.01"), D(30000), "dup"), ErrorKind.DUPLICATE_ORDER),
@@ -205,9 +175,8 @@ def test_place_resting_refuses_what_would_trade_and_everything_create_order_refu
         (("DOGE/USDT", Side.BUY, D(1), D(1), "symbol"), ErrorKind.BAD_SYMBOL),
     ]
     for args, kind in refusals:
-        with pytest.raises(EngineError) as info:
-            engine.place_resting(*args)
-        assert info.value.kind is kind, args
+        error = refusal(engine.place_resting, *args)
+        assert error.kind is kind, args
     assert [o.client_order_id for o in engine.all_orders()] == ["dup"]
 
 
@@ -236,10 +205,8 @@ def test_validate_order_refuses_what_the_filters_refuse_and_touches_nothing():
         ((BTC, Side.BUY, OrderType.LIMIT, D("0.1"), D("50000.001")), "PRICE_FILTER"),
         ((BTC, Side.SELL, OrderType.MARKET, D("0.00001"), None), "NOTIONAL"),
     ):
-        with pytest.raises(EngineError) as info:
-            engine.validate_order(*args)
-        assert info.value.filter == which
-    with pytest.raises(EngineError) as info:
-        engine.validate_order(BTC, Side.BUY, OrderType.LIMIT, D("0.1"), None)
-    assert info.value.kind is ErrorKind.BAD_REQUEST
+        error = refusal(engine.validate_order, *args)
+        assert error.filter == which
+    error = refusal(engine.validate_order, BTC, Side.BUY, OrderType.LIMIT, D("0.1"), None)
+    assert error.kind is ErrorKind.BAD_REQUEST
     assert engine.all_orders() == [] and engine.balance("USDT") == Balance("USDT", D(1), D(0))

@@ -8,6 +8,8 @@ from datetime import UTC, datetime
 from decimal import Decimal
 
 import pytest
+from harness import BTC, ENGINE_T0, EPOCH, make_engine
+from helpers import FakeClock
 
 from executor.exchanges.base import (
     DuplicateOrder,
@@ -19,30 +21,13 @@ from executor.exchanges.base import (
 )
 from executor.exchanges.paper import PaperExchange
 from executor.models import OrderStatus, OrderType, Side
-from executor.venue.engine import PaperEngine
 from executor.venue.faults import Fault, FaultPlan
 
 D = Decimal
-BTC = "BTC/USDT"
-EPOCH = 1_700_000_000.0
-
-
-class FakeClock:
-    def __init__(self, now: float = 500.0) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
 
 
 def make_exchange(faults: FaultPlan | None = None, clock: FakeClock | None = None, **kwargs) -> PaperExchange:
-    engine = PaperEngine(
-        11,
-        [BTC, "ETH/USDT"],
-        {"USDT": 100_000, "BTC": 1},
-        clock=clock or FakeClock(),
-        epoch=EPOCH,
-    )
+    engine = make_engine(11, (BTC, "ETH/USDT"), clock, balances={"USDT": 100_000, "BTC": 1})
     return PaperExchange(engine, faults=faults, **kwargs)
 
 
@@ -55,6 +40,14 @@ async def place(exchange: PaperExchange, cid: str = "tc-1", price: Decimal = D(5
 
 def placed(exchange: PaperExchange) -> list[str]:
     return [o.client_order_id for o in exchange.engine.all_orders()]
+
+
+async def place_into(fault: Fault, raises: type[Exception], *, plan: FaultPlan | None = None, match: str | None = None):
+    """An exchange whose next order meets `fault` (scripted on `plan`), and what placing it raised."""
+    exchange = make_exchange((plan or FaultPlan()).script("create_order", fault))
+    with pytest.raises(raises, match=match) as info:
+        await place(exchange)
+    return exchange, info.value
 
 
 async def test_port_identity_and_markets():
@@ -100,7 +93,7 @@ async def test_ticker_and_balances_come_from_the_engine():
 
 
 async def test_each_request_brings_the_market_up_to_the_clock():
-    clock = FakeClock()
+    clock = FakeClock(ENGINE_T0)
     exchange = make_exchange(clock=clock)
     clock.now += 2.5
     await exchange.fetch_ticker(BTC)
@@ -175,26 +168,22 @@ async def test_fault_none_lets_the_request_through():
 
 
 async def test_refused_connection_is_not_placed_and_nothing_happens():
-    exchange = make_exchange(FaultPlan().script("create_order", Fault.REFUSED))
-    with pytest.raises(NotPlaced) as info:
-        await place(exchange)
-    assert not info.value.rate_limited
+    exchange, error = await place_into(Fault.REFUSED, NotPlaced)
+    assert not error.rate_limited
     assert placed(exchange) == []
     assert (await place(exchange)).status is OrderStatus.OPEN  # the script is used up
 
 
 async def test_rate_limit_is_not_placed_and_trips_the_cooldown():
-    exchange = make_exchange(FaultPlan(retry_after=3.0).script("create_order", Fault.RATE_LIMIT))
-    with pytest.raises(NotPlaced) as info:
-        await place(exchange)
-    assert info.value.rate_limited and info.value.retry_after == 3.0
+    exchange, error = await place_into(Fault.RATE_LIMIT, NotPlaced, plan=FaultPlan(retry_after=3.0))
+    assert error.rate_limited and error.retry_after == 3.0
     assert exchange.cooldown.remaining == 3.0
     assert exchange.rate_limit_state().trips == 1
     assert placed(exchange) == []
 
 
 async def test_cooldown_from_a_rate_limit_holds_back_the_next_request_until_it_ends():
-    clock = FakeClock()
+    clock = FakeClock(ENGINE_T0)
     exchange = make_exchange(FaultPlan(retry_after=0.01).script("fetch_ticker", Fault.RATE_LIMIT), clock=clock)
     with pytest.raises(NotPlaced):
         await exchange.fetch_ticker(BTC)
@@ -213,37 +202,27 @@ async def test_cooldown_from_a_rate_limit_holds_back_the_next_request_until_it_e
 
 
 async def test_error_before_acting_is_maybe_placed_and_nothing_happens():
-    exchange = make_exchange(FaultPlan().script("create_order", Fault.ERROR_BEFORE))
-    with pytest.raises(MaybePlaced):
-        await place(exchange)
+    exchange, _ = await place_into(Fault.ERROR_BEFORE, MaybePlaced)
     assert placed(exchange) == []
 
 
 async def test_error_after_acting_is_maybe_placed_and_the_order_exists():
-    exchange = make_exchange(FaultPlan().script("create_order", Fault.ERROR_AFTER))
-    with pytest.raises(MaybePlaced):
-        await place(exchange)
+    exchange, _ = await place_into(Fault.ERROR_AFTER, MaybePlaced)
     assert (await exchange.fetch_order("tc-1", BTC)).status is OrderStatus.OPEN
 
 
 async def test_timeout_after_accept_is_maybe_placed_and_the_order_exists():
-    exchange = make_exchange(FaultPlan().script("create_order", Fault.TIMEOUT_AFTER_ACCEPT))
-    with pytest.raises(MaybePlaced, match="request timed out"):
-        await place(exchange)
+    exchange, _ = await place_into(Fault.TIMEOUT_AFTER_ACCEPT, MaybePlaced, match="request timed out")
     assert [o.client_order_id for o in await exchange.fetch_open_orders(BTC)] == ["tc-1"]
 
 
 async def test_connection_reset_after_accept_is_maybe_placed_and_the_order_exists():
-    exchange = make_exchange(FaultPlan().script("create_order", Fault.RESET_AFTER_ACCEPT))
-    with pytest.raises(MaybePlaced, match="connection reset"):
-        await place(exchange)
+    exchange, _ = await place_into(Fault.RESET_AFTER_ACCEPT, MaybePlaced, match="connection reset")
     assert placed(exchange) == ["tc-1"]
 
 
 async def test_resubmitting_after_a_lost_accept_is_duplicate_order():
-    exchange = make_exchange(FaultPlan().script("create_order", Fault.TIMEOUT_AFTER_ACCEPT))
-    with pytest.raises(MaybePlaced):
-        await place(exchange)
+    exchange, _ = await place_into(Fault.TIMEOUT_AFTER_ACCEPT, MaybePlaced)
     with pytest.raises(DuplicateOrder):
         await place(exchange)
 
@@ -258,9 +237,7 @@ async def test_a_fault_after_a_refusal_hides_the_refusal_behind_maybe_placed():
 
 
 async def test_injected_reject_is_rejected_and_nothing_happens():
-    exchange = make_exchange(FaultPlan().script("create_order", Fault.REJECT))
-    with pytest.raises(Rejected):
-        await place(exchange)
+    exchange, _ = await place_into(Fault.REJECT, Rejected)
     assert placed(exchange) == []
 
 
@@ -277,7 +254,7 @@ async def test_invisible_order_is_accepted_but_cannot_be_seen_fetched_or_cancele
 
 
 async def test_invisible_order_becomes_visible_when_the_window_ends():
-    clock = FakeClock()
+    clock = FakeClock(ENGINE_T0)
     exchange = make_exchange(FaultPlan(invisible_ms=800).script("create_order", Fault.INVISIBLE), clock=clock)
     await place(exchange)
     clock.now += 0.79
@@ -289,7 +266,7 @@ async def test_invisible_order_becomes_visible_when_the_window_ends():
 
 
 async def test_fills_of_an_invisible_order_are_hidden_with_it():
-    clock = FakeClock()
+    clock = FakeClock(ENGINE_T0)
     exchange = make_exchange(FaultPlan(invisible_ms=500).script("create_order", Fault.INVISIBLE), clock=clock)
     await place(exchange)
     exchange.engine.force_fill("tc-1", D("0.1"))
@@ -299,7 +276,7 @@ async def test_fills_of_an_invisible_order_are_hidden_with_it():
 
 
 async def test_timeout_after_accept_and_invisible_is_maybe_placed_then_absent_then_found():
-    clock = FakeClock()
+    clock = FakeClock(ENGINE_T0)
     plan = FaultPlan(invisible_ms=1500).script("create_order", Fault.TIMEOUT_AFTER_ACCEPT_INVISIBLE)
     exchange = make_exchange(plan, clock=clock)
     with pytest.raises(MaybePlaced, match="timed out"):

@@ -10,8 +10,8 @@ from datetime import timedelta
 from decimal import Decimal
 
 import pytest
-from conftest import eventually
-from harness import GatedPaper, make_harness
+from harness import GatedPaper, make_harness, offline_harness, order_row, restart, running
+from helpers import eventually
 
 from executor.clientid import client_order_id
 from executor.exchanges.base import RequestBudget
@@ -46,40 +46,27 @@ class CountingPaper(PaperExchange):
         return await super().fetch_open_orders(symbol)
 
 
-async def _harness(settings, db_path, exchange_cls=PaperExchange, **kwargs):
-    h = await make_harness(settings, db_path, **kwargs)
-    if exchange_cls is not PaperExchange:
-        exchange = exchange_cls(h.engine, faults=h.faults)
-        h.exchange = exchange
-        h.executor.exchange = exchange
-    h.executor.markets = h.engine.markets()  # for the harness's sizing before any start
-    return h
-
-
-async def _close(h) -> None:
-    await h.executor.stop()
-    await h.store.close()
-
-
-async def _restart(h, settings, db_path, exchange_cls=PaperExchange):
-    await _close(h)
-    again = await _harness(settings, db_path, exchange_cls, engine=h.engine)
-    return again
-
-
-async def _intent(h, signal_id: str, *, status=O.NEW, type_=OrderType.LIMIT, price=Decimal("30000"),
-                  amount=Decimal("0.01"), symbol="BTC/USDT", age: float = 0.0, **signal_fields) -> Order:
+async def _intent(
+    h,
+    signal_id: str,
+    *,
+    status=O.NEW,
+    type_=OrderType.LIMIT,
+    price=Decimal("30000"),
+    amount=Decimal("0.01"),
+    symbol="BTC/USDT",
+    age: float = 0.0,
+    **signal_fields,
+) -> Order:
     """An approved signal and its order row as a crash left them."""
     fields = {"id": signal_id, "symbol": symbol, "amount": float(amount), "price": float(price)}
     if type_ is OrderType.MARKET:
         fields["order_type"] = "market"  # the price is the reference the slippage rule checks against
     fields.update(signal_fields)
     record = await h.approved(**fields)
-    now = utcnow() - timedelta(seconds=age)
-    order = Order(client_order_id=coid(signal_id), signal_id=signal_id, symbol=symbol, side=Side.BUY, type=type_,
-                  amount=amount, price=price if type_ is OrderType.LIMIT else None, status=status,
-                  created_at=now, updated_at=now)
-    await h.store.save_order(order, old=None, source="request")
+    price_if_limit = price if type_ is OrderType.LIMIT else None
+    order = order_row(signal_id, status=status, type=type_, amount=amount, price=price_if_limit, symbol=symbol, age=age)
+    await h.left(order)
     return order, record
 
 
@@ -87,9 +74,8 @@ async def _intent(h, signal_id: str, *, status=O.NEW, type_=OrderType.LIMIT, pri
 
 
 async def test_an_order_waiting_for_the_pacer_is_journaled_new_not_submitting(settings, db_path):
-    h = await _harness(settings, db_path, GatedPaper)
-    await h.executor.start(watch=False)
-    try:
+    h = await offline_harness(settings, db_path, GatedPaper)
+    async with running(h, watch=False):
         record = await h.approved(id="paced", symbol="BTC/USDT", amount=0.01, price=30000)
         task = asyncio.create_task(h.executor.execute_signal(record))
         await eventually(lambda: h.exchange.waiting == 1)
@@ -99,8 +85,6 @@ async def test_an_order_waiting_for_the_pacer_is_journaled_new_not_submitting(se
         assert order.status is O.OPEN
         states = [e["to_state"] for e in await h.store.events(coid("paced"))]
         assert states == ["new", "submitting", "open"]
-    finally:
-        await _close(h)
 
 
 async def test_a_create_certainly_not_placed_goes_back_to_new_before_its_retry(h_started):
@@ -118,122 +102,118 @@ async def test_a_create_certainly_not_placed_goes_back_to_new_before_its_retry(h
 @pytest.fixture
 async def h_started(settings, db_path):
     h = await make_harness(settings, db_path)
-    await h.executor.start(watch=False)
-    yield h
-    await _close(h)
+    async with running(h, watch=False):
+        yield h
 
 
 # -- restart: re-checked, then sent, or given up -------------------------------------------------
 
 
 async def test_a_crash_in_new_is_sent_once_at_restart(settings, db_path):
-    h = await _harness(settings, db_path)
+    h = await offline_harness(settings, db_path)
     order, _ = await _intent(h, "crash-new")
-    again = await _restart(h, settings, db_path)
-    await again.executor.start(watch=False)
-    await eventually(lambda: not again.executor.tasks_named("redrive"))
-    assert len(again.engine_orders(coid("crash-new"))) == 1
-    assert (await again.store.get_order(order.client_order_id)).status is O.OPEN
-    await _close(again)
+    again = await restart(h, settings, db_path)
+    async with running(again, watch=False):
+        await eventually(lambda: not again.executor.tasks_named("redrive"))
+        assert len(again.engine_orders(coid("crash-new"))) == 1
+        assert (await again.store.get_order(order.client_order_id)).status is O.OPEN
 
 
 async def test_a_stale_market_intent_after_restart_fails_and_its_signal_goes_back_to_pending(settings, db_path):
-    h = await _harness(settings, db_path)
+    h = await offline_harness(settings, db_path)
     # The reference was 40,000; BTC trades near 60,000 now: sending it would fill 50 % off.
     order, _ = await _intent(h, "stale-mkt", type_=OrderType.MARKET, price=Decimal("40000"))
-    again = await _restart(h, settings, db_path)
-    await again.executor.start(watch=False)
-    await eventually(lambda: again.executor.idle)
-    stored = await again.store.get_order(order.client_order_id)
-    assert stored.status is O.FAILED and stored.last_error.startswith("stale after restart: price moved")
-    signal = await again.store.get_signal("stale-mkt")
-    assert signal.status is S.PENDING and "price moved" in signal.reason
-    assert again.engine_orders() == []
-    await _close(again)
+    again = await restart(h, settings, db_path)
+    async with running(again, watch=False):
+        await eventually(lambda: again.executor.idle)
+        stored = await again.store.get_order(order.client_order_id)
+        assert stored.status is O.FAILED and stored.last_error.startswith("stale after restart: price moved")
+        signal = await again.store.get_signal("stale-mkt")
+        assert signal.status is S.PENDING and "price moved" in signal.reason
+        assert again.engine_orders() == []
 
 
 async def test_an_intent_past_its_ttl_at_restart_fails_and_its_signal_expires(settings, db_path):
-    h = await _harness(settings, db_path)
+    h = await offline_harness(settings, db_path)
     order, _ = await _intent(h, "stale-ttl")
-    await h.store._write([("UPDATE signals SET expires_at=? WHERE id=?",
-                           ((utcnow() - timedelta(seconds=1)).isoformat(), "stale-ttl"))])
-    again = await _restart(h, settings, db_path)
-    await again.executor.start(watch=False)
-    await eventually(lambda: again.executor.idle)
-    assert (await again.store.get_order(order.client_order_id)).status is O.FAILED
-    assert (await again.store.get_signal("stale-ttl")).status is S.EXPIRED
-    assert again.engine_orders() == []
-    await _close(again)
+    await h.store._write(
+        [("UPDATE signals SET expires_at=? WHERE id=?", ((utcnow() - timedelta(seconds=1)).isoformat(), "stale-ttl"))]
+    )
+    again = await restart(h, settings, db_path)
+    async with running(again, watch=False):
+        await eventually(lambda: again.executor.idle)
+        assert (await again.store.get_order(order.client_order_id)).status is O.FAILED
+        assert (await again.store.get_signal("stale-ttl")).status is S.EXPIRED
+        assert again.engine_orders() == []
 
 
 async def test_an_intent_the_balance_no_longer_covers_fails_stale_at_restart(settings, db_path):
-    h = await _harness(settings, db_path)
+    h = await offline_harness(settings, db_path)
     order, _ = await _intent(h, "stale-bal", amount=Decimal("0.5"))
     h.engine._free["USDT"] = Decimal(100)  # spent elsewhere while we were down
-    again = await _restart(h, settings, db_path)
-    await again.executor.start(watch=False)
-    await eventually(lambda: again.executor.idle)
-    stored = await again.store.get_order(order.client_order_id)
-    assert stored.status is O.FAILED and "insufficient free USDT" in stored.last_error
-    assert (await again.store.get_signal("stale-bal")).status is S.PENDING
-    assert again.engine_orders() == []
-    await _close(again)
+    again = await restart(h, settings, db_path)
+    async with running(again, watch=False):
+        await eventually(lambda: again.executor.idle)
+        stored = await again.store.get_order(order.client_order_id)
+        assert stored.status is O.FAILED and "insufficient free USDT" in stored.last_error
+        assert (await again.store.get_signal("stale-bal")).status is S.PENDING
+        assert again.engine_orders() == []
 
 
 async def test_an_approved_signal_without_an_order_is_redriven_at_restart(settings, db_path):
-    h = await _harness(settings, db_path)
+    h = await offline_harness(settings, db_path)
     await h.approved(id="orphan-approval", symbol="BTC/USDT", amount=0.01, price=30000)
-    again = await _restart(h, settings, db_path)
-    await again.executor.start(watch=False)
-    await eventually(lambda: not again.executor.tasks_named("place"))
-    assert [o.client_order_id for o in again.engine_orders()] == [coid("orphan-approval")]
-    await _close(again)
+    again = await restart(h, settings, db_path)
+    async with running(again, watch=False):
+        await eventually(lambda: not again.executor.tasks_named("place"))
+        assert [o.client_order_id for o in again.engine_orders()] == [coid("orphan-approval")]
 
 
 # -- restart: bulk first ------------------------------------------------------------------------
 
 
 async def test_restart_settles_150_submitting_orders_in_bulk_without_a_lookup_each(settings, db_path):
-    h = await _harness(settings, db_path, CountingPaper)
+    h = await offline_harness(settings, db_path, CountingPaper)
     await h.executor.start(watch=False)
     placed = []
     for i in range(150):
         symbol = ("BTC/USDT", "ETH/USDT", "SOL/USDT")[i % 3]
         price = {"BTC/USDT": Decimal("30000"), "ETH/USDT": Decimal("1000"), "SOL/USDT": Decimal("10")}[symbol]
         amount = Decimal("1") if symbol == "SOL/USDT" else Decimal("0.01")
-        order, _ = await _intent(h, f"bulk-{i}", status=O.SUBMITTING, symbol=symbol, price=price, age=30,
-                                 amount=amount)
+        order, _ = await _intent(h, f"bulk-{i}", status=O.SUBMITTING, symbol=symbol, price=price, age=30, amount=amount)
         if i % 2 == 0:  # half of them reached the venue before the crash
             h.engine.create_order(order.client_order_id, symbol, Side.BUY, OrderType.LIMIT, order.amount, price)
             placed.append(order.client_order_id)
-    again = await _restart(h, settings, db_path, CountingPaper)
-    result = await again.executor.start(watch=False)
-    assert again.exchange.calls["fetch_order"] == 0
-    assert again.exchange.calls["fetch_orders_since"] <= 3
-    assert result.resolved_unknown == 150
-    for c in placed:
-        assert (await again.store.get_order(c)).status is O.OPEN
-    await eventually(lambda: not again.executor.tasks_named("replace"), timeout=30)
-    # the absent half was replaced under the next replacement number, each exactly once
-    venue = Counter(o.client_order_id for o in again.engine.all_orders())
-    assert all(n == 1 for n in venue.values())
-    for i in range(1, 150, 2):
-        assert venue[coid(f"bulk-{i}", 1)] == 1 and venue[coid(f"bulk-{i}", 0)] == 0
-    await _close(again)
+    again = await restart(h, settings, db_path, CountingPaper)
+    async with running(again, watch=False) as result:
+        assert again.exchange.calls["fetch_order"] == 0
+        assert again.exchange.calls["fetch_orders_since"] <= 3
+        assert result.resolved_unknown == 150
+        for c in placed:
+            assert (await again.store.get_order(c)).status is O.OPEN
+        await eventually(lambda: not again.executor.tasks_named("replace"), timeout=30)
+        # the absent half was replaced under the next replacement number, each exactly once
+        venue = Counter(o.client_order_id for o in again.engine.all_orders())
+        assert all(n == 1 for n in venue.values())
+        for i in range(1, 150, 2):
+            assert venue[coid(f"bulk-{i}", 1)] == 1 and venue[coid(f"bulk-{i}", 0)] == 0
 
 
 async def test_orders_still_inside_the_visibility_window_are_settled_by_a_followup_round(settings, db_path):
-    h = await _harness(settings, db_path, CountingPaper)
+    h = await offline_harness(settings, db_path, CountingPaper)
     await h.executor.start(watch=False)
     await _intent(h, "fresh", status=O.SUBMITTING)  # journaled just now
-    again = await _restart(h, settings, db_path, CountingPaper)
-    result = await again.executor.start(watch=False)
-    assert result.unknown == 1  # too fresh to call absent: the venue may not show it yet
-    await eventually(lambda: (again.executor.current(coid("fresh")) is None
-                              or again.executor.current(coid("fresh")).status is not O.SUBMITTING))
-    await eventually(lambda: again.engine_orders(coid("fresh", 1)), timeout=10)
-    assert again.exchange.calls["fetch_order"] == 0
-    await _close(again)
+    again = await restart(h, settings, db_path, CountingPaper)
+    async with running(again, watch=False) as result:
+        assert result.unknown == 1  # too fresh to call absent: the venue may not show it yet
+        await eventually(
+            lambda: (
+                again.executor.current(coid("fresh")) is None
+                or again.executor.current(coid("fresh")).status is not O.SUBMITTING
+            )
+        )
+        await eventually(lambda: again.engine_orders(coid("fresh", 1)), timeout=10)
+        assert again.exchange.calls["fetch_order"] == 0
 
 
 # -- the request budget -------------------------------------------------------------------------

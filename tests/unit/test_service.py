@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import subprocess
+import sys
 from datetime import timedelta
 from decimal import Decimal
 
@@ -195,7 +197,7 @@ async def test_kill_switch_pauses_and_cancels_every_open_order(manual):
         await manual.receive(line(id=f"k{n}", price=30000), source="t")  # rests far below the market
         await manual.approve(f"k{n}", confirm=True)
     await eventually(lambda: not manual.executor.tasks_named("place"))
-    assert [o.status for o in manual.executor.pending_orders.values()] == [OrderStatus.OPEN] * 3
+    assert [o.status for o in manual.executor.active_orders.values()] == [OrderStatus.OPEN] * 3
     result = await manual.kill_switch()
     assert manual.paused
     assert [o.status for o in result.orders] == [OrderStatus.CANCELED] * 3
@@ -269,3 +271,25 @@ async def test_retries_and_errors_are_journaled_for_inspect(db_path):
         assert all(isinstance(e.ts, type(retries[0].ts)) for e in events if isinstance(e, ErrorOccurred))
     finally:
         await ro.close()
+
+
+def test_a_paper_core_never_imports_ccxt(tmp_path):
+    # The ccxt adapter is imported only when a ccxt venue is configured: paper and demo start without it.
+    code = f"""
+import asyncio, sys
+from executor.config import Settings
+from executor.service import TradingService
+
+async def main():
+    settings = Settings()
+    settings = settings.model_copy(update={{"exchange": settings.exchange.model_copy(update={{"id": "paper"}})}})
+    service = await TradingService.open(settings, {str(tmp_path / "paper.db")!r})
+    await service.start()
+    await service.close()
+
+asyncio.run(main())
+print(sorted(m for m in sys.modules if m == "ccxt" or m.startswith(("ccxt.", "executor.exchanges.ccxt"))))
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "[]"

@@ -7,6 +7,7 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
+from helpers import DATA
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -14,7 +15,6 @@ from executor.models import Signal
 from executor.signals import SignalError, parse_signal, size_signal
 from executor.venue.engine import PaperEngine
 
-DATA = Path(__file__).parent.parent / "data"
 SCHEMA = Path(__file__).parent.parent.parent / "executor" / "schema" / "signal.schema.json"
 MARKETS = PaperEngine(seed=1, markets=["BTC/USDT", "ETH/USDT", "SOL/USDT"], balances={}).markets()
 PRICES = {"BTC/USDT": Decimal(60000), "ETH/USDT": Decimal(3000), "SOL/USDT": Decimal(150)}
@@ -23,6 +23,12 @@ PRICES = {"BTC/USDT": Decimal(60000), "ETH/USDT": Decimal(3000), "SOL/USDT": Dec
 def check(line: str) -> Decimal:
     signal = parse_signal(line)
     return size_signal(signal, MARKETS, Decimal(repr(signal.price)) if signal.price else PRICES.get(signal.symbol))
+
+
+def refused(line: str, reason: str, parse=parse_signal) -> None:
+    """`parse(line)` refuses the line, for a reason that matches `reason`."""
+    with pytest.raises(SignalError, match=reason):
+        parse(line)
 
 
 VALID = (DATA / "signals.valid.jsonl").read_text().splitlines()
@@ -75,30 +81,25 @@ def test_quote_amount_is_converted_and_rounded_down_onto_the_grid():
 
 
 def test_an_amount_off_the_grid_is_refused():
-    with pytest.raises(SignalError, match="off the BTC/USDT amount grid"):
-        check('{"id": "g", "symbol": "BTC/USDT", "side": "buy", "amount": 0.0100001}')
+    line = '{"id": "g", "symbol": "BTC/USDT", "side": "buy", "amount": 0.0100001}'
+    refused(line, "off the BTC/USDT amount grid", check)
 
 
 def test_a_notional_below_the_minimum_is_refused():
-    with pytest.raises(SignalError, match="notional: 3 USDT is below"):
-        check('{"id": "n", "symbol": "BTC/USDT", "side": "buy", "amount": 0.00005}')
+    refused('{"id": "n", "symbol": "BTC/USDT", "side": "buy", "amount": 0.00005}', "notional: 3 USDT is below", check)
 
 
 def test_nan_and_infinity_literals_are_refused():
-    with pytest.raises(SignalError, match="not valid JSON"):
-        parse_signal('{"id": "x", "symbol": "BTC/USDT", "side": "buy", "amount": NaN}')
-    with pytest.raises(SignalError, match="not valid JSON"):
-        parse_signal('{"id": "x", "symbol": "BTC/USDT", "side": "buy", "amount": Infinity}')
+    refused('{"id": "x", "symbol": "BTC/USDT", "side": "buy", "amount": NaN}', "not valid JSON")
+    refused('{"id": "x", "symbol": "BTC/USDT", "side": "buy", "amount": Infinity}', "not valid JSON")
 
 
 def test_booleans_are_not_numbers():
-    with pytest.raises(SignalError, match="amount: must be a number"):
-        parse_signal('{"id": "x", "symbol": "BTC/USDT", "side": "buy", "amount": true}')
+    refused('{"id": "x", "symbol": "BTC/USDT", "side": "buy", "amount": true}', "amount: must be a number")
 
 
 def test_a_unix_timestamp_is_not_a_created_at():
-    with pytest.raises(SignalError, match="created_at"):
-        parse_signal('{"id": "x", "symbol": "BTC/USDT", "side": "buy", "amount": 1, "created_at": 1700000000}')
+    refused('{"id": "x", "symbol": "BTC/USDT", "side": "buy", "amount": 1, "created_at": 1700000000}', "created_at")
 
 
 def test_free_form_extras_go_under_meta():

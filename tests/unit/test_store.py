@@ -8,37 +8,27 @@ from decimal import Decimal
 
 import aiosqlite
 import pytest
+from harness import fill_row, order_row, signal_row
 
-from executor.models import Order, OrderStatus, OrderType, Side, SignalRecord, SignalStatus
+from executor.models import MarketInfo, Order, OrderStatus, OrderType, Side, SignalRecord, SignalStatus
 from executor.store import SCHEMA_VERSION, ReadOnlyStore, Store
 
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 
 
 def order(**changes) -> Order:
-    base = dict(
-        client_order_id="tc-a-0",
-        signal_id="a",
-        symbol="BTC/USDT",
-        side=Side.BUY,
-        type=OrderType.LIMIT,
-        amount=Decimal("0.01"),
-        price=Decimal("60000"),
-        created_at=NOW,
-        updated_at=NOW,
-    )
-    return Order(**(base | changes))
+    base = {"client_order_id": "tc-a-0", "price": Decimal("60000"), "created_at": NOW, "updated_at": NOW}
+    return order_row(**(base | changes))
 
 
-def record(signal_id: str | None, status=SignalStatus.PENDING) -> SignalRecord:
-    return SignalRecord(id=signal_id, status=status, source="test", received_at=NOW, raw="{}")
+def btc_info() -> MarketInfo:
+    """BTC/USDT as a venue describes it (its raw answer in `extra`, which the store does not keep)."""
+    steps = (Decimal("0.00001"), Decimal("0.01"), Decimal("0.00001"), Decimal("5"))
+    return MarketInfo("BTC/USDT", "BTC", "USDT", *steps, extra={"raw": "venue"})
 
 
-@pytest.fixture
-async def store(db_path):
-    s = await Store.open(db_path)
-    yield s
-    await s.close()
+def record(signal_id: str | None, status=SignalStatus.PENDING, **fields) -> SignalRecord:
+    return signal_row(signal_id, status, at=NOW, **fields)
 
 
 async def test_new_store_is_wal_and_at_the_current_schema(store, db_path):
@@ -64,7 +54,7 @@ async def test_a_store_from_a_newer_program_is_refused(db_path):
 
 async def test_every_arrival_is_its_own_row_and_repeats_are_duplicates(store):
     await store.insert_signal(record("s1"))
-    assert await store.accepted_signal_ids() == {"s1"}
+    assert await store.accepted_signal_ids() == ["s1"]
     await store.insert_signal(record("s1", SignalStatus.DUPLICATE))
     await store.insert_signal(record(None, SignalStatus.INVALID))
     rows = await store.signals()
@@ -134,18 +124,8 @@ async def test_data_version_moves_when_another_connection_commits(store, db_path
 
 
 async def test_fills_are_deduplicated_by_id(store):
-    from executor.models import Fill
 
-    fill = Fill(
-        fill_id="tc-a-0:0.01",
-        client_order_id="tc-a-0",
-        signal_id="a",
-        symbol="BTC/USDT",
-        side=Side.BUY,
-        amount=Decimal("0.01"),
-        price=Decimal(60000),
-        ts=NOW,
-    )
+    fill = fill_row(ts=NOW)
     await store.save_order(order(), old=None, source="request", fills=[fill])
     await store.save_order(order(), old=None, source="request", fills=[fill])
     assert len(await store.fills("tc-a-0")) == 1
@@ -181,32 +161,76 @@ def _columns(db_path, sql: str) -> list[tuple]:
 
 
 async def test_rows_keep_decimals_as_written_and_timestamps_as_isoformat(store, db_path):
-    from executor.models import Fill, Signal
+    from executor.models import Signal
 
-    signal = Signal.model_validate({"id": "a", "symbol": "BTC/USDT", "side": "buy", "amount": 0.01,
-                                    "created_at": "2026-11-25T11:59:00Z"})
-    await store.insert_signal(SignalRecord(id="a", status=SignalStatus.PENDING, source="t", received_at=NOW,
-                                           raw="{}", signal=signal, amount=Decimal("0.0100"),
-                                           reference_price=Decimal("6E+4"), expires_at=PLUS2))
-    fill = Fill(fill_id="f1", client_order_id="tc-a-0", signal_id="a", symbol="BTC/USDT", side=Side.BUY,
-                amount=Decimal("0.004"), price=Decimal("60000.50"), fee=Decimal("4E-6"), fee_currency="BTC", ts=PLUS2)
-    await store.save_order(order(filled=Decimal("0.0040"), average=Decimal("60000.500"), timeout_at=PLUS2,
-                                 fee=Decimal("4E-6")), old=None, source="request", fills=[fill])
-    assert _columns(db_path, "SELECT received_at, payload, symbol, side, amount, reference_price, expires_at, "
-                             "decided_at FROM signals") == [
-        ("2026-11-25T12:00:00+00:00",
-         '{"id":"a","symbol":"BTC/USDT","side":"buy","amount":0.01,"created_at":"2026-11-25T11:59:00Z"}',
-         "BTC/USDT", "buy", "0.0100", "6E+4", "2026-11-25T14:00:07.000005+02:00", None)]
-    assert _columns(db_path, "SELECT side, type, amount, price, status, filled, average, fee, created_at, "
-                             "timeout_at, origin, version FROM orders") == [
-        ("buy", "limit", "0.01", "60000", "new", "0.0040", "60000.500", "0.000004", "2026-11-25T12:00:00+00:00",
-         "2026-11-25T14:00:07.000005+02:00", "executor", 0)]
+    signal = Signal.model_validate(
+        {"id": "a", "symbol": "BTC/USDT", "side": "buy", "amount": 0.01, "created_at": "2026-11-25T11:59:00Z"}
+    )
+    await store.insert_signal(
+        record(
+            "a", source="t", signal=signal, amount=Decimal("0.0100"), reference_price=Decimal("6E+4"), expires_at=PLUS2
+        )
+    )
+    fill = fill_row(
+        fill_id="f1",
+        amount=Decimal("0.004"),
+        price=Decimal("60000.50"),
+        fee=Decimal("4E-6"),
+        fee_currency="BTC",
+        ts=PLUS2,
+    )
+    await store.save_order(
+        order(filled=Decimal("0.0040"), average=Decimal("60000.500"), timeout_at=PLUS2, fee=Decimal("4E-6")),
+        old=None,
+        source="request",
+        fills=[fill],
+    )
+    assert _columns(
+        db_path,
+        "SELECT received_at, payload, symbol, side, amount, reference_price, expires_at, decided_at FROM signals",
+    ) == [
+        (
+            "2026-11-25T12:00:00+00:00",
+            '{"id":"a","symbol":"BTC/USDT","side":"buy","amount":0.01,"created_at":"2026-11-25T11:59:00Z"}',
+            "BTC/USDT",
+            "buy",
+            "0.0100",
+            "6E+4",
+            "2026-11-25T14:00:07.000005+02:00",
+            None,
+        )
+    ]
+    assert _columns(
+        db_path,
+        "SELECT side, type, amount, price, status, filled, average, fee, created_at, "
+        "timeout_at, origin, version FROM orders",
+    ) == [
+        (
+            "buy",
+            "limit",
+            "0.01",
+            "60000",
+            "new",
+            "0.0040",
+            "60000.500",
+            "0.000004",
+            "2026-11-25T12:00:00+00:00",
+            "2026-11-25T14:00:07.000005+02:00",
+            "executor",
+            0,
+        )
+    ]
     assert _columns(db_path, "SELECT amount, price, fee, ts FROM fills") == [
-        ("0.004", "60000.50", "0.000004", "2026-11-25T14:00:07.000005+02:00")]
+        ("0.004", "60000.50", "0.000004", "2026-11-25T14:00:07.000005+02:00")
+    ]
     assert (await store.fills()) == [fill]
     back = await store.get_signal("a")
     assert (back.signal, back.amount, back.reference_price, back.expires_at) == (
-        signal, Decimal("0.0100"), Decimal("6E+4"), PLUS2)
+        signal,
+        Decimal("0.0100"),
+        Decimal("6E+4"),
+        PLUS2,
+    )
 
 
 async def test_rows_an_older_version_wrote_read_back_as_models(store, db_path):
@@ -214,25 +238,42 @@ async def test_rows_an_older_version_wrote_read_back_as_models(store, db_path):
         conn.execute(
             "INSERT INTO signals (id, status, reason, source, received_at, raw, payload, symbol, side, amount, "
             "reference_price, expires_at, decided_at, decided_by) VALUES ('old', 'approved', '', 'file:x', "
-            "'2026-11-25T12:00:00.123456+00:00', '{}', '{\"id\":\"old\",\"symbol\":\"ETH/USDT\",\"side\":\"sell\","
-            "\"amount\":2.5}', 'ETH/USDT', 'sell', '2.5', '3000.10', NULL, '2026-11-25T12:00:01+00:00', 'ops@h')")
+            '\'2026-11-25T12:00:00.123456+00:00\', \'{}\', \'{"id":"old","symbol":"ETH/USDT","side":"sell",'
+            "\"amount\":2.5}', 'ETH/USDT', 'sell', '2.5', '3000.10', NULL, '2026-11-25T12:00:01+00:00', 'ops@h')"
+        )
         conn.execute(
             "INSERT INTO orders (client_order_id, signal_id, replacement, exchange_order_id, symbol, side, type, "
             "amount, price, status, filled, average, fee, fee_currency, attempts, created_at, updated_at, "
             "timeout_at, last_error, origin) VALUES ('tc-old-0', 'old', 0, '77', 'ETH/USDT', 'sell', 'market', "
             "'2.5', NULL, 'filled', '2.5', '3000.1', '0.0025', 'ETH', 1, '2026-11-25T12:00:01+00:00', "
-            "'2026-11-25T12:00:02+00:00', NULL, '', 'executor')")
+            "'2026-11-25T12:00:02+00:00', NULL, '', 'executor')"
+        )
     record = await store.get_signal("old")
     assert (record.status, record.amount, record.reference_price, record.decided_by) == (
-        SignalStatus.APPROVED, Decimal("2.5"), Decimal("3000.10"), "ops@h")
+        SignalStatus.APPROVED,
+        Decimal("2.5"),
+        Decimal("3000.10"),
+        "ops@h",
+    )
     assert record.signal.symbol == "ETH/USDT" and record.signal.amount == 2.5
     assert record.received_at == datetime(2026, 11, 25, 12, 0, 0, 123456, tzinfo=UTC)
     assert await store.get_order("tc-old-0") == Order(
-        client_order_id="tc-old-0", signal_id="old", exchange_order_id="77", symbol="ETH/USDT", side=Side.SELL,
-        type=OrderType.MARKET, amount=Decimal("2.5"), status=OrderStatus.FILLED, filled=Decimal("2.5"),
-        average=Decimal("3000.1"), fee=Decimal("0.0025"), fee_currency="ETH", attempts=1,
+        client_order_id="tc-old-0",
+        signal_id="old",
+        exchange_order_id="77",
+        symbol="ETH/USDT",
+        side=Side.SELL,
+        type=OrderType.MARKET,
+        amount=Decimal("2.5"),
+        status=OrderStatus.FILLED,
+        filled=Decimal("2.5"),
+        average=Decimal("3000.1"),
+        fee=Decimal("0.0025"),
+        fee_currency="ETH",
+        attempts=1,
         created_at=datetime(2026, 11, 25, 12, 0, 1, tzinfo=UTC),
-        updated_at=datetime(2026, 11, 25, 12, 0, 2, tzinfo=UTC))
+        updated_at=datetime(2026, 11, 25, 12, 0, 2, tzinfo=UTC),
+    )
 
 
 # -- saved state: the kv table's JSON, through a TypeAdapter per key --------------------------
@@ -240,32 +281,33 @@ async def test_rows_an_older_version_wrote_read_back_as_models(store, db_path):
 
 async def test_saved_state_round_trips_through_the_store(store):
     from executor.events import MarketQuote, ReconcileResult
-    from executor.models import Balance, MarketInfo
+    from executor.models import Balance
     from executor.store.state import (
         BALANCES,
         LAST_RECONCILE,
         MARKET_INFO,
         MARKETS,
         SavedBalances,
-        SavedQuote,
-        SavedReconcile,
     )
 
     assert await store.load_state(BALANCES) is None
-    saved = SavedBalances.of({"BTC": Balance("BTC", Decimal("0.5"), Decimal("0.1"))}, {"BTC": Decimal("60000.5")},
-                             "USDT")
+    saved = SavedBalances.of(
+        {"BTC": Balance("BTC", Decimal("0.5"), Decimal("0.1"))}, {"BTC": Decimal("60000.5")}, "USDT"
+    )
     await store.save_state(BALANCES, saved)
     event = (await store.load_state(BALANCES)).event()
     assert (event.balances, event.prices, event.quote) == (
-        {"BTC": Balance("BTC", Decimal("0.5"), Decimal("0.1"))}, {"BTC": Decimal("60000.5")}, "USDT")
+        {"BTC": Balance("BTC", Decimal("0.5"), Decimal("0.1"))},
+        {"BTC": Decimal("60000.5")},
+        "USDT",
+    )
     result = ReconcileResult(at=NOW, checked=3, open=1, drift={"BTC": Decimal("0.001")}, errors=["x"])
-    await store.save_state(LAST_RECONCILE, SavedReconcile.of(result, exchange="paper", mode="paper"))
-    assert (await store.load_state(LAST_RECONCILE)).result() == result
+    await store.save_state(LAST_RECONCILE, result)
+    assert await store.load_state(LAST_RECONCILE) == result
     quote = MarketQuote("BTC/USDT", Decimal("60000"), Decimal("59999.9"), Decimal("60000.1"), None, NOW, NOW)
-    await store.save_state(MARKETS, {"BTC/USDT": SavedQuote.of(quote)})
-    assert (await store.load_state(MARKETS))["BTC/USDT"].quote("BTC/USDT") == quote
-    info = MarketInfo("BTC/USDT", "BTC", "USDT", Decimal("0.00001"), Decimal("0.01"), Decimal("0.00001"),
-                      Decimal("5"), extra={"raw": "venue"})
+    await store.save_state(MARKETS, {"BTC/USDT": quote})
+    assert (await store.load_state(MARKETS))["BTC/USDT"] == quote
+    info = btc_info()
     await store.save_state(MARKET_INFO, {"BTC/USDT": info})
     assert await store.load_state(MARKET_INFO) == {"BTC/USDT": info}
     assert "extra" not in await store.get_flag("market_info")
@@ -275,24 +317,54 @@ def test_saved_state_reads_what_older_cores_saved_with_json_dumps():
     import dataclasses
     import json
 
-    from executor.models import MarketInfo
     from executor.store.state import BALANCES, LAST_RECONCILE, MARKET_INFO, MARKETS
 
-    balances = BALANCES.parse(json.dumps({"quote": "USDT", "balances": {"BTC": ["0.5", "0.1"]},
-                                          "prices": {"BTC": "60000.5", "USDT": "1"}}))
+    balances = BALANCES.parse(
+        json.dumps({"quote": "USDT", "balances": {"BTC": ["0.5", "0.1"]}, "prices": {"BTC": "60000.5", "USDT": "1"}})
+    )
     assert balances.balances == {"BTC": (Decimal("0.5"), Decimal("0.1"))} and balances.prices["USDT"] == 1
-    reconcile = LAST_RECONCILE.parse(json.dumps({
-        "at": NOW.isoformat(), "checked": 3, "updated": 1, "resolved_unknown": 0, "adopted": 0, "external": 2,
-        "open": 1, "unknown": 0, "drift": {"BTC": "0.001"}, "errors": [], "exchange": "binance", "mode": "live"}))
-    assert (reconcile.at, reconcile.external, reconcile.drift, reconcile.exchange) == (
-        NOW, 2, {"BTC": Decimal("0.001")}, "binance")
-    markets = MARKETS.parse(json.dumps({"BTC/USDT": {"last": "60000", "bid": "59999.9", "ask": "60000.1",
-                                                     "change_pct": "-1.5", "ts": NOW.isoformat(),
-                                                     "change_since": None}}))
+    reconcile = LAST_RECONCILE.parse(
+        json.dumps(
+            {
+                "at": NOW.isoformat(),
+                "checked": 3,
+                "updated": 1,
+                "resolved_unknown": 0,
+                "adopted": 0,
+                "external": 2,
+                "open": 1,
+                "unknown": 0,
+                "drift": {"BTC": "0.001"},
+                "errors": [],
+                "exchange": "binance",
+                "mode": "live",
+            }
+        )
+    )
+    assert (reconcile.at, reconcile.external, reconcile.drift) == (NOW, 2, {"BTC": Decimal("0.001")})
+    markets = MARKETS.parse(
+        json.dumps(
+            {
+                "BTC/USDT": {
+                    "last": "60000",
+                    "bid": "59999.9",
+                    "ask": "60000.1",
+                    "change_pct": "-1.5",
+                    "ts": NOW.isoformat(),
+                    "change_since": None,
+                }
+            }
+        )
+    )
     assert markets["BTC/USDT"].change_pct == Decimal("-1.5") and markets["BTC/USDT"].ts == NOW
-    info = MarketInfo("BTC/USDT", "BTC", "USDT", Decimal("0.00001"), Decimal("0.01"), Decimal("0.00001"),
-                      Decimal("5"), max_amount=None, extra={"raw": "venue"})
-    older = {"BTC/USDT": {f.name: str(getattr(info, f.name)) for f in dataclasses.fields(info)
-                          if f.name != "extra" and getattr(info, f.name) is not None}}
+    assert markets["BTC/USDT"].symbol == "BTC/USDT"
+    info = btc_info()
+    older = {
+        "BTC/USDT": {
+            f.name: str(getattr(info, f.name))
+            for f in dataclasses.fields(info)
+            if f.name != "extra" and getattr(info, f.name) is not None
+        }
+    }
     assert MARKET_INFO.parse(json.dumps(older)) == {"BTC/USDT": info}
     assert json.loads(MARKET_INFO.dump({"BTC/USDT": info})) == older  # and saves the same fields

@@ -15,7 +15,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from conftest import DATA, make_settings
+from helpers import AUTO, clean_env, make_settings, run_until_idle, tradeconsole
 
 from executor.storelock import LockHolder, StoreLock, StoreLocked, StorePathError, lock_path_for
 
@@ -29,15 +29,8 @@ sys.stdin.read()  # hold it until killed (or stdin closes)
 """
 
 
-def clean_env(**extra: str) -> dict[str, str]:
-    base = {k: v for k, v in os.environ.items() if not k.startswith("TRADECONSOLE_")}
-    return base | {"XDG_CONFIG_HOME": "/nonexistent-config", "PYTHONUNBUFFERED": "1"} | extra
-
-
 def tc(*args: str, timeout: float = 120, **env: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [*CLI, *args], env=clean_env(**env), input="", capture_output=True, text=True, timeout=timeout
-    )
+    return tradeconsole(*args, env=env, input="", timeout=timeout)
 
 
 def wait_until(condition: Callable[[], object], what: str, timeout: float = 60.0) -> None:
@@ -59,6 +52,16 @@ def says_pid(db: Path, pid: int) -> Callable[[], bool]:
     return lambda: (lock_content(db) or {}).get("pid") == pid
 
 
+def kill_all(procs: list[subprocess.Popen]) -> None:
+    """Kill those still running and reap them all."""
+    for proc in procs:
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait(timeout=30)
+        if proc.stdin:
+            proc.stdin.close()
+
+
 @pytest.fixture
 def core(tmp_path):
     """A headless core on tmp_path/x.db, reading signals from a stdin that stays open."""
@@ -71,23 +74,16 @@ def core(tmp_path):
             stdin=subprocess.PIPE,
             stdout=subprocess.DEVNULL,
             stderr=log,
-            env=clean_env(TRADECONSOLE_APPROVAL__MODE="auto"),
+            env=clean_env(**AUTO),
         )
         log.close()
         procs.append(proc)
-        wait_until(
-            lambda: says_pid(db, proc.pid)() or proc.poll() is not None, "the core takes the store's lock"
-        )
+        wait_until(lambda: says_pid(db, proc.pid)() or proc.poll() is not None, "the core takes the store's lock")
         assert proc.poll() is None, (tmp_path / f"core-{len(procs) - 1}.log").read_text()
         return proc
 
     yield start
-    for proc in procs:
-        if proc.poll() is None:
-            proc.kill()
-        proc.wait(timeout=30)
-        if proc.stdin:
-            proc.stdin.close()
+    kill_all(procs)
 
 
 @pytest.fixture
@@ -96,21 +92,14 @@ def locker():
     procs: list[subprocess.Popen] = []
 
     def start(db: Path) -> subprocess.Popen:
-        proc = subprocess.Popen(
-            [sys.executable, "-c", LOCKER, str(db)], stdin=subprocess.PIPE, env=clean_env()
-        )
+        proc = subprocess.Popen([sys.executable, "-c", LOCKER, str(db)], stdin=subprocess.PIPE, env=clean_env())
         procs.append(proc)
         wait_until(lambda: says_pid(db, proc.pid)() or proc.poll() is not None, "the child takes the lock")
         assert proc.poll() is None, "the child died"
         return proc
 
     yield start
-    for proc in procs:
-        if proc.poll() is None:
-            proc.kill()
-        proc.wait(timeout=30)
-        if proc.stdin:
-            proc.stdin.close()
+    kill_all(procs)
 
 
 # -- the lock itself --------------------------------------------------------------------------
@@ -208,7 +197,7 @@ def assert_refused(result: subprocess.CompletedProcess[str], db: Path, pid: int)
 def test_a_second_core_on_the_same_store_exits_2_naming_the_holder(tmp_path, core):
     db = tmp_path / "x.db"
     first = core(db)
-    second = tc("run", "--headless", "--until-idle", "--signals", str(DATA / "signals.valid.jsonl"), "--db", str(db))
+    second = run_until_idle(db, input="")
     assert_refused(second, db, first.pid)
     assert_refused(tc("run", "--db", str(db)), db, first.pid)  # with the UI: refused before it is drawn
     assert_refused(tc("demo", "--db", str(db)), db, first.pid)
@@ -224,7 +213,7 @@ def test_a_second_core_on_the_same_store_exits_2_naming_the_holder(tmp_path, cor
     first.send_signal(signal.SIGTERM)
     assert first.wait(timeout=30) == 0
     assert StoreLock.holder_of(db) is None
-    again = tc("run", "--headless", "--until-idle", "--signals", str(DATA / "signals.valid.jsonl"), "--db", str(db))
+    again = run_until_idle(db, input="")
     assert again.returncode == 0, again.stderr
 
 
@@ -234,10 +223,7 @@ def test_a_core_killed_with_sigkill_leaves_no_lock_behind(tmp_path, core):
     first.send_signal(signal.SIGKILL)
     first.wait(timeout=30)
     assert says_pid(db, first.pid)()
-    again = tc(
-        "run", "--headless", "--until-idle", "--signals", str(DATA / "signals.valid.jsonl"), "--db", str(db),
-        TRADECONSOLE_APPROVAL__MODE="auto",
-    )
+    again = run_until_idle(db, env=AUTO, input="")
     assert again.returncode == 0, again.stderr
     content = lock_content(db)
     assert content is not None and content["pid"] != first.pid  # taken over and rewritten
@@ -248,7 +234,7 @@ def test_a_core_killed_with_sigkill_leaves_no_lock_behind(tmp_path, core):
 def test_a_refused_core_never_opens_the_store(tmp_path, locker):
     db = tmp_path / "fresh.db"
     child = locker(db)
-    refused = tc("run", "--headless", "--until-idle", "--signals", str(DATA / "signals.valid.jsonl"), "--db", str(db))
+    refused = run_until_idle(db, input="")
     assert_refused(refused, db, child.pid)
     assert not db.exists(), "no store created, no migration run"
     assert not Path(f"{db}-wal").exists()

@@ -9,28 +9,17 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import pytest
-from conftest import FakeClock, eventually, make_settings
+from harness import open_service, paper_engine
+from helpers import eventually, make_settings
 
 from executor.events import LogLine, MarketsUpdated
 from executor.exchanges.paper import PaperExchange
 from executor.markets import FarFromMarket, MarketView
 from executor.models import OrderStatus, SignalStatus
 from executor.service import TradingService
-from executor.venue.engine import PaperEngine
 
 S = SignalStatus
-BALANCES = {"USDT": 100000, "BTC": 1, "ETH": 10, "SOL": 100}
 ACTOR = "ops@desk"
-
-
-async def open_service(db_path, **sections) -> TradingService:
-    sections["execution"] = {"retry_delay_seconds": 0.01, **sections.get("execution", {})}
-    settings = make_settings(**sections)
-    engine = PaperEngine(seed=3, markets=settings.exchange.markets, balances=BALANCES, clock=FakeClock())
-    service = await TradingService.open(settings, db_path, exchange=PaperExchange(engine), actor=ACTOR,
-                                        poll_interval=0.02)
-    await service.start()
-    return service
 
 
 @pytest.fixture
@@ -104,7 +93,7 @@ class Budgeted(PaperExchange):
 
 async def test_the_market_view_uses_one_bulk_request_within_five_percent_of_the_budget(db_path):
     settings = make_settings()
-    engine = PaperEngine(seed=3, markets=settings.exchange.markets, balances=BALANCES, clock=FakeClock())
+    engine = paper_engine(settings)
     exchange = Budgeted(engine, weight=6000)
     service = await TradingService.open(settings, db_path, exchange=exchange, actor=ACTOR, poll_interval=0.02)
     try:
@@ -168,11 +157,11 @@ async def test_amending_an_open_order_far_from_the_market_is_refused_unconfirmed
     near = float(manual.market_view.price("BTC/USDT") * Decimal("0.97"))
     await manual.receive(line(price=near), source="t")
     await manual.approve("s1")
-    await eventually(lambda: [o.status for o in manual.executor.pending_orders.values()] == [OrderStatus.OPEN])
-    coid = next(iter(manual.executor.pending_orders))
+    await eventually(lambda: [o.status for o in manual.executor.active_orders.values()] == [OrderStatus.OPEN])
+    coid = next(iter(manual.executor.active_orders))
     with pytest.raises(FarFromMarket):
         await manual.amend_order(coid, price=Decimal(str(round(far_below(manual), 2))))
-    assert manual.executor.pending_orders[coid].status is OrderStatus.OPEN
+    assert manual.executor.active_orders[coid].status is OrderStatus.OPEN
 
 
 async def test_auto_approval_leaves_a_signal_far_from_the_market_pending_with_the_reason(db_path):
@@ -206,9 +195,10 @@ async def test_reject_is_journaled_with_its_actor(manual):
 async def test_expiry_is_journaled(db_path):
     now = [datetime.now(UTC)]
     settings = make_settings()
-    engine = PaperEngine(seed=3, markets=settings.exchange.markets, balances=BALANCES, clock=FakeClock())
-    service = await TradingService.open(settings, db_path, exchange=PaperExchange(engine), actor=ACTOR,
-                                        clock=lambda: now[0])
+    engine = paper_engine(settings)
+    service = await TradingService.open(
+        settings, db_path, exchange=PaperExchange(engine), actor=ACTOR, clock=lambda: now[0]
+    )
     try:
         await service.start()
         await service.receive(line(ttl_seconds=5), source="t")
@@ -225,8 +215,8 @@ async def test_amend_cancel_and_partial_fill_are_journaled_once_each(manual):
     await manual.amend_signal("s1", amount=Decimal("0.2"))
     assert await has_line(manual, "s1 amended: amount 0.2", f"(by {ACTOR})")
     await manual.approve("s1")
-    await eventually(lambda: [o.status for o in manual.executor.pending_orders.values()] == [OrderStatus.OPEN])
-    coid = next(iter(manual.executor.pending_orders))
+    await eventually(lambda: [o.status for o in manual.executor.active_orders.values()] == [OrderStatus.OPEN])
+    coid = next(iter(manual.executor.active_orders))
     assert await has_line(manual, "s1 order placed")
     for part in ("0.05", "0.05"):
         manual.exchange.engine.force_fill(coid, Decimal(part))
@@ -241,7 +231,7 @@ async def test_amend_cancel_and_partial_fill_are_journaled_once_each(manual):
 async def test_pause_resume_and_kill_switch_are_journaled(manual):
     await manual.receive(line(price=far_below(manual)), source="t")
     await manual.approve("s1", confirm=True)
-    await eventually(lambda: [o.status for o in manual.executor.pending_orders.values()] == [OrderStatus.OPEN])
+    await eventually(lambda: [o.status for o in manual.executor.active_orders.values()] == [OrderStatus.OPEN])
     await manual.pause()
     await manual.resume()
     await manual.kill_switch()

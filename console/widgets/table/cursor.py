@@ -32,6 +32,7 @@ class TableCursor(Generic[T]):
         self._selection: str | None = None  # the key the operator chose (or the first row, before any choice)
         self.lost: str = ""  # what left while selected, and why; "" while a row is selected
         self.summary: str = ""  # the subclass's part of the border subtitle (counts)
+        self._subtitle: str = ""  # the border subtitle as last set
         self._cursor = 0  # the cursor's row index
         self._hover = -2  # the row under the mouse (-1: the header), shown while `_show_hover`
         self._show_hover = False
@@ -161,33 +162,20 @@ class TableCursor(Generic[T]):
     def _page_height(self) -> int:
         return self.scrollable_content_region.height - HEADER
 
-    def _page_down(self) -> None:
+    def _page(self, down: bool) -> None:
+        """A page down (or up): the view scrolls by its height, the cursor by the rows that fill it."""
         self._set_hover_cursor(False)
         if not self.show_cursor:
-            self.scroll_page_down()
+            (self.scroll_page_down if down else self.scroll_page_up)()
             return
         height, offset, rows = self._page_height(), 0, 0
-        for key in self._rows.from_index(self._cursor):
+        for key in (self._rows.from_index if down else self._rows.before)(self._cursor):
             offset += self._rows.height(key)
             rows += 1
             if offset > height:
                 break
-        self.scroll_relative(y=height, animate=False, force=True)
-        self.move_cursor(row=self._cursor + rows - 1, scroll=False)
-
-    def _page_up(self) -> None:
-        self._set_hover_cursor(False)
-        if not self.show_cursor:
-            self.scroll_page_up()
-            return
-        height, offset, rows = self._page_height(), 0, 0
-        for key in self._rows.before(self._cursor):
-            offset += self._rows.height(key)
-            rows += 1
-            if offset > height:
-                break
-        self.scroll_relative(y=-height, animate=False)
-        self.move_cursor(row=self._cursor - rows + 1, scroll=False)
+        self.scroll_relative(y=height if down else -height, animate=False, force=down)
+        self.move_cursor(row=self._cursor + (rows - 1 if down else 1 - rows), scroll=False)
 
     def _top(self) -> None:
         self._set_hover_cursor(False)
@@ -210,10 +198,10 @@ class TableCursor(Generic[T]):
         self._move(self._cursor_down)
 
     def action_page_up(self) -> None:
-        self._move(self._page_up)
+        self._move(lambda: self._page(down=False))
 
     def action_page_down(self) -> None:
-        self._move(self._page_down)
+        self._move(lambda: self._page(down=True))
 
     def action_scroll_top(self) -> None:
         self._move(self._top)
@@ -288,7 +276,9 @@ class TableCursor(Generic[T]):
 
     def _show_subtitle(self) -> None:
         parts = [p for p in (self.summary, self.lost and f"{self.lost}: nothing selected (move to choose)") if p]
-        self.border_subtitle = " · ".join(parts)
+        subtitle = " · ".join(parts)
+        if subtitle != self._subtitle:  # setting it repaints the whole table, changed or not
+            self._subtitle = self.border_subtitle = subtitle
 
     def show_summary(self, summary: str) -> None:
         if summary != self.summary:

@@ -92,6 +92,15 @@ class RowIndex:
         self._len += 1
         self.total += height
 
+    def extend(self, rows: list[tuple[str, int]]) -> None:
+        """Append `rows` (keys not in the index) in order: one O(n) pass when they are many."""
+        if len(rows) <= BULK:
+            for key, height in rows:
+                self.append(key, height)
+            return
+        heights = self._heights
+        self._build([(k, heights[s]) for s, k in enumerate(self._keys[: self._top]) if k is not None] + rows)
+
     def remove(self, keys: Iterable[str]) -> None:
         slots = [s for s in (self._slot.pop(k, None) for k in keys) if s is not None]
         if not slots:

@@ -35,7 +35,7 @@ from textual.widgets._data_table import RowDoesNotExist
 from console.formatting import Cell
 from console.widgets.table.cursor import TableCursor
 from console.widgets.table.lines import HEADER, CellView, TableLines
-from console.widgets.table.rows import RowIndex
+from console.widgets.table.rows import BULK, RowIndex
 
 T = TypeVar("T")
 
@@ -276,6 +276,32 @@ class KeyedTable(TableCursor[T], TableLines, ScrollView, Generic[T], can_focus=T
             value = cells.get(column.key, "")
             if value != before.get(column.key, ""):
                 self.update_cell(key, column.key, value, update_width=False)
+
+    def upsert_many(self, rows: Iterable[tuple[str, T]]) -> None:
+        """`upsert` each of `rows`; new rows are added at the bottom in their order, in one pass when
+        they are many (a snapshot's 10,000 orders cost one rebuild of the row order, not 10,000)."""
+        new: list[tuple[str, T]] = []
+        for key, item in rows:
+            if key in self.items or not self._shown:
+                self.upsert(key, item)
+            else:
+                new.append((key, item))
+        if len(new) <= BULK:
+            for key, item in new:
+                self.upsert(key, item)
+            return
+        empty = not self._rows
+        if self._selection is None and not self.lost:
+            self._selection = new[0][0]  # nothing was ever chosen: the first row is, as the cursor shows
+        for key, item in new:
+            self.items[key] = item
+            self._cells.pop(key, None)
+        measure = self._measure if self._wraps else (lambda _key: 1)
+        self._rows.extend([(key, measure(key)) for key, _ in new])
+        self._update_size()
+        self.refresh()
+        if empty and self.show_cursor:
+            self._highlight()  # there is a row under the cursor now
 
     def update_cell(self, row_key: str, column_key: str, value: Cell, *, update_width: bool = False) -> None:
         """One cell of a row on screen has new data: its lines are drawn again if they are in view.

@@ -31,7 +31,7 @@ from executor.exchanges.ccxt.errors import scrub
 from executor.exchanges.ccxt.history import BulkReads
 from executor.exchanges.ccxt.orders import OrderCalls
 from executor.exchanges.ccxt.translate import IdMap, to_balances, to_market_info, to_order, to_ticker, to_trade
-from executor.models import Balance, MarketInfo
+from executor.models import Balance, ExchangeMode, MarketInfo
 
 if TYPE_CHECKING:
     from executor.config import Settings
@@ -53,7 +53,7 @@ class CcxtExchange(OrderCalls, BulkReads, RequestDiscipline, ExchangePort):
         markets: Sequence[str] = (),
         timeout_ms: int = DEFAULT_TIMEOUT_MS,
         order_limits: Sequence[tuple[int, float]] | None = None,
-        mode: str | None = None,
+        mode: ExchangeMode | None = None,
         password: str | None = None,
     ) -> None:
         """`password`: the API passphrase some venues ask for besides key and secret (OKX).
@@ -61,22 +61,14 @@ class CcxtExchange(OrderCalls, BulkReads, RequestDiscipline, ExchangePort):
         own (Binance's 100 per 10 s for Binance, none elsewhere)."""
         self.name = exchange_id
         # `mode` lets a caller that knows better say so (the emulator behind a demo is PAPER).
-        self.mode = mode or ("SANDBOX" if sandbox else "LIVE")
+        self.mode = mode or (ExchangeMode.SANDBOX if sandbox else ExchangeMode.LIVE)
         self._secrets = tuple(s for s in (api_key, api_secret, password) if s)
         self._markets_wanted = tuple(markets)
         self._markets: dict[str, MarketInfo] = {}
         self._ids = IdMap()
         # No session is opened before the first request.
-        self._ex = new_client(
-            exchange_id,
-            api_key=api_key,
-            api_secret=api_secret,
-            password=password,
-            timeout_ms=timeout_ms,
-            sandbox=sandbox,
-            api_url=api_url,
-            secrets=self._secrets,
-        )
+        keys = {"apiKey": api_key or "", "secret": api_secret or "", **({"password": password} if password else {})}
+        self._ex = new_client(exchange_id, keys, timeout_ms, sandbox=sandbox, api_url=api_url, secrets=self._secrets)
         self._binance = is_binance(self._ex)
         self._init_discipline(order_limits)
 
@@ -86,18 +78,13 @@ class CcxtExchange(OrderCalls, BulkReads, RequestDiscipline, ExchangePort):
         return "binance" if self._binance else self.name
 
     @classmethod
-    def from_settings(
-        cls,
-        settings: Settings,
-        *,
-        api_key: str | None = None,
-        api_secret: str | None = None,
-        timeout_ms: int = DEFAULT_TIMEOUT_MS,
-    ) -> CcxtExchange:
-        """The venue of `[exchange]`; keys from the environment unless given."""
+    def from_settings(cls, settings: Settings, **given: Any) -> CcxtExchange:
+        """The venue of `[exchange]`, keys from the environment unless `given` (`api_key`,
+        `api_secret`); anything else `given` goes to the constructor (`timeout_ms`)."""
         from executor.config import API_KEY_ENV, API_SECRET_ENV, ConfigError, ConfigProblem, secrets_from_env
 
         creds = secrets_from_env()
+        api_key, api_secret = given.pop("api_key", None), given.pop("api_secret", None)
         if api_key is None and creds.api_key is not None:
             api_key = creds.api_key.get_secret_value()
         if api_secret is None and creds.api_secret is not None:
@@ -120,7 +107,7 @@ class CcxtExchange(OrderCalls, BulkReads, RequestDiscipline, ExchangePort):
                 sandbox=exchange.sandbox,
                 api_url=exchange.api_url,
                 markets=list(exchange.markets),
-                timeout_ms=timeout_ms,
+                **given,
             )
         except ValueError as exc:
             raise ConfigError([ConfigProblem(None, "exchange.id", None, str(exc))]) from None

@@ -31,17 +31,10 @@ _BINANCE_DUPLICATE_MESSAGE = "Duplicate order sent."  # -2010, whose code means 
 
 
 def new_client(
-    exchange_id: str,
-    *,
-    api_key: str | None,
-    api_secret: str | None,
-    password: str | None,
-    timeout_ms: int,
-    sandbox: bool,
-    api_url: str,
-    secrets: Sequence[str],
+    exchange_id: str, keys: dict[str, str], timeout_ms: int, *, sandbox: bool, api_url: str, secrets: Sequence[str]
 ) -> Any:
-    """A configured `ccxt.async_support.<exchange_id>` (see the module's doc).
+    """A configured `ccxt.async_support.<exchange_id>` (see the module's doc), with `keys` in
+    ccxt's names (`apiKey`, `secret`, and `password` where a venue asks for one).
 
     Raises ValueError for an id ccxt does not know, and ccxt's NotSupported for a sandbox the
     venue does not have.
@@ -49,15 +42,8 @@ def new_client(
     ccxt = ccxt_async()
     if exchange_id not in ccxt.exchanges:
         raise ValueError(f"{exchange_id!r} is not a ccxt exchange id")
-    ex = getattr(ccxt, exchange_id)(
-        {
-            "apiKey": api_key or "",
-            "secret": api_secret or "",
-            **({"password": password} if password else {}),
-            "enableRateLimit": True,  # ccxt's throttle keeps us under the request-weight limit
-            "timeout": timeout_ms,
-        }
-    )
+    # ccxt's throttle on: it keeps us under the request-weight limit
+    ex = getattr(ccxt, exchange_id)({**keys, "enableRateLimit": True, "timeout": timeout_ms})
     _configure(ex, exchange_id, sandbox, api_url, secrets)
     return ex
 

@@ -1,27 +1,29 @@
 """Every request's discipline, and the request budget the adapter reports.
 
 Owns, for the adapter's ccxt client: the one cooldown all requests share after a 429/418, and the
-new-orders-only cooldown after an order-count 429 (Binance -1015); the venue's order-rate limit,
-held around each order request (`admit`); ccxt's throttle paced to a share of the venue's
-announced request weight and held while the venue's weight window is full (the brakes themselves
-are in `throttle`); learning those limits from Binance's `exchangeInfo` and its used-weight
-header; `_request`, where every call's failure is classified once (`errors.classify`) and trips
-the right cooldown; and what a port call costs (`request_cost`) and how much of the budget is in
-use (`budget`).
+new-orders-only cooldown after an order-count refusal (Binance -1015); the venue's order-rate
+limit, held around each order request (`admit`), in Binance's fixed windows on Binance; ccxt's
+throttle paced to the venue's announced request weight and held while the venue's weight window
+is full (the brakes themselves are in `throttle`); learning those limits from Binance's
+`exchangeInfo`, its clock from the `serverTime` and `transactTime` in its answers, and what its
+windows hold from its X-MBX-USED-WEIGHT-1M and X-MBX-ORDER-COUNT-10S headers; `_request`, where
+every call's failure is classified once (`errors.classify`) and trips the right cooldown; and
+what a port call costs (`request_cost`) and how much of the budget is in use (`budget`).
 
 Why some ccxt internals are replaced on the instance: ccxt's REST layer ignores Retry-After and
 keeps response headers only in a shared attribute that concurrent requests overwrite, so
 `handle_errors` is wrapped to attach each error's own headers to it and to read each answer's
 used-weight header; ccxt's throttle becomes the same leaky bucket with a queue that stands still
 during a cooldown or while the venue's weight window is full; and `fetch` is wrapped to
-time-stamp order requests when they really leave (for the order-rate limiter), to count what is
-on the wire, and to learn the venue's limits from Binance's `exchangeInfo`.
+time-stamp order requests when they really leave and when their answer comes back (for the
+order-rate limiter), to count what is on the wire, and to learn the venue's limits and clock.
 
 Request weight. ccxt describes each endpoint's cost in its own units: one unit is `rateLimit` ms
 of its pacing. For Binance, ccxt's tables say "cost = 0.2 * weight" (`rateLimit` 50 ms: 20
 units/s = 100 weight/s = Binance's default 6,000 weight/min), so one ccxt unit is
 `rateLimit * 6000 / 60000` = 5 weight; the adapter reports Binance weight and paces the bucket at
-`PACE_SHARE` of the limit the venue announces in `exchangeInfo` (REQUEST_WEIGHT). For venues that
+`PACE_SHARE` of the limit the venue announces in `exchangeInfo` (REQUEST_WEIGHT: all of it, as
+ccxt paces Binance; the weight window keeps each of the venue's minutes under it). For venues that
 announce no weight limit we can read (OKX, Bybit, ...), costs and budget are in ccxt's own units
 and the budget is ccxt's own pace for the venue (60,000 / `rateLimit` per min).
 """
@@ -45,68 +47,83 @@ from executor.exchanges.ccxt.errors import (
     scrub,
 )
 from executor.exchanges.ccxt.history import BINANCE_PAGE
-from executor.exchanges.ccxt.throttle import OrderRate, Slot, WeightWindow, cooldown_throttler
+from executor.exchanges.ccxt.throttle import (
+    OrderRate,
+    OrderWindows,
+    Slot,
+    VenueClock,
+    WeightWindow,
+    cooldown_throttler,
+)
 
 log = logging.getLogger("tradeconsole.exchange.ccxt")
 
 T = TypeVar("T")
-# The share of the venue's announced request weight ccxt's throttle paces us to.
-PACE_SHARE = 0.9
+# The share of the venue's announced request weight ccxt's throttle paces us to: all of it, as
+# ccxt paces Binance itself; the weight window (`throttle.WeightWindow`) keeps each of the venue's
+# minutes under its limit, counting what the venue reports and what is on the wire.
+PACE_SHARE = 1.0
 
 # Binance spot's limits until the venue's exchangeInfo says otherwise.
 _BINANCE_ORDER_LIMITS = ((100, 10.0),)
 _BINANCE_WEIGHT_LIMIT = (6000, 60.0)
 _LIMIT_INTERVALS = {"SECOND": 1.0, "MINUTE": 60.0, "HOUR": 3600.0}
 _USED_WEIGHT_HEADER = "x-mbx-used-weight-1m"
+_INTERVAL_LETTERS = ((86_400, "d"), (3600, "h"), (60, "m"), (1, "s"))
 
 # One port call -> the ccxt endpoints it requests once each: (api, method, path, params for the cost).
+Endpoint = tuple[str, str, str, dict[str, Any]]
+
+
+def _on(method: str, *paths: str, params: dict[str, Any] | None = None) -> tuple[Endpoint, ...]:
+    """The endpoints one port call requests: public GETs (`method` "public"), else private ones."""
+    api, verb = ("public", "get") if method == "public" else ("private", method)
+    return tuple((api, verb, path, params or {}) for path in paths)
+
+
 _S = {"symbol": "BTCUSDT"}
-_ENDPOINTS: dict[str, dict[str, tuple[tuple[str, str, str, dict[str, Any]], ...]]] = {
+_PAGE = {**_S, "limit": BINANCE_PAGE}
+_ENDPOINTS: dict[str, dict[str, tuple[Endpoint, ...]]] = {
     "binance": {
-        "load_markets": (("public", "get", "exchangeInfo", {}),),
-        "fetch_ticker": (("public", "get", "ticker/24hr", _S),),
-        "fetch_balances": (("private", "get", "account", {}),),
-        "create_order": (("private", "post", "order", _S),),
-        "fetch_order": (("private", "get", "order", _S),),
-        "cancel_order": (("private", "delete", "order", _S),),
-        "fetch_open_orders": (("private", "get", "openOrders", _S),),
-        "fetch_orders_since": (("private", "get", "allOrders", {**_S, "limit": BINANCE_PAGE}),),
-        "fetch_my_trades": (("private", "get", "myTrades", {**_S, "limit": BINANCE_PAGE}),),
+        "load_markets": _on("public", "exchangeInfo"),
+        "fetch_ticker": _on("public", "ticker/24hr", params=_S),
+        "fetch_balances": _on("get", "account"),
+        "create_order": _on("post", "order", params=_S),
+        "fetch_order": _on("get", "order", params=_S),
+        "cancel_order": _on("delete", "order", params=_S),
+        "fetch_open_orders": _on("get", "openOrders", params=_S),
+        "fetch_orders_since": _on("get", "allOrders", params=_PAGE),
+        "fetch_my_trades": _on("get", "myTrades", params=_PAGE),
     },
     "okx": {
-        "load_markets": (("public", "get", "public/instruments", {}),),
-        "fetch_ticker": (("public", "get", "market/ticker", {}),),
-        "fetch_balances": (("private", "get", "account/balance", {}),),
+        "load_markets": _on("public", "public/instruments"),
+        "fetch_ticker": _on("public", "market/ticker"),
+        "fetch_balances": _on("get", "account/balance"),
         # ccxt's okx sends a single create through the batch endpoint (options["createOrder"])
-        "create_order": (("private", "post", "trade/batch-orders", {}),),
-        "fetch_order": (("private", "get", "trade/order", {}),),
-        "cancel_order": (("private", "post", "trade/cancel-order", {}),),
-        "fetch_open_orders": (("private", "get", "trade/orders-pending", {}),),
-        "fetch_orders_since": (
-            ("private", "get", "trade/orders-pending", {}),
-            ("private", "get", "trade/orders-history", {}),
-        ),
-        "fetch_my_trades": (("private", "get", "trade/fills", {}),),
+        "create_order": _on("post", "trade/batch-orders"),
+        "fetch_order": _on("get", "trade/order"),
+        "cancel_order": _on("post", "trade/cancel-order"),
+        "fetch_open_orders": _on("get", "trade/orders-pending"),
+        "fetch_orders_since": _on("get", "trade/orders-pending", "trade/orders-history"),
+        "fetch_my_trades": _on("get", "trade/fills"),
     },
     "bybit": {
-        "load_markets": (("public", "get", "v5/market/instruments-info", {}),),
-        "fetch_ticker": (("public", "get", "v5/market/tickers", {}),),
-        "fetch_balances": (("private", "get", "v5/account/wallet-balance", {}),),
-        "create_order": (("private", "post", "v5/order/create", {}),),
+        "load_markets": _on("public", "v5/market/instruments-info"),
+        "fetch_ticker": _on("public", "v5/market/tickers"),
+        "fetch_balances": _on("get", "v5/account/wallet-balance"),
+        "create_order": _on("post", "v5/order/create"),
         # open orders first, then the history: at most both
-        "fetch_order": (("private", "get", "v5/order/realtime", {}), ("private", "get", "v5/order/history", {})),
-        "cancel_order": (("private", "post", "v5/order/cancel", {}),),
-        "fetch_open_orders": (("private", "get", "v5/order/realtime", {}),),
-        "fetch_orders_since": (
-            ("private", "get", "v5/order/realtime", {}),
-            ("private", "get", "v5/order/history", {}),
-        ),
-        "fetch_my_trades": (("private", "get", "v5/execution/list", {}),),
+        "fetch_order": _on("get", "v5/order/realtime", "v5/order/history"),
+        "cancel_order": _on("post", "v5/order/cancel"),
+        "fetch_open_orders": _on("get", "v5/order/realtime"),
+        "fetch_orders_since": _on("get", "v5/order/realtime", "v5/order/history"),
+        "fetch_my_trades": _on("get", "v5/execution/list"),
     },
 }
 
 # The order slots the current task holds (owner, slots), and whether the request being made is the
-# order request those slots are for: `fetch` stamps them when it really leaves.
+# order request those slots are for: `fetch` stamps them when it really leaves, and again when
+# its answer comes back.
 _ORDER_SLOTS: contextvars.ContextVar[tuple[int, tuple[Slot, ...]] | None] = contextvars.ContextVar(
     "tc_order_slots", default=None
 )
@@ -116,6 +133,30 @@ _RESPONSE_HEADERS: contextvars.ContextVar[dict[str, str] | None] = contextvars.C
 )
 _REQUEST_WEIGHT: contextvars.ContextVar[float] = contextvars.ContextVar("tc_request_weight", default=0.0)
 _SENT_AT: contextvars.ContextVar[float | None] = contextvars.ContextVar("tc_sent_at", default=None)
+
+
+def _order_count_header(seconds: float) -> str:
+    """Binance's header for the order count of a window of `seconds` (10 -> X-MBX-ORDER-COUNT-10S)."""
+    for unit, letter in _INTERVAL_LETTERS:
+        if seconds >= unit and seconds % unit == 0:
+            return f"x-mbx-order-count-{int(seconds // unit)}{letter}"
+    return f"x-mbx-order-count-{seconds:g}s"
+
+
+def _header_number(headers: Any, name: str) -> float | None:
+    """The number in header `name` (any case; the largest where ccxt joined repeats with ", ")."""
+    if not isinstance(headers, dict):
+        return None
+    value = headers.get(name, headers.get(name.upper()))
+    if value is None:
+        value = next((v for k, v in headers.items() if str(k).lower() == name), None)
+        if value is None:
+            return None
+    numbers = []
+    for part in str(value).split(","):
+        with contextlib.suppress(ValueError):
+            numbers.append(float(part))
+    return max(numbers) if numbers else None
 
 
 class RequestDiscipline:
@@ -146,12 +187,22 @@ class RequestDiscipline:
         self._weight_per_cost = self._ccxt_rate_limit * _BINANCE_WEIGHT_LIMIT[0] / 60_000 if self._binance else 1.0
         self._weight_limit: tuple[float, float] | None = _BINANCE_WEIGHT_LIMIT if self._binance else None
         self._window = WeightWindow()
+        self._venue_clock = VenueClock()  # from Binance's serverTime and transactTime stamps
         self._install(ex)
         if order_limits is None:
             order_limits = _BINANCE_ORDER_LIMITS if self._binance else ()
-        self._order_limits = tuple(order_limits)
-        self._order_rates = [OrderRate(limit, window) for limit, window in self._order_limits]
+        self._set_order_limits(tuple(order_limits))
         self._pace()
+
+    def _set_order_limits(self, limits: tuple[tuple[int, float], ...]) -> None:
+        """One limiter per (orders, seconds): Binance's fixed windows on Binance, else any window."""
+        self._order_limits = limits
+        self._order_rates: list[OrderRate] = [
+            OrderWindows(limit, seconds, self._venue_clock, _order_count_header(seconds))
+            if self._binance
+            else OrderRate(limit, seconds)
+            for limit, seconds in limits
+        ]
 
     def _install(self, ex: Any) -> None:
         """Replace the client's throttle, `fetch` and error handlers with ours (see the module's doc)."""
@@ -178,19 +229,21 @@ class RequestDiscipline:
             weight = _REQUEST_WEIGHT.get()
             _REQUEST_WEIGHT.set(0.0)
             held = _ORDER_SLOTS.get()
-            if held is not None and _ORDER_REQUEST.get():
-                for slot in held[1]:
-                    slot.sent_at = time.monotonic()  # moving it later only makes the limiter stricter
+            slots = held[1] if held is not None and _ORDER_REQUEST.get() else ()
+            sent = time.monotonic()
+            for slot in slots:
+                slot.sent(sent)  # moving it later only makes the limiter stricter
             token = _SENT_AT.set(time.time())
+            _RESPONSE_HEADERS.set(None)
             window.sent(weight)
+            response = None
             try:
                 response = await fetch(url, method, headers, body)
+                return response
             finally:
                 window.answered(weight)
                 _SENT_AT.reset(token)
-            if isinstance(response, dict) and isinstance(response.get("rateLimits"), list):
-                self._learn_limits(response["rateLimits"])
-            return response
+                self._answered(slots, sent, response)
 
         def errors(code, reason, url, method, headers, body, response, request_headers, request_body):
             _RESPONSE_HEADERS.set(headers)
@@ -198,14 +251,14 @@ class RequestDiscipline:
             try:
                 return handle_errors(code, reason, url, method, headers, body, response, request_headers, request_body)
             except Exception as exc:
-                annotate(exc, code, headers, body)
+                annotate(exc, code, headers, body, self._venue)
                 raise
 
         def status(code, reason, url, method, body):
             try:
                 return handle_status(code, reason, url, method, body)
             except Exception as exc:
-                annotate(exc, code, _RESPONSE_HEADERS.get(), body)
+                annotate(exc, code, _RESPONSE_HEADERS.get(), body, self._venue)
                 raise
 
         ex.throttle = throttled
@@ -213,19 +266,33 @@ class RequestDiscipline:
         ex.handle_errors = errors
         ex.handle_http_status_code = status
 
+    def _answered(self, slots: Sequence[Slot], sent: float, response: Any) -> None:
+        """What an answer tells: the venue's limits and clock (Binance's exchangeInfo and stamps),
+        and, to the order-rate limiters, that the order request of `slots` was answered."""
+        now = time.monotonic()
+        stamp = None
+        if self._binance and isinstance(response, dict):
+            if isinstance(response.get("rateLimits"), list):
+                self._learn_limits(response["rateLimits"])
+            stamp = response.get("transactTime", response.get("serverTime"))
+            if isinstance(stamp, int) and not isinstance(stamp, bool):
+                self._venue_clock.sample(stamp, sent, now)
+                self._window.offset = self._venue_clock.offset() + now - time.time()  # venue minus wall clock
+        if not slots:
+            return
+        headers = _RESPONSE_HEADERS.get()
+        for slot in slots:
+            rate = slot.rate
+            count = _header_number(headers, rate.header) if isinstance(rate, OrderWindows) else None
+            rate.answered(slot, now, reached=headers is not None, venue_ms=stamp, count=count)
+
     def _read_used_weight(self, headers: Any) -> None:
-        if not self._binance or not isinstance(headers, dict):
+        if not self._binance:
             return
         sent_at = _SENT_AT.get()
-        for name, value in headers.items():
-            if str(name).lower() != _USED_WEIGHT_HEADER:
-                continue
-            numbers = []
-            for part in str(value).split(","):  # ccxt joins a repeated header with ", "
-                with contextlib.suppress(ValueError):
-                    numbers.append(float(part.strip()))
-            if numbers and sent_at is not None:
-                self._window.report(max(numbers), sent_at)
+        used = _header_number(headers, _USED_WEIGHT_HEADER)
+        if used is not None and sent_at is not None:
+            self._window.report(used, sent_at)
 
     def _learn_limits(self, rate_limits: list[Any]) -> None:
         """The venue's ORDERS and REQUEST_WEIGHT limits from Binance's exchangeInfo `rateLimits`."""
@@ -249,8 +316,7 @@ class RequestDiscipline:
                 weights.append((float(limit), seconds))
         if orders and tuple(orders) != self._order_limits:
             log.info("%s order-rate limit: %s", self.name, ", ".join(f"{n} per {w:g}s" for n, w in orders))
-            self._order_limits = tuple(orders)
-            self._order_rates = [OrderRate(limit, window) for limit, window in orders]
+            self._set_order_limits(tuple(orders))
         if weights:
             # The strictest per second, if a venue ever announces several windows.
             weight = min(weights, key=lambda w: w[0] / w[1])
@@ -286,6 +352,8 @@ class RequestDiscipline:
                 wait = error.retry_after if error.retry_after is not None else DEFAULT_RETRY_AFTER
                 if is_order_count_limit(exc):
                     self.order_cooldown.trip(wait)
+                    for rate in self._order_rates:
+                        rate.refused()
                     log.warning("%s %s: order-count limit, new orders wait %.2fs", self.name, operation, wait)
                 else:
                     self.cooldown.trip(wait)
@@ -317,35 +385,28 @@ class RequestDiscipline:
         """
         held = _ORDER_SLOTS.get()
         reuse = held is not None and held[0] == id(self) and all(s.sent_at is None for s in held[1])
-        if reuse:
-            flag = _ORDER_REQUEST.set(True) if sending else None
-            try:
-                yield
-            finally:
-                if flag is not None:
-                    _ORDER_REQUEST.reset(flag)
-            return
+        with contextlib.ExitStack() as undo:  # undone last first
+            if not reuse:
+                slots = await self._acquire_slots()
+                undo.callback(lambda: [slot.rate.release(slot) for slot in slots])
+                undo.callback(_ORDER_SLOTS.reset, _ORDER_SLOTS.set((id(self), slots)))
+            if sending:
+                undo.callback(_ORDER_REQUEST.reset, _ORDER_REQUEST.set(True))
+            yield
+
+    async def _acquire_slots(self) -> tuple[Slot, ...]:
+        """The cooldowns waited out, then one slot of each order-rate limit (all or none)."""
         await self.order_cooldown.wait()
         await self.cooldown.wait()
-        rates = list(self._order_rates)
         slots: list[Slot] = []
         try:
-            for rate in rates:
+            for rate in list(self._order_rates):
                 slots.append(await rate.acquire())
         except BaseException:
-            for rate, slot in zip(rates, slots, strict=False):
-                rate.release(slot)
+            for slot in slots:
+                slot.rate.release(slot)
             raise
-        token = _ORDER_SLOTS.set((id(self), tuple(slots)))
-        flag = _ORDER_REQUEST.set(True) if sending else None
-        try:
-            yield
-        finally:
-            if flag is not None:
-                _ORDER_REQUEST.reset(flag)
-            _ORDER_SLOTS.reset(token)
-            for rate, slot in zip(rates, slots, strict=True):
-                rate.release(slot)
+        return tuple(slots)
 
     def admit(self) -> contextlib.AbstractAsyncContextManager[object]:
         """Wait until one more order may go: the cooldowns, then the venue's order-rate limit. A

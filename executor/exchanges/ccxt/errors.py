@@ -24,9 +24,27 @@ from executor.exchanges.base import DuplicateOrder, ExchangeError, MaybePlaced, 
 DEFAULT_RETRY_AFTER = 1.0  # a 429 without Retry-After
 DEFAULT_BAN = 120.0  # a 418 without Retry-After or ban time: Binance's shortest ban
 
-# Binance's order-count 429 ("Too many new orders"): it refuses new orders only, so only new
-# orders wait it out (see `discipline.RequestDiscipline._request`).
-ORDER_COUNT_CODES = frozenset({"-1015"})
+# A venue's order-count limit ("too many new orders"): it refuses new orders only, so only new
+# orders wait it out (see `discipline.RequestDiscipline._request`). By venue family and code:
+# Binance -1015 (a 429), Bybit 170005 and OKX 50061, which ccxt 4.5.90 raises as InvalidOrder and
+# ExchangeError (bybit.py and okx.py `exceptions`): certainly not placed, and rate limited.
+ORDER_COUNT_CODES = frozenset({("binance", "-1015"), ("bybit", "170005"), ("okx", "50061")})
+
+# Venue codes whose ccxt 4.5.90 class says the wrong thing about the request, by venue family and
+# code: the port's class for each (ccxt's, from its `exceptions` tables, in the comment).
+_BY_CODE: dict[tuple[str, str], type[ExchangeError]] = {
+    # "Invalid API-key, IP, or permissions for action.": AuthenticationError, but DDoSProtection
+    # once any private request succeeded (binance.handle_errors' -2015 workaround), which would
+    # read as a rate limit retried for ever. Certainly not placed, and the key is refused: final.
+    ("binance", "-2015"): Rejected,
+    ("bybit", "170146"): MaybePlaced,  # "Order creation timeout": InvalidOrder
+    ("bybit", "170147"): MaybePlaced,  # "Order cancellation timeout": InvalidOrder
+    # Nothing to cancel any more (the port's OrderNotFound: look it up), all InvalidOrder to ccxt.
+    ("bybit", "110008"): OrderNotFound,  # "Order has been finished or canceled"
+    ("bybit", "110010"): OrderNotFound,  # "Order already cancelled"
+    ("bybit", "170139"): OrderNotFound,  # "Order has been filled."
+    ("bybit", "170142"): OrderNotFound,  # "Order has been canceled"
+}
 
 _ccxt_module: Any = None
 
@@ -115,11 +133,8 @@ def retry_after_of(headers: dict[str, str] | None, body: str | None, now: float 
 
 
 def venue_code(body: Any) -> str | None:
-    """The venue's top-level error code in a JSON body (Binance and OKX `code`, Bybit `retCode`).
-
-    OKX's per-order `sCode` inside `data` is not read: its one reader, `is_order_count_limit`,
-    looks for Binance's -1015 only.
-    """
+    """The venue's error code in a JSON body: Binance's and OKX's `code`, Bybit's `retCode`, and
+    where OKX says only that the operation failed (`code` 1 or 2), the first order's `sCode`."""
     if not isinstance(body, str) or not body.lstrip().startswith("{"):
         return None
     try:
@@ -131,22 +146,30 @@ def venue_code(body: Any) -> str | None:
     for key in ("code", "retCode", "ret_code"):
         value = data.get(key)
         if value not in (None, "", 0, "0"):
+            if str(value) in ("1", "2") and isinstance(data.get("data"), list):
+                inner = [d.get("sCode") for d in data["data"] if isinstance(d, dict)]
+                value = next((c for c in inner if c not in (None, "", "0")), value)
             return str(value)
     return None
 
 
-def annotate(exc: BaseException, status: Any, headers: dict[str, str] | None, body: Any) -> None:
-    """Attach this response's own status, wait and venue code to the exception ccxt raised for it."""
+def annotate(exc: BaseException, status: Any, headers: dict[str, str] | None, body: Any, venue: str = "") -> None:
+    """Attach this response's own status, wait and venue code (of `venue`, the venue family whose
+    codes these are) to the exception ccxt raised for it."""
     with contextlib.suppress(AttributeError, TypeError):
         exc.tc_status = status  # type: ignore[attr-defined]
         exc.tc_retry_after = retry_after_of(headers, body if isinstance(body, str) else None)  # type: ignore[attr-defined]
         exc.tc_code = venue_code(body)  # type: ignore[attr-defined]
+        exc.tc_venue = venue  # type: ignore[attr-defined]
+
+
+def _code_of(exc: BaseException) -> tuple[str, str | None]:
+    return getattr(exc, "tc_venue", ""), getattr(exc, "tc_code", None)
 
 
 def is_order_count_limit(exc: BaseException) -> bool:
-    """A 429 that refuses new orders only (Binance -1015 "Too many new orders")."""
-    code = getattr(exc, "tc_code", None)
-    return code in ORDER_COUNT_CODES or "Too many new orders" in str(exc)
+    """A refusal of new orders only (Binance -1015 "Too many new orders", Bybit 170005, OKX 50061)."""
+    return _code_of(exc) in ORDER_COUNT_CODES or "Too many new orders" in str(exc)
 
 
 # -- classification -----------------------------------------------------------------------------
@@ -179,7 +202,10 @@ def classify(exc: BaseException, secrets: Iterable[str] = ()) -> ExchangeError:
         return exc
     ccxt = ccxt_async()
     message = scrub(f"{type(exc).__name__}: {exc}", secrets)
-    if isinstance(exc, ccxt.DDoSProtection | ccxt.RateLimitExceeded):
+    by_code = _BY_CODE.get(_code_of(exc))  # type: ignore[arg-type]
+    if by_code is not None:
+        return by_code(message)
+    if isinstance(exc, ccxt.DDoSProtection | ccxt.RateLimitExceeded) or is_order_count_limit(exc):
         retry_after = getattr(exc, "tc_retry_after", None)
         if retry_after is None:
             retry_after = DEFAULT_BAN if getattr(exc, "tc_status", None) == 418 else DEFAULT_RETRY_AFTER

@@ -16,12 +16,12 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Awaitable, Callable
 from decimal import Decimal
-from typing import Any
+from typing import Any, Unpack
 
-from executor.exchanges.base import ExchangeOrder, OrderNotFound, Rejected
+from executor.exchanges.base import ExchangeOrder, NewOrder, OrderNotFound, Rejected
 from executor.exchanges.ccxt.errors import classify
 from executor.exchanges.ccxt.translate import IdMap
-from executor.models import MarketInfo, OrderType, Side
+from executor.models import MarketInfo, OrderType
 
 # Venues whose fetch_order / cancel_order take the client order id as `clientOrderId` in params:
 # ccxt's binance sends it as `origClientOrderId`, ccxt's okx as `clOrdId` (read in their source).
@@ -45,25 +45,16 @@ class OrderCalls:
     _order_slot: Callable[..., contextlib.AbstractAsyncContextManager[None]]
     _order: Callable[..., ExchangeOrder]
 
-    async def create_order(
-        self,
-        *,
-        client_order_id: str,
-        symbol: str,
-        side: Side,
-        type: OrderType,
-        amount: Decimal,
-        price: Decimal | None,
-    ) -> ExchangeOrder:
-        ex = self._ex
+    async def create_order(self, **order: Unpack[NewOrder]) -> ExchangeOrder:
+        ex, symbol, kind, price = self._ex, order["symbol"], order["type"], order["price"]
         try:
-            amount_text = ex.amount_to_precision(symbol, str(amount))
-            price_text = ex.price_to_precision(symbol, str(price)) if type is OrderType.LIMIT and price else None
+            amount_text = ex.amount_to_precision(symbol, str(order["amount"]))
+            price_text = ex.price_to_precision(symbol, str(price)) if kind is OrderType.LIMIT and price else None
         except Exception as exc:  # unknown market, amount below the grid: nothing was sent
             raise classify(exc, self._secrets) from None
         sent_amount = Decimal(amount_text)
         if sent_amount <= 0:
-            raise Rejected(f"{symbol}: amount {amount} is below the market's precision")
+            raise Rejected(f"{symbol}: amount {order['amount']} is below the market's precision")
         market = self._markets.get(symbol)
         if price_text is not None and market is not None and market.min_cost > 0:
             notional = sent_amount * Decimal(price_text)
@@ -73,14 +64,15 @@ class OrderCalls:
                     f"{market.min_cost} {market.quote}"
                 )
         # ccxt sends it as Binance's newClientOrderId, OKX's clOrdId, Bybit's orderLinkId.
-        params = {"clientOrderId": client_order_id}
+        coid, side = order["client_order_id"], order["side"]
+        params = {"clientOrderId": coid}
         async with self._order_slot():
             raw = await self._request(
                 "create_order",
                 # A market order is sent without a price: with one, ccxt's binance turns it into quoteOrderQty.
-                lambda: ex.create_order(symbol, type.value, side.value, amount_text, price_text, params),
+                lambda: ex.create_order(symbol, kind.value, side.value, amount_text, price_text, params),
             )
-        return self._order(raw, client_order_id, creating=True, symbol=symbol, side=side, type=type, amount=sent_amount)
+        return self._order(raw, coid, creating=True, symbol=symbol, side=side, type=kind, amount=sent_amount)
 
     @property
     def _by_client_id(self) -> bool:

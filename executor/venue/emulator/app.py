@@ -99,7 +99,8 @@ class Emulator(Trading):
         return self.codes[-1015]
 
     def record(self) -> dict[str, Any]:
-        """Every order the venue accepted, what was injected and answered: plain JSON.
+        """Every order the venue accepted (that its engine keeps: `start_emulator`'s own keeps every
+        one), what was injected and answered: plain JSON.
 
         `statuses_by_path` counts answers per endpoint and HTTP status (`{"GET /api/v3/order":
         {"200": 3, "429": 1}}`), `error_codes` per Binance error code (`{"-2010": 1}`, a -1015
@@ -247,25 +248,8 @@ def _unsigned(raw: str) -> str:
 # -- the app and its life -------------------------------------------------------------------------
 
 
-def make_app(
-    engine: PaperEngine,
-    faults: FaultPlan | None = None,
-    api_key: str = DEMO_API_KEY,
-    api_secret: str = DEMO_API_SECRET,
-    *,
-    latency_ms: float = 0.0,
-    percent_price: PercentPriceBySide | None = PercentPriceBySide(),
-    max_orders_per_symbol: int = 0,
-) -> web.Application:
-    emulator = Emulator(
-        engine,
-        faults,
-        api_key=api_key,
-        api_secret=api_secret,
-        latency_ms=latency_ms,
-        percent_price=percent_price,
-        max_orders_per_symbol=max_orders_per_symbol,
-    )
+def make_app(emulator: Emulator) -> web.Application:
+    """The aiohttp app that serves `emulator`: its record, and every other path through `handle`."""
     app = web.Application()
     app[EMULATOR] = emulator
 
@@ -309,7 +293,8 @@ async def start_emulator(
     """Serve an emulator on `host:port` (0: a free port). Stop it with `await running.stop()`.
 
     Without an `engine`, one is built as Binance's venue behaves: a book of
-    `EMULATOR_BOOK_LEVELS` levels a side and limit buys locking exactly quantity x price.
+    `EMULATOR_BOOK_LEVELS` levels a side and limit buys locking exactly quantity x price; and one
+    that keeps every order (`keep_closed=None`), for the record.
     """
     if engine is None:
         engine = PaperEngine(
@@ -319,16 +304,18 @@ async def start_emulator(
             fee_pct=fee_pct,
             book_levels=EMULATOR_BOOK_LEVELS,
             exact_locks=True,
+            keep_closed=None,
         )
-    app = make_app(
+    emulator = Emulator(
         engine,
         faults,
-        api_key,
-        api_secret,
+        api_key=api_key,
+        api_secret=api_secret,
         latency_ms=latency_ms,
         percent_price=percent_price,
         max_orders_per_symbol=max_orders_per_symbol,
     )
+    app = make_app(emulator)
     runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
     await runner.setup()
     site = web.TCPSite(runner, host, port)
@@ -338,4 +325,4 @@ async def start_emulator(
         await runner.cleanup()
         raise
     bound = runner.addresses[0][1]
-    return RunningEmulator(runner, f"http://{host}:{bound}", app[EMULATOR])
+    return RunningEmulator(runner, f"http://{host}:{bound}", emulator)

@@ -119,23 +119,8 @@ def trade_json(t: EngineTrade, info: MarketInfo) -> dict[str, Any]:
 def ticker_24hr_json(t: TickerRecord, info: MarketInfo, now: float, *, mini: bool = False) -> dict[str, Any]:
     """The rolling 24 hours (`type=FULL`, or `MINI`): open, high and low from the engine's rolling
     window, so the open always lies within high and low; volumes and counts of its own fills."""
-    if mini:
-        return {
-            "symbol": market_id(info),
-            "openPrice": num(t.open),
-            "highPrice": num(t.high),
-            "lowPrice": num(t.low),
-            "lastPrice": num(t.last),
-            "volume": num(t.base_volume),
-            "quoteVolume": num(t.quote_volume),
-            "openTime": ms(now - 86_400),
-            "closeTime": ms(now),
-            "firstId": t.first_id,
-            "lastId": t.last_id,
-            "count": t.count,
-        }
     change = t.last - t.open
-    return {
+    full = {
         "symbol": market_id(info),
         "priceChange": num(change),
         "priceChangePercent": format((change / t.open * 100).quantize(Decimal("0.001")), "f"),
@@ -158,6 +143,24 @@ def ticker_24hr_json(t: TickerRecord, info: MarketInfo, now: float, *, mini: boo
         "lastId": t.last_id,
         "count": t.count,
     }
+    return {key: full[key] for key in _MINI_TICKER} if mini else full
+
+
+# The fields of a `type=MINI` 24-hour ticker, in Binance's order.
+_MINI_TICKER = (
+    "symbol",
+    "openPrice",
+    "highPrice",
+    "lowPrice",
+    "lastPrice",
+    "volume",
+    "quoteVolume",
+    "openTime",
+    "closeTime",
+    "firstId",
+    "lastId",
+    "count",
+)
 
 
 def _buyer_is_maker(t: EngineTrade) -> bool:
@@ -362,6 +365,20 @@ def klines_json(
     rows = rows[:limit] if start_ms is not None else rows[-limit:]
     out = []
     for r in rows:
-        out.append([r[0], num(r[1]), num(r[2]), num(r[3]), num(r[4]), num(r[5]), r[6], num(r[7]), r[8],
-                    num(r[9]), num(r[10]), "0"])  # fmt: skip
+        out.append(
+            [
+                r[0],
+                num(r[1]),
+                num(r[2]),
+                num(r[3]),
+                num(r[4]),
+                num(r[5]),
+                r[6],
+                num(r[7]),
+                r[8],
+                num(r[9]),
+                num(r[10]),
+                "0",
+            ]
+        )
     return out

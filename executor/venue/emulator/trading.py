@@ -37,6 +37,12 @@ class NewOrder(NamedTuple):
     post_only: bool
     quote_amount: Decimal | None
 
+    def terms(self) -> dict[str, Any]:
+        """What the engine's `create_order` and `validate_order` take, but the symbol and client order id."""
+        terms = self._asdict()
+        del terms["client_order_id"]
+        return terms
+
 
 class Trading:
     """Order helpers over `engine`; `Emulator` holds the state and mixes this in."""
@@ -164,16 +170,7 @@ class Trading:
         a cancel-replace is `replacing` does not count as open for MAX_NUM_ORDERS."""
         args = self.order_args(params)
         try:
-            self.engine.validate_order(
-                symbol,
-                args.side,
-                args.type,
-                args.amount,
-                args.price,
-                time_in_force=args.time_in_force,
-                post_only=args.post_only,
-                quote_amount=args.quote_amount,
-            )
+            self.engine.validate_order(symbol, **args.terms())
         except EngineError as exc:
             raise wire.engine_error(exc) from None
         percent = self.percent_price
@@ -192,17 +189,7 @@ class Trading:
     def place(self, ctx: Ctx, params: Mapping[str, str], symbol: str) -> dict[str, Any]:
         args = self.check_filters(params, symbol)
         try:
-            order = self.engine.create_order(
-                args.client_order_id,
-                symbol,
-                args.side,
-                args.type,
-                args.amount,
-                args.price,
-                time_in_force=args.time_in_force,
-                post_only=args.post_only,
-                quote_amount=args.quote_amount,
-            )
+            order = self.engine.create_order(args.client_order_id, symbol, **args.terms())
         except EngineError as exc:
             raise wire.engine_error(exc) from None
         ctx.created.append(order.id)
