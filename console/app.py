@@ -292,7 +292,7 @@ class TradeConsole(ConsoleActions, App[None]):
 
     def flush(self) -> None:
         """Fold everything buffered into the state and repaint what changed, the Log pane too, now."""
-        self._flush(paced=False)
+        self._flush_events(paced=False)
 
     def _events_waiting(self) -> None:
         """The first event since the last flush: the next flush comes `flush_interval` after that one."""
@@ -309,9 +309,9 @@ class TradeConsole(ConsoleActions, App[None]):
 
     def _flush_due(self) -> None:
         self._flush_timer = None
-        self._flush(paced=True)
+        self._flush_events(paced=True)
 
-    def _flush(self, *, paced: bool) -> None:
+    def _flush_events(self, *, paced: bool) -> None:
         self._flushed = time.monotonic()
         if not self.ready or self.buffer is None:
             return

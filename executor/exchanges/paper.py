@@ -135,6 +135,10 @@ class PaperExchange(ExchangePort):
             raise _port_error(exc) from None
         if fault in _AFTER_MESSAGES:
             raise MaybePlaced(_AFTER_MESSAGES[fault])
+        # This answer reaches the client: the ended orders it tells of may be forgotten in their
+        # turn (an order whose answer was lost above is kept until one does reach it).
+        if isinstance(result, EngineOrder):
+            self.engine.told(result)
         return result
 
     def _visible(self, client_order_id: str) -> bool:
@@ -205,6 +209,7 @@ class PaperExchange(ExchangePort):
         orders = await self._call("fetch_orders_since", lambda _: self.engine.all_orders(symbol))
         # Oldest first (a seeded order may be backdated); a venue that cannot show an order yet does not list it.
         wanted = [o for o in orders if o.created_at >= start and self._visible(o.client_order_id)]
+        self.engine.told(*wanted)
         return [_order(o) for o in sorted(wanted, key=lambda o: (o.created_at, o.id))]
 
     async def fetch_my_trades(self, symbol: str, since: datetime | None = None) -> list[Trade]:

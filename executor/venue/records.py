@@ -4,19 +4,22 @@ Owns `OrderRecords`, the half of `PaperEngine` that records orders and fills and
 an order by exchange or client order id (Binance's rules), the open orders, the orders and the
 fills by market, id and time. Everything handed out is a copy or a fresh list.
 
-What is kept: every open order, and of the ended ones the last `keep_closed` to end, with their
-fills (`None`: every order ever placed, as the emulator keeps them for its record). An ended
-order beyond those is forgotten, as a venue archives old orders: a lookup of it is an unknown
-order and no list shows it. A long paper run so holds a bounded history (SPEC 11, B9) while every
-client lookup of an order that ended a moment ago still finds it. The ticker's counts of the last
-24 hours come from the candles (`history`), not from the fills kept here.
+What is kept: every open order; every ended order whose end the client has not been told yet (it
+filled while resting, or the answer that told of it was lost); and of the ended
+orders the client has seen end, the last `keep_closed` (`None`: every order ever placed, as the
+emulator keeps them for its record). An ended order beyond those is forgotten, as a venue archives
+old orders: a lookup of it is an unknown order and no list shows it. A long paper run so holds a
+bounded history (SPEC 11, B9), and an order is never forgotten before its client knows how it
+ended (so a lost answer can never turn into "certainly absent" and a second placement). The
+ticker's counts of the last 24 hours come from the candles (`history`), not from the fills kept
+here.
 """
 
 from __future__ import annotations
 
 import copy
 import math
-from collections import deque
+from collections import OrderedDict
 from collections.abc import Callable
 from typing import TypeVar
 
@@ -44,7 +47,8 @@ class OrderRecords:
         self._by_client_id: dict[str, EngineOrder] = {}  # the most recent kept order with each client order id
         self._trades: dict[int, EngineTrade] = {}  # by trade id (they count from 1), oldest first
         self._order_trades: dict[int, list[EngineTrade]] = {}  # order id -> its fills
-        self._closed: deque[EngineOrder] = deque()  # the kept ended orders, in the order they ended
+        self._closed: OrderedDict[int, EngineOrder] = OrderedDict()  # ended and told, in the order told
+        self._untold: dict[int, EngineOrder] = {}  # ended, their end not told to the client yet
 
     # -- recording ----------------------------------------------------------------------------
 
@@ -60,13 +64,23 @@ class OrderRecords:
         self._order_trades.setdefault(trade.order_id, []).append(trade)
 
     def _ended(self, order: EngineOrder) -> None:
-        """`order` has just ended: the ended order beyond the last `keep_closed` is forgotten."""
-        if self.keep_closed is None:
+        """`order` has just ended: kept until its client is told (`_told`)."""
+        if self.keep_closed is not None:
+            self._untold[order.id] = order
+
+    def told(self, *orders: EngineOrder) -> None:
+        """An answer reached the client telling it how `orders` stand (the paper exchange says so;
+        a read of the engine itself tells nobody): each ended one now takes its turn among the
+        last `keep_closed`, and the oldest beyond them is forgotten."""
+        untold, closed = self._untold, self._closed
+        if not untold:
             return
-        closed = self._closed
-        closed.append(order)
-        if len(closed) > self.keep_closed:
-            self._forget(closed.popleft())
+        for told in orders:
+            order = untold.pop(told.id, None)
+            if order is not None:
+                closed[order.id] = order
+                if len(closed) > self.keep_closed:  # type: ignore[operator]
+                    self._forget(closed.popitem(last=False)[1])
 
     def _forget(self, order: EngineOrder) -> None:
         m = self._markets[order.symbol]

@@ -17,7 +17,8 @@ ETH = "ETH/USDT"
 
 
 def _market(engine: PaperEngine, coid: str, symbol: str = BTC, side: Side = Side.BUY) -> None:
-    engine.create_order(coid, symbol, side, OrderType.MARKET, D("0.001") if symbol == BTC else D("0.01"))
+    """A market order whose answer reaches its client (`told`), as the paper exchange's do."""
+    engine.told(engine.create_order(coid, symbol, side, OrderType.MARKET, D("0.001") if symbol == BTC else D("0.01")))
 
 
 def test_an_engine_keeps_a_bounded_history_by_default_and_the_emulator_everything():
@@ -46,7 +47,7 @@ def test_ended_orders_beyond_the_kept_ones_are_forgotten_with_their_fills():
         assert refusal(engine.trades, client_order_id=coid).kind is ErrorKind.UNKNOWN_ORDER
     assert refusal(engine.get_order, exchange_order_id=2).kind is ErrorKind.UNKNOWN_ORDER
     # The open order ends: it is kept as the newest ended one, the oldest kept one goes.
-    engine.cancel_order(client_order_id="rest")
+    engine.told(engine.cancel_order(client_order_id="rest"))
     assert [o.client_order_id for o in engine.all_orders()] == ["rest", "m4", "m5"]
     assert engine.get_order(client_order_id="rest").status is OrderStatus.CANCELED
 
@@ -95,3 +96,19 @@ def test_a_long_run_holds_the_open_orders_and_the_kept_ended_ones_only():
     assert len(engine._closed) == 50
     ticker = engine.ticker(BTC)  # every fill of the day counted, the forgotten ones too
     assert ticker.count == ticker.last_id >= 2_000 and ticker.first_id == 1
+
+
+def test_an_ended_order_is_never_forgotten_before_its_client_is_told_how_it_ended():
+    engine = make_engine(keep_closed=2)
+    engine.create_order("lost", BTC, Side.BUY, OrderType.MARKET, D("0.001"))  # the answer never arrives
+    resting = engine.place_resting(BTC, Side.BUY, D("0.001"), client_order_id="rest")
+    engine.force_fill("rest", D("0.001"))  # filled while resting: nobody told yet
+    for n in range(10):
+        _market(engine, f"m{n}")
+    assert engine.get_order(client_order_id="lost").status is OrderStatus.FILLED
+    assert engine.get_order(exchange_order_id=resting.id).status is OrderStatus.FILLED
+    assert [o.client_order_id for o in engine.all_orders()] == ["lost", "rest", "m8", "m9"]
+    engine.told(engine.get_order(client_order_id="lost"), engine.get_order(client_order_id="rest"))
+    _market(engine, "m10")
+    _market(engine, "m11")
+    assert [o.client_order_id for o in engine.all_orders()] == ["m10", "m11"]
