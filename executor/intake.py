@@ -141,7 +141,12 @@ class Intake:
         if seen is Seen.SEEN:
             return await self._record(raw, source, S.DUPLICATE, f"id {signal.id} seen before", signal_id=signal.id)
         self._seen.add(signal.id)
-        if seen is Seen.MAYBE and await self.store.signal_accepted(signal.id):
+        try:
+            known = seen is Seen.MAYBE and await self.store.signal_accepted(signal.id)
+        except BaseException:
+            self._seen.discard(signal.id)  # not decided: the id must not stay taken
+            raise
+        if known:
             # An id older than the exact part of `_seen` (or a false positive of its filter,
             # which the store clears): the store's answer is the final word.
             return await self._record(raw, source, S.DUPLICATE, f"id {signal.id} seen before", signal_id=signal.id)

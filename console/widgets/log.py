@@ -48,9 +48,8 @@ class LogTable(KeyedTable[LogEntry]):
 
     def append(self, entries: Iterable[LogEntry]) -> None:
         following = not self.has_focus or self.cursor_row >= self.row_count - 1
-        entries = list(entries)
-        for entry in entries[-self.limit:]:  # older ones would leave at once: never drawn nor measured
-            self.upsert(str(next(self._keys)), entry)
+        # Older ones than the last `limit` would leave at once: never measured nor drawn.
+        self.upsert_many([(str(next(self._keys)), entry) for entry in list(entries)[-self.limit:]])
         if len(self.items) > self.limit:
             self.discard_many(list(self.items)[: len(self.items) - self.limit])
         if following and self.row_count:

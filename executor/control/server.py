@@ -47,7 +47,7 @@ from executor.control import protocol as wire
 from executor.control.client import NeedsConfirmation, SubmitResult, _refusal, core_status, submitted_line
 from executor.control.paths import ControlError, check_length, default_socket_path, prepare_directory
 from executor.control.peers import Peer, actor_of, socket_peer
-from executor.control.watchers import Outgoing, SnapshotHere, Watcher
+from executor.control.watchers import OrderTexts, Outgoing, SnapshotHere, Watcher
 
 if TYPE_CHECKING:
     from executor.config import Settings
@@ -98,6 +98,7 @@ class ControlServer:
         self._refusals: dict[int, float] = {}
         self._closing = False
         self._running: set[asyncio.Task] = set()  # commands under way (shielded from their clients)
+        self._order_texts = OrderTexts()  # each order's JSON, kept from one snapshot to the next
 
     # -- setting up ---------------------------------------------------------------------------
 
@@ -493,7 +494,8 @@ class ControlServer:
                         if item.reason == "resync":
                             watcher.resyncing = False
                         snapshot = await self.service.snapshot(history=item.history)
-                        await ws.send_str(wire.snapshot_text(snapshot, self.service.markets, item.reason))
+                        orders = self._order_texts(snapshot.orders)
+                        await ws.send_str(wire.snapshot_text(snapshot, self.service.markets, item.reason, orders))
                         if item.reason == "connect":
                             await ws.send_str(wire.status_text(await core_status(self.service)))
                     else:

@@ -1,5 +1,6 @@
 """The event stream's clients as the server keeps them: one bounded queue per watcher, fed
-synchronously by the bus and drained by its sender, each message encoded once for all of them.
+synchronously by the bus and drained by its sender, each message encoded once for all of them
+(and each order of a snapshot encoded once for as long as it does not change: `OrderTexts`).
 
 A watcher that falls `limit` events behind loses its queue for a fresh snapshot at that place of
 the stream; falling behind twice within `RESYNC_WINDOW` seconds marks it too slow and drops its
@@ -10,8 +11,11 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+
+from executor.control.protocol import order_json
+from executor.models import Order
 
 RESYNC_WINDOW = 5.0
 
@@ -72,3 +76,25 @@ class Watcher:
     def ask_snapshot(self, history: int) -> None:
         self.items.append(SnapshotHere(history, "reply"))
         self.wake.set()
+
+
+class OrderTexts:
+    """The JSON of each order as the last snapshot carried it, kept while the order stays the same
+    object (the core replaces an order's model at every write, and never changes one in place):
+    a console attaching to a core with 10,000 open orders costs it the encoding of those that
+    changed since the last snapshot, not of all of them."""
+
+    def __init__(self) -> None:
+        self._texts: dict[str, tuple[Order, int, str]] = {}
+
+    def __call__(self, orders: Iterable[Order]) -> list[str]:
+        kept, texts, out = self._texts, {}, []
+        for order in orders:
+            hit = kept.get(order.client_order_id)
+            if hit is None or hit[0] is not order or hit[1] != order.version:
+                hit = (order, order.version, order_json(order))
+            texts[order.client_order_id] = hit
+            out.append(hit[2])
+        self._texts = texts  # orders no snapshot carries any more are forgotten
+        return out
+

@@ -30,6 +30,10 @@ Accepted loss of exactness: after a kill -9, lines recorded after the last water
 read again and recorded `duplicate` (intake executes nothing twice). A file replaced twice before
 one poll loses the middle file's lines, and a truncated file rewritten past our offset with the
 same `TAIL` bytes there is not seen as rewritten: polling cannot tell.
+
+Why one module of over 500 lines: following a file is one state machine (identity, offset,
+partial line, watermark, rotation, the journaled position) whose parts are only right together;
+cutting bytes into lines (`lines.py`) and reading a file once (`jsonl.py`) are already apart.
 """
 
 from __future__ import annotations

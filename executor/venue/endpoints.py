@@ -28,6 +28,7 @@ ENDPOINTS = (
     "DELETE /api/v3/openOrders",
     "GET /api/v3/allOrders",
     "GET /api/v3/myTrades",
+    "GET /api/v3/rateLimit/order",
     "POST /api/v3/order/cancelReplace",
     "GET /sapi/v1/system/status",
     "GET /sapi/v1/asset/tradeFee",

@@ -289,9 +289,9 @@ async def test_error_messages_carry_no_query_string_or_signature(adapter, faults
 async def test_the_order_rate_limit_is_learned_from_exchange_info():
     faults = emulator_faults(limits=Limits(orders_per_10s=7))
     async with own_venue(emulator_adapter, faults=faults, load_markets=False) as (_, adapter):
-        assert adapter._order_limits == ((100, 10.0),)  # Binance's, until the venue says
+        assert adapter._order_limits == ((100, 10.0), (200_000, 86_400.0))  # Binance's, until the venue says
         await adapter.load_markets()
-        assert adapter._order_limits == ((7, 10.0),)
+        assert adapter._order_limits == ((7, 10.0), (200_000, 86_400.0))
 
 
 async def test_close_releases_the_session(emulator):

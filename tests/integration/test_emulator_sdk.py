@@ -763,7 +763,7 @@ def test_an_endpoint_the_emulator_does_not_serve_is_one_404(venue):
             venue.raw(method, path, {"symbol": "BTCUSDT"})
         assert (caught.value.status_code, caught.value.error_message) == (-1020, "This operation is not supported.")
     with pytest.raises(NotFoundError):
-        venue.raw("GET", "/api/v3/rateLimit/order", signed=True)
+        venue.raw("GET", "/api/v3/account/commission", signed=True)
     by_path = venue.emulator.record()["statuses_by_path"]
     assert by_path["GET /api/v3/historicalTrades"] == {"404": 1} and by_path["PUT /api/v3/order"] == {"404": 1}
 

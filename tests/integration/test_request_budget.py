@@ -20,8 +20,9 @@ from helpers import eventually
 from executor.exchanges.base import NotPlaced, OrderNotFound
 from executor.exchanges.ccxt import CcxtExchange
 from executor.exchanges.ccxt.discipline import PACE_SHARE
+from executor.venue.emulator import wire
 from executor.venue.emulator.app import RunningEmulator
-from executor.venue.faults import Limits
+from executor.venue.faults import Fault, Limits
 
 from .support import (
     CLIENT_TIMEOUT_MS,
@@ -210,6 +211,8 @@ async def test_an_order_count_429_holds_new_orders_only():
         # someone else on the key takes this window's three new orders
         for n in range(3):
             await outsider.create_order(BTC, "limit", "buy", 0.001, 20000, {"clientOrderId": f"other-{n}"})
+        # the venue cannot tell the window's count when asked: the order asks by itself, and is refused
+        faults.script("GET /api/v3/rateLimit/order", Fault.ERROR_BEFORE)
         with pytest.raises(NotPlaced) as caught:
             await buy(adapter, "tc-count-0", price="20000")
         assert caught.value.rate_limited and caught.value.retry_after > 0
@@ -262,6 +265,50 @@ async def test_a_burst_across_the_venues_window_boundary_draws_no_order_count_re
         assert [o.status for o in orders] == ["open"] * 8
         assert running.emulator.codes[-1015] == 0 and running.emulator.statuses[429] == 0
         assert max(orders_per_window(running).values()) <= 4
+
+
+async def test_the_venue_answers_what_its_order_count_windows_hold_as_binance_does():
+    async with own_venue(seed=9, faults=emulator_faults(limits=Limits()), markets=[BTC]) as (running, other):
+        await eventually(lambda: time.time() % 10 < 8, timeout=15, interval=0.02)
+        await other.create_order(BTC, "limit", "buy", 0.001, 20000, {"clientOrderId": "counted-0"})
+        answer = await other.privateGetRateLimitOrder()
+        assert other.last_response_headers.get("X-MBX-USED-WEIGHT-1M") is not None
+    assert answer == [
+        {"rateLimitType": "ORDERS", "interval": "SECOND", "intervalNum": 10, "limit": 100, "count": 1},
+        {"rateLimitType": "ORDERS", "interval": "DAY", "intervalNum": 1, "limit": 200_000, "count": 1},
+    ]
+    assert wire.request_weight("GET /api/v3/rateLimit/order", {}) == 40  # ccxt's cost 8 = 0.2 * 40
+    assert running.emulator.record()["statuses_by_path"]["GET /api/v3/rateLimit/order"] == {"200": 1}
+
+
+async def test_a_windows_first_order_waits_for_the_venues_count_and_a_full_window_holds_it():
+    faults = emulator_faults(limits=Limits(orders_per_10s=5))
+    async with own_venue(emulator_adapter, seed=10, faults=faults, markets=[BTC]) as (running, adapter):
+        async with raw_binance(running.url) as outsider:
+            first = int(await eventually_early_in_a_window())
+            others = [{"clientOrderId": f"full-{n}"} for n in range(5)]
+            await asyncio.gather(*(outsider.create_order(BTC, "limit", "buy", 0.001, 20000, p) for p in others))
+        order = await buy(adapter, "tc-after-full", price="20000")  # asked: the window is full, so it waits
+        assert order.status == "open" and running.emulator.codes[-1015] == 0
+        assert running.emulator.requests["GET /api/v3/rateLimit/order"] >= 1
+        assert min(orders_per_window(running)) == first and max(orders_per_window(running)) > first
+
+
+async def test_reading_the_venues_clock_after_an_orders_timestamp_refusal_is_not_that_orders_answer():
+    async with own_venue(emulator_adapter, seed=11, markets=[BTC]) as (running, adapter):
+        adapter._ex.options["timeDifference"] = 60_000  # our clock a minute ahead of the venue's
+        with pytest.raises(NotPlaced, match="-1021"):
+            await buy(adapter, "tc-skewed-0", price="20000")
+        assert running.emulator.requests["GET /api/v3/time"] == 1
+        # GET /time, stamped and without an order count, was not taken for the order's answer
+        assert all(rate.reporting and not rate._slots for rate in adapter._order_rates)
+        assert (await buy(adapter, "tc-skewed-1", price="20000")).status == "open"
+
+
+async def eventually_early_in_a_window() -> int:
+    """Wait until the venue's 10 s window (its clock is this machine's) is under 3 s old; its index."""
+    await eventually(lambda: time.time() % 10 < 3, timeout=15, interval=0.02)
+    return int(time.time() // 10)
 
 
 # -- paging ---------------------------------------------------------------------------------------

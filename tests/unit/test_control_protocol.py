@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta, timezone
 from decimal import Decimal
 from pathlib import Path
@@ -18,6 +19,7 @@ from executor import events
 from executor.control import protocol as wire
 from executor.control.client import TOO_LONG_KEPT, CoreStatus, SubmitResult
 from executor.control.paths import ControlError, check_length, default_socket_path, prepare_directory
+from executor.control.watchers import OrderTexts
 from executor.executor import AmendCheck, KillSwitchResult
 from executor.models import Balance, ExchangeMode, MarketInfo, Order, OrderStatus, Signal, SignalRecord, SignalStatus
 from executor.sources.lines import MAX_LINE
@@ -141,6 +143,19 @@ def test_the_snapshot_message_carries_the_markets_without_the_venue_raw_data() -
     assert "extra" not in message["markets"]["BTC/USDT"]
     assert wire.decode(events.Snapshot, message["data"]) == snapshot
     assert wire.decode_markets(message["markets"]) == MARKETS
+
+
+def test_a_snapshot_from_the_orders_kept_encoded_is_the_same_message_and_follows_a_changed_order() -> None:
+    texts = OrderTexts()
+    snapshot = VALUES[0][1]
+    plain = wire.snapshot_text(snapshot, MARKETS, "connect")
+    assert wire.snapshot_text(snapshot, MARKETS, "connect", texts(snapshot.orders)) == plain
+    assert wire.snapshot_text(snapshot, MARKETS, "connect", texts(snapshot.orders)) == plain  # from what was kept
+    moved = replace(snapshot, orders=[o.model_copy(update={"filled": Decimal("0.005"), "version": o.version + 1})
+                                      for o in snapshot.orders])
+    message = json.loads(wire.snapshot_text(moved, MARKETS, "reply", texts(moved.orders)))
+    assert wire.decode(events.Snapshot, message["data"]) == moved
+    assert message["data"]["orders"] and all(o["filled"] == "0.005" for o in message["data"]["orders"])
 
 
 decimals = st.decimals(allow_nan=False, allow_infinity=False, places=None, min_value=-10**15, max_value=10**15)

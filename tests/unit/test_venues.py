@@ -20,9 +20,10 @@ from executor.exchanges.ccxt import CcxtExchange
 from executor.exchanges.ccxt.discipline import PACE_SHARE
 from executor.exchanges.ccxt.errors import ccxt_async, classify
 from executor.exchanges.ccxt.throttle import (
+    ASK,
     CLOCK_SLACK,
     COUNTER_SLACK,
-    PROBE_WAIT,
+    LATE_LANDING,
     OrderRate,
     OrderWindows,
     VenueClock,
@@ -464,7 +465,8 @@ async def test_the_pace_follows_the_weight_limit_the_venue_announces(venues):
     units_per_ms = PACE_SHARE * 1200 / 60_000 / 5
     assert ex.throttler.config["refillRate"] == pytest.approx(units_per_ms)
     assert ex.rateLimit == pytest.approx(1 / units_per_ms)  # 250 ms per ccxt unit: 20 weight/s
-    assert adapter._order_limits == ((50, 10.0),)
+    assert adapter._order_limits == ((50, 10.0), (160000, 86400.0))
+    assert [rate.header for rate in adapter._order_rates] == ["x-mbx-order-count-10s", "x-mbx-order-count-1d"]
 
 
 async def test_venues_without_an_announced_limit_report_ccxts_own_pace_in_its_units(venues):
@@ -617,22 +619,77 @@ def test_until_a_windows_count_is_heard_one_order_at_a_time_asks_for_it():
     assert silent._wait(clock.now) is None
 
 
-def test_once_the_venue_counts_only_ours_a_new_window_needs_no_asking():
+def test_even_after_a_window_the_venue_counted_only_ours_a_new_windows_first_order_asks():
     clock, venue = venue_clock(1.0)
     rate = OrderWindows(100, 10.0, venue, "x-mbx-order-count-10s")
     place(rate, clock, count=1)
     clock.now = 11.0
     place(rate, clock, answered=False)
-    assert rate._wait(clock.now) is None
+    assert rate._wait(clock.now) is not None  # someone else may have filled this window already
 
 
-def test_a_slow_answer_to_a_windows_first_order_holds_the_others_only_briefly():
+def test_a_slow_answer_to_a_windows_first_order_holds_the_others_until_it_comes():
     clock, venue = venue_clock(1.0)
     rate = OrderWindows(100, 10.0, venue, "x-mbx-order-count-10s")
-    place(rate, clock, answered=False)
-    assert rate._wait(clock.now) == pytest.approx(PROBE_WAIT)
-    clock.now += PROBE_WAIT
-    assert rate._wait(clock.now) is None  # counted as ours, on the wire, from then on
+    first = place(rate, clock, answered=False)
+    clock.now = 7.0
+    assert rate._wait(clock.now) is not None
+    rate.answered(first, clock.now, reached=False)  # no answer at all (a timeout)
+    now, late = rate._index(EPOCH + clock.now), rate._index(EPOCH + clock.now + LATE_LANDING)
+    assert rate._count(now) == rate._count(late) == 1  # it may land in any window until LATE_LANDING
+    assert rate._count(late + 1) == 0
+    place(rate, clock, answered=False)  # the next one asks in its place
+    assert rate._wait(clock.now) is not None
+
+
+def asking(rate: OrderWindows, clock: Clock, count: float | None, calls: list[float]) -> None:
+    """`rate` asks the venue (its answer: `count` orders in the window now, None: no answer)."""
+
+    async def ask() -> bool:
+        calls.append(clock.now)
+        if count is not None:
+            rate.heard(count, clock.now, clock.now)
+        return count is not None
+
+    rate.ask = ask
+
+
+def test_before_a_windows_first_order_the_venue_is_asked_what_the_window_holds():
+    clock, venue = venue_clock(1.0)
+    rate = OrderWindows(100, 10.0, venue, "x-mbx-order-count-10s")
+    calls: list[float] = []
+    asking(rate, clock, 97, calls)
+    assert rate._wait(clock.now) == ASK
+    for _ in range(3):  # the venue holds 97 (someone else's): three more fit
+        slot = asyncio.run(rate.acquire())
+        slot.sent(clock.now)
+    assert calls == [1.0]  # once per window
+    assert rate._wait(clock.now) == pytest.approx(9.0 + COUNTER_SLACK, abs=0.01)
+    clock.now = 10.0 + COUNTER_SLACK + 0.002
+    for slot in list(rate._slots):
+        rate.answered(slot, 5.0, reached=True, venue_ms=int((EPOCH + 5.0) * 1000), count=100)
+    assert rate._wait(clock.now) == ASK  # the next window is asked about too
+
+
+def test_near_a_boundary_the_venue_is_asked_once_its_clock_is_certainly_in_the_next_window():
+    clock, venue = venue_clock(9.995)
+    rate = OrderWindows(100, 10.0, venue, "x-mbx-order-count-10s")
+    asking(rate, clock, 0, [])
+    assert rate._wait(clock.now) == pytest.approx(0.005 + COUNTER_SLACK, abs=0.002)
+    rate.heard(0, 9.99, 10.01)  # an answer that may be either window's tells neither
+    assert rate._reports == {}
+
+
+def test_where_the_venue_cannot_be_asked_the_windows_first_order_asks():
+    clock, venue = venue_clock(1.0)
+    rate = OrderWindows(100, 10.0, venue, "x-mbx-order-count-10s")
+    calls: list[float] = []
+    asking(rate, clock, None, calls)
+    first = asyncio.run(rate.acquire())
+    first.sent(clock.now)
+    assert calls == [1.0] and rate._wait(clock.now) is not None  # until the first order's answer
+    rate.answered(first, clock.now, reached=True, venue_ms=int((EPOCH + clock.now) * 1000), count=1)
+    assert rate._wait(clock.now) is None and calls == [1.0]
 
 
 def test_before_the_venues_clock_is_known_the_window_slides_with_our_own_clock():

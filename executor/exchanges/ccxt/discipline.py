@@ -6,7 +6,8 @@ limit, held around each order request (`admit`), in Binance's fixed windows on B
 throttle paced to the venue's announced request weight and held while the venue's weight window
 is full (the brakes themselves are in `throttle`); learning those limits from Binance's
 `exchangeInfo`, its clock from the `serverTime` and `transactTime` in its answers, and what its
-windows hold from its X-MBX-USED-WEIGHT-1M and X-MBX-ORDER-COUNT-10S headers; `_request`, where
+windows hold from its X-MBX-USED-WEIGHT-1M and X-MBX-ORDER-COUNT-10S / -1D headers and, before a
+window's first order, from its `GET /api/v3/rateLimit/order` (`_ask_order_counts`); `_request`, where
 every call's failure is classified once (`errors.classify`) and trips the right cooldown; and
 what a port call costs (`request_cost`) and how much of the budget is in use (`budget`).
 
@@ -30,14 +31,16 @@ and the budget is ccxt's own pace for the venue (60,000 / `rateLimit` per min).
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import contextvars
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from typing import Any, TypeVar
 
-from executor.exchanges.base import Cooldown, NotPlaced, RateLimitState, RequestBudget
+from executor.exchanges.base import Cooldown, NotPlaced, RateLimitState, Rejected, RequestBudget
+from executor.exchanges.ccxt.announced import USED_WEIGHT_HEADER, header_number, limit_entries, order_count_header
 from executor.exchanges.ccxt.errors import (
     DEFAULT_RETRY_AFTER,
     annotate,
@@ -65,11 +68,8 @@ T = TypeVar("T")
 PACE_SHARE = 1.0
 
 # Binance spot's limits until the venue's exchangeInfo says otherwise.
-_BINANCE_ORDER_LIMITS = ((100, 10.0),)
+_BINANCE_ORDER_LIMITS = ((100, 10.0), (200_000, 86_400.0))
 _BINANCE_WEIGHT_LIMIT = (6000, 60.0)
-_LIMIT_INTERVALS = {"SECOND": 1.0, "MINUTE": 60.0, "HOUR": 3600.0}
-_USED_WEIGHT_HEADER = "x-mbx-used-weight-1m"
-_INTERVAL_LETTERS = ((86_400, "d"), (3600, "h"), (60, "m"), (1, "s"))
 
 # One port call -> the ccxt endpoints it requests once each: (api, method, path, params for the cost).
 Endpoint = tuple[str, str, str, dict[str, Any]]
@@ -135,28 +135,15 @@ _REQUEST_WEIGHT: contextvars.ContextVar[float] = contextvars.ContextVar("tc_requ
 _SENT_AT: contextvars.ContextVar[float | None] = contextvars.ContextVar("tc_sent_at", default=None)
 
 
-def _order_count_header(seconds: float) -> str:
-    """Binance's header for the order count of a window of `seconds` (10 -> X-MBX-ORDER-COUNT-10S)."""
-    for unit, letter in _INTERVAL_LETTERS:
-        if seconds >= unit and seconds % unit == 0:
-            return f"x-mbx-order-count-{int(seconds // unit)}{letter}"
-    return f"x-mbx-order-count-{seconds:g}s"
-
-
-def _header_number(headers: Any, name: str) -> float | None:
-    """The number in header `name` (any case; the largest where ccxt joined repeats with ", ")."""
-    if not isinstance(headers, dict):
-        return None
-    value = headers.get(name, headers.get(name.upper()))
-    if value is None:
-        value = next((v for k, v in headers.items() if str(k).lower() == name), None)
-        if value is None:
-            return None
-    numbers = []
-    for part in str(value).split(","):
-        with contextlib.suppress(ValueError):
-            numbers.append(float(part))
-    return max(numbers) if numbers else None
+@contextlib.contextmanager
+def _apart() -> Iterator[None]:
+    """A request made inside an order's admission that is not its order request."""
+    tokens = (_ORDER_SLOTS.set(None), _ORDER_REQUEST.set(False))
+    try:
+        yield
+    finally:
+        _ORDER_REQUEST.reset(tokens[1])
+        _ORDER_SLOTS.reset(tokens[0])
 
 
 class RequestDiscipline:
@@ -182,6 +169,8 @@ class RequestDiscipline:
         self.cooldown = Cooldown()  # every request waits it out (429 on weight, 418 ban)
         self.order_cooldown = Cooldown()  # new orders only (an order-count 429, Binance -1015)
         self._resyncing = False
+        self._counts_served = self._binance  # Binance's GET /api/v3/rateLimit/order, until it says otherwise
+        self._counts_asked = asyncio.Lock()
         self._ccxt_rate_limit = float(ex.rateLimit or 0)  # ms per ccxt cost unit, as ccxt ships it
         # Binance weight per ccxt cost unit (see the module's doc); elsewhere costs stay ccxt units.
         self._weight_per_cost = self._ccxt_rate_limit * _BINANCE_WEIGHT_LIMIT[0] / 60_000 if self._binance else 1.0
@@ -198,7 +187,7 @@ class RequestDiscipline:
         """One limiter per (orders, seconds): Binance's fixed windows on Binance, else any window."""
         self._order_limits = limits
         self._order_rates: list[OrderRate] = [
-            OrderWindows(limit, seconds, self._venue_clock, _order_count_header(seconds))
+            OrderWindows(limit, seconds, self._venue_clock, order_count_header(seconds), self._ask_order_counts)
             if self._binance
             else OrderRate(limit, seconds)
             for limit, seconds in limits
@@ -283,14 +272,14 @@ class RequestDiscipline:
         headers = _RESPONSE_HEADERS.get()
         for slot in slots:
             rate = slot.rate
-            count = _header_number(headers, rate.header) if isinstance(rate, OrderWindows) else None
+            count = header_number(headers, rate.header) if isinstance(rate, OrderWindows) else None
             rate.answered(slot, now, reached=headers is not None, venue_ms=stamp, count=count)
 
     def _read_used_weight(self, headers: Any) -> None:
         if not self._binance:
             return
         sent_at = _SENT_AT.get()
-        used = _header_number(headers, _USED_WEIGHT_HEADER)
+        used = header_number(headers, USED_WEIGHT_HEADER)
         if used is not None and sent_at is not None:
             self._window.report(used, sent_at)
 
@@ -298,22 +287,13 @@ class RequestDiscipline:
         """The venue's ORDERS and REQUEST_WEIGHT limits from Binance's exchangeInfo `rateLimits`."""
         orders: list[tuple[int, float]] = []
         weights: list[tuple[float, float]] = []
-        for entry in rate_limits:
-            if not isinstance(entry, dict):
-                continue
-            unit = _LIMIT_INTERVALS.get(str(entry.get("interval")))
-            if unit is None:
-                continue  # daily limits are far beyond one run
-            try:
-                limit, seconds = int(entry["limit"]), unit * int(entry.get("intervalNum", 1))
-            except (KeyError, TypeError, ValueError):
-                continue
+        for kind, seconds, limit in limit_entries(rate_limits, "limit"):
             if limit <= 0 or seconds <= 0:
                 continue
-            if entry.get("rateLimitType") == "ORDERS" and seconds <= 60:
-                orders.append((limit, seconds))
-            elif entry.get("rateLimitType") == "REQUEST_WEIGHT":
-                weights.append((float(limit), seconds))
+            if kind == "ORDERS":
+                orders.append((int(limit), seconds))
+            elif kind == "REQUEST_WEIGHT":
+                weights.append((limit, seconds))
         if orders and tuple(orders) != self._order_limits:
             log.info("%s order-rate limit: %s", self.name, ", ".join(f"{n} per {w:g}s" for n, w in orders))
             self._set_order_limits(tuple(orders))
@@ -341,8 +321,9 @@ class RequestDiscipline:
 
     # -- requests -------------------------------------------------------------------------------
 
-    async def _request(self, operation: str, call: Callable[[], Awaitable[T]]) -> T:
-        """Make one call of the port method `operation`; any failure leaves as the port's class."""
+    async def _request(self, operation: str, call: Callable[[], Awaitable[T]], *, resync: bool = True) -> T:
+        """Make one call of the port method `operation`; any failure leaves as the port's class.
+        `resync`: a timestamp refusal has the venue's clock read again (else the next one's does)."""
         await self.cooldown.wait()
         try:
             return await call()
@@ -358,7 +339,7 @@ class RequestDiscipline:
                 else:
                     self.cooldown.trip(wait)
                     log.warning("%s %s: rate limited, every request waits %.2fs", self.name, operation, wait)
-            elif isinstance(error, NotPlaced) and isinstance(exc, ccxt_async().InvalidNonce):
+            elif resync and isinstance(error, NotPlaced) and isinstance(exc, ccxt_async().InvalidNonce):
                 await self._resync_clock()
         raise error from None
 
@@ -369,13 +350,40 @@ class RequestDiscipline:
             return
         self._resyncing = True
         try:
-            difference = await self._ex.load_time_difference()  # local minus venue, ms
+            with _apart():  # not the answer to the order request whose refusal sent us here
+                difference = await self._ex.load_time_difference()  # local minus venue, ms
             self._window.offset = -float(difference) / 1000
             log.warning("%s: clock differs from the venue's by %d ms; corrected", self.name, difference)
         except Exception as exc:  # the next request will tell again
             log.warning("%s: could not read the venue's clock (%s)", self.name, scrub(str(exc), self._secrets))
         finally:
             self._resyncing = False
+
+    async def _ask_order_counts(self) -> bool:
+        """Ask the venue what each of its order-count windows holds now (Binance's
+        `GET /api/v3/rateLimit/order`, weight 40, which places nothing) and tell each limiter of
+        that window; False: not told (the venue does not serve it, or the request failed)."""
+        if not self._counts_served:
+            return False
+        async with self._counts_asked:
+            sent = time.monotonic()
+            try:
+                with _apart():
+                    answer = await self._request("order_counts", self._ex.privateGetRateLimitOrder, resync=False)
+            except Rejected as exc:  # 4xx: this venue (or key) does not serve it; orders ask instead
+                self._counts_served = False
+                log.info("%s: no order counts to ask for (%s)", self.name, scrub(str(exc), self._secrets))
+                return False
+            except Exception:  # the window's first order asks
+                return False
+            answered = time.monotonic()
+        told = False
+        for kind, seconds, count in limit_entries(answer, "count"):
+            for rate in self._order_rates:
+                if kind == "ORDERS" and isinstance(rate, OrderWindows) and rate.seconds == seconds:
+                    rate.heard(count, sent, answered)
+                    told = True
+        return told
 
     @contextlib.asynccontextmanager
     async def _order_slot(self, *, sending: bool = True) -> AsyncIterator[None]:

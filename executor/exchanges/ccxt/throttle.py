@@ -7,10 +7,11 @@ Four parts, one for each thing the venue counts or tells:
   told apart from ours whatever the skew.
 - `OrderRate`: at most N order requests in any window of our own clock (a venue whose counting
   we do not know, or Binance before its clock is known), counted when a request really leaves.
-- `OrderWindows`: Binance's ORDERS limit as Binance counts it, in fixed windows aligned to the
+- `OrderWindows`: Binance's ORDERS limits as Binance counts them, in fixed windows aligned to the
   epoch of the venue's clock (100 per 10 s: 100 between 12:34:00 and 12:34:10, 100 more from
-  12:34:10), from our own requests (in flight ones in every window they may land in) and the
-  venue's `X-MBX-ORDER-COUNT-10S` answers.
+  12:34:10; 200,000 per day), from our own requests (in flight ones in every window they may land
+  in), the venue's `X-MBX-ORDER-COUNT-10S` / `-1D` answers, and what the venue says each window
+  holds when asked (`GET /api/v3/rateLimit/order`) before a window's first order.
 - `WeightWindow`: what the venue's fixed one-minute request-weight window (on the venue's clock)
   already holds, from our own count, what is on the wire, and the venue's `X-MBX-USED-WEIGHT-1M`
   header; ccxt's leaky bucket
@@ -29,7 +30,7 @@ import bisect
 import contextlib
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -50,9 +51,8 @@ DRIFT = 1e-4
 # A request that got no answer may still be counted this long after we gave up on it (Binance
 # answers -1007 after 10 s of waiting on its matching engine).
 LATE_LANDING = 10.0
-# The longest a window's first order request holds the others while it asks the venue for the
-# window's count: a slow answer must not hold every new order up (they are counted as ours then).
-PROBE_WAIT = 0.5
+# What `OrderWindows._wait` answers when the venue must be asked for a window's count first.
+ASK = -1.0
 # The longest a queued order admission sleeps before it looks again.
 _NAP = 0.25
 
@@ -154,11 +154,17 @@ class OrderRate:
                 self._changed.clear()
                 if (wait := self._wait(self.clock())) is None:
                     break
+                if wait == ASK:
+                    await self._ask()
+                    continue
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._changed.wait(), min(max(wait, 0.001), _NAP))
             slot = Slot(reserved_at=self.clock(), rate=self)
             self._slots.append(slot)
             return slot
+
+    async def _ask(self) -> None:
+        """Ask the venue what its window holds (only a limiter whose `_wait` says `ASK` can)."""
 
     def release(self, slot: Slot) -> None:
         if slot.sent_at is None and slot in self._slots:
@@ -181,37 +187,48 @@ class OrderRate:
 
 class OrderWindows(OrderRate):
     """At most `limit` order requests in each of the venue's fixed windows of `seconds`, aligned to
-    the epoch of the venue's clock (`venue`), as Binance counts its ORDERS limit.
+    the epoch of the venue's clock (`venue`), as Binance counts its ORDERS limits.
 
     A window's count is bounded by our own requests that may be in it: every request not answered
     yet (it may land in any window from now on), and every answered one whose stamp (or, without
     one, the time between its sending and its answer, and `LATE_LANDING` after a request nobody
     answered) lies in it, give or take `slack`. Where the venue says its count (`header`,
-    Binance's X-MBX-ORDER-COUNT-10S), that count plus ours it may not hold yet (all but those
-    answered before the request it answered left) bounds it too: someone else on the account, a
-    restart inside the window; the larger bound holds. Until a window's count is heard, only one
-    request at a time is in flight in it (it asks the venue), for `PROBE_WAIT` at most, as long as
-    the venue may count others' orders (nothing heard yet, or it did the last time). A request
-    is admitted only when every window it may land in has room; a full window is waited out until
-    the venue's clock has certainly passed its end. Until the venue's clock is known, the rule of
-    `OrderRate` holds.
+    Binance's X-MBX-ORDER-COUNT-10S, or its answer to `ask`), that count plus ours it may not hold
+    yet (all but those answered before the request it answered left) bounds it too: someone else
+    on the account, a restart inside the window; the larger bound holds. Someone else may place
+    orders at any time, so before a window's first order the venue is asked what the window
+    holds: with `ask` (Binance's `GET /api/v3/rateLimit/order`, which places nothing) when the
+    venue answers it, else by that first order itself, alone in flight in the window until its
+    answer (or its failure) comes back. A request is admitted only when every window it may land
+    in has room; a full window is waited out until the venue's clock has certainly passed its end.
+    Until the venue's clock is known, the rule of `OrderRate` holds.
     """
 
-    def __init__(self, limit: int, seconds: float, venue: VenueClock, header: str | None = None) -> None:
+    def __init__(
+        self,
+        limit: int,
+        seconds: float,
+        venue: VenueClock,
+        header: str | None = None,
+        ask: Callable[[], Awaitable[bool]] | None = None,
+    ) -> None:
         super().__init__(limit, seconds, clock=venue.clock)
         self.venue = venue
         self.header = header
         # Whether the venue tells its count (`header`) in order answers: Binance does, until an
         # answer without it says otherwise.
         self.reporting = header is not None
-        # Whether the venue may count orders that are not ours (nothing heard yet, or it counted
-        # some the last time it said): then a window's first request asks before the others go.
-        self.unsure = True
+        # Asks the venue for every window's count (and tells each limiter with `heard`); False:
+        # it could not (the venue does not serve that, or the request failed).
+        self.ask = ask
         self.slack = COUNTER_SLACK
         # Once the venue's clock is known `_slots` holds the requests not answered yet only; the
         # answered ones are here, as their answer times under each window they may be counted in.
         self._answers: dict[int, list[float]] = {}
-        self._reports: dict[int, tuple[float, float]] = {}  # window -> (its count, when that request left)
+        # window -> (its count, when the request that told it left, 1 if that request is one of the orders)
+        self._reports: dict[int, tuple[float, float, int]] = {}
+        self._asking: int | None = None  # the window `_wait` wants `ask` to ask about
+        self._unasked: set[int] = set()  # windows `ask` could not tell: their first order asks
 
     def refused(self) -> None:
         """The venue refused a new order for its count all the same: its counter and its stamps
@@ -243,12 +260,17 @@ class OrderWindows(OrderRate):
         report = self._reports.get(k)
         return own if report is None else max(own, self._bound(k, report))
 
-    def _bound(self, k: int, report: tuple[float, float]) -> float:
+    def _bound(self, k: int, report: tuple[float, float, int]) -> float:
         """The venue's count as it said it, plus ours it may not hold: every one not answered
-        before the request it answered left (that request itself excepted)."""
-        count, sent_at = report
+        before the request that told it left (that request itself excepted, if it is an order)."""
+        count, sent_at, itself = report
         answers = self._answers.get(k, ())
-        return count + len(self._slots) + len(answers) - bisect.bisect_left(answers, sent_at) - 1
+        return count + len(self._slots) + len(answers) - bisect.bisect_left(answers, sent_at) - itself
+
+    def _report(self, k: int, report: tuple[float, float, int]) -> None:
+        old = self._reports.get(k)
+        if old is None or self._bound(k, report) <= self._bound(k, old):
+            self._reports[k] = report
 
     def _wait(self, now: float) -> float | None:
         if not self.venue.known:
@@ -263,16 +285,39 @@ class OrderWindows(OrderRate):
             del self._answers[old]
         for old in [k for k in self._reports if k < first]:
             del self._reports[old]
+        self._unasked = {k for k in self._unasked if k >= first}
         for k in range(first, last + 1):
             if self._count(k) + 1 > self.limit:
                 # until the venue's clock has certainly passed the end of window k
                 return max((k + 1) * self.seconds + self.slack - low - now, 0.001)
-            if self.reporting and self.unsure and k not in self._reports:
+            if k in self._reports:
+                continue
+            if self.ask is not None and k not in self._unasked:
+                if first != last:  # an answer now may be either window's: ask once the venue is in one
+                    return max((first + 1) * self.seconds + self.slack - low - now, 0.001)
+                self._asking = k
+                return ASK
+            if self.reporting:
                 start = k * self.seconds - high - self.slack  # local time the window may have begun
-                asking = [s.reserved_at for s in self._slots if s.reserved_at >= start]
-                if asking and (left := PROBE_WAIT - (now - min(asking))) > 0:
-                    return left  # its first request is still asking the venue for the count
+                if any(s.reserved_at >= start for s in self._slots):
+                    return _NAP  # its first request asks the venue for the count: until its answer
         return None
+
+    async def _ask(self) -> None:
+        k, self._asking = self._asking, None
+        assert self.ask is not None and k is not None
+        if not await self.ask() or k not in self._reports:
+            self._unasked.add(k)  # its first order asks
+
+    def heard(self, count: float, sent_at: float, answered_at: float) -> None:
+        """The venue's count of its current window (`ask`'s answer to a request sent and answered
+        at these local times), if only one window can be meant."""
+        if not self.venue.known:
+            return
+        low, high = self.venue.bounds(answered_at)
+        first = self._index(sent_at + low - self.slack)
+        if first == self._index(answered_at + high + self.slack):
+            self._report(first, (count, sent_at, 0))
 
     def answered(
         self, slot: Slot, at: float, *, reached: bool, venue_ms: Any = None, count: float | None = None
@@ -290,11 +335,7 @@ class OrderWindows(OrderRate):
             return
         self.reporting = True
         if len(span) == 1:  # else it may be either window's count
-            k, report = span[0], (count, slot.sent_at)
-            self.unsure = count > len(self._slots) + len(self._answers.get(k, ()))
-            old = self._reports.get(k)
-            if old is None or self._bound(k, report) <= self._bound(k, old):
-                self._reports[k] = report
+            self._report(span[0], (count, slot.sent_at, 1))
 
 
 class WeightWindow:

@@ -158,6 +158,10 @@ def _account(emu: Emulator, ctx: Ctx) -> Any:
     return shapes.account_json(engine.balances(), engine.maker_fee, engine.taker_fee, engine.now(), omit)
 
 
+def _order_counts(emu: Emulator, ctx: Ctx) -> Any:
+    return emu.limits.order_counts()
+
+
 def _new_order(emu: Emulator, ctx: Ctx) -> Any:
     symbol = emu.symbol(ctx.params)
     assert symbol is not None
@@ -358,6 +362,7 @@ ROUTES: dict[str, tuple[_Handler, bool]] = {
     "DELETE /api/v3/openOrders": (_cancel_open_orders, True),
     "GET /api/v3/allOrders": (_all_orders, True),
     "GET /api/v3/myTrades": (_my_trades, True),
+    "GET /api/v3/rateLimit/order": (_order_counts, True),
     "POST /api/v3/order/cancelReplace": (_cancel_replace, True),
     "GET /sapi/v1/system/status": (_system_status, False),
     "GET /sapi/v1/asset/tradeFee": (_trade_fee, True),

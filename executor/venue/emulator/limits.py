@@ -140,6 +140,18 @@ class RateLimits:
             raise refusal
         return refusal
 
+    def order_counts(self) -> list[dict[str, object]]:
+        """GET /api/v3/rateLimit/order: each order-count window's limit and what it holds now."""
+        wall = time.time()
+        self._give_back_filled(wall)
+        out: list[dict[str, object]] = []
+        for window, interval, num in ((self.orders_10s, "SECOND", 10), (self.orders_day, "DAY", 1)):
+            if window.limit > 0:
+                window.roll(wall)
+                entry = {"rateLimitType": "ORDERS", "interval": interval, "intervalNum": num, "limit": window.limit}
+                out.append({**entry, "count": window.used})
+        return out
+
     def await_fills(self, order_ids: list[int]) -> None:
         """Orders just counted whose first fill will give the count back (the ones that can still fill,
         or did already: an IOC or FOK order that expired untouched never will)."""

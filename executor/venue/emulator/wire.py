@@ -287,6 +287,7 @@ def request_weight(endpoint: str, params: Mapping[str, str]) -> int:
     | DELETE /api/v3/openOrders         | 1                                                        |
     | GET /api/v3/allOrders             | 20                                                       |
     | GET /api/v3/myTrades              | 20; 5 with `orderId`                                     |
+    | GET /api/v3/rateLimit/order       | 40                                                       |
     | POST /api/v3/order/cancelReplace  | 1 (and 1 from the order count)                           |
     """
     has_symbol = "symbol" in params
@@ -321,6 +322,7 @@ WEIGHTS = {
     "DELETE /api/v3/order": 1,
     "DELETE /api/v3/openOrders": 1,
     "GET /api/v3/allOrders": 20,
+    "GET /api/v3/rateLimit/order": 40,
     "POST /api/v3/order/cancelReplace": 1,
     "GET /api/v3/avgPrice": 2,
     "GET /api/v3/klines": 2,
