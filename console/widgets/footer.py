@@ -42,6 +42,11 @@ class ConsoleFooter(Footer):
         if not self._bindings_ready:
             return ()
         active = self.screen.active_bindings.values()
-        return (self.show_command_palette, self.app.ENABLE_COMMAND_PALETTE,
-                tuple((b.key, b.action, b.description, b.show, b.group, b.key_display, b.tooltip, enabled, tooltip)
-                      for _, b, enabled, tooltip in active))
+        return (
+            self.show_command_palette,
+            self.app.ENABLE_COMMAND_PALETTE,
+            tuple(
+                (b.key, b.action, b.description, b.show, b.group, b.key_display, b.tooltip, enabled, tooltip)
+                for _, b, enabled, tooltip in active
+            ),
+        )

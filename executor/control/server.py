@@ -23,6 +23,10 @@ a key given twice, NaN, Infinity, a number a float cannot hold and nesting too d
 requests, never "last one wins"), and a body sent with a Content-Encoding is one too. Stopping,
 the server refuses new commands (`refused`: the core is stopping) and first waits for those under
 way, so that a `submit` batch is recorded whole and answered before the store closes.
+
+Why one module of over 500 lines: the command endpoint and the event stream share the peer check,
+the stop protocol and the per-connection actor, and each command's handler is a few lines; who
+may connect (`peers`) and the watchers' queues (`watchers`) are already apart.
 """
 
 from __future__ import annotations

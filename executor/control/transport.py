@@ -86,14 +86,18 @@ async def _body(reader: asyncio.StreamReader, headers: dict[str, str]) -> bytes:
         raise Disconnected("the core closed the connection mid-answer") from None
 
 
-async def request(path: str | os.PathLike[str], method: str, target: str, body: bytes, *,
-                  connect_within: float, answer_within: float) -> tuple[int, bytes]:
+async def request(
+    path: str | os.PathLike[str], method: str, target: str, body: bytes, *, connect_within: float, answer_within: float
+) -> tuple[int, bytes]:
     """One request, its (status, body): `ConnectError` when nothing takes the connection, TimeoutError
     when it or the answer takes longer than allowed, `Disconnected` (or OSError) when it breaks off."""
     reader, writer = await _open(path, connect_within)
     try:
-        writer.write(f"{method} {target} HTTP/1.1\r\nHost: tradeconsole\r\nContent-Type: application/json\r\n"
-                     f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n".encode() + body)
+        writer.write(
+            f"{method} {target} HTTP/1.1\r\nHost: tradeconsole\r\nContent-Type: application/json\r\n"
+            f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n".encode()
+            + body
+        )
         async with asyncio.timeout(answer_within):
             await writer.drain()
             status, headers = await _head(reader)
@@ -140,8 +144,10 @@ class WebSocket:
         reader, writer = await _open(path, connect_within)
         try:
             key = base64.b64encode(os.urandom(16))
-            writer.write(b"GET " + target.encode() + b" HTTP/1.1\r\nHost: tradeconsole\r\nUpgrade: websocket\r\n"
-                         b"Connection: Upgrade\r\nSec-WebSocket-Key: " + key + b"\r\nSec-WebSocket-Version: 13\r\n\r\n")
+            writer.write(
+                b"GET " + target.encode() + b" HTTP/1.1\r\nHost: tradeconsole\r\nUpgrade: websocket\r\n"
+                b"Connection: Upgrade\r\nSec-WebSocket-Key: " + key + b"\r\nSec-WebSocket-Version: 13\r\n\r\n"
+            )
             await writer.drain()
             status, headers = await _head(reader)
             accept = base64.b64encode(hashlib.sha1(key + _GUID).digest()).decode()

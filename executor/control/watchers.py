@@ -97,4 +97,3 @@ class OrderTexts:
             out.append(hit[2])
         self._texts = texts  # orders no snapshot carries any more are forgotten
         return out
-
