@@ -53,14 +53,14 @@ TERMINAL = re.compile(r" order \S+ \S+ \S+ \S+ \S+ (filled|canceled|expired|reje
 SETTLE = 1.0
 STALL = 60
 # The last diagnosis (10,000 -> 100,000 with `sys._debugmallocstats()` at each point and tracemalloc
-# 10,000 -> 20,000, 2026-12-01); rerun it after a change.
+# 10,000 -> 20,000, 2026-12-01, before executor/seen.py); rerun it after a change.
 MADE_OF = (
-    "what it is made of (10,000 -> 100,000): +5.8 MB of live Python objects and +3.8 MB of glibc heap "
-    "in use, both TradingService._seen (executor/intake.py: every accepted signal id, about 57 B a string "
-    "and the set's table, which doubles), and about 3 MB of pymalloc arenas left partly used (allocator "
-    "fragmentation, all of it by 30,000); the paper engine keeps the last 5,000 ended orders "
-    "(executor/venue/records.py) and holds no more after that; without _seen's growth the same run "
-    "grew 3.8 MB"
+    "what it is made of (the last diagnosis, before accepted ids were kept in fixed memory): the paper "
+    "engine holds every open order and the last 5,000 ended ones its client was told of "
+    "(executor/venue/records.py), no more; about 3 MB of pymalloc arenas are left partly used "
+    "(allocator fragmentation, all of it by 30,000); the accepted signal ids, then a growing set "
+    "(+5.8 MB of objects, +3.8 MB of heap), are now a fixed 20,000 recent ids and a 2 MB Bloom filter "
+    "(executor/seen.py)"
 )
 
 
