@@ -81,8 +81,8 @@ async def test_a_slow_first_answer_does_not_let_a_restarted_burst_overrun_the_wi
         await adapter.load_markets()
         await early_in_a_window(1.0)
         await previous_process(running.url, 60, "prev", SLOW_TIMEOUT_MS)
-        # the window's first order asks for 0.5 s (PROBE_WAIT); its answer takes 0.7 s: the other
-        # 59 go as if the window held ours only
+        # each answer takes 0.7 s: the other 59 must wait for the window's count, never go as if
+        # the window held ours only (a 0.5 s wait for the first answer once let them)
         await burst(adapter, 60, "slow")
         assert running.emulator.codes[-1015] == 0, running.emulator.record()["error_codes"]
 
