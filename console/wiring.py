@@ -16,6 +16,8 @@ The app (`console/app.py`) knows only a `CoreClient`. This module decides which 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import logging
 import os
 import subprocess
 import sys
@@ -26,6 +28,8 @@ from pathlib import Path
 from console.state import HISTORY_LIMIT
 from executor.config import ApprovalMode, Settings
 from executor.control.paths import default_socket_path
+
+log = logging.getLogger("tradeconsole")
 
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE, EXIT_NO_CORE = 0, 1, 2, 3
 CORE_START_SECONDS = 60.0  # how long `run` waits for the core it started to answer on its socket
@@ -159,36 +163,59 @@ def _local_client(settings: Settings, db: Path, *, seed: int | None, via_emulato
         from executor.sources import attach
 
         attach(service, settings, signals)
-        asyncio.get_running_loop().create_task(_serve(service, settings, db), name="control socket")
+        closing = asyncio.Event()
+        task = asyncio.get_running_loop().create_task(_serve(service, settings, db, closing), name="control socket")
+
+        async def stop_serving() -> None:
+            # Registered before anything is served, so no socket or webhook made while the
+            # service closes can outlive its store (it is made, seen closing, and closed).
+            closing.set()
+            await asyncio.gather(task, return_exceptions=True)
+
+        service.on_close(stop_serving, first=True)
 
     return LocalClient(open_service, on_started=None if read_only else started)
 
 
-async def _serve(service, settings: Settings, db: Path) -> None:
-    """The in-process core's control socket (so `attach`/`ctl` reach a demo too); a socket that
-    cannot be made is said in the Log and never stops the core."""
+async def _serve(service, settings: Settings, db: Path, closing: asyncio.Event) -> None:
+    """The in-process core's control socket (so `attach`/`ctl` reach a demo too) and its webhook,
+    served until `closing` is set, then closed by this task; a socket or port that cannot be made
+    is said in the Log and never stops the core."""
     from executor.events import ErrorOccurred
 
     # After the first full screen: importing the server (aiohttp) would hold the loop before it.
-    await asyncio.sleep(SERVE_AFTER)
-    if service.stopping:
-        return
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(closing.wait(), SERVE_AFTER)
+    closers: list[tuple[str, object]] = []
     try:
-        from executor.control.server import serve
+        if closing.is_set():
+            return
+        try:
+            from executor.control.server import serve
 
-        server = await serve(service, settings, db)
-    except Exception as exc:  # a socket problem must not stop trading
-        service.bus.publish(ErrorOccurred(f"control socket: {exc}", level="warning"))
-    else:
-        service.on_close(server.close, first=True)  # no client meets a closed store
-    await _webhook(service, settings)
+            server = await serve(service, settings, db)
+        except Exception as exc:  # a socket problem must not stop trading
+            service.bus.publish(ErrorOccurred(f"control socket: {exc}", level="warning"))
+        else:
+            closers.append(("control socket", server.close))
+        if not closing.is_set():
+            hook = await _webhook(service, settings)
+            if hook is not None:
+                closers.append(("webhook", hook.close))
+        await closing.wait()
+    finally:
+        for what, close in reversed(closers):  # also when cancelled: no client meets a closed store
+            try:
+                await close()
+            except Exception:
+                log.exception("closing the in-process core's %s failed", what)
 
 
-async def _webhook(service, settings: Settings) -> None:
-    """The in-process core's webhook when `[signals] webhook_port` asks for one; a port that is
-    taken is said in the Log (the console is there to show it) and never stops the core."""
-    if not settings.signals.webhook_port or service.stopping:
-        return
+async def _webhook(service, settings: Settings):
+    """The in-process core's webhook when `[signals] webhook_port` asks for one (None when not);
+    a port that is taken is said in the Log (the console is there to show it), never stops the core."""
+    if not settings.signals.webhook_port:
+        return None
     from executor.config import secrets_from_env
     from executor.events import ErrorOccurred
     from executor.sources.webhook import WebhookError, start_webhook
@@ -197,10 +224,10 @@ async def _webhook(service, settings: Settings) -> None:
         hook = await start_webhook(service, settings, secrets_from_env().webhook_token)
     except WebhookError as exc:
         service.bus.publish(ErrorOccurred(f"{exc}: no signal arrives by the webhook", level="error"))
-        return
+        return None
     if hook is not None:
-        service.on_close(hook.close, first=True)
         service.trace(f"webhook listening on {hook.url}", actor="core")
+    return hook
 
 
 def _attached(path: Path, settings: Settings, *, read_only: bool, started_here: bool = False):

@@ -312,6 +312,54 @@ async def test_a_demo_core_stops_serving_before_its_store_closes(workdir: Path) 
     assert isinstance(probes[0], CoreUnreachable), f"with the store closed the socket still served: {probes[0]!r}"
 
 
+async def test_a_demo_core_closed_while_its_socket_starts_never_serves_a_closed_store(
+        workdir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The race CI caught: the socket file is bound, the server is still starting, and the demo
+    quits then. The socket made in that moment must be closed before the store, never left
+    serving "internal: ... no active connection"."""
+    from console.wiring import _demo_settings, _local_client
+    from executor.config import load_config
+
+    bound = asyncio.Event()
+    release = asyncio.Event()
+    original = ControlServer._bind
+
+    def bind_and_hold(self, *args, **kwargs):
+        sock = original(self, *args, **kwargs)
+        bound.set()
+        return sock
+
+    real_setup = aiohttp.web.AppRunner.setup
+
+    async def slow_setup(self) -> None:
+        await release.wait()  # the server is between its bind and its start while the demo quits
+        await real_setup(self)
+
+    monkeypatch.setattr(ControlServer, "_bind", bind_and_hold)
+    monkeypatch.setattr(aiohttp.web.AppRunner, "setup", slow_setup)
+    path = workdir / "d.sock"
+    settings = _demo_settings(load_config(None, env={"TRADECONSOLE_CONTROL__SOCKET": str(path)}), 3)
+    client = _local_client(settings, workdir / "d.db", seed=3, via_emulator=False, signals=None, read_only=False)
+    await client.start()
+    service = client.service
+    assert service is not None
+    await asyncio.wait_for(bound.wait(), DEADLINE)
+    store_closed_while_serving: list[bool] = []
+    close_store = service.store.close
+
+    async def close_store_and_look() -> None:
+        store_closed_while_serving.append(path.exists())
+        await close_store()
+
+    service.store.close = close_store_and_look
+    closing = asyncio.create_task(client.close())
+    await asyncio.sleep(0)  # the close has begun while the socket is still starting
+    release.set()
+    await asyncio.wait_for(closing, DEADLINE)
+    assert store_closed_while_serving == [False], "the socket file was still served when the store closed"
+    assert not path.exists()
+
+
 # -- what a command's arguments can be --------------------------------------------------------
 
 
