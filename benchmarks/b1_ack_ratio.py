@@ -131,7 +131,10 @@ async def measure(latency_ms: float, *, rounds: int = ROUNDS, round_size: int = 
                     if "error" in waiting:
                         raise RuntimeError(f"{sid} ({record.status}: {record.reason}): {waiting['error']}")
                     t1 = waiting["t1"]
-                    new, submitting = waiting.get(OrderStatus.NEW, t1), waiting.get(OrderStatus.SUBMITTING, t1)
+                    # An intent whose pacer admits it at once is journaled with its `submitting`
+                    # (one transaction, one `submitting` update): journaled when that one was.
+                    submitting = waiting.get(OrderStatus.SUBMITTING, t1)
+                    new = waiting.get(OrderStatus.NEW, submitting)
                     stages.append((new - t0, submitting - new, t1 - submitting))
                     return t1 - t0
 

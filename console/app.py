@@ -61,6 +61,7 @@ SourceStarter = Callable[[Any], object]
 FLUSH_INTERVAL = 0.01  # seconds between two flushes (two repaints) under a stream of events
 LOG_INTERVAL = 0.25  # seconds between two updates of the Log pane under a stream of lines
 FINISHED_LINGER = 5.0  # seconds of the clock a finished order stays in Orders, showing how it ended
+FIRST_FRAME_WITHIN = 0.5  # seconds the first frame waits for the core's state, at most
 
 
 def default_theme_dirs() -> list[ThemeDir]:
@@ -111,8 +112,10 @@ class TradeConsole(ConsoleActions, App[None]):
         flush_interval: float | None = FLUSH_INTERVAL,
         theme_dirs: Sequence[ThemeDir] | None = None,
         read_only: bool = False,
+        on_shown: Callable[[], object] | None = None,
     ) -> None:
         super().__init__()
+        self._on_shown = on_shown  # called once the first full screen (the core's state) is drawn
         self.settings = settings or load_config(None, env={})
         self.clock = clock
         self.flush_interval = flush_interval
@@ -137,6 +140,7 @@ class TradeConsole(ConsoleActions, App[None]):
         self.balances = BalancesPane(id="balances")
         self.status_bar = StatusBar(id="status")
         self.footer = ConsoleFooter()
+        self._holding = False  # the first frame waits for the core's state (`FIRST_FRAME_WITHIN` at most)
         self.set_reactive(TradeConsole.read_only, read_only)
         self._bindings_state: tuple | None = None
         self._finished: dict[str, datetime] = {}  # finished orders still shown in Orders: when they ended
@@ -179,6 +183,14 @@ class TradeConsole(ConsoleActions, App[None]):
     # -- start and stop -----------------------------------------------------------------------
 
     def on_mount(self) -> None:
+        if isinstance(self.client, LocalClient):
+            # A core in this process opens on the same CPU: the screen is drawn once, with its state
+            # in it. The frames of an empty console, redrawn as the panes settle and the core opens,
+            # would only hold that up (they cost about what the opening does). A core that takes
+            # longer gets the panes drawn first. A remote core's console draws while it waits.
+            self._begin_batch()
+            self._holding = True
+            self.set_timer(FIRST_FRAME_WITHIN, self._draw, name="first frame")
         for problem in self._startup_problems:
             self.report(problem, level="warning")
         self.signals.default_type = self.settings.execution.order_type
@@ -228,12 +240,27 @@ class TradeConsole(ConsoleActions, App[None]):
         self._show(changes)
         self.ready = True
         self.flush()
-        # What is loaded now (the core's orders, the widgets) lives as long as the console: the
-        # collector's full passes skip it from here on, instead of walking it for 0.1 s at a time
-        # in the middle of a stream. Given back to the collector when the console goes.
-        self.call_after_refresh(gc.freeze)
+        self._draw()
+        self.call_after_refresh(self._settled)
         if isinstance(client, LocalClient) and not client.read_only:
             self._watch_stop(client)
+
+    def _draw(self) -> None:
+        """The first frame waited long enough, or the core's state is in: draw."""
+        if self._holding:
+            self._holding = False
+            self._end_batch()
+            self.screen.refresh()
+
+    def _settled(self) -> None:
+        """The first full screen is drawn. What is loaded by now (the core's orders, the widgets)
+        lives as long as the console: the collector's full passes skip it from here on, instead of
+        walking it for 0.1 s at a time in the middle of a stream (given back to it when the console
+        goes). Then the collector, paused by the CLI for the start-up, runs again."""
+        gc.freeze()
+        gc.enable()
+        if self._on_shown is not None:
+            self._on_shown()
 
     @work(group="stop", exit_on_error=False)
     async def _watch_stop(self, client: LocalClient) -> None:
@@ -278,6 +305,7 @@ class TradeConsole(ConsoleActions, App[None]):
             return
         worker, error = event.worker, event.worker.error
         if worker.group == "service":
+            self._draw()
             log.error("could not start: %s", error, exc_info=error)
             self.exit(return_code=1, message=f"tradeconsole: could not start: {error}")
             return

@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import csv
+import gc
 import json
 import logging
 import os
@@ -22,49 +23,20 @@ import sys
 from collections.abc import Sequence
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from console.ctl import add_parser as add_ctl_parser
-from executor.config import ConfigError, Settings, load_config, write_template
-from executor.numbers import fmt
 from executor.storelock import StoreLock, StoreLocked, StorePathError, check_store
+
+if TYPE_CHECKING:
+    from executor.config import Settings
 
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
 
-ORDER_FIELDS = (
-    "signal_id",
-    "client_order_id",
-    "exchange_order_id",
-    "symbol",
-    "side",
-    "type",
-    "amount",
-    "price",
-    "status",
-    "filled",
-    "average",
-    "fee",
-    "fee_currency",
-    "attempts",
-    "origin",
-    "created_at",
-    "updated_at",
-    "last_error",
-)
-SIGNAL_FIELDS = (
-    "id",
-    "status",
-    "reason",
-    "received_at",
-    "source",
-    "symbol",
-    "side",
-    "amount",
-    "reference_price",
-    "expires_at",
-    "decided_at",
-    "decided_by",
-)
+ORDER_FIELDS = ("signal_id", "client_order_id", "exchange_order_id", "symbol", "side", "type", "amount", "price",
+    "status", "filled", "average", "fee", "fee_currency", "attempts", "origin", "created_at", "updated_at",
+    "last_error")
+SIGNAL_FIELDS = ("id", "status", "reason", "received_at", "source", "symbol", "side", "amount", "reference_price",
+    "expires_at", "decided_at", "decided_by")
 
 
 class UsageError(Exception):
@@ -153,6 +125,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="JSON, every quantity and price a decimal string")
     common(p)
 
+    from console.ctl import add_parser as add_ctl_parser
+
     add_ctl_parser(sub)
 
     p = sub.add_parser("config", help="configuration helpers")
@@ -165,6 +139,16 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    # A console's start-up (the imports, the styles, the core's state) makes a great many objects
+    # that live as long as the console does: the collector would walk them again and again for
+    # nothing. It waits until the first full screen is drawn (`TradeConsole` turns it back on then)
+    # and is back on when this returns at the latest. Commands without the UI never pause it.
+    console = args.command in ("demo", "attach", "inspect") or (args.command == "run" and not args.headless)
+    paused = console and gc.isenabled()
+    if paused:
+        gc.disable()
+    from executor.config import ConfigError  # imported here: after the collector's pause, if any
+
     try:
         return _dispatch(args)
     except (ConfigError, UsageError, StoreLocked, StorePathError) as exc:
@@ -175,9 +159,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_USAGE
     except KeyboardInterrupt:
         return EXIT_OK
+    finally:
+        if paused:
+            gc.enable()
 
 
 def _settings(args: argparse.Namespace) -> Settings:
+    from executor.config import load_config
+
     path = Path(args.config) if getattr(args, "config", None) else None
     return load_config(path)
 
@@ -189,7 +178,7 @@ def _db(args: argparse.Namespace, settings: Settings) -> Path:
 def _dispatch(args: argparse.Namespace) -> int:
     command = args.command
     if command == "config":
-        from executor.config import default_config_path
+        from executor.config import default_config_path, write_template
 
         target = Path(args.path) if args.path else default_config_path()
         try:
@@ -371,6 +360,8 @@ def _plain(value: Any, *, as_json: bool = False) -> Any:
     """A field as the exports write it: enums as their values, datetimes ISO 8601, and a quantity
     or price as a decimal string in JSON (never a float), a number in the CSV and the table."""
     if isinstance(value, Decimal):
+        from executor.numbers import fmt
+
         return fmt(value) if as_json else float(value)
     if hasattr(value, "isoformat"):
         return value.isoformat()
@@ -462,6 +453,8 @@ async def _positions(store: Any, *, as_json: bool) -> None:
 
 def _short(value: str | None, places: int = 8) -> str:
     """A decimal string for the table: at most `places` decimals, trailing zeros dropped."""
+    from executor.numbers import fmt
+
     return "-" if value is None else fmt(Decimal(value), at_most=places)
 
 
@@ -489,6 +482,8 @@ def _cell(value: Any) -> str:
     if value is None:
         return "-"
     if isinstance(value, float):
+        from executor.numbers import fmt
+
         return fmt(value)
     return str(value)
 

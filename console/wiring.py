@@ -16,7 +16,6 @@ The app (`console/app.py`) knows only a `CoreClient`. This module decides which 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import os
 import subprocess
@@ -34,7 +33,8 @@ log = logging.getLogger("tradeconsole")
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE, EXIT_NO_CORE = 0, 1, 2, 3
 CORE_START_SECONDS = 60.0  # how long `run` waits for the core it started to answer on its socket
 PROBE_WITHIN = 5.0  # seconds a core has to answer the probe of `attach`, `inspect` and `run`
-SERVE_AFTER = 0.5  # seconds after an in-process core started that its control socket is served
+SERVE_AFTER = 0.5  # seconds after an in-process core started that its control socket is served, with no console
+SERVE_WITHIN = 5.0  # at the latest, with a console that has not drawn its first full screen by then
 
 
 def _demo_settings(settings: Settings, seed: int | None) -> Settings:
@@ -110,8 +110,10 @@ def run_console(
         _err(str(exc))
         return EXIT_USAGE
     try:
-        code = _run_app(_local_client(settings, db, seed=seed, via_emulator=via_emulator, signals=signals,
-                                      read_only=read_only), settings)
+        shown = asyncio.Event()  # the console's first full screen is drawn
+        client = _local_client(settings, db, seed=seed, via_emulator=via_emulator, signals=signals,
+                               read_only=read_only, shown=shown)
+        code = _app(client, settings, on_shown=shown.set).return_code or 0
     finally:
         if lock is not None:
             lock.release()
@@ -120,14 +122,10 @@ def run_console(
     return code
 
 
-def _run_app(client, settings: Settings) -> int:
-    return _app(client, settings).return_code or 0
-
-
-def _app(client, settings: Settings, loop: asyncio.AbstractEventLoop | None = None):
+def _app(client, settings: Settings, loop: asyncio.AbstractEventLoop | None = None, on_shown=None):
     from console.app import TradeConsole
 
-    app = TradeConsole(client, settings=settings, read_only=client.read_only)
+    app = TradeConsole(client, settings=settings, read_only=client.read_only, on_shown=on_shown)
     if loop is None:
         app.run()
     else:
@@ -136,8 +134,10 @@ def _app(client, settings: Settings, loop: asyncio.AbstractEventLoop | None = No
 
 
 def _local_client(settings: Settings, db: Path, *, seed: int | None, via_emulator: bool, signals: str | None,
-                  read_only: bool):
-    """A core in this process (`demo`, `inspect` without a core): it serves its control socket."""
+                  read_only: bool, shown: asyncio.Event | None = None):
+    """A core in this process (`demo`, `inspect` without a core): it serves its control socket,
+    once `shown` is set (the console's first full screen is drawn), or `SERVE_AFTER` seconds after
+    it started without one."""
     from executor.control.client import LocalClient
 
     async def open_service():
@@ -164,7 +164,8 @@ def _local_client(settings: Settings, db: Path, *, seed: int | None, via_emulato
 
         attach(service, settings, signals)
         closing = asyncio.Event()
-        task = asyncio.get_running_loop().create_task(_serve(service, settings, db, closing), name="control socket")
+        task = asyncio.get_running_loop().create_task(_serve(service, settings, db, closing, shown),
+                                                      name="control socket")
 
         async def stop_serving() -> None:
             # Registered before anything is served, so no socket or webhook made while the
@@ -177,15 +178,23 @@ def _local_client(settings: Settings, db: Path, *, seed: int | None, via_emulato
     return LocalClient(open_service, on_started=None if read_only else started)
 
 
-async def _serve(service, settings: Settings, db: Path, closing: asyncio.Event) -> None:
+async def _serve(service, settings: Settings, db: Path, closing: asyncio.Event,
+                 shown: asyncio.Event | None = None) -> None:
     """The in-process core's control socket (so `attach`/`ctl` reach a demo too) and its webhook,
     served until `closing` is set, then closed by this task; a socket or port that cannot be made
     is said in the Log and never stops the core."""
     from executor.events import ErrorOccurred
 
     # After the first full screen: importing the server (aiohttp) would hold the loop before it.
-    with contextlib.suppress(TimeoutError):
-        await asyncio.wait_for(closing.wait(), SERVE_AFTER)
+    waits = [asyncio.ensure_future(closing.wait())]
+    if shown is not None:
+        waits.append(asyncio.ensure_future(shown.wait()))
+    try:
+        await asyncio.wait(waits, timeout=SERVE_AFTER if shown is None else SERVE_WITHIN,
+                           return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for wait in waits:
+            wait.cancel()
     closers: list[tuple[str, object]] = []
     try:
         if closing.is_set():

@@ -161,6 +161,7 @@ class TradeExecutor(Placement, Following, Commands, PreTrade, VenueCalls):
         self.redrive_due = False  # a restart re-drive could not finish: reconciliation tries again
         self.owned: set[str] = set()  # `new` intents a task of this process is (about to be) placing
         self.creating: Counter[str] = Counter()  # client order ids whose create may still go live
+        self._promised: set[str] = set()  # intents told the pacer admits them at once, not admitted yet
         self.locks = KeyedLocks()
         self.effect: dict[str, Decimal] = {}  # cumulative balance effect of every fill in the store
         self._tickers: dict[str, tuple[float, Ticker]] = {}
@@ -206,10 +207,15 @@ class TradeExecutor(Placement, Following, Commands, PreTrade, VenueCalls):
         venue has yet to state (a run that ends must leave the store agreeing with the venue)."""
         return not self._tasks and not self.active_orders and not self.fee_unknown
 
-    def _unpaced(self) -> bool:
-        """Whether the venue admits every create at once: its port keeps the default `admit`, no
-        pacer (the paper exchange). A venue with a pacer, or a patched `admit`, is paced."""
-        return getattr(self.exchange.admit, "__func__", None) is ExchangePort.admit
+    def _admits_now(self, order: Order) -> bool:
+        """Whether the venue's pacer admits `order`'s create at once (`ExchangePort.admits_now`),
+        counting the admissions already promised to creates whose tasks have not taken theirs:
+        then its task may write the intent with its `submitting`, and the admission is promised
+        to it until its intent is written (inside `admit`) or its task ends."""
+        if not self.exchange.admits_now(len(self._promised)):
+            return False
+        self._promised.add(order.client_order_id)
+        return True
 
     def tasks_named(self, prefix: str) -> list[str]:
         """The names of this executor's running tasks that start with `prefix` (e.g. "place")."""
@@ -223,6 +229,8 @@ class TradeExecutor(Placement, Following, Commands, PreTrade, VenueCalls):
 
     def _task_done(self, task: asyncio.Task) -> None:
         self._tasks.discard(task)
+        if self._promised:
+            self._promised.discard(task.get_name().removeprefix("place:"))
         if not task.cancelled() and (exc := task.exception()) is not None:
             if isinstance(exc, ExecutionError | ExchangeError):
                 self._error(f"{task.get_name()}: {exc}", level="warning")
@@ -293,6 +301,7 @@ class TradeExecutor(Placement, Following, Commands, PreTrade, VenueCalls):
         `submitting` already, checked against the table, with both journal entries. Returns the
         rowids of the statements written."""
         new = order
+        self._promised.discard(order.client_order_id)  # written inside its admission (or never sent)
         if sending:
             check_order_transition(order.status, O.SUBMITTING, order.client_order_id)
             sent = {"status": O.SUBMITTING, "attempts": order.attempts + 1, "version": order.version + 1}

@@ -38,7 +38,7 @@ from tenacity import RetryError
 from tenacity import wait_exponential_jitter as _jitter
 
 from executor.clientid import client_order_id
-from executor.errors import PriceMoved
+from executor.errors import ExecutionError, PriceMoved
 from executor.exchanges.base import (
     DuplicateOrder,
     ExchangeError,
@@ -80,6 +80,24 @@ class _Intent:
         self.detail = detail
         self.extra = extra
         self.written: asyncio.Future[list[int | None]] = asyncio.get_running_loop().create_future()
+
+    def task_ended(self, task: asyncio.Task) -> None:
+        """Its placing task ended (done callback): a `written` still unanswered (the task was
+        cancelled before it wrote, or failed on the way) is answered, so that `commit_intent`
+        never waits for ever; nothing of the intent is in the store then."""
+        if self.written.done():
+            return
+        if task.cancelled():
+            self.written.cancel()
+        else:
+            exc = task.exception()
+            self.written.set_exception(
+                exc
+                if isinstance(exc, Exception)
+                else ExecutionError(
+                    f"{self.order.client_order_id}: its placing task ended before its intent was written"
+                )
+            )
 
 
 class _InFlight:
@@ -185,10 +203,11 @@ class Placement:
                 ids = await self.store.transact(extra) if extra else []
                 return (siblings[-1] if siblings else None), ids
             detail = {"intent": True} if order.status is O.NEW else {"reason": order.last_error}
-            if launch and order.status is O.NEW and self._unpaced():
+            if launch and order.status is O.NEW and self._admits_now(order):
                 # Nothing to wait for before the create: its task writes the intent with `submitting`.
                 intent = _Intent(order, detail, extra or ())
-                self.spawn(self.run(order.client_order_id, intent), name=f"place:{order.client_order_id}")
+                task = self.spawn(self.run(order.client_order_id, intent), name=f"place:{order.client_order_id}")
+                task.add_done_callback(intent.task_ended)
                 return order, await intent.written
             ids = await self._insert(order, source=J.REQUEST, detail=detail, extra=extra or ())
         if order.status is O.REJECTED:
@@ -287,7 +306,20 @@ class Placement:
         assert order is not None
         if order.status is not O.NEW:  # the state a crash or an earlier attempt left it in
             return await self._resolve(coid) if order.status in (O.SUBMITTING, O.UNKNOWN) else order
-        async with self.exchange.admit():
+        before_wait = None
+        if intent is not None:
+            # `admits_now` was a forecast: should the admission wait after all (another create
+            # took the room, a cooldown tripped, the window needs a question to the venue), the
+            # intent (and the signal's rows in `extra`) is written before it waits, on its own.
+            pending = intent
+
+            async def before_wait() -> None:
+                nonlocal intent
+                if intent is pending:
+                    intent = None
+                    await self._write_intent(pending)
+
+        async with self.exchange.admit() if before_wait is None else self.exchange.admit(before_wait):
             with self.in_flight(coid):  # from here the kill switch waits for this create's outcome
                 if intent is not None and (self.halted or order.signal_id in self.contested):
                     await self._write_intent(intent)  # on its own: the checks below end it

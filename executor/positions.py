@@ -41,7 +41,6 @@ from typing import Any
 
 from executor.models import Fill, Side
 from executor.numbers import fmt
-from executor.store.state import BALANCES
 
 ZERO = Decimal(0)
 # Working precision of the fold: enough that rounding never shows at any quantity a venue reports.
@@ -234,6 +233,8 @@ def marks_from_balances_flag(raw: str | None, symbols: Iterable[str]) -> dict[st
     unknown, never zero."""
     if not raw:
         return {}
+    from executor.store.state import BALANCES  # here: a console attached to a core never opens a store
+
     try:
         saved = BALANCES.parse(raw)
     except ValueError:

@@ -36,14 +36,20 @@ class SeenIds:
         self._limit = recent
         self._mask = (1 << bits) - 1
         self._bits = bytearray(1 << (bits - 3))
+        self._last_id: str | None = None
+        self._last_positions: list[int] = []
         for signal_id in ids:
             self.add(signal_id)
 
     def _positions(self, signal_id: str) -> list[int]:
+        if signal_id == self._last_id:  # `check` then `add` of one id: hashed once
+            return self._last_positions
         digest = blake2b(signal_id.encode("utf-8", "surrogatepass"), digest_size=16).digest()
         h1 = int.from_bytes(digest[:8], "little")
         h2 = int.from_bytes(digest[8:], "little") | 1
-        return [(h1 + i * h2) & self._mask for i in range(self.HASHES)]
+        positions = [(h1 + i * h2) & self._mask for i in range(self.HASHES)]
+        self._last_id, self._last_positions = signal_id, positions
+        return positions
 
     def check(self, signal_id: str) -> Seen:
         if signal_id in self._recent:

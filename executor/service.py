@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import getpass
 import logging
 import os
@@ -54,7 +55,7 @@ from executor.operator import OperatorCommands, ReadOnlyError
 from executor.seen import SeenIds
 from executor.store import Store
 from executor.store.state import BALANCES, LAST_RECONCILE, MARKET_INFO, MARKETS, SavedBalances
-from executor.trace import Trace
+from executor.trace import TRACED, Trace
 
 # The service's public face: the class, its refusal of commands when read-only, and how it is built.
 __all__ = ["ReadOnlyError", "TradingService", "build_exchange", "operator_actor"]
@@ -62,6 +63,7 @@ __all__ = ["ReadOnlyError", "TradingService", "build_exchange", "operator_actor"
 log = logging.getLogger("tradeconsole.service")
 
 S = SignalStatus
+GC_YOUNG = 50_000  # allocations between young-generation collections in a writing core (default 700)
 
 
 def operator_actor(env: dict[str, str] | None = None) -> str:
@@ -196,7 +198,9 @@ class TradingService(Intake, OperatorCommands, Trace):
 
     def _remember(self, event: Any) -> None:
         """Every event, as the service keeps it: for the snapshot, saved for readers, traced."""
-        if isinstance(event, BalancesUpdated):
+        if type(event) in TRACED and not self.read_only:  # most events: an order's or a signal's step
+            self._trace_event(event)
+        elif isinstance(event, BalancesUpdated):
             self._balances = (event.balances, event.prices, event.quote)
             if not self.read_only and self.clock() - self._balances_saved >= timedelta(seconds=2):
                 self._balances_saved = self.clock()
@@ -247,6 +251,9 @@ class TradingService(Intake, OperatorCommands, Trace):
         self._loops.append(asyncio.create_task(self._reconcile_loop(), name="reconcile"))
         self._loops.append(asyncio.create_task(self._expire_loop(), name="expire"))
         self._publish_state()
+        # A writing core allocates in bursts, nearly all of it freed by refcounting, and the
+        # collector's young generation, scanned every 700 allocations, took about 15% of B2's CPU.
+        gc.set_threshold(GC_YOUNG, 20, 100)
         return result
 
     async def stop(self) -> None:

@@ -16,7 +16,7 @@ import asyncio
 import logging
 from typing import Any
 
-from executor.events import ErrorOccurred, Event, LogLine, OrderUpdated, RetryScheduled, SignalDecided
+from executor.events import ErrorOccurred, Event, LogLine, OrderUpdated, RetryScheduled, SignalDecided, SignalReceived
 from executor.models import Order, OrderStatus, SignalRecord, SignalStatus
 from executor.signals import fmt
 
@@ -75,6 +75,18 @@ def log_row(event: ErrorOccurred | RetryScheduled | LogLine) -> dict[str, Any]:
     }
 
 
+_ORDER, _SIGNAL, _LINE, _UNTRACED = "order", "signal", "line", "untraced"
+# The events the trace reads, by exact type (an arrival, `SignalReceived`, makes no line).
+TRACED: dict[type, str] = {
+    OrderUpdated: _ORDER,
+    SignalReceived: _UNTRACED,
+    SignalDecided: _SIGNAL,
+    LogLine: _LINE,
+    ErrorOccurred: _LINE,
+    RetryScheduled: _LINE,
+}
+
+
 class Trace:
     """The Log's lines for actions and outcomes, and their journal."""
 
@@ -90,13 +102,18 @@ class Trace:
         self.bus.publish(LogLine(f"{message} (by {actor})", actor, level, client_order_id, signal_id, self.clock()))
 
     def _trace_event(self, event: Event) -> None:
-        """A writing core's event, as the Log sees it: an outcome becomes a line, a line is journaled."""
-        if isinstance(event, SignalDecided):
-            self._trace_signal(event.record)
-        elif isinstance(event, OrderUpdated):
-            self._trace_order(event.order)
-        elif isinstance(event, ErrorOccurred | RetryScheduled | LogLine):
-            self._log_buffer.append(log_row(event))
+        """A writing core's event, as the Log sees it: an outcome becomes a line, a line is journaled.
+        Dispatched on the event's exact type (every event of every signal comes through here);
+        a subclass of one of these types takes the `isinstance` way."""
+        kind = TRACED.get(type(event))
+        if kind is None:
+            kind = next((k for t, k in TRACED.items() if isinstance(event, t)), _UNTRACED)
+        if kind is _ORDER:
+            self._trace_order(event.order)  # type: ignore[attr-defined]
+        elif kind is _SIGNAL:
+            self._trace_signal(event.record)  # type: ignore[attr-defined]
+        elif kind is _LINE:
+            self._log_buffer.append(log_row(event))  # type: ignore[arg-type]
             if len(self._log_buffer) == 1:  # the first of a burst: one write takes them all
                 self._background(self._persist_log())
 

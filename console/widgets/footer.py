@@ -12,6 +12,7 @@ from __future__ import annotations
 from textual.app import ComposeResult
 from textual.screen import Screen
 from textual.widgets import Footer
+from textual.widgets._footer import FooterKey
 
 
 class ConsoleFooter(Footer):
@@ -35,7 +36,12 @@ class ConsoleFooter(Footer):
 
     def compose(self) -> ComposeResult:
         self._composed = self._shows()
-        yield from super().compose()
+        for widget in super().compose():
+            if isinstance(widget, FooterKey) and "compact" in (widget._reactive_connect or {}):
+                # Born with the footer's compactness it is bound to: the binding would otherwise
+                # restyle it twice as it mounts (Textual's default, then the footer's value).
+                widget.set_reactive(FooterKey.compact, self.compact)
+            yield widget
 
     def _shows(self) -> tuple:
         """What `Footer.compose` draws the keys from."""

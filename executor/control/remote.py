@@ -27,9 +27,10 @@ from collections import deque
 from collections.abc import Mapping, Sequence
 from decimal import Decimal
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NotRequired
 
 from pydantic import ValidationError
+from typing_extensions import TypedDict
 
 from executor.control import protocol as wire
 from executor.control.client import (
@@ -42,6 +43,7 @@ from executor.control.client import (
 )
 from executor.control.transport import ConnectError, Disconnected, HandshakeError, WebSocket, request
 from executor.events import EventBus, Snapshot
+from executor.models import MarketInfo
 
 if TYPE_CHECKING:
     from executor.executor import AmendCheck, KillSwitchResult
@@ -92,6 +94,32 @@ def _reason(exc: BaseException, *, sent: bool = False) -> str:
         "the core closed the connection" if isinstance(exc, Disconnected)
         else str(exc) or type(exc).__name__)
     return text + ("; the command may have been carried out: check before sending it again" if sent else "")
+
+
+class _SnapshotMessage(TypedDict):
+    """A snapshot message as `protocol.snapshot_text` writes it (its `reason` is not read here)."""
+
+    v: int
+    type: str
+    data: Snapshot
+    markets: NotRequired[dict[str, MarketInfo] | None]
+
+
+SNAPSHOT_HEAD = f'{{"v":{wire.VERSION},"type":"snapshot",'  # how `protocol.snapshot_text` begins
+
+
+def _read_snapshot(message: str) -> tuple[Snapshot, dict[str, MarketInfo]]:
+    """The snapshot and markets of the stream's first message. One written by `snapshot_text`
+    is parsed and validated in one pass of pydantic's JSON decoder (10,000 orders: no dicts in
+    between); any other message is read as JSON first, and what is wrong with it said as before."""
+    if message.startswith(SNAPSHOT_HEAD):
+        with contextlib.suppress(ValidationError):
+            decoded = wire.adapter(_SnapshotMessage).validate_json(message)
+            return decoded["data"], decoded.get("markets") or {}
+    data = json.loads(message)
+    if data.get("v") != wire.VERSION or data.get("type") != "snapshot":
+        raise ProtocolError(f"the core's first message is not a version {wire.VERSION} snapshot")
+    return wire.decode(Snapshot, data["data"]), wire.decode_markets(data.get("markets"))
 
 
 def _client_info(read_only: bool, env: Mapping[str, str]) -> dict[str, str]:
@@ -156,11 +184,10 @@ class RemoteClient(CoreClient):
             message = await asyncio.wait_for(ws.receive(), self.connect_timeout)
             if message is None:
                 raise CoreUnreachable(self.path, "the core closed the event stream before its snapshot")
-            data = json.loads(message)
-            if data.get("v") != wire.VERSION or data.get("type") != "snapshot":
-                raise ProtocolError(f"{self.path}: the core's first message is not a version {wire.VERSION} snapshot")
-            snapshot = wire.decode(Snapshot, data["data"])
-            self.markets = wire.decode_markets(data.get("markets"))
+            try:
+                snapshot, self.markets = _read_snapshot(message)
+            except ProtocolError as exc:
+                raise ProtocolError(f"{self.path}: {exc}") from None
         except TimeoutError:
             await ws.close()
             raise CoreUnreachable(self.path, f"no snapshot within {self.connect_timeout:g} s") from None

@@ -16,12 +16,16 @@ import asyncio
 import contextlib
 import time
 from abc import ABC, abstractmethod
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
 from typing import TypedDict, Unpack
 
 from executor.models import Balance, ExchangeMode, MarketInfo, OrderStatus, OrderType, Side
+
+# What `ExchangePort.admit` awaits before it would first wait (see there).
+BeforeWait = Callable[[], Awaitable[object]]
 
 
 class ExchangeError(Exception):
@@ -217,12 +221,26 @@ class ExchangePort(ABC):
         page); the adapter pages until it has them all.
         """
 
-    def admit(self) -> contextlib.AbstractAsyncContextManager[object]:
+    def admit(self, before_wait: BeforeWait | None = None) -> contextlib.AbstractAsyncContextManager[object]:
         """Wait until one more order may go (the venue's order-rate limit, any cooldown); the
         create request sent inside the block uses that admission. The executor journals
         `submitting` inside it, right before the request, so an order still waiting here after a
-        crash is honestly `new`: certainly not sent."""
+        crash is honestly `new`: certainly not sent.
+
+        `before_wait`: awaited once, before the first moment the admission would suspend (and
+        not at all when it is given at once). The executor writes an intent it meant to write
+        with its `submitting` there, so that nothing of a signal is left unwritten during a wait
+        (`admits_now` is a forecast, and another create may take the room meanwhile)."""
         return contextlib.nullcontext()
+
+    def admits_now(self, ahead: int = 0) -> bool:
+        """Whether `admit` would let one more order go right now without waiting, after `ahead`
+        admissions already promised to creates that have not taken theirs yet. A cheap look at
+        the pacer that changes nothing; the executor asks it to decide whether an intent and its
+        `submitting` can be one transaction, and still sends every create inside `admit`. The
+        default: yes exactly when the port keeps the default `admit` (no pacer: the paper
+        exchange); a port with a pacer answers from its state."""
+        return getattr(self.admit, "__func__", None) is ExchangePort.admit
 
     def request_cost(self, operation: str) -> float:
         """The request weight of one call of `operation` (a port method name) on this venue."""

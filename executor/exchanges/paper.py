@@ -103,6 +103,8 @@ class PaperExchange(ExchangePort):
         # The engine's clock, so a test's fake clock drives the cooldown and visibility windows too.
         self.cooldown = Cooldown(clock=engine.clock)
         self._hidden_until: dict[str, float] = {}  # client order id -> clock time it becomes visible
+        # Per market asked (None: all): open order's engine id -> (its version, its answer).
+        self._answers: dict[str | None, dict[int, tuple[int, ExchangeOrder]]] = {}
 
     async def _call(self, operation: str, op: Callable[[Fault], T]) -> T:
         """One request: cooldown, latency, the fault plan's verdict, then the engine (or not)."""
@@ -201,8 +203,13 @@ class PaperExchange(ExchangePort):
         return _order(await self._call("cancel_order", cancel))
 
     async def fetch_open_orders(self, symbol: str | None = None) -> list[ExchangeOrder]:
-        orders = await self._call("fetch_open_orders", lambda _: self.engine.open_orders(symbol))
-        return [_order(o) for o in orders if self._visible(o.client_order_id)]
+        # Each open order converted once per version of it (the answers are frozen, so the same
+        # one serves again): a poll of 10,000 resting orders converts those that changed, copies none.
+        memo = self._answers.setdefault(symbol, {})
+        orders = await self._call("fetch_open_orders", lambda _: self.engine.open_orders_as(_order, memo, symbol))
+        if not self._hidden_until:
+            return orders
+        return [o for o in orders if self._visible(o.client_order_id)]
 
     async def fetch_orders_since(self, symbol: str, since: datetime) -> list[ExchangeOrder]:
         start = since.timestamp()

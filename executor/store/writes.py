@@ -41,8 +41,27 @@ def _ts(value: datetime | None) -> str | None:
 _encode = json.JSONEncoder(default=str, separators=(",", ":")).encode  # one encoder, not one per entry
 
 
+_JSON_KNOWN: dict[tuple, str] = {}  # a journal entry's detail, by its items and their types: its JSON
+_JSON_KNOWN_MAX = 4096
+_KEPT = frozenset({str, int, bool, type(None)})  # values whose equal ones write the same text
+
+
 def _json(detail: dict[str, Any] | None) -> str:
-    return _encode(detail) if detail else "{}"
+    """`detail` as JSON. Most details repeat ({"filled": "0"}, {"intent": true, ...}): the text of
+    one of plain values is kept, keyed by each value's type as well as the value (True == 1, but
+    writes as `true`). A detail holding anything else (a Decimal: 1.0 == 1.00) is encoded each time."""
+    if not detail:
+        return "{}"
+    key = tuple((k, type(v), v) for k, v in detail.items())
+    if not all(type(k) is str and t in _KEPT for k, t, _ in key):
+        return _encode(detail)
+    text = _JSON_KNOWN.get(key)
+    if text is None:
+        text = _encode(detail)
+        if len(_JSON_KNOWN) >= _JSON_KNOWN_MAX:
+            _JSON_KNOWN.clear()
+        _JSON_KNOWN[key] = text
+    return text
 
 
 def _signal_row(record: SignalRecord) -> dict[str, Any]:

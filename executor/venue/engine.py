@@ -244,6 +244,7 @@ class PaperEngine(Accounts, OrderRecords):
             self._fill(m, order, qty, info.price_tick * level_ticks, maker=False, ts=now)
         if tif != "GTC" and order.status is not OrderStatus.FILLED:
             order.status = OrderStatus.EXPIRED  # IOC and FOK never rest: what did not fill at once expires
+            order.version += 1
         if order.is_open:
             m.rest(order)
         else:
@@ -436,6 +437,7 @@ class PaperEngine(Accounts, OrderRecords):
         self._close(m, order)
         order.status = OrderStatus.CANCELED
         order.updated_at = self.now()
+        order.version += 1
         self._updates += 1
         return copy.copy(order)
 

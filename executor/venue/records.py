@@ -2,7 +2,8 @@
 
 Owns `OrderRecords`, the half of `PaperEngine` that records orders and fills and reads them back:
 an order by exchange or client order id (Binance's rules), the open orders, the orders and the
-fills by market, id and time. Everything handed out is a copy or a fresh list.
+fills by market, id and time. Everything handed out is a copy or a fresh list (or, from
+`open_orders_as`, what the caller's conversion made of an order, once per version of it).
 
 What is kept: every open order; every ended order whose end the client has not been told yet (it
 filled while resting, or the answer that told of it was lost); and of the ended
@@ -133,6 +134,29 @@ class OrderRecords:
         if symbol is not None:
             return [copy.copy(o) for o in self._market(symbol).open.values()]
         return [copy.copy(o) for m in self._markets.values() for o in m.open.values()]
+
+    def open_orders_as(
+        self, convert: Callable[[EngineOrder], T], memo: dict[int, tuple[int, T]], symbol: str | None = None
+    ) -> list[T]:
+        """The open orders as `open_orders` lists them, each as `convert` makes it, converted once
+        per version of the order: `memo` (order id -> (version, what `convert` made of it)) is
+        the caller's, kept from one call to the next, and holds the orders of this answer only
+        afterwards. A poll of 10,000 resting orders so converts those that changed and copies none.
+        `convert` reads the engine's own record: it must neither keep nor change it, and what it
+        makes must not change either (it is handed out again while the order stays the same)."""
+        markets = [self._market(symbol)] if symbol is not None else self._markets.values()
+        fresh: dict[int, tuple[int, T]] = {}
+        out = []
+        for m in markets:
+            for order in m.open.values():
+                hit = memo.get(order.id)
+                if hit is None or hit[0] != order.version:
+                    hit = (order.version, convert(order))
+                fresh[order.id] = hit
+                out.append(hit[1])
+        memo.clear()
+        memo.update(fresh)
+        return out
 
     def all_orders(
         self,

@@ -7,6 +7,8 @@ ticker and balances, and closing the client. The rest is one module per job:
 - `client`: building and configuring the ccxt client (spot only, sandbox, `api_url`, no retries).
 - `discipline`: every request's discipline (cooldowns, order-rate limit, paced throttle, weight
   window) and the request budget; `_request` is where each failure gets its class.
+- `throttle` and `bucket`: the brakes (the venue's order-rate and weight windows, its clock,
+  ccxt's leaky bucket and what each call costs in it).
 - `orders`: placing, looking up and canceling one order by client order id, each venue its way.
 - `history`: the bulk reads reconciliation relies on (open orders, orders since, our fills).
 - `translate`: ccxt's answers as the port's types, and the client id <-> exchange id map.

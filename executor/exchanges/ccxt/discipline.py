@@ -4,7 +4,7 @@ Owns, for the adapter's ccxt client: the one cooldown all requests share after a
 new-orders-only cooldown after an order-count refusal (Binance -1015); the venue's order-rate
 limit, held around each order request (`admit`), in Binance's fixed windows on Binance; ccxt's
 throttle paced to the venue's announced request weight and held while the venue's weight window
-is full (the brakes themselves are in `throttle`); learning those limits from Binance's
+is full (the brakes themselves are in `throttle` and `bucket`); learning those limits from Binance's
 `exchangeInfo`, its clock from the `serverTime` and `transactTime` in its answers, and what its
 windows hold from its X-MBX-USED-WEIGHT-1M and X-MBX-ORDER-COUNT-10S / -1D headers and, before a
 window's first order, from its `GET /api/v3/rateLimit/order` (`_ask_order_counts`); `_request`, where
@@ -39,8 +39,9 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from typing import Any, TypeVar
 
-from executor.exchanges.base import Cooldown, NotPlaced, RateLimitState, Rejected, RequestBudget
+from executor.exchanges.base import BeforeWait, Cooldown, NotPlaced, RateLimitState, Rejected, RequestBudget
 from executor.exchanges.ccxt.announced import USED_WEIGHT_HEADER, header_number, limit_entries, order_count_header
+from executor.exchanges.ccxt.bucket import Grant, cooldown_throttler, units
 from executor.exchanges.ccxt.errors import (
     DEFAULT_RETRY_AFTER,
     annotate,
@@ -49,15 +50,7 @@ from executor.exchanges.ccxt.errors import (
     is_order_count_limit,
     scrub,
 )
-from executor.exchanges.ccxt.history import BINANCE_PAGE
-from executor.exchanges.ccxt.throttle import (
-    OrderRate,
-    OrderWindows,
-    Slot,
-    VenueClock,
-    WeightWindow,
-    cooldown_throttler,
-)
+from executor.exchanges.ccxt.throttle import OrderRate, OrderWindows, Slot, VenueClock, WeightWindow
 
 log = logging.getLogger("tradeconsole.exchange.ccxt")
 
@@ -71,56 +64,6 @@ PACE_SHARE = 1.0
 _BINANCE_ORDER_LIMITS = ((100, 10.0), (200_000, 86_400.0))
 _BINANCE_WEIGHT_LIMIT = (6000, 60.0)
 
-# One port call -> the ccxt endpoints it requests once each: (api, method, path, params for the cost).
-Endpoint = tuple[str, str, str, dict[str, Any]]
-
-
-def _on(method: str, *paths: str, params: dict[str, Any] | None = None) -> tuple[Endpoint, ...]:
-    """The endpoints one port call requests: public GETs (`method` "public"), else private ones."""
-    api, verb = ("public", "get") if method == "public" else ("private", method)
-    return tuple((api, verb, path, params or {}) for path in paths)
-
-
-_S = {"symbol": "BTCUSDT"}
-_PAGE = {**_S, "limit": BINANCE_PAGE}
-_ENDPOINTS: dict[str, dict[str, tuple[Endpoint, ...]]] = {
-    "binance": {
-        "load_markets": _on("public", "exchangeInfo"),
-        "fetch_ticker": _on("public", "ticker/24hr", params=_S),
-        "fetch_balances": _on("get", "account"),
-        "create_order": _on("post", "order", params=_S),
-        "fetch_order": _on("get", "order", params=_S),
-        "cancel_order": _on("delete", "order", params=_S),
-        "fetch_open_orders": _on("get", "openOrders", params=_S),
-        "fetch_orders_since": _on("get", "allOrders", params=_PAGE),
-        "fetch_my_trades": _on("get", "myTrades", params=_PAGE),
-    },
-    "okx": {
-        "load_markets": _on("public", "public/instruments"),
-        "fetch_ticker": _on("public", "market/ticker"),
-        "fetch_balances": _on("get", "account/balance"),
-        # ccxt's okx sends a single create through the batch endpoint (options["createOrder"])
-        "create_order": _on("post", "trade/batch-orders"),
-        "fetch_order": _on("get", "trade/order"),
-        "cancel_order": _on("post", "trade/cancel-order"),
-        "fetch_open_orders": _on("get", "trade/orders-pending"),
-        "fetch_orders_since": _on("get", "trade/orders-pending", "trade/orders-history"),
-        "fetch_my_trades": _on("get", "trade/fills"),
-    },
-    "bybit": {
-        "load_markets": _on("public", "v5/market/instruments-info"),
-        "fetch_ticker": _on("public", "v5/market/tickers"),
-        "fetch_balances": _on("get", "v5/account/wallet-balance"),
-        "create_order": _on("post", "v5/order/create"),
-        # open orders first, then the history: at most both
-        "fetch_order": _on("get", "v5/order/realtime", "v5/order/history"),
-        "cancel_order": _on("post", "v5/order/cancel"),
-        "fetch_open_orders": _on("get", "v5/order/realtime"),
-        "fetch_orders_since": _on("get", "v5/order/realtime", "v5/order/history"),
-        "fetch_my_trades": _on("get", "v5/execution/list"),
-    },
-}
-
 # The order slots the current task holds (owner, slots), and whether the request being made is the
 # order request those slots are for: `fetch` stamps them when it really leaves, and again when
 # its answer comes back.
@@ -133,6 +76,8 @@ _RESPONSE_HEADERS: contextvars.ContextVar[dict[str, str] | None] = contextvars.C
 )
 _REQUEST_WEIGHT: contextvars.ContextVar[float] = contextvars.ContextVar("tc_request_weight", default=0.0)
 _SENT_AT: contextvars.ContextVar[float | None] = contextvars.ContextVar("tc_sent_at", default=None)
+# The bucket's admission asked for with the order slots by `admit`, for the order request inside.
+_GRANT: contextvars.ContextVar[Grant | None] = contextvars.ContextVar("tc_grant", default=None)
 
 
 @contextlib.contextmanager
@@ -144,6 +89,19 @@ def _apart() -> Iterator[None]:
     finally:
         _ORDER_REQUEST.reset(tokens[1])
         _ORDER_SLOTS.reset(tokens[0])
+
+
+def _once(callback: BeforeWait) -> BeforeWait:
+    """`callback`, awaited at most once however often the result is."""
+    called = False
+
+    async def first() -> None:
+        nonlocal called
+        if not called:
+            called = True
+            await callback()
+
+    return first
 
 
 class RequestDiscipline:
@@ -178,6 +136,7 @@ class RequestDiscipline:
         self._window = WeightWindow()
         self._venue_clock = VenueClock()  # from Binance's serverTime and transactTime stamps
         self._install(ex)
+        self._create_units = units(ex, self._venue, "create_order")  # a create's cost in the bucket
         if order_limits is None:
             order_limits = _BINANCE_ORDER_LIMITS if self._binance else ()
         self._set_order_limits(tuple(order_limits))
@@ -205,7 +164,9 @@ class RequestDiscipline:
 
         async def throttled(cost: Any = None) -> Any:
             await cooldown.wait()
-            result = await throttle(cost)
+            grant = _GRANT.get() if _ORDER_REQUEST.get() else None
+            early = grant.take(id(self), cost) if grant is not None else None
+            result = await (throttle(cost) if early is None else early)
             # Let through by the throttle just before a 429 was read: wait out its cooldown too.
             await cooldown.wait()
             if _ORDER_REQUEST.get():
@@ -386,40 +347,59 @@ class RequestDiscipline:
         return told
 
     @contextlib.asynccontextmanager
-    async def _order_slot(self, *, sending: bool = True) -> AsyncIterator[None]:
+    async def _order_slot(self, *, sending: bool = True, before_wait: BeforeWait | None = None) -> AsyncIterator[None]:
         """Hold one admission of the venue's order-rate limit (reusing the caller's unused one).
 
         `sending`: the order request is made inside; `fetch` stamps the slots when it leaves.
+        Else (`admit`) the bucket's admission of the create is asked for at once (`bucket.Grant`).
         """
         held = _ORDER_SLOTS.get()
         reuse = held is not None and held[0] == id(self) and all(s.sent_at is None for s in held[1])
         with contextlib.ExitStack() as undo:  # undone last first
             if not reuse:
-                slots = await self._acquire_slots()
+                slots = await self._acquire_slots(before_wait)
                 undo.callback(lambda: [slot.rate.release(slot) for slot in slots])
                 undo.callback(_ORDER_SLOTS.reset, _ORDER_SLOTS.set((id(self), slots)))
+                if not sending and (grant := Grant.ask(id(self), self._ex, self._create_units)) is not None:
+                    undo.callback(grant.drop)  # the create never came: withdrawn
+                    undo.callback(_GRANT.reset, _GRANT.set(grant))
             if sending:
                 undo.callback(_ORDER_REQUEST.reset, _ORDER_REQUEST.set(True))
             yield
 
-    async def _acquire_slots(self) -> tuple[Slot, ...]:
-        """The cooldowns waited out, then one slot of each order-rate limit (all or none)."""
+    async def _acquire_slots(self, before_wait: BeforeWait | None = None) -> tuple[Slot, ...]:
+        """The cooldowns waited out, then one slot of each order-rate limit (all or none);
+        `before_wait` awaited once before the first wait (`ExchangePort.admit`)."""
+        if before_wait is not None:
+            before_wait = _once(before_wait)
+            if self.order_cooldown.remaining > 0 or self.cooldown.remaining > 0:
+                await before_wait()
         await self.order_cooldown.wait()
         await self.cooldown.wait()
         slots: list[Slot] = []
         try:
             for rate in list(self._order_rates):
-                slots.append(await rate.acquire())
+                slots.append(await rate.acquire(before_wait))
         except BaseException:
             for slot in slots:
                 slot.rate.release(slot)
             raise
         return tuple(slots)
 
-    def admit(self) -> contextlib.AbstractAsyncContextManager[object]:
+    def admit(self, before_wait: BeforeWait | None = None) -> contextlib.AbstractAsyncContextManager[object]:
         """Wait until one more order may go: the cooldowns, then the venue's order-rate limit. A
-        create inside the block uses this admission instead of waiting for another."""
-        return self._order_slot(sending=False)
+        create inside the block uses this admission instead of waiting for another, and the
+        place in ccxt's bucket asked for on admission (what the caller journals meanwhile costs
+        no time on the way to the venue)."""
+        return self._order_slot(sending=False, before_wait=before_wait)
+
+    def admits_now(self, ahead: int = 0) -> bool:
+        """Whether `admit` would return at once after `ahead` promised admissions: no cooldown
+        running, and every order-rate limit has room now without a wait or a question to the
+        venue first (a window's first order asks `GET /api/v3/rateLimit/order`)."""
+        if self.order_cooldown.remaining > 0 or self.cooldown.remaining > 0:
+            return False
+        return all(rate.free(ahead) for rate in self._order_rates)
 
     # -- the request budget ---------------------------------------------------------------------
 
@@ -433,15 +413,9 @@ class RequestDiscipline:
         page (1,000 orders or trades), `fetch_order` one lookup. OKX and Bybit: ccxt's own cost
         units, summed over the requests one call makes. Other venues: 1 ccxt unit per request.
         """
-        endpoints = _ENDPOINTS.get(self._venue, {}).get(operation)
-        if not endpoints:
+        total = units(self._ex, self._venue, operation)
+        if total is None:
             return 1.0 * self._weight_per_cost if self._binance else 1.0
-        ex = self._ex
-        total = 0.0
-        for api, method, path, params in endpoints:
-            config = ((ex.api or {}).get(api) or {}).get(method, {}).get(path)
-            cost = ex.calculate_rate_limiter_cost(api, method, path, params, config) if config else 1
-            total += float(cost)
         return round(total * self._weight_per_cost, 6)
 
     @property

@@ -1,6 +1,7 @@
-"""Pacing: the venue's order-rate limit, its request-weight window, and ccxt's throttle around them.
+"""Pacing: the venue's order-rate limit and its request-weight window, as far as we can know them.
 
-Four parts, one for each thing the venue counts or tells:
+Four parts, one for each thing the venue counts or tells (ccxt's leaky bucket, held by the last
+one, is in `bucket`):
 
 - `VenueClock`: the venue's clock as its answers tell it (Binance's `serverTime` and each order's
   `transactTime`), as bounds on its offset from our monotonic clock, so that its windows can be
@@ -14,13 +15,9 @@ Four parts, one for each thing the venue counts or tells:
   holds when asked (`GET /api/v3/rateLimit/order`) before a window's first order.
 - `WeightWindow`: what the venue's fixed one-minute request-weight window (on the venue's clock)
   already holds, from our own count, what is on the wire, and the venue's `X-MBX-USED-WEIGHT-1M`
-  header; ccxt's leaky bucket
-  (`cooldown_throttler`) paces requests at the venue's announced weight per minute and its queue
-  stands still while the window is full (another process on the same key, a restart inside the
-  minute) rather than drawing a 429.
-
-The throttle's queue also stands still while the adapter's shared cooldown runs (after a 429/418),
-so nothing queued slips out inside a Retry-After, and nothing bursts out after it.
+  header; ccxt's leaky bucket (`bucket.cooldown_throttler`) paces requests at the venue's
+  announced weight per minute and its queue stands still while the window is full (another
+  process on the same key, a restart inside the minute) rather than drawing a 429.
 """
 
 from __future__ import annotations
@@ -33,8 +30,6 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
-
-from executor.exchanges.base import Cooldown
 
 # The share of the venue's weight window the window check lets us fill: the rest is for a
 # request the venue counts before we hear of it (another process on the key).
@@ -134,34 +129,53 @@ class OrderRate:
         self.clock = clock
         self._slots: list[Slot] = []
         self._queue = asyncio.Lock()
+        self._queued = 0  # admissions in `acquire` (waiting, or about to take their slot)
         self._changed = asyncio.Event()
 
     def _busy(self, now: float) -> list[Slot]:
         self._slots = [s for s in self._slots if s.sent_at is None or s.sent_at > now - self.window]
         return self._slots
 
-    def _wait(self, now: float) -> float | None:
-        """Seconds until one more may go, roughly (None: it may go now)."""
+    def _wait(self, now: float, ahead: int = 0) -> float | None:
+        """Seconds until one more may go, roughly (None: it may go now), after `ahead` more."""
         busy = self._busy(now)
-        if len(busy) < self.limit:
+        if len(busy) + ahead < self.limit:
             return None
         sent = [s.sent_at for s in busy if s.sent_at is not None]
         return min(sent) + self.window - now if sent else _NAP
 
-    async def acquire(self) -> Slot:
-        async with self._queue:
-            while True:
-                self._changed.clear()
-                if (wait := self._wait(self.clock())) is None:
-                    break
-                if wait == ASK:
-                    await self._ask()
-                    continue
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._changed.wait(), min(max(wait, 0.001), _NAP))
-            slot = Slot(reserved_at=self.clock(), rate=self)
-            self._slots.append(slot)
-            return slot
+    def free(self, ahead: int = 0) -> bool:
+        """Whether `acquire` would return at once, after `ahead` admissions promised before it:
+        nobody queued, and one more may go now (no wait, no question to the venue first)."""
+        return self._queued == 0 and self._wait(self.clock(), ahead) is None
+
+    async def acquire(self, before_wait: Callable[[], Awaitable[object]] | None = None) -> Slot:
+        """One slot, once the limit has room (asking the venue first where `_wait` says so);
+        `before_wait` is awaited once, before the first moment this would suspend."""
+        if before_wait is not None and self._queued:
+            before_wait, first = None, before_wait
+            await first()
+        self._queued += 1
+        try:
+            async with self._queue:
+                while True:
+                    self._changed.clear()
+                    if (wait := self._wait(self.clock())) is None:
+                        break
+                    if before_wait is not None:
+                        before_wait, first = None, before_wait
+                        await first()
+                        continue  # time has passed: look again
+                    if wait == ASK:
+                        await self._ask()
+                        continue
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(self._changed.wait(), min(max(wait, 0.001), _NAP))
+                slot = Slot(reserved_at=self.clock(), rate=self)
+                self._slots.append(slot)
+                return slot
+        finally:
+            self._queued -= 1
 
     async def _ask(self) -> None:
         """Ask the venue what its window holds (only a limiter whose `_wait` says `ASK` can)."""
@@ -272,9 +286,9 @@ class OrderWindows(OrderRate):
         if old is None or self._bound(k, report) <= self._bound(k, old):
             self._reports[k] = report
 
-    def _wait(self, now: float) -> float | None:
+    def _wait(self, now: float, ahead: int = 0) -> float | None:
         if not self.venue.known:
-            return super()._wait(now)
+            return super()._wait(now, ahead)
         low, high = self.venue.bounds(now)
         if any(s.answered_at is not None for s in self._slots):  # answered before the clock was known
             for slot in [s for s in self._slots if s.answered_at is not None]:
@@ -287,7 +301,7 @@ class OrderWindows(OrderRate):
             del self._reports[old]
         self._unasked = {k for k in self._unasked if k >= first}
         for k in range(first, last + 1):
-            if self._count(k) + 1 > self.limit:
+            if self._count(k) + 1 + ahead > self.limit:
                 # until the venue's clock has certainly passed the end of window k
                 return max((k + 1) * self.seconds + self.slack - low - now, 0.001)
             if k in self._reports:
@@ -299,7 +313,7 @@ class OrderWindows(OrderRate):
                 return ASK
             if self.reporting:
                 start = k * self.seconds - high - self.slack  # local time the window may have begun
-                if any(s.reserved_at >= start for s in self._slots):
+                if ahead or any(s.reserved_at >= start for s in self._slots):
                     return _NAP  # its first request asks the venue for the count: until its answer
         return None
 
@@ -429,64 +443,3 @@ class WeightWindow:
             self._holding = self._index
             self.holds += 1
         return (self._index + 1) * self.seconds - t + CLOCK_SLACK
-
-
-def cooldown_throttler(
-    config: dict[str, Any],
-    loop: Any,
-    cooldown: Cooldown,
-    window: WeightWindow | None = None,
-    weight_per_cost: Callable[[], float] = lambda: 1.0,
-) -> Any:
-    """ccxt's leaky-bucket throttle, whose queue stands still while the shared cooldown runs or
-    while the venue's weight window is full.
-
-    Nothing queued slips out inside a 429's Retry-After, and nothing bursts out after it: the
-    queue resumes at the throttle's pace, in order (a venue bans a burst of requests that all
-    arrive inside its back-off, even when the client honoured the Retry-After it had seen).
-    The pace itself is `config["refillRate"]` (ccxt cost units per ms), which the adapter sets
-    from the venue's announced limit; it is read on every turn, so a change applies at once.
-    """
-    from ccxt.async_support.base.throttler import Throttler
-
-    class CooldownThrottler(Throttler):
-        async def leaky_bucket_loop(self) -> None:
-            # ccxt's loop (async_support/base/throttler.py), plus the cooldown and the window check.
-            last_timestamp = time.time() * 1000
-            while self.running:
-                if cooldown.remaining > 0:
-                    await cooldown.wait()
-                    last_timestamp = time.time() * 1000
-                    continue
-                future, cost = self.queue[0]
-                if future.done():
-                    # Its caller gave up (canceled) while it queued: nothing is sent, nothing spent.
-                    self.queue.popleft()
-                    if len(self.queue) == 0:
-                        self.running = False
-                    continue
-                cost = self.config["cost"] if cost is None else cost
-                if self.config["tokens"] >= 0:
-                    weight = cost * weight_per_cost()
-                    held = window.hold(weight) if window is not None else 0.0
-                    if held > 0:
-                        await asyncio.sleep(min(held, 0.5))
-                        last_timestamp = time.time() * 1000
-                        continue
-                    self.config["tokens"] -= cost
-                    if window is not None:
-                        window.admit(weight)
-                    future.set_result(None)
-                    self.queue.popleft()
-                    await asyncio.sleep(0)
-                    if len(self.queue) == 0:
-                        self.running = False
-                else:
-                    await asyncio.sleep(self.config["delay"])
-                    now = time.time() * 1000
-                    elapsed = now - last_timestamp
-                    last_timestamp = now
-                    refill = elapsed * self.config["refillRate"]
-                    self.config["tokens"] = min(self.config["tokens"] + refill, self.config["capacity"])
-
-    return CooldownThrottler(config, loop)
