@@ -205,7 +205,9 @@ def _dispatch(args: argparse.Namespace) -> int:
         # One writer per store: the lock comes before the store is opened (before migrations)
         # and lasts as long as this process runs the core.
         with StoreLock.acquire(db):
-            _setup_logging()
+            from console.logs import setup_logging
+
+            setup_logging()
             return asyncio.run(_run_headless(settings, db, args.signals, args.until_idle))
     if command == "emulator":
         from console.emulator_cli import serve_cli
@@ -235,28 +237,6 @@ def _check_intake(args: argparse.Namespace, settings: Settings) -> None:
         if settings.signals.webhook_port:
             raise UsageError("--until-idle: [signals] webhook_port takes signals until the core stops, so the run "
                              "would never be idle; drop one of them")
-
-
-def _setup_logging() -> None:
-    """Log lines to stderr as before, but written by a thread of their own: the event loop only
-    queues a record (`QueueHandler`), so a slow or stalled stderr never holds up trading. The
-    queue is drained when the process exits. Like `logging.basicConfig`, nothing changes when
-    the root logger has handlers already."""
-    import atexit
-    import logging.handlers
-    import queue
-
-    root = logging.getLogger()
-    if root.handlers:
-        return
-    stderr = logging.StreamHandler(sys.stderr)
-    stderr.setFormatter(logging.Formatter("%(asctime)s %(levelname)-7s %(name)s: %(message)s"))
-    records: queue.SimpleQueue[logging.LogRecord] = queue.SimpleQueue()
-    listener = logging.handlers.QueueListener(records, stderr, respect_handler_level=True)
-    listener.start()
-    atexit.register(listener.stop)
-    root.addHandler(logging.handlers.QueueHandler(records))
-    root.setLevel(logging.INFO)
 
 
 # -- headless ---------------------------------------------------------------------------------

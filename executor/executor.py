@@ -172,6 +172,7 @@ class TradeExecutor(Placement, Following, Commands, PreTrade, VenueCalls):
         self._cancel_sent: dict[str, float] = {}  # coid -> monotonic time of its last cancel request
         self.cancel_resend_after = CANCEL_RESEND_AFTER
         self._missing: dict[str, tuple[int, float]] = {}  # live coid -> (misses, first miss) on the venue
+        self._polled_unchanged: dict[str, tuple[Order, ExchangeOrder]] = {}  # last poll: unchanged pairs (following.py)
         self._settled = asyncio.Event()  # set whenever no create is in flight
         self._settled.set()
         from executor.reconcile import Reconciler

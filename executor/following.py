@@ -92,6 +92,10 @@ class Following:
             open_reports.update((r.client_order_id, r) for r in answer)
         lookups = self.exchange.budget().affordable(self.exchange.request_cost("fetch_order"), LOOKUP_SHARE)
         now = self.clock()
+        # The (order, report) pairs found unchanged last round: the same order object and the same
+        # report object (the paper exchange answers an unchanged order with the same one) are
+        # unchanged again, so 10,000 resting orders cost no fold a round (`_unchanged` is pure).
+        last, self._polled_unchanged = self._polled_unchanged, {}
         for i, order in enumerate(tracked):
             if i % POLL_SLICE == POLL_SLICE - 1:
                 await asyncio.sleep(0)  # 10,000 tracked orders: commands and events are not held up
@@ -103,10 +107,14 @@ class Following:
                 lookups -= 1
                 report = await self._fetch_missing(order)
             current = self.current(coid)
-            if report is not None and current is not None and not _unchanged(current, report, now):
-                async with self.locks.hold(coid):
-                    if self.current(coid) is not None:
-                        await self._fold(coid, report, J.REQUEST)
+            if report is not None and current is not None:
+                seen = last.get(coid)
+                if (seen is not None and seen[0] is current and seen[1] is report) or _unchanged(current, report, now):
+                    self._polled_unchanged[coid] = (current, report)
+                else:
+                    async with self.locks.hold(coid):
+                        if self.current(coid) is not None:
+                            await self._fold(coid, report, J.REQUEST)
             self._due(coid)
         return len(symbols)
 
