@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import sys
 from decimal import Decimal
+from enum import Enum
 
 
 def _hand_off(records) -> logging.Handler:
@@ -29,8 +30,13 @@ def _hand_off(records) -> logging.Handler:
     return HandOff(records)
 
 
+_PLAIN_TYPES = frozenset({str, int, float, bool, Decimal, type(None)})
+
+
 def _plain(value: object) -> bool:
-    return value is None or isinstance(value, str | int | float | Decimal)
+    """Values whose text cannot change after the call: exact built-in types (a subclass may
+    carry state its `__str__` reads) and enum members."""
+    return type(value) in _PLAIN_TYPES or isinstance(value, Enum)
 
 
 def setup_logging() -> None:
