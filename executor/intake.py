@@ -141,6 +141,8 @@ class Intake:
         if seen is Seen.SEEN:
             return await self._record(raw, source, S.DUPLICATE, f"id {signal.id} seen before", signal_id=signal.id)
         self._seen.add(signal.id)
+        if self.exchange is not None and self.settings.approval.mode == ApprovalMode.AUTO and not self.paused:
+            self.exchange.expect_order()  # the create may follow: its place in the venue's pace now
         try:
             known = seen is Seen.MAYBE and await self.store.signal_accepted(signal.id)
         except BaseException:

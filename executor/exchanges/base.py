@@ -242,6 +242,13 @@ class ExchangePort(ABC):
         exchange); a port with a pacer answers from its state."""
         return getattr(self.admit, "__func__", None) is ExchangePort.admit
 
+    def expect_order(self) -> None:  # noqa: B027 - optional hook
+        """A create may follow soon: a signal arrived that the approval policy may turn into an
+        order. A port whose client paces its requests may take the create's place in that pace
+        now, so that what the executor does before the create (checks, the journal write) runs
+        while the pace allows the request instead of before it starts to wait. Never sends
+        anything, never required: the default does nothing."""
+
     def request_cost(self, operation: str) -> float:
         """The request weight of one call of `operation` (a port method name) on this venue."""
         return 1.0

@@ -208,3 +208,64 @@ async def test_a_burst_with_place_tasks_cancelled_during_admission_leaves_no_pro
             await rig.exchange.fetch_ticker(BTC)  # the bucket still lets a request through
         finally:
             await rig.close()
+
+
+async def test_places_asked_for_ahead_of_signals_cost_one_create_each_and_never_pile_up(tmp_path: Path):
+    """Auto-approval asks for a create's place in ccxt's bucket as a signal arrives
+    (`expect_order`). 60 signals through intake (the webhook's `submit`), a third of them never
+    becoming an order (an unknown market, above `auto_max_notional`, a duplicate): every create
+    sent paid exactly one place of a create's cost, at most one place more was ever asked than
+    creates were sent (the one still held), and the venue saw no 429 or -1015."""
+    async with emulator_running(seed=44, faults=emulator_faults(limits=Limits()), markets=[BTC]) as emulator:
+        settings = make_settings(
+            approval={"mode": "auto", "far_from_market_pct": 0, "auto_max_notional": 1000},
+            execution={"retry_delay_seconds": 0.02, "max_retries": 5},
+            exchange={"markets": [BTC]},
+        )
+        exchange = emulator_adapter(emulator.url, markets=[BTC], timeout_ms=CLIENT_TIMEOUT_MS)
+        store = await Store.open(tmp_path / "store.db")
+        service = TradingService(settings, store, exchange, poll_interval=0.05)
+        try:
+            await service.start()
+            client = exchange._ex
+            bucket = CountingBucket(client.throttler)
+            client.throttler = bucket
+            creates: list[str] = []
+            fetch = client.fetch
+
+            async def counted(url, method="GET", headers=None, body=None):
+                found = _COID.search(f"{url}&{body or ''}") if method == "POST" else None
+                if found is not None:
+                    creates.append(found.group(1))
+                return await fetch(url, method, headers, body)
+
+            client.fetch = counted
+            lines, placed = [], 0
+            for i in range(60):
+                kind = i % 3
+                if kind == 0 and i % 2:
+                    body = {"id": f"x-{i}", "symbol": "NOPE/USDT", "side": "buy", "amount": 1}  # unknown market
+                elif kind == 0:
+                    body = {"id": f"x-{i}", "symbol": BTC, "side": "buy", "amount": 1, "order_type": "market"}
+                elif kind == 1 and i % 2 and i > 3:
+                    body = {"id": f"x-{i - 3}", "symbol": BTC, "side": "buy", "amount": 0.001}  # a duplicate
+                else:
+                    body = {"id": f"x-{i}", "symbol": BTC, "side": "sell" if i % 2 else "buy", "amount": 0.001}
+                    body["order_type"] = "market"
+                    placed += 1
+                lines.append(json.dumps(body))
+            records = await asyncio.wait_for(service.submit(lines, source="test"), timeout=120)
+            assert sum(r.status.value == "approved" for r in records) == placed
+            await eventually(lambda: len(creates) == placed and not service.executor._tasks, timeout=60)
+            await eventually(lambda: not bucket.queue and not bucket.running, timeout=20)
+            create_cost = exchange._create_units
+            paid = sum(1 for c in bucket.asked if c == create_cost)
+            held = 1 if exchange._expected is not None else 0
+            assert len(creates) == len(set(creates)) == placed
+            assert paid == placed + held, (paid, placed, held)  # one place per create, plus the one held
+            codes = emulator.emulator.codes
+            assert codes[-1015] == 0 and codes[-1003] == 0, emulator.emulator.record()["error_codes"]
+            assert exchange.rate_limit_state().trips == 0
+        finally:
+            await service.close()
+        assert exchange._expected is None  # closing withdrew it

@@ -17,6 +17,7 @@ from helpers import eventually
 from executor.clientid import client_order_id
 from executor.events import OrderUpdated
 from executor.exchanges.ccxt import CcxtExchange
+from executor.exchanges.ccxt.discipline import EXPECTED_FRESH
 from executor.exchanges.ccxt.throttle import OrderRate, OrderWindows, VenueClock
 from executor.exchanges.paper import PaperExchange
 from executor.models import OrderStatus
@@ -234,3 +235,58 @@ async def test_the_ccxt_adapter_admits_now_only_without_a_cooldown_and_with_room
     assert adapter.admits_now() and not adapter.admits_now(ahead=1)  # 99 of 100 taken
     await adapter._order_rates[0].acquire()
     assert not adapter.admits_now()
+
+
+# -- a create's place in ccxt's bucket asked for ahead of its signal (`expect_order`) ------------
+
+
+async def test_a_place_asked_for_ahead_is_taken_by_the_next_admission_and_never_asked_twice(adapter):
+    asked: list[float] = []
+    throttler = adapter._ex.throttler
+
+    def counting(cost=None):
+        asked.append(cost)
+        return throttler(cost)
+
+    adapter._ex.throttler = counting
+    adapter.expect_order()
+    held = adapter._expected
+    assert held is not None and asked == [adapter._create_units]
+    for _ in range(50):  # a burst of signals that may become orders: still one place held
+        adapter.expect_order()
+    assert adapter._expected is held and len(asked) == 1
+    async with adapter.admit():
+        assert adapter._expected is None  # the admission took it: no second place asked
+        assert len(asked) == 1
+    assert held.future is None  # the create never came: withdrawn with the admission
+    async with adapter.admit():  # nothing held: the admission asks as before
+        assert len(asked) == 2
+
+
+async def test_a_place_held_too_long_is_withdrawn_and_the_admission_asks_anew(adapter):
+    adapter.expect_order()
+    held = adapter._expected
+    assert held is not None
+    future = held.future
+    held.asked_at -= 2 * EXPECTED_FRESH  # its weight would count a moment the request never was
+    adapter.expect_order()  # a stale one is replaced, not kept
+    assert adapter._expected is not held and held.future is None and (future.cancelled() or future.done())
+    adapter._expected.asked_at -= 2 * EXPECTED_FRESH
+    stale = adapter._expected
+    async with adapter.admit():
+        assert stale.future is None and adapter._expected is None
+
+
+async def test_closing_the_adapter_withdraws_a_place_held_for_a_create(adapter):
+    adapter.expect_order()
+    held = adapter._expected
+    future = held.future
+    adapter._ex.timeout_on_exit = 0
+    await adapter.close()
+    assert adapter._expected is None and held.future is None
+    await asyncio.sleep(0)
+    assert future.done()  # withdrawn (or given): nothing left waiting in the bucket's queue
+
+
+async def test_the_paper_port_expects_an_order_without_doing_anything():
+    PaperExchange.expect_order(PaperExchange.__new__(PaperExchange))

@@ -156,6 +156,7 @@ class CcxtExchange(OrderCalls, BulkReads, RequestDiscipline, ExchangePort):
         return to_balances(raw)
 
     async def close(self) -> None:
+        self._drop_expected()
         await self._ex.close()
 
     async def __aenter__(self) -> CcxtExchange:

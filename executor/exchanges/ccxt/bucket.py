@@ -90,10 +90,11 @@ class Grant:
     (`take`) instead of queueing then; never taken, it is withdrawn (`drop`), and a withdrawn
     admission the bucket has not given yet costs nothing (the loop skips a done future)."""
 
-    __slots__ = ("cost", "future", "owner")
+    __slots__ = ("asked_at", "cost", "future", "owner")
 
     def __init__(self, owner: int, cost: float, future: asyncio.Future[Any]) -> None:
         self.owner, self.cost, self.future = owner, cost, future
+        self.asked_at = time.monotonic()
 
     @classmethod
     def ask(cls, owner: int, ex: Any, cost: float | None) -> Grant | None:
@@ -109,6 +110,10 @@ class Grant:
             return None
         future, self.future = self.future, None
         return future
+
+    def fresh(self, within: float) -> bool:
+        """Asked no more than `within` seconds ago and not taken or withdrawn yet."""
+        return self.future is not None and time.monotonic() - self.asked_at <= within
 
     def drop(self) -> None:
         if self.future is not None and not self.future.done():

@@ -63,6 +63,9 @@ PACE_SHARE = 1.0
 # Binance spot's limits until the venue's exchangeInfo says otherwise.
 _BINANCE_ORDER_LIMITS = ((100, 10.0), (200_000, 86_400.0))
 _BINANCE_WEIGHT_LIMIT = (6000, 60.0)
+# How long a create's place in ccxt's bucket asked for ahead of its signal (`expect_order`) is
+# kept for the next admission, in seconds.
+EXPECTED_FRESH = 1.0
 
 # The order slots the current task holds (owner, slots), and whether the request being made is the
 # order request those slots are for: `fetch` stamps them when it really leaves, and again when
@@ -137,6 +140,7 @@ class RequestDiscipline:
         self._venue_clock = VenueClock()  # from Binance's serverTime and transactTime stamps
         self._install(ex)
         self._create_units = units(ex, self._venue, "create_order")  # a create's cost in the bucket
+        self._expected: Grant | None = None  # a create's place asked for ahead (`expect_order`)
         if order_limits is None:
             order_limits = _BINANCE_ORDER_LIMITS if self._binance else ()
         self._set_order_limits(tuple(order_limits))
@@ -360,7 +364,7 @@ class RequestDiscipline:
                 slots = await self._acquire_slots(before_wait)
                 undo.callback(lambda: [slot.rate.release(slot) for slot in slots])
                 undo.callback(_ORDER_SLOTS.reset, _ORDER_SLOTS.set((id(self), slots)))
-                if not sending and (grant := Grant.ask(id(self), self._ex, self._create_units)) is not None:
+                if not sending and (grant := self._expected_grant()) is not None:
                     undo.callback(grant.drop)  # the create never came: withdrawn
                     undo.callback(_GRANT.reset, _GRANT.set(grant))
             if sending:
@@ -392,6 +396,36 @@ class RequestDiscipline:
         place in ccxt's bucket asked for on admission (what the caller journals meanwhile costs
         no time on the way to the venue)."""
         return self._order_slot(sending=False, before_wait=before_wait)
+
+    def expect_order(self) -> None:
+        """A create may follow (`ExchangePort.expect_order`): its place in ccxt's bucket is asked
+        for now, and the next admission (`admit`) takes it, so that the signal's checks and
+        journal write run while the bucket refills. At most one such place is held at a time:
+        a signal that never becomes an order leaves it to the next create, so however many of
+        those arrive, one create's refill is the most ever spent on them. One asked more than
+        EXPECTED_FRESH ago is withdrawn rather than taken (the weight it put in the window would
+        count at the wrong moment), and the admission asks anew."""
+        held = self._expected
+        if held is not None and held.fresh(EXPECTED_FRESH):
+            return
+        if held is not None:
+            held.drop()
+        self._expected = Grant.ask(id(self), self._ex, self._create_units)
+
+    def _expected_grant(self) -> Grant | None:
+        """The admission's place in the bucket: the one `expect_order` asked for while fresh, else
+        one asked now (None: no bucket, or no known cost)."""
+        held, self._expected = self._expected, None
+        if held is not None and held.fresh(EXPECTED_FRESH):
+            return held
+        if held is not None:
+            held.drop()
+        return Grant.ask(id(self), self._ex, self._create_units)
+
+    def _drop_expected(self) -> None:
+        if self._expected is not None:
+            self._expected.drop()
+            self._expected = None
 
     def admits_now(self, ahead: int = 0) -> bool:
         """Whether `admit` would return at once after `ahead` promised admissions: no cooldown
