@@ -13,9 +13,9 @@ working, and its orders are still ours when reconciliation meets them on the ven
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import re
+from functools import lru_cache
 
 MAX_LEN = 32
 PREFIX_MAX = 8
@@ -26,8 +26,14 @@ PREFIX_RULE = f"1-{PREFIX_MAX} letters and digits (A-Z a-z 0-9; no '-' or '_', w
 _PREFIX = re.compile(rf"^[A-Za-z0-9]{{1,{PREFIX_MAX}}}$")
 _CURRENT = re.compile(rf"^(?P<key>(?P<prefix>[A-Za-z0-9]{{1,{PREFIX_MAX}}})[a-z2-7]{{{_TAG_LEN}}})(?P<n>\d{{4}})$")
 _LEGACY = re.compile(r"^(?P<key>(?P<prefix>[A-Za-z0-9_-]{1,8})-[a-z2-7]{16})-(?P<n>\d+)$")
+# The tag is the digest's first 100 bits in lower-case base32 (RFC 4648's alphabet), read two
+# letters (10 bits) at a time: what `base64.b32encode(digest[:15]).decode().lower()[:20]` gives.
+_BASE32 = "abcdefghijklmnopqrstuvwxyz234567"
+_PAIRS = [a + b for a in _BASE32 for b in _BASE32]
+_SHIFTS = tuple(range(_TAG_LEN * 5 - 10, -1, -10))
 
 
+@lru_cache(maxsize=64)  # a core has one prefix; a refused one raises and is not kept
 def check_prefix(prefix: str) -> str:
     """`prefix` if it makes ids every venue accepts; else ValueError naming the rule."""
     if not _PREFIX.match(prefix):
@@ -39,9 +45,8 @@ def client_order_id(prefix: str, signal_id: str, replacement: int = 0) -> str:
     check_prefix(prefix)
     if not 0 <= replacement <= MAX_REPLACEMENT:
         raise ValueError(f"replacement must be 0..{MAX_REPLACEMENT}")
-    # The first 15 bytes make the first 24 base32 letters: the tag needs no more of the digest.
-    digest = hashlib.sha256(signal_id.encode()).digest()[:15]
-    tag = base64.b32encode(digest).decode().lower()[:_TAG_LEN]
+    bits = int.from_bytes(hashlib.sha256(signal_id.encode()).digest()[:13], "big") >> 4  # the first 100
+    tag = "".join([_PAIRS[(bits >> shift) & 1023] for shift in _SHIFTS])
     return f"{prefix}{tag}{replacement:0{_REPLACEMENT_DIGITS}d}"
 
 
