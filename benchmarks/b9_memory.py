@@ -9,12 +9,10 @@ terminal and a second has passed, its resident set (VmRSS in /proc/<pid>/status)
 rest up to TOTAL, the same wait, the second reading. The value is the difference, in MB (2**20
 bytes). Then stdin is closed and the core must exit 0 on its own (idle).
 
-The default `make bench` run measures DEFAULT_FIRST -> DEFAULT_TOTAL only (100,000 signals alone
-take longer than the 5 minutes every row must share); `make bench ARGS=--growth` runs the full
-10,000 -> 100,000. The detail says which ran; `met` is only ever given for the full interval's
-growth (a shorter one cannot show that 90,000 signals fit in 10 MB), so the default run is
-`met: false`, with its growth per 10,000 signals in the detail. `python -m benchmarks.b9_memory
-FIRST TOTAL` measures any other interval (`10000 30000` to iterate on a change in two minutes).
+`make bench` measures the row's full interval, 10,000 -> 100,000 (about two minutes of its five
+at 800 signals/s); `python -m benchmarks.b9_memory FIRST TOTAL` measures any other interval
+(`10000 30000` to iterate on a change in half a minute), and its `met` is only ever given for the
+full one (a shorter one cannot show that 90,000 signals fit in 10 MB).
 
 `python -m benchmarks.b9_memory --tracemalloc [FIRST TOTAL]` runs the same path in-process (the
 service `run --headless` builds, a stdin-like source fed as the core takes it; no log lines)
@@ -37,15 +35,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from executor.venue.records import KEEP_CLOSED
-
 FIRST = 10_000
 TOTAL = 100_000
-# What the default `make bench` run measures (see the module's doc): 5,000 signals of growth, from
-# 1,000 after the paper engine's window of ended orders (KEEP_CLOSED) filled, because 100,000 take
-# 4 to 7 minutes here (240 to 450 signals/s on 2 cores) and every row of `make bench` shares 5 minutes.
-DEFAULT_FIRST = KEEP_CLOSED + 1_000
-DEFAULT_TOTAL = DEFAULT_FIRST + 5_000
 GOAL_MB = 10.0
 SIZES = {"BTC/USDT": 0.001, "ETH/USDT": 0.01, "SOL/USDT": 0.1}
 BALANCES = {"USDT": 10**10, "BTC": 10**6, "ETH": 10**7, "SOL": 10**8}
@@ -185,7 +176,7 @@ async def measure(first: int = FIRST, total: int = TOTAL, also: tuple[int, ...] 
     }
 
 
-def run(total: int = DEFAULT_TOTAL, first: int = DEFAULT_FIRST) -> dict:
+def run(total: int = TOTAL, first: int = FIRST) -> dict:
     r = asyncio.run(measure(first, total))
     a, b = r["points"][first], r["points"][total]
     full = first == FIRST and total == TOTAL
@@ -194,8 +185,7 @@ def run(total: int = DEFAULT_TOTAL, first: int = DEFAULT_FIRST) -> dict:
     scale = (
         "the full interval"
         if full
-        else "a shorter interval than the row's 10,000 -> 100,000 (the full one runs under --growth); "
-        "met is only given for the full interval"
+        else "a shorter interval than the row's 10,000 -> 100,000: met is only given for the full interval"
     )
     return {
         "value": round(r["growth_mb"], 1),
@@ -308,4 +298,4 @@ if __name__ == "__main__":
         asyncio.run(_traced(*(nums or [FIRST, TOTAL])))
     else:
         nums = [int(a) for a in sys.argv[1:] if a.isdigit()]
-        print(run(*(nums[:2][::-1] or [DEFAULT_TOTAL])))
+        print(run(*(nums[:2][::-1] or [TOTAL])))

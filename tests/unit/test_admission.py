@@ -263,18 +263,39 @@ async def test_a_place_asked_for_ahead_is_taken_by_the_next_admission_and_never_
         assert len(asked) == 2
 
 
-async def test_a_place_held_too_long_is_withdrawn_and_the_admission_asks_anew(adapter):
+async def test_a_place_held_long_is_kept_and_its_weight_counted_again_when_taken(adapter):
     adapter.expect_order()
     held = adapter._expected
     assert held is not None
-    future = held.future
-    held.asked_at -= 2 * EXPECTED_FRESH  # its weight would count a moment the request never was
-    adapter.expect_order()  # a stale one is replaced, not kept
-    assert adapter._expected is not held and held.future is None and (future.cancelled() or future.done())
-    adapter._expected.asked_at -= 2 * EXPECTED_FRESH
-    stale = adapter._expected
+    await asyncio.wait_for(asyncio.shield(held.future), timeout=5)  # given by the bucket
+    held.asked_at -= 2 * EXPECTED_FRESH
+    adapter.expect_order()  # never replaced: one place is the most ever spent ahead
+    assert adapter._expected is held
+    before = adapter._window._own
     async with adapter.admit():
-        assert stale.future is None and adapter._expected is None
+        assert adapter._expected is None
+        weight = adapter._create_units * adapter._weight_per_cost
+        assert adapter._window._own == pytest.approx(before + weight)  # counted in the window of now
+
+
+async def test_a_place_given_before_the_window_filled_is_withdrawn_and_the_admission_queues_anew(adapter):
+    adapter.expect_order()
+    held = adapter._expected
+    await asyncio.wait_for(asyncio.shield(held.future), timeout=5)  # given while the window looked empty
+    adapter._window.limit = 6000
+    adapter._window.report(6000, adapter._window.clock())  # then an answer said it is full
+    assert adapter._window.hold(adapter.request_cost("create_order")) > 0
+    asked: list[float] = []
+    throttler = adapter._ex.throttler
+
+    def counting(cost=None):
+        asked.append(cost)
+        return throttler(cost)
+
+    adapter._ex.throttler = counting
+    async with adapter.admit():
+        assert held.future is None  # withdrawn, not taken
+        assert asked == [adapter._create_units]  # a new place, queued behind the hold
 
 
 async def test_closing_the_adapter_withdraws_a_place_held_for_a_create(adapter):

@@ -63,8 +63,8 @@ PACE_SHARE = 1.0
 # Binance spot's limits until the venue's exchangeInfo says otherwise.
 _BINANCE_ORDER_LIMITS = ((100, 10.0), (200_000, 86_400.0))
 _BINANCE_WEIGHT_LIMIT = (6000, 60.0)
-# How long a create's place in ccxt's bucket asked for ahead of its signal (`expect_order`) is
-# kept for the next admission, in seconds.
+# A create's place in ccxt's bucket asked for ahead of its signal (`expect_order`) and given longer
+# ago than this (seconds) has its weight counted again in the venue's window when it is taken.
 EXPECTED_FRESH = 1.0
 
 # The order slots the current task holds (owner, slots), and whether the request being made is the
@@ -400,27 +400,30 @@ class RequestDiscipline:
     def expect_order(self) -> None:
         """A create may follow (`ExchangePort.expect_order`): its place in ccxt's bucket is asked
         for now, and the next admission (`admit`) takes it, so that the signal's checks and
-        journal write run while the bucket refills. At most one such place is held at a time:
-        a signal that never becomes an order leaves it to the next create, so however many of
-        those arrive, one create's refill is the most ever spent on them. One asked more than
-        EXPECTED_FRESH ago is withdrawn rather than taken (the weight it put in the window would
-        count at the wrong moment), and the admission asks anew."""
-        held = self._expected
-        if held is not None and held.fresh(EXPECTED_FRESH):
-            return
-        if held is not None:
-            held.drop()
-        self._expected = Grant.ask(id(self), self._ex, self._create_units)
+        journal write run while the bucket refills. At most one such place is ever held: a
+        signal that never becomes an order leaves it to the next create, so however many of
+        those arrive, one create's place is the most ever spent on them."""
+        if self._expected is None:
+            self._expected = Grant.ask(id(self), self._ex, self._create_units)
 
     def _expected_grant(self) -> Grant | None:
-        """The admission's place in the bucket: the one `expect_order` asked for while fresh, else
-        one asked now (None: no bucket, or no known cost)."""
+        """The admission's place in the bucket: the one `expect_order` asked for, else one asked
+        now (None: no bucket, or no known cost).
+
+        A place given before is checked again as it is taken, because what the adapter learned
+        since (the signal's own ticker read may have said the venue's weight window is full)
+        would now hold the create: then it is withdrawn and the admission queues for a new one,
+        behind the hold. One given more than EXPECTED_FRESH ago has its weight counted again
+        (the window it was counted in may be over; counted twice is only stricter)."""
         held, self._expected = self._expected, None
-        if held is not None and held.fresh(EXPECTED_FRESH):
-            return held
-        if held is not None:
-            held.drop()
-        return Grant.ask(id(self), self._ex, self._create_units)
+        if held is not None and held.future is not None and held.future.done() and not held.future.cancelled():
+            weight = self._create_units * self._weight_per_cost if self._create_units is not None else 0.0
+            if self._window.hold(weight) > 0:
+                held.drop()
+                held = None
+            elif not held.fresh(EXPECTED_FRESH):
+                self._window.admit(weight)
+        return held if held is not None else Grant.ask(id(self), self._ex, self._create_units)
 
     def _drop_expected(self) -> None:
         if self._expected is not None:
