@@ -194,7 +194,9 @@ class StoreConnection:
         """Copy the WAL's pages into the database in SQLite's thread, as its own commits would
         (a passive checkpoint: it waits for no reader or writer, and a later one finishes it)."""
         with contextlib.suppress(sqlite3.Error, ValueError):  # closed meanwhile, or busy: the next one
-            await self._conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
+            # Its row read and its cursor closed: a statement left in progress on this connection
+            # would make the next COMMIT here fail ("SQL statements in progress").
+            await self._conn.execute_fetchall("PRAGMA wal_checkpoint(PASSIVE)")
 
     async def _flush(self) -> None:
         while self._queue:

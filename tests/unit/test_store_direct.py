@@ -83,4 +83,7 @@ async def test_the_wal_is_checkpointed_in_sqlites_thread_every_so_many_direct_wr
     assert conn._checkpoint is not None  # asked of SQLite's thread
     await asyncio.wait_for(asyncio.shield(conn._checkpoint), timeout=30)
     assert conn._checkpoint.exception() is None
-    assert len(await rows(conn)) == CHECKPOINT_EVERY
+    # A write in SQLite's thread after it commits (the checkpoint left no statement in progress).
+    big = [("INSERT INTO t (v, version) VALUES (?, ?)", ("big", i)) for i in range(DIRECT_MAX + 1)]
+    await conn.transact(big)
+    assert len(await rows(conn)) == CHECKPOINT_EVERY + DIRECT_MAX + 1
