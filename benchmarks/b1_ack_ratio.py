@@ -48,7 +48,7 @@ WARMUP = 10  # calls per side before anything is counted (connections, caches, t
 # Short rounds: whatever the machine does meanwhile (another process, the core's own reads) falls
 # on both sides alike; in rounds of 25 a busy second moved the ratio by 0.03 from run to run.
 ROUND = 2  # calls per side per round
-ROUNDS = 100  # rounds, each side first in half of them: ROUND * ROUNDS samples per side
+ROUNDS = 60  # rounds, each side first in half of them: ROUND * ROUNDS samples per side
 GOAL = 1.10
 SYMBOL, AMOUNT = "BTC/USDT", "0.001"
 # The emulator's order-count limit out of the way. Switched off (0) the venue announces no ORDERS

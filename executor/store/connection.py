@@ -180,7 +180,7 @@ class StoreConnection:
         try:
             outcome = _run_batch(self._direct, [statements])[0]
         except sqlite3.OperationalError as exc:
-            if exc.sqlite_errorcode in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED):
+            if (getattr(exc, "sqlite_errorcode", 0) or 0) & 0xFF in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED):
                 return False, None
             return True, StoreError(f"write failed: {exc}")
         except Exception as exc:  # as a batch that failed as a whole in SQLite's thread
