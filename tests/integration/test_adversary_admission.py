@@ -138,6 +138,21 @@ async def test_a_promised_admission_that_has_to_wait_keeps_its_signal_committed_
             await service.close()
 
 
+def count_creates(client: Any) -> list[str]:
+    """The client order ids of the creates `client` sends, in order (its real `fetch`, counted)."""
+    creates: list[str] = []
+    fetch = client.fetch
+
+    async def counted(url, method="GET", headers=None, body=None):
+        found = _COID.search(f"{url}&{body or ''}") if method == "POST" else None
+        if found is not None:
+            creates.append(found.group(1))
+        return await fetch(url, method, headers, body)
+
+    client.fetch = counted
+    return creates
+
+
 class CountingBucket:
     """ccxt's bucket as it is, counting each admission asked of it by cost (a proxy, not a mock:
     every call goes to the adapter's own `cooldown_throttler`)."""
@@ -167,16 +182,7 @@ async def test_a_burst_with_place_tasks_cancelled_during_admission_leaves_no_pro
             client = rig.exchange._ex
             bucket = CountingBucket(client.throttler)
             client.throttler = bucket
-            creates: list[str] = []
-            fetch = client.fetch
-
-            async def counted(url, method="GET", headers=None, body=None):
-                found = _COID.search(f"{url}&{body or ''}") if method == "POST" else None
-                if found is not None:
-                    creates.append(found.group(1))
-                return await fetch(url, method, headers, body)
-
-            client.fetch = counted
+            creates = count_creates(client)
             records = [
                 await rig.approved(id=f"c-{i}", symbol=BTC, amount=0.001, order_type="market") for i in range(20)
             ]
@@ -230,16 +236,7 @@ async def test_places_asked_for_ahead_of_signals_cost_one_create_each_and_never_
             client = exchange._ex
             bucket = CountingBucket(client.throttler)
             client.throttler = bucket
-            creates: list[str] = []
-            fetch = client.fetch
-
-            async def counted(url, method="GET", headers=None, body=None):
-                found = _COID.search(f"{url}&{body or ''}") if method == "POST" else None
-                if found is not None:
-                    creates.append(found.group(1))
-                return await fetch(url, method, headers, body)
-
-            client.fetch = counted
+            creates = count_creates(client)
             lines, placed = [], 0
             for i in range(60):
                 kind = i % 3

@@ -1,61 +1,18 @@
-"""Adversary tests, through the core (the adapter's own are in test_adversary_expect.py), of a create's
-place in ccxt's bucket asked for ahead of its signal
-(`ExchangePort.expect_order`, ccxt/discipline.py `expect_order` / `_expected_grant`): real ccxt
-binance against the emulator, Binance spot's default limits (6,000 weight per minute).
-
-The bucket's queue stands still while the venue's weight window is full (`WeightWindow.hold`, checked
-when the bucket gives a place) "rather than drawing a 429". A place asked for as the signal arrives
-is given at once and may be taken up to EXPECTED_FRESH later: whatever the adapter learns of the
-venue's window in between (the signal's own ticker read, a poll's answer) no longer held the create.
-Found by an adversary review of the change; the admission now checks a place given before again as
-it takes it (`_expected_grant`), and a held place is never replaced.
-"""
+"""Adversary test, through the core, of a create's place in ccxt's bucket asked for ahead of its
+signal (`ExchangePort.expect_order`): see test_adversary_expect.py, whose rigs it uses."""
 
 from __future__ import annotations
 
 import json
 import time
-from typing import Any
 
 import pytest
 from helpers import eventually
 
-from .support import (
-    CLIENT_TIMEOUT_MS,
-    emulator_adapter,
-    emulator_faults,
-    emulator_running,
-    raw_binance,
-)
+from .support import CLIENT_TIMEOUT_MS, emulator_adapter, emulator_faults, emulator_running
+from .test_adversary_expect import BTC, use_venue_weight, well_inside_a_minute
 
 pytestmark = pytest.mark.integration
-
-BTC = "BTC/USDT"
-
-
-async def well_inside_a_minute(low: float = 3.0, high: float = 45.0) -> None:
-    """Wait until the venue's one-minute weight window (the emulator's clock is this machine's) is
-    between `low` and `high` seconds old, and its 10 s order-count window under 2 s old: what
-    follows happens inside one window of each, and the adapter trusts the venue's header (not
-    sent right after a boundary)."""
-    await eventually(lambda: low < time.time() % 60 < high and time.time() % 10 < 2, timeout=70, interval=0.01)
-
-
-async def use_venue_weight(url: str, emulator: Any, target: int) -> None:
-    """Another process on the same API key (a core restarted inside the minute, a script) uses the
-    venue's weight until its window holds exactly `target`: real requests of a ccxt binance
-    without a throttle (depth 5,000 = 250, exchangeInfo = 20, ping = 1)."""
-    weight = emulator.limits.weight
-    async with raw_binance(url) as other:
-        while (left := target - weight.used) > 0:
-            if left >= 250:
-                await other.publicGetDepth({"symbol": "BTCUSDT", "limit": 5000})
-            elif left >= 20:
-                await other.publicGetExchangeInfo()
-            else:
-                await other.publicGetPing()
-        other.timeout_on_exit = 0
-    assert weight.used == target, (weight.used, target)
 
 
 @pytest.mark.parametrize("ahead", [True], ids=["asked-ahead"])  # `False`: the flow before the change (slow: a minute)

@@ -240,8 +240,9 @@ async def test_the_ccxt_adapter_admits_now_only_without_a_cooldown_and_with_room
 # -- a create's place in ccxt's bucket asked for ahead of its signal (`expect_order`) ------------
 
 
-async def test_a_place_asked_for_ahead_is_taken_by_the_next_admission_and_never_asked_twice(adapter):
-    asked: list[float] = []
+def counting_bucket(adapter) -> list:
+    """The costs of the places asked of the adapter's ccxt bucket from now on (its real bucket)."""
+    asked: list = []
     throttler = adapter._ex.throttler
 
     def counting(cost=None):
@@ -249,6 +250,11 @@ async def test_a_place_asked_for_ahead_is_taken_by_the_next_admission_and_never_
         return throttler(cost)
 
     adapter._ex.throttler = counting
+    return asked
+
+
+async def test_a_place_asked_for_ahead_is_taken_by_the_next_admission_and_never_asked_twice(adapter):
+    asked = counting_bucket(adapter)
     adapter.expect_order()
     held = adapter._expected
     assert held is not None and asked == [adapter._create_units]
@@ -285,14 +291,7 @@ async def test_a_place_given_before_the_window_filled_is_withdrawn_and_the_admis
     adapter._window.limit = 6000
     adapter._window.report(6000, adapter._window.clock())  # then an answer said it is full
     assert adapter._window.hold(adapter.request_cost("create_order")) > 0
-    asked: list[float] = []
-    throttler = adapter._ex.throttler
-
-    def counting(cost=None):
-        asked.append(cost)
-        return throttler(cost)
-
-    adapter._ex.throttler = counting
+    asked = counting_bucket(adapter)
     async with adapter.admit():
         assert held.future is None  # withdrawn, not taken
         assert asked == [adapter._create_units]  # a new place, queued behind the hold
