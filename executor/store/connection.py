@@ -5,20 +5,11 @@ write (a group) land together or not at all, and writers arriving while a commit
 share the next one. A statement is SQL with its parameters (positional, or named as a model's row
 is), and, for a compare-and-set, `True`: it must change exactly one row, or its group is rolled
 back with `StaleWrite`.
-
-A small write that finds nothing else being written runs at once on the event loop's thread,
-through a second connection of its own (`_direct`): SQLite commits a WAL transaction without a
-sync in about 0.06 ms, and the trip to aiosqlite's thread and back costs 0.35 ms more on these
-machines, on the path of every order acknowledgement. It never waits on a lock (busy timeout 0:
-a busy database sends the write to the thread, as before), never checkpoints the WAL on the
-loop (that is done in SQLite's thread every CHECKPOINT_EVERY such writes), and lands before any
-write that comes after it, like any other.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import sqlite3
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
@@ -31,9 +22,6 @@ from executor.store.schema import MIGRATIONS, SCHEMA_VERSION
 # A statement, its parameters, and whether it must change exactly one row (a compare-and-set).
 Params = Sequence[Any] | Mapping[str, Any]
 Statement = tuple[str, Params] | tuple[str, Params, bool]
-
-DIRECT_MAX = 16  # statements in a write that may run on the loop's thread (an order's change is 2-6)
-CHECKPOINT_EVERY = 500  # such writes between two passive WAL checkpoints in SQLite's thread
 
 
 class StoreError(RuntimeError):
@@ -57,9 +45,6 @@ class StoreConnection:
         self.read_only = read_only
         self._queue: list[tuple[list[Statement], asyncio.Future]] = []
         self._flusher: asyncio.Task | None = None
-        self._direct: sqlite3.Connection | None = None  # small writes on the loop's thread
-        self._direct_writes = 0
-        self._checkpoint: asyncio.Task | None = None
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -95,23 +80,10 @@ class StoreConnection:
         await self._conn.execute("PRAGMA synchronous = NORMAL")
         await self._conn.execute("PRAGMA foreign_keys = ON")
         await self.migrate()
-        direct = sqlite3.connect(self.path, isolation_level=None)
-        try:
-            for pragma in ("busy_timeout = 0", "synchronous = NORMAL", "foreign_keys = ON", "wal_autocheckpoint = 0"):
-                direct.execute(f"PRAGMA {pragma}")
-        except BaseException:
-            direct.close()
-            raise
-        self._direct = direct
 
     async def close(self) -> None:
         if self._flusher is not None and not self._flusher.done():
             await asyncio.shield(self._flusher)
-        if self._checkpoint is not None and not self._checkpoint.done():
-            await asyncio.shield(self._checkpoint)
-        if self._direct is not None:
-            self._direct.close()
-            self._direct = None
         await self._conn.close()
 
     async def schema_version(self) -> int:
@@ -151,52 +123,11 @@ class StoreConnection:
         """
         if self.read_only:
             raise ReadOnlyStore("the store is open read-only")
-        statements = list(statements)
-        if (
-            self._direct is not None
-            and len(statements) <= DIRECT_MAX
-            and not self._queue
-            and (self._flusher is None or self._flusher.done())
-        ):
-            done, outcome = self._write_direct(statements)
-            if done:
-                # A write suspends its writer, as the trip to SQLite's thread did: what was ready to
-                # run meanwhile (the caller that waits for this intent, to announce its approval)
-                # still runs before the writer goes on to announce what follows.
-                await asyncio.sleep(0)
-                if isinstance(outcome, BaseException):
-                    raise outcome
-                return outcome
         future: asyncio.Future[list[int | None]] = asyncio.get_running_loop().create_future()
-        self._queue.append((statements, future))
+        self._queue.append((list(statements), future))
         if self._flusher is None or self._flusher.done():
             self._flusher = asyncio.create_task(self._flush(), name="store-flush")
         return await future
-
-    def _write_direct(self, statements: list[Statement]) -> tuple[bool, Any]:
-        """Run one small write here and now: (True, its rowids or the error that undid it), or
-        (False, None) when the database is busy (the write then goes to SQLite's thread)."""
-        assert self._direct is not None
-        try:
-            outcome = _run_batch(self._direct, [statements])[0]
-        except sqlite3.OperationalError as exc:
-            if (getattr(exc, "sqlite_errorcode", 0) or 0) & 0xFF in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED):
-                return False, None
-            return True, StoreError(f"write failed: {exc}")
-        except Exception as exc:  # as a batch that failed as a whole in SQLite's thread
-            return True, StoreError(f"write failed: {exc}")
-        self._direct_writes += 1
-        if self._direct_writes % CHECKPOINT_EVERY == 0 and (self._checkpoint is None or self._checkpoint.done()):
-            self._checkpoint = asyncio.create_task(self._checkpoint_wal(), name="store-checkpoint")
-        return True, outcome
-
-    async def _checkpoint_wal(self) -> None:
-        """Copy the WAL's pages into the database in SQLite's thread, as its own commits would
-        (a passive checkpoint: it waits for no reader or writer, and a later one finishes it)."""
-        with contextlib.suppress(sqlite3.Error, ValueError):  # closed meanwhile, or busy: the next one
-            # Its row read and its cursor closed: a statement left in progress on this connection
-            # would make the next COMMIT here fail ("SQL statements in progress").
-            await self._conn.execute_fetchall("PRAGMA wal_checkpoint(PASSIVE)")
 
     async def _flush(self) -> None:
         while self._queue:
