@@ -185,12 +185,9 @@ async def test_at_scale_every_approval_line_comes_before_its_fill_line(tmp_path)
     assert not late_lines, f"{len(late_lines)} fill lines before their approval line, e.g. {late_lines[:3]}"
 
 
-async def test_at_scale_with_a_client_taking_snapshots_no_order_step_fails(tmp_path):
-    """1,000 auto-approved signals on the paper exchange while a console (as the control server
-    does for each client) takes snapshots: every order is filled, no write fails."""
-    service = await open_service(tmp_path / "s.db", approval={"mode": "auto"})
-    events: list = []
-    service.bus.subscribe(events.append)
+def consoles_taking_snapshots(service, count: int = 2):
+    """`count` consoles taking snapshots (as the control server does for each client) until the
+    returned event is set: (that event, the errors their reads raised, their tasks)."""
     stop = asyncio.Event()
     read_errors: list[BaseException] = []
 
@@ -202,7 +199,16 @@ async def test_at_scale_with_a_client_taking_snapshots_no_order_step_fails(tmp_p
                 read_errors.append(exc)
             await asyncio.sleep(0)
 
-    viewers = [asyncio.ensure_future(console()) for _ in range(2)]
+    return stop, read_errors, [asyncio.ensure_future(console()) for _ in range(count)]
+
+
+async def test_at_scale_with_a_client_taking_snapshots_no_order_step_fails(tmp_path):
+    """1,000 auto-approved signals on the paper exchange while a console (as the control server
+    does for each client) takes snapshots: every order is filled, no write fails."""
+    service = await open_service(tmp_path / "s.db", approval={"mode": "auto"})
+    events: list = []
+    service.bus.subscribe(events.append)
+    stop, read_errors, viewers = consoles_taking_snapshots(service)
     n = 1000
     try:
         lines = [
@@ -226,7 +232,7 @@ async def test_at_scale_with_a_client_taking_snapshots_no_order_step_fails(tmp_p
 
 async def test_a_burst_of_log_lines_while_a_console_takes_snapshots_is_all_journaled(tmp_path):
     """A burst of more than DIRECT_MAX Log lines (a reconciliation round, a price move filling
-    many orders) is one write in SQLite's thread; the flags a core saves meanwhile are direct
+    many orders) is one write in SQLite's thread; the flags a core saves meanwhile are small
     writes; a console takes snapshots. Every line must reach the journaled `log` table."""
     service = await open_service(tmp_path / "s.db", approval={"mode": "auto"})
     lines = [
@@ -235,18 +241,7 @@ async def test_a_burst_of_log_lines_while_a_console_takes_snapshots_is_all_journ
     ]
     await service.submit(lines, source="test")  # rows for the console to read
     await eventually(service.idle, 60)
-    stop = asyncio.Event()
-    read_errors: list[BaseException] = []
-
-    async def console() -> None:
-        while not stop.is_set():
-            try:
-                await service.snapshot(history=50)
-            except Exception as exc:
-                read_errors.append(exc)
-            await asyncio.sleep(0)
-
-    viewers = [asyncio.ensure_future(console()) for _ in range(2)]
+    stop, read_errors, viewers = consoles_taking_snapshots(service)
     rounds, burst = 40, DIRECT_MAX + 4
     try:
         for r in range(rounds):
