@@ -140,9 +140,20 @@ def cooldown_throttler(
     from ccxt.async_support.base.throttler import Throttler
 
     class CooldownThrottler(Throttler):
+        # When the first request of a busy spell was queued: the refill runs from then. ccxt's
+        # loop starts its clock when its task first runs, a loop turn later; on a core that turn
+        # comes after the signal's checks (about a millisecond), which every create then waited
+        # on top of its refill.
+        queued_at: float | None = None
+
+        def __call__(self, cost: Any = None) -> asyncio.Future[Any]:
+            if not self.running:
+                self.queued_at = time.time() * 1000
+            return super().__call__(cost)
+
         async def leaky_bucket_loop(self) -> None:
             # ccxt's loop (async_support/base/throttler.py), plus the cooldown and the window check.
-            last_timestamp = time.time() * 1000
+            last_timestamp = self.queued_at if self.queued_at is not None else time.time() * 1000
             while self.running:
                 if cooldown.remaining > 0:
                     await cooldown.wait()
