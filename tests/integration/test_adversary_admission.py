@@ -44,9 +44,11 @@ WINDOW = 10.0
 _COID = re.compile(r"newClientOrderId=([^&]+)")
 
 
-async def early_in_a_window(phase: float = 1.5) -> int:
+async def early_in_a_window(phase: float = 4.5) -> int:
     """Wait until the venue's 10 s window (the emulator's clock is this machine's) is under
-    `phase` seconds old; returns its index."""
+    `phase` seconds old; returns its index. (A test that then waits for the next window waits,
+    from a random moment, 15 s less `phase` on average; W's and P's creates take well under a
+    second of the 5.5 s left.)"""
     await eventually(lambda: time.time() % WINDOW < phase, timeout=30, interval=0.01)
     return int(time.time() // WINDOW)
 
@@ -115,7 +117,7 @@ async def test_a_promised_admission_that_has_to_wait_keeps_its_signal_committed_
                 return await real_transact(*groups)
 
             store.transact = transact
-            await early_in_a_window(1.5)
+            await early_in_a_window()
             lines = [resting_buy(engine, f"sig-{name}") for name in ("W", "P", "B")]
             submitted = asyncio.create_task(service.submit(lines, source="test"))
 

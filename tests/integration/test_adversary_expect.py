@@ -35,12 +35,14 @@ pytestmark = pytest.mark.integration
 BTC = "BTC/USDT"
 
 
-async def well_inside_a_minute(low: float = 3.0, high: float = 45.0) -> None:
+async def in_a_minutes_last_order_window() -> None:
     """Wait until the venue's one-minute weight window (the emulator's clock is this machine's) is
-    between `low` and `high` seconds old, and its 10 s order-count window under 2 s old: what
-    follows happens inside one window of each, and the adapter trusts the venue's header (not
-    sent right after a boundary)."""
-    await eventually(lambda: low < time.time() % 60 < high and time.time() % 10 < 2, timeout=70, interval=0.01)
+    50 to 52 s old: its last 10 s order-count window is under 2 s old, so what follows happens
+    inside one window of each (the 8 s to the boundary they share), and the adapter trusts the
+    venue's header (not sent right after a boundary). Of the 10 s order windows, the minute's
+    last one leaves the least to wait for a create the full weight window holds until it rolls
+    over."""
+    await eventually(lambda: 50 <= time.time() % 60 < 52, timeout=70, interval=0.01)
 
 
 async def use_venue_weight(url: str, emulator: Any, target: int) -> None:
@@ -84,7 +86,7 @@ async def test_a_place_asked_for_ahead_never_lets_the_create_into_a_window_the_a
         assert limit == 6000
         async with emulator_adapter(running.url, markets=[BTC], timeout_ms=CLIENT_TIMEOUT_MS) as adapter:
             adapter._ex.timeout_on_exit = 0
-            await well_inside_a_minute()
+            await in_a_minutes_last_order_window()
             await adapter.load_markets()
             assert adapter.budget().weight_per_minute == limit
             # An order earlier in this 10 s window (the core is trading): the next one's admission

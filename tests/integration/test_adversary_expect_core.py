@@ -10,7 +10,7 @@ import pytest
 from helpers import eventually
 
 from .support import CLIENT_TIMEOUT_MS, emulator_adapter, emulator_faults, emulator_running
-from .test_adversary_expect import BTC, use_venue_weight, well_inside_a_minute
+from .test_adversary_expect import BTC, in_a_minutes_last_order_window, use_venue_weight
 
 pytestmark = pytest.mark.integration
 
@@ -53,7 +53,7 @@ async def test_a_market_signal_through_intake_waits_out_the_full_window_its_own_
             await service.start()
             for task in service._loops:  # a quiet moment: no poll, no ticker round in between
                 task.cancel()
-            await well_inside_a_minute()
+            await in_a_minutes_last_order_window()
             price = float(emulator.engine.ticker(BTC).ask)
             first = {"id": "s-1", "symbol": BTC, "side": "buy", "amount": 0.001, "order_type": "market", "price": price}
             [record] = await service.submit([json.dumps(first)], source="test")

@@ -33,7 +33,11 @@ def venue_limits() -> Any:
 
 async def early_in_a_window(phase: float = 2.0, after: int | None = None) -> int:
     """Wait until the venue's 10 s window (its clock is this machine's) is under `phase` seconds old
-    (and later than window `after`); returns its index."""
+    (and later than window `after`); returns its index.
+
+    The tests below then wait for that window to end: the larger the `phase` they accept, the less
+    they wait in all (from a random moment, 15 s less `phase` on average). Each leaves what has to
+    happen inside the window over 3 s, many times what it takes."""
     await eventually(
         lambda: time.time() % WINDOW < phase and (after is None or time.time() // WINDOW > after),
         timeout=30,
@@ -42,15 +46,32 @@ async def early_in_a_window(phase: float = 2.0, after: int | None = None) -> int
     return int(time.time() // WINDOW)
 
 
-async def previous_process(url: str, n: int, tag: str, timeout_ms: int | None = None) -> None:
-    """`n` resting orders placed at once on the same key by someone else (a process gone now)."""
-    async with raw_binance(url) as other:
+async def theirs_then_ours(
+    running: Any,
+    adapter: Any,
+    theirs: tuple[int, str],
+    ours: tuple[int, str],
+    *,
+    phase: float,
+    after: int | None = None,
+    timeout_ms: int | None = None,
+) -> None:
+    """Early in a window (`early_in_a_window(phase, after)`), someone else on the same key (a
+    process gone now, an outsider) places `theirs` = (n, tag) resting orders at once; then a burst
+    of `ours` = (n, tag) through the adapter. Neither draws an order-count refusal (-1015). The
+    other's markets are loaded before the window is waited for: only its orders go inside it."""
+    async with raw_binance(running.url) as other:
         if timeout_ms:
             other.timeout = timeout_ms
         await other.load_markets()
+        await early_in_a_window(phase, after)
+        n, tag = theirs
         await asyncio.gather(
             *(other.create_order(BTC, "limit", "buy", 0.001, 20000, {"clientOrderId": f"{tag}{i}"}) for i in range(n))
         )
+        assert running.emulator.codes[-1015] == 0
+        await burst(adapter, *ours)
+    assert running.emulator.codes[-1015] == 0, running.emulator.record()["error_codes"]
 
 
 async def burst(adapter: Any, n: int, tag: str) -> list[Any]:
@@ -65,12 +86,9 @@ async def test_a_restart_into_a_window_the_previous_process_filled_draws_no_orde
         emulator_adapter(running.url, markets=[BTC]) as adapter,
     ):
         await adapter.load_markets()  # the fresh process: the venue's clock is known from here
-        await early_in_a_window(3.0)
-        await previous_process(running.url, 100, "prev")  # the window's 100, spent before the crash
-        assert running.emulator.codes[-1015] == 0
-        await burst(adapter, 3, "restart")
-        # the first order "asks" the venue for the window's count by placing an order: refused
-        assert running.emulator.codes[-1015] == 0, running.emulator.record()["error_codes"]
+        # the window's 100, spent before the crash; then the restart's burst, whose first order
+        # "asks" the venue for the window's count by placing an order: refused
+        await theirs_then_ours(running, adapter, (100, "prev"), (3, "restart"), phase=6.0)
 
 
 async def test_a_slow_first_answer_does_not_let_a_restarted_burst_overrun_the_window():
@@ -79,12 +97,9 @@ async def test_a_slow_first_answer_does_not_let_a_restarted_burst_overrun_the_wi
         emulator_adapter(running.url, markets=[BTC], timeout_ms=SLOW_TIMEOUT_MS) as adapter,
     ):
         await adapter.load_markets()
-        await early_in_a_window(1.0)
-        await previous_process(running.url, 60, "prev", SLOW_TIMEOUT_MS)
         # each answer takes 0.7 s: the other 59 must wait for the window's count, never go as if
         # the window held ours only (a 0.5 s wait for the first answer once let them)
-        await burst(adapter, 60, "slow")
-        assert running.emulator.codes[-1015] == 0, running.emulator.record()["error_codes"]
+        await theirs_then_ours(running, adapter, (60, "prev"), (60, "slow"), phase=3.0, timeout_ms=SLOW_TIMEOUT_MS)
 
 
 async def test_an_outsider_burst_in_a_window_after_a_clean_one_draws_no_order_count_refusal():
@@ -93,14 +108,11 @@ async def test_an_outsider_burst_in_a_window_after_a_clean_one_draws_no_order_co
         emulator_adapter(running.url, markets=[BTC]) as adapter,
     ):
         await adapter.load_markets()
-        first = await early_in_a_window(3.0)
+        first = await early_in_a_window(6.0)
         for i in range(5):  # a clean window: every count the venue tells is ours
             await buy(adapter, f"tcclean{i}", price="20000")
-        await early_in_a_window(2.0, after=first)
         # someone else on the key spends most of the next window; then a burst of ours
-        await previous_process(running.url, 96, "other")
-        await burst(adapter, 10, "after")
-        assert running.emulator.codes[-1015] == 0, running.emulator.record()["error_codes"]
+        await theirs_then_ours(running, adapter, (96, "other"), (10, "after"), phase=2.0, after=first)
 
 
 async def test_the_daily_order_count_the_venue_tells_holds_new_orders_before_a_refusal():

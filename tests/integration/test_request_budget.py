@@ -78,8 +78,9 @@ def no_rate_limit_answers(venue: RunningEmulator) -> bool:
 
 
 async def mid_minute() -> None:
-    """Wait until the minute's window is well under way and not about to roll over."""
-    await eventually(lambda: 3 <= time.time() % 60 <= 45, timeout=30, interval=0.05)
+    """Wait until the minute's window is well under way and not about to roll over: 8 s or more
+    are left for what has to happen inside it, which takes a few seconds at most."""
+    await eventually(lambda: 3 <= time.time() % 60 <= 52, timeout=30, interval=0.05)
 
 
 # -- pacing ---------------------------------------------------------------------------------------
@@ -206,8 +207,9 @@ async def test_an_order_count_429_holds_new_orders_only():
         emulator_adapter(running.url, markets=[BTC]) as adapter,
     ):
         await adapter.load_markets()
-        # early in a 10 s order window, so that everything below happens inside it
-        await eventually(lambda: time.time() % 10 < 4, timeout=15, interval=0.02)
+        # early in a 10 s order window, so that everything below happens inside it (about a second
+        # of the 4 s or more left; a later start would only wait longer for the window to end)
+        await eventually(lambda: time.time() % 10 < 6, timeout=15, interval=0.02)
         # someone else on the key takes this window's three new orders
         for n in range(3):
             await outsider.create_order(BTC, "limit", "buy", 0.001, 20000, {"clientOrderId": f"other-{n}"})
@@ -243,7 +245,7 @@ async def test_orders_someone_else_placed_in_the_window_are_counted_from_the_ven
     async with own_venue(emulator_adapter, seed=7, faults=emulator_faults(limits=limits), markets=[BTC]) as venue:
         running, adapter = venue
         async with raw_binance(running.url) as outsider:
-            await eventually(lambda: time.time() % 10 < 4, timeout=15, interval=0.02)
+            await eventually(lambda: time.time() % 10 < 6, timeout=15, interval=0.02)
             # someone else on the key takes three of this window's five
             others = [{"clientOrderId": f"other-{n}"} for n in range(3)]
             await asyncio.gather(*(outsider.create_order(BTC, "limit", "buy", 0.001, 20000, p) for p in others))
@@ -306,8 +308,10 @@ async def test_reading_the_venues_clock_after_an_orders_timestamp_refusal_is_not
 
 
 async def eventually_early_in_a_window() -> int:
-    """Wait until the venue's 10 s window (its clock is this machine's) is under 3 s old; its index."""
-    await eventually(lambda: time.time() % 10 < 3, timeout=15, interval=0.02)
+    """Wait until the venue's 10 s window (its clock is this machine's) is under 6 s old; its index.
+    (What has to happen inside it takes well under a second; the test then waits for the window
+    to end, the less the later it starts.)"""
+    await eventually(lambda: time.time() % 10 < 6, timeout=15, interval=0.02)
     return int(time.time() // 10)
 
 
