@@ -36,15 +36,51 @@ def _tmux(socket: str, *args: str) -> subprocess.CompletedProcess:
     return subprocess.run(["tmux", "-L", socket, *args], capture_output=True, text=True, timeout=10)
 
 
-def once(index: int) -> tuple[float, float, float]:
-    """(first paint, first full screen), seconds from process start, and the demo's CPU seconds until then."""
+# The floor under B4 (`python -m benchmarks.b4_startup --floor`): Textual alone drawing the same
+# first screen (the four titled panes, a fifth, and a status line with PAPER), no pydantic, no core.
+FLOOR_APP = """
+from textual.app import App
+from textual.containers import Horizontal, Vertical
+from textual.widgets import DataTable, Footer, RichLog, Static
+
+class Floor(App):
+    CSS = "Vertical, Horizontal { height: 1fr; } .pane { border: round $accent; height: 1fr; width: 1fr; }"
+
+    def compose(self):
+        yield Static(" PAPER  connected  reconciled")
+        with Vertical():
+            with Horizontal():
+                for title in ("Signals", "Orders"):
+                    table = DataTable(classes="pane")
+                    table.border_title = title
+                    yield table
+            with Horizontal():
+                for title in ("Log", "Balances", "Positions"):
+                    pane = RichLog(classes="pane") if title == "Log" else Static(classes="pane")
+                    pane.border_title = title
+                    yield pane
+        yield Footer()
+
+    def on_mount(self):
+        for table in self.query(DataTable):
+            table.add_columns("id", "symbol", "side", "amount", "status")
+
+Floor().run()
+"""
+
+
+def once(index: int, floor: bool = False) -> tuple[float, float, float]:
+    """(first paint, first full screen), seconds from process start, and the demo's CPU seconds
+    until then; `floor`: of FLOOR_APP instead of the demo."""
     exe = Path(sys.executable).with_name("tradeconsole")
     command = [str(exe)] if exe.exists() else [sys.executable, "-m", "console"]
     with tempfile.TemporaryDirectory() as tmp:
         stamp = Path(tmp) / "started"
         env = {"XDG_CONFIG_HOME": str(Path(tmp) / "config"), "TERM": "xterm-256color"}
         exports = " ".join(f"{k}={shlex.quote(v)}" for k, v in env.items())
-        demo = shlex.join([*command, "demo", "--db", str(Path(tmp) / "demo.db")])
+        demo = shlex.join(
+            [sys.executable, "-c", FLOOR_APP] if floor else [*command, "demo", "--db", str(Path(tmp) / "demo.db")]
+        )
         script = f"date +%s.%N > {shlex.quote(str(stamp))}; {exports} exec {demo}"
         socket = f"tcb4-{os.getpid()}-{index}"
         # As a user's installation starts: with Python's bytecode caches (pip compiles them at install;
@@ -98,5 +134,15 @@ def run() -> dict:
     }
 
 
+def floor() -> str:
+    once(-1, floor=True)
+    runs = [once(i, floor=True)[1:] for i in range(RUNS)]
+    return (
+        f"floor (Textual alone, the same panes and PAPER line): median {statistics.median(r[0] for r in runs):.3f} s "
+        f"to first full screen (runs: {', '.join(f'{r[0]:.3f}' for r in runs)} s), CPU median "
+        f"{statistics.median(r[1] for r in runs):.2f} s"
+    )
+
+
 if __name__ == "__main__":
-    print(run())
+    print(floor() if "--floor" in sys.argv else run())
