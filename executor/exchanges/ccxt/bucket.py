@@ -171,18 +171,22 @@ def cooldown_throttler(
                 # cap applies in time order: time that passed while the bucket was full (a late
                 # first turn, a grantee's work between two grants) is never credited after grants
                 # that came before it. (ccxt's loop credits it only after a wait; an adversary
-                # review measured 11 creates at one instant where the pace allows 6.)
+                # review measured 11 creates at one instant where the pace allows 6.) A wall clock
+                # stepped back refills nothing, and takes nothing away either.
                 now = time.time() * 1000
-                refill = (now - last_timestamp) * self.config["refillRate"]
+                refill = max(0.0, now - last_timestamp) * self.config["refillRate"]
                 last_timestamp = now
                 self.config["tokens"] = min(self.config["tokens"] + refill, self.config["capacity"])
+                # The window is asked whether the bucket is short or not: a hold is never refill,
+                # however it began (one that began while the bucket was short once let the whole
+                # queue out at the window's rollover).
+                weight = cost * weight_per_cost()
+                held = window.hold(weight) if window is not None else 0.0
+                if held > 0:
+                    await asyncio.sleep(min(held, 0.5))
+                    last_timestamp = time.time() * 1000
+                    continue
                 if self.config["tokens"] >= 0:
-                    weight = cost * weight_per_cost()
-                    held = window.hold(weight) if window is not None else 0.0
-                    if held > 0:
-                        await asyncio.sleep(min(held, 0.5))
-                        last_timestamp = time.time() * 1000
-                        continue
                     self.config["tokens"] -= cost
                     if window is not None:
                         window.admit(weight)
