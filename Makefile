@@ -17,10 +17,10 @@ install: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/tradeconsole demo
 
+# Three pytest workers on two cores, one test file each at a time: at two, half the suite's time
+# was spent waiting (on the venue's wall-clock windows, its latency, the kill -9 soak's restarts).
 test: $(STAMP)
 	$(BIN)/ruff check .
-	# Three workers on two cores, one test file each at a time: at two, half the suite's time was
-	# spent waiting (on the venue's wall-clock windows, its latency, the kill -9 soak's restarts).
 	$(BIN)/python -m pytest -n 3 --dist loadfile
 
 bench: $(STAMP)
