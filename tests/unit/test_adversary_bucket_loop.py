@@ -42,6 +42,7 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
+from bucket_clock import CREATE, PACE, BucketClock, settled
 from ccxt.async_support.base import throttler as ccxt_throttler
 from helpers import eventually
 from hypothesis import HealthCheck, given, settings
@@ -51,25 +52,7 @@ from executor.exchanges.base import Cooldown
 from executor.exchanges.ccxt import bucket
 from executor.exchanges.ccxt.throttle import WeightWindow
 
-CREATE = 0.2  # a create's cost in ccxt's units on Binance (weight 1)
-# Binance through ccxt: 0.02 units per ms (100 weight/s), 1 unit banked at most.
-PACE = {"refillRate": 0.02, "capacity": 1.0, "cost": 1.0, "delay": 0.001}
 STEP_BACK_MS = 60_000.0  # a wall clock stepped back one minute
-
-
-class BucketClock:
-    """The wall clock of both loops in ms, moved only by the test; counts its reads."""
-
-    def __init__(self) -> None:
-        self.ms = 5_000_000.0
-        self.reads = 0
-
-    def time(self) -> float:
-        self.reads += 1
-        return self.ms / 1000
-
-    def seconds(self) -> float:
-        return self.ms / 1000
 
 
 @pytest.fixture
@@ -78,14 +61,6 @@ def clock(monkeypatch: pytest.MonkeyPatch) -> BucketClock:
     monkeypatch.setattr(bucket, "time", SimpleNamespace(time=moved.time, monotonic=time.monotonic))
     monkeypatch.setattr(ccxt_throttler, "time", moved.time)  # ccxt's loop: `from time import time`
     return moved
-
-
-async def _settled(clock: BucketClock, grants: list[asyncio.Future[None]], turns: int = 30) -> int:
-    """How many of `grants` are given at the standing clock: wait until the loop has read the clock
-    `turns` more times without it moving (nothing more can refill), or all are given; count."""
-    start = clock.reads
-    await eventually(lambda: clock.reads - start >= turns or all(g.done() for g in grants), interval=0.001)
-    return sum(g.done() for g in grants)
 
 
 async def _given_after_a_step_back(clock: BucketClock, throttler: Any, where: str) -> int:
@@ -102,7 +77,7 @@ async def _given_after_a_step_back(clock: BucketClock, throttler: Any, where: st
 
         burst[0].add_done_callback(step_back)
         await asyncio.wait_for(burst[0], timeout=10)
-    return await _settled(clock, burst)
+    return await settled(clock, burst)
 
 
 @pytest.mark.parametrize("where", ["before the first turn", "between two grants"])
@@ -141,7 +116,7 @@ async def test_a_hold_that_begins_while_the_bucket_is_short_is_no_refill(clock: 
     await eventually(lambda: window.holds >= 1, interval=0.001)  # the loop has seen the hold
     clock.ms += 12_000.0  # past the rollover and its slack: the window no longer holds
     assert window.hold(CREATE) == 0
-    given = await _settled(clock, burst)
+    given = await settled(clock, burst)
     assert given <= 1, (
         f"{given} creates given at the instant the window's hold ended, from a bucket 0.2 short when "
         f"the hold began: the 31 s of the hold were credited as refill"

@@ -31,29 +31,14 @@ from collections.abc import Callable
 from types import SimpleNamespace
 
 import pytest
+from bucket_clock import CREATE, PACE, BucketClock, settled
 from helpers import eventually
 
 from executor.exchanges.base import Cooldown
 from executor.exchanges.ccxt import bucket
 
-CREATE = 0.2  # a create's cost in ccxt's units on Binance (weight 1)
-# Binance through ccxt: 0.02 units per ms (100 weight/s), 1 unit banked at most.
-PACE = {"refillRate": 0.02, "capacity": 1.0, "cost": 1.0, "delay": 0.001}
 LATE_MS = 60.0  # how late a turn comes: what a loaded core's other work takes
 AT_ONCE = int((PACE["capacity"] + CREATE) / CREATE + 1e-9)  # creates a bucket may give at one instant: 6
-
-
-class BucketClock:
-    """The bucket's wall clock in ms, moved only by the test; counts how often the bucket read it
-    (one read per refill turn of its loop)."""
-
-    def __init__(self) -> None:
-        self.ms = 5_000_000.0
-        self.reads = 0
-
-    def time(self) -> float:
-        self.reads += 1
-        return self.ms / 1000
 
 
 @pytest.fixture
@@ -61,14 +46,6 @@ def clock(monkeypatch: pytest.MonkeyPatch) -> BucketClock:
     moved = BucketClock()
     monkeypatch.setattr(bucket, "time", SimpleNamespace(time=moved.time, monotonic=time.monotonic))
     return moved
-
-
-async def _settled(clock: BucketClock, grants: list[asyncio.Future[None]], turns: int = 30) -> int:
-    """How many of `grants` the bucket gives at the standing clock: wait until its loop has turned
-    `turns` more times without the clock moving (nothing more can refill), then count."""
-    start = clock.reads
-    await eventually(lambda: clock.reads - start >= turns or all(g.done() for g in grants), interval=0.001)
-    return sum(g.done() for g in grants)
 
 
 async def _spell_left_with_tokens(clock: BucketClock, throttler: Callable[[float], asyncio.Future[None]]) -> None:
@@ -95,7 +72,7 @@ async def test_a_spell_whose_first_turn_comes_late_gives_no_more_than_capacity_a
 
     burst = [throttler(CREATE) for _ in range(12)]  # queued now; the loop task has not run yet
     clock.ms += LATE_MS  # what runs before the loop's first turn; from here the clock stands still
-    given = await _settled(clock, burst)
+    given = await settled(clock, burst)
     assert given <= AT_ONCE, (
         f"{given} creates ({given * CREATE:.1f} units) given at one instant of the bucket's clock; "
         f"its pace allows {AT_ONCE} (capacity {PACE['capacity']} + one create): the wait before the "
@@ -123,7 +100,7 @@ async def test_a_grantees_work_between_two_grants_is_not_credited_past_the_cap(c
     clock.ms += LATE_MS
     await asyncio.wait_for(burst[0], timeout=10)
     moment = clock.ms  # every grant after the first is at this instant of the bucket's clock
-    given = await _settled(clock, burst) - 1
+    given = await settled(clock, burst) - 1
     assert clock.ms == moment
     assert given <= AT_ONCE, (
         f"{given} creates given at one instant of the bucket's clock; its pace allows {AT_ONCE}: "
